@@ -1,0 +1,185 @@
+//! Content-defined chunking: FastCDC (2020 variant, normalization level 1)
+//! with the gear table XORed with the repository's secret seed.
+
+use crate::FormatError;
+use fastcdc::v2020::{cut_gear, get_gear_with_seed, select_masks, Normalization};
+use std::borrow::Cow;
+use std::io::{self, Read};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ChunkerParams {
+    pub min_size: u32,
+    pub avg_size: u32,
+    pub max_size: u32,
+}
+
+impl ChunkerParams {
+    /// 512 KiB / 1 MiB / 8 MiB, as restic.
+    pub const DEFAULT: ChunkerParams = ChunkerParams { min_size: 512 << 10, avg_size: 1 << 20, max_size: 8 << 20 };
+
+    pub fn validate(&self) -> Result<(), FormatError> {
+        let ok = self.min_size >= 64
+            && self.min_size < self.avg_size
+            && self.avg_size < self.max_size
+            && self.avg_size.is_power_of_two()
+            && self.min_size % 2 == 0
+            && self.max_size % 2 == 0
+            && self.max_size <= 16 << 20
+            && self.avg_size >= 256;
+        if ok {
+            Ok(())
+        } else {
+            Err(FormatError::corrupt("config", format!("invalid chunker sizes {self:?}")))
+        }
+    }
+}
+
+/// Finds chunk boundaries. Cheap to clone (the gear tables are shared copies).
+#[derive(Clone)]
+pub struct Chunker {
+    params: ChunkerParams,
+    mask_s: u64,
+    mask_l: u64,
+    gear: Cow<'static, [u64]>,
+    gear_ls: Cow<'static, [u64]>,
+}
+
+impl Chunker {
+    pub fn new(params: ChunkerParams, seed: u64) -> Chunker {
+        let (mask_s, mask_l) = select_masks(params.avg_size as usize, Normalization::Level1);
+        let (gear, gear_ls) = get_gear_with_seed(seed);
+        Chunker { params, mask_s, mask_l, gear, gear_ls }
+    }
+
+    pub fn params(&self) -> ChunkerParams {
+        self.params
+    }
+
+    /// Length of the next chunk at the start of `buf`. Unless `buf` holds the
+    /// rest of the stream, it must hold at least `max_size` bytes.
+    pub fn next_boundary(&self, buf: &[u8]) -> usize {
+        let p = self.params;
+        let (_, n) = cut_gear(
+            buf,
+            p.min_size as usize,
+            p.avg_size as usize,
+            p.max_size as usize,
+            self.mask_s,
+            self.mask_l,
+            self.mask_s << 1,
+            self.mask_l << 1,
+            &self.gear,
+            &self.gear_ls,
+        );
+        n.max(1).min(buf.len())
+    }
+
+    /// Iterate over the chunks of a reader with a buffer of at most
+    /// `2 × max_size` (less for a short stream whose size is known).
+    pub fn stream<R: Read>(&self, reader: R, size_hint: Option<u64>) -> ChunkStream<'_, R> {
+        let cap = 2 * self.params.max_size as usize;
+        let cap = match size_hint {
+            Some(n) if (n as usize) < cap => n as usize + 1,
+            _ => cap,
+        };
+        ChunkStream { chunker: self, reader, buf: vec![0; cap.max(1)], start: 0, end: 0, eof: false }
+    }
+}
+
+pub struct ChunkStream<'a, R> {
+    chunker: &'a Chunker,
+    reader: R,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    eof: bool,
+}
+
+impl<R: Read> ChunkStream<'_, R> {
+    /// The next chunk, or `None` at the end of the stream.
+    pub fn next_chunk(&mut self) -> io::Result<Option<&[u8]>> {
+        let max = self.chunker.params.max_size as usize;
+        if !self.eof && self.end - self.start < max {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+            while self.end < self.buf.len() {
+                match self.reader.read(&mut self.buf[self.end..]) {
+                    Ok(0) => {
+                        self.eof = true;
+                        break;
+                    }
+                    Ok(n) => self.end += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            if self.end == self.buf.len() && self.buf.len() < 2 * max && !self.eof {
+                // The size hint was low (the file grew): widen the buffer.
+                self.buf.resize(2 * max, 0);
+                return self.next_chunk();
+            }
+        }
+        if self.start == self.end {
+            return Ok(None);
+        }
+        let n = self.chunker.next_boundary(&self.buf[self.start..self.end]);
+        let chunk = &self.buf[self.start..self.start + n];
+        self.start += n;
+        Ok(Some(chunk))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(n: usize) -> Vec<u8> {
+        let mut x: u64 = 0x9E3779B97F4A7C15;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 56) as u8
+            })
+            .collect()
+    }
+
+    fn chunks(c: &Chunker, d: &[u8], hint: Option<u64>) -> Vec<usize> {
+        let mut s = c.stream(d, hint);
+        let mut out = vec![];
+        while let Some(ch) = s.next_chunk().unwrap() {
+            out.push(ch.len());
+        }
+        out
+    }
+
+    #[test]
+    fn stream_is_deterministic_and_bounded() {
+        let p = ChunkerParams { min_size: 1024, avg_size: 4096, max_size: 16384 };
+        let c = Chunker::new(p, 42);
+        let d = data(300_000);
+        let a = chunks(&c, &d, None);
+        assert_eq!(a.iter().sum::<usize>(), d.len());
+        assert!(a.iter().all(|&n| n <= 16384));
+        assert!(a[..a.len() - 1].iter().all(|&n| n >= 1024));
+        assert_eq!(a, chunks(&c, &d, Some(10)), "a wrong size hint changes nothing");
+        assert_eq!(a, chunks(&c, &d, Some(d.len() as u64)));
+        let other = chunks(&Chunker::new(p, 43), &d, None);
+        assert_ne!(a, other, "the seed changes boundaries");
+        // An insertion only changes chunks near it.
+        let mut e = d.clone();
+        e.splice(150_000..150_000, [1, 2, 3]);
+        let b = chunks(&c, &e, None);
+        let same_prefix = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+        let same_suffix = a.iter().rev().zip(b.iter().rev()).take_while(|(x, y)| x == y).count();
+        assert!(same_prefix + same_suffix + 3 >= a.len());
+    }
+
+    #[test]
+    fn empty_stream_has_no_chunks() {
+        let c = Chunker::new(ChunkerParams::DEFAULT, 1);
+        assert!(chunks(&c, &[], Some(0)).is_empty());
+    }
+}

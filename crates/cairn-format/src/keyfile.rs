@@ -1,0 +1,82 @@
+//! Key files (`keys/<sha256>`): a password, through scrypt, unlocks the master key.
+
+use crate::crypto::{Cipher, KdfParams, MasterKey};
+use crate::FormatError;
+use base64::Engine;
+use rand::RngCore;
+
+/// Version of the key file document.
+pub const KEYFILE_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct KeyFile {
+    pub version: u32,
+    pub created: chrono::DateTime<chrono::Utc>,
+    #[serde(default)]
+    pub hostname: String,
+    #[serde(default)]
+    pub username: String,
+    /// Always "scrypt" in version 1.
+    pub kdf: String,
+    #[serde(flatten)]
+    pub params: KdfParams,
+    /// Base64 (standard alphabet, padded) of 32 random bytes.
+    pub salt: String,
+    /// Base64 of the sealed master key JSON, sealed under the scrypt output.
+    pub data: String,
+}
+
+impl KeyFile {
+    pub fn create(
+        master: &MasterKey,
+        password: &[u8],
+        params: KdfParams,
+        hostname: &str,
+        username: &str,
+    ) -> Result<KeyFile, FormatError> {
+        let mut salt = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut salt);
+        let kek = params.derive(password, &salt)?;
+        let json = serde_json::to_vec(master).expect("master key serializes");
+        let sealed = Cipher::new(&kek).seal(&json, None);
+        let b64 = base64::engine::general_purpose::STANDARD;
+        Ok(KeyFile {
+            version: KEYFILE_VERSION,
+            created: chrono::Utc::now(),
+            hostname: hostname.to_string(),
+            username: username.to_string(),
+            kdf: "scrypt".into(),
+            params,
+            salt: b64.encode(salt),
+            data: b64.encode(sealed),
+        })
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut v = serde_json::to_vec_pretty(self).expect("key file serializes");
+        v.push(b'\n');
+        v
+    }
+
+    pub fn parse(bytes: &[u8]) -> Result<KeyFile, FormatError> {
+        let kf: KeyFile = serde_json::from_slice(bytes).map_err(|e| FormatError::corrupt("key file", e))?;
+        if kf.version != KEYFILE_VERSION {
+            return Err(FormatError::Version { what: "key file", found: kf.version, supported: KEYFILE_VERSION });
+        }
+        if kf.kdf != "scrypt" {
+            return Err(FormatError::corrupt("key file", format!("unknown kdf {:?}", kf.kdf)));
+        }
+        kf.params.validate()?;
+        Ok(kf)
+    }
+
+    /// `Err(FormatError::Decrypt)` means: not this key's password.
+    pub fn unlock(&self, password: &[u8]) -> Result<MasterKey, FormatError> {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let salt = b64.decode(&self.salt).map_err(|e| FormatError::corrupt("key file salt", e))?;
+        let sealed = b64.decode(&self.data).map_err(|e| FormatError::corrupt("key file data", e))?;
+        let kek = self.params.derive(password, &salt)?;
+        let json = Cipher::new(&kek).open(&sealed, 4096)?;
+        serde_json::from_slice(&json).map_err(|e| FormatError::corrupt("master key", e))
+    }
+}
