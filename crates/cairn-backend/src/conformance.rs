@@ -1,0 +1,66 @@
+//! The behaviour every backend must show; run it from each backend's tests
+//! (against a real server where the backend talks to one).
+
+use crate::{Backend, ErrorKind, FileKind};
+
+fn hexname(seed: u8) -> String {
+    format!("{:02x}", seed).repeat(32)
+}
+
+/// Panics with a description of the first contract the backend breaks.
+pub fn run(b: &dyn Backend) {
+    b.create().expect("create");
+    b.create().expect("create is idempotent");
+
+    // Empty repository.
+    for kind in FileKind::ALL {
+        assert!(b.list(kind).expect("list").is_empty(), "{kind} starts empty");
+    }
+    let missing = hexname(0xaa);
+    assert_eq!(b.stat(FileKind::Snapshot, &missing).unwrap_err().kind, ErrorKind::NotFound);
+    assert_eq!(b.read(FileKind::Index, &missing).unwrap_err().kind, ErrorKind::NotFound);
+    assert!(!b.exists(FileKind::Data, &missing).unwrap());
+    b.remove(FileKind::Lock, &missing).expect("removing a missing file succeeds");
+
+    // Config.
+    b.write(FileKind::Config, "config", b"cfg").expect("write config");
+    assert_eq!(b.read(FileKind::Config, "config").unwrap(), b"cfg");
+    assert_eq!(b.write(FileKind::Config, "config", b"other").unwrap_err().kind, ErrorKind::AlreadyExists);
+    assert_eq!(b.read(FileKind::Config, "config").unwrap(), b"cfg", "config not overwritten");
+
+    // Files of every kind.
+    let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    for (i, kind) in [FileKind::Key, FileKind::Lock, FileKind::Snapshot, FileKind::Index, FileKind::Data].into_iter().enumerate() {
+        let name = hexname(i as u8 + 1);
+        b.write(kind, &name, &data).expect("write");
+        assert_eq!(b.stat(kind, &name).unwrap(), data.len() as u64);
+        assert_eq!(b.read(kind, &name).unwrap(), data);
+        assert_eq!(b.read_range(kind, &name, 10, Some(5)).unwrap(), &data[10..15]);
+        assert_eq!(b.read_range(kind, &name, 99_990, None).unwrap(), &data[99_990..]);
+        assert!(b.read_range(kind, &name, 99_990, Some(20)).is_err(), "reading past the end is an error");
+        assert_eq!(b.write(kind, &name, b"x").unwrap_err().kind, ErrorKind::AlreadyExists);
+        let listed = b.list(kind).unwrap();
+        assert_eq!(listed.len(), 1, "{kind} lists one file");
+        assert_eq!(listed[0].name, name);
+        assert_eq!(listed[0].size, data.len() as u64);
+    }
+    // Many data files spread over shards.
+    for i in 0..20u8 {
+        b.write(FileKind::Data, &hexname(0x30 + i * 8), &[i]).unwrap();
+    }
+    assert_eq!(b.list(FileKind::Data).unwrap().len(), 21);
+    for i in 0..20u8 {
+        b.remove(FileKind::Data, &hexname(0x30 + i * 8)).unwrap();
+    }
+    assert_eq!(b.list(FileKind::Data).unwrap().len(), 1);
+
+    // Invalid names are refused.
+    assert!(b.write(FileKind::Snapshot, "../../etc/passwd", b"x").is_err());
+    assert!(b.write(FileKind::Snapshot, &"A".repeat(64), b"x").is_err());
+
+    for (i, kind) in [FileKind::Key, FileKind::Lock, FileKind::Snapshot, FileKind::Index, FileKind::Data].into_iter().enumerate() {
+        let name = hexname(i as u8 + 1);
+        b.remove(kind, &name).unwrap();
+        assert!(!b.exists(kind, &name).unwrap());
+    }
+}

@@ -1,0 +1,199 @@
+//! A repository in a local directory.
+//!
+//! Writes go to a temporary file in the destination directory (name starting
+//! with `.tmp-`), are fsynced, and are renamed into place with
+//! `RENAME_NOREPLACE` (or `link` where the file system lacks it), then the
+//! directory is fsynced: a crash at any instant leaves either no file or the
+//! whole file under the final name, and an existing file is never replaced.
+
+use crate::{valid_name, Backend, BackendError, ErrorKind, FileInfo, FileKind, Result};
+use std::fs::{self, File};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+pub struct LocalBackend {
+    root: PathBuf,
+}
+
+impl LocalBackend {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        LocalBackend { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn dir(&self, kind: FileKind, name: &str) -> PathBuf {
+        match kind {
+            FileKind::Config => self.root.clone(),
+            FileKind::Data => self.root.join("data").join(&name[..2.min(name.len())]),
+            k => self.root.join(k.dir()),
+        }
+    }
+
+    fn path(&self, kind: FileKind, name: &str) -> Result<PathBuf> {
+        if !valid_name(kind, name) {
+            return Err(BackendError::new(ErrorKind::Permanent, format!("invalid {kind} file name {name:?}")));
+        }
+        Ok(self.dir(kind, name).join(name))
+    }
+}
+
+fn fsync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Rename `from` to `to`, failing with AlreadyExists if `to` exists.
+fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
+    use std::ffi::CString;
+    let f = CString::new(from.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
+    let t = CString::new(to.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
+    // SAFETY: both pointers are valid NUL-terminated strings for the duration of the call.
+    let r = unsafe { libc::renameat2(libc::AT_FDCWD, f.as_ptr(), libc::AT_FDCWD, t.as_ptr(), libc::RENAME_NOREPLACE) };
+    if r == 0 {
+        return Ok(());
+    }
+    let err = std::io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(libc::EINVAL) | Some(libc::ENOSYS) | Some(libc::EOPNOTSUPP) => {
+            // No RENAME_NOREPLACE here: link() also refuses to replace.
+            fs::hard_link(from, to)?;
+            fs::remove_file(from)
+        }
+        _ => Err(err),
+    }
+}
+
+impl Backend for LocalBackend {
+    fn location(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    fn create(&self) -> Result<()> {
+        let mut dirs = vec![self.root.clone()];
+        for k in [FileKind::Key, FileKind::Lock, FileKind::Snapshot, FileKind::Index] {
+            dirs.push(self.root.join(k.dir()));
+        }
+        for i in 0..=255u8 {
+            dirs.push(self.root.join("data").join(format!("{i:02x}")));
+        }
+        for d in &dirs {
+            fs::create_dir_all(d).map_err(|e| BackendError::io(e, format!("creating {}", d.display())))?;
+        }
+        fsync_dir(&self.root).map_err(|e| BackendError::io(e, format!("syncing {}", self.root.display())))?;
+        Ok(())
+    }
+
+    fn list(&self, kind: FileKind) -> Result<Vec<FileInfo>> {
+        let mut out = Vec::new();
+        let dirs: Vec<PathBuf> = match kind {
+            FileKind::Config => {
+                return match self.stat(kind, "config") {
+                    Ok(size) => Ok(vec![FileInfo { name: "config".into(), size }]),
+                    Err(e) if e.is_not_found() => Ok(vec![]),
+                    Err(e) => Err(e),
+                }
+            }
+            FileKind::Data => {
+                let top = self.root.join("data");
+                match fs::read_dir(&top) {
+                    Ok(rd) => rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_dir()).collect(),
+                    Err(e) => return Err(BackendError::io(e, format!("listing {}", top.display()))),
+                }
+            }
+            k => vec![self.root.join(k.dir())],
+        };
+        for dir in dirs {
+            let rd = fs::read_dir(&dir).map_err(|e| BackendError::io(e, format!("listing {}", dir.display())))?;
+            for entry in rd {
+                let entry = entry.map_err(|e| BackendError::io(e, format!("listing {}", dir.display())))?;
+                let name = entry.file_name();
+                let Some(name) = name.to_str() else { continue };
+                if !valid_name(kind, name) {
+                    continue;
+                }
+                let meta = match entry.metadata() {
+                    Ok(m) => m,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(BackendError::io(e, format!("reading {}", entry.path().display()))),
+                };
+                if meta.is_file() {
+                    out.push(FileInfo { name: name.to_string(), size: meta.len() });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn stat(&self, kind: FileKind, name: &str) -> Result<u64> {
+        let p = self.path(kind, name)?;
+        fs::metadata(&p).map(|m| m.len()).map_err(|e| BackendError::io(e, format!("reading {}", p.display())))
+    }
+
+    fn read_range(&self, kind: FileKind, name: &str, offset: u64, length: Option<u64>) -> Result<Vec<u8>> {
+        let p = self.path(kind, name)?;
+        let ctx = || format!("reading {}", p.display());
+        let mut f = File::open(&p).map_err(|e| BackendError::io(e, ctx()))?;
+        let size = f.metadata().map_err(|e| BackendError::io(e, ctx()))?.len();
+        let len = match length {
+            Some(n) => n,
+            None => size.saturating_sub(offset),
+        };
+        if offset.checked_add(len).is_none_or(|end| end > size) {
+            return Err(BackendError::new(
+                ErrorKind::Permanent,
+                format!("{}: range {offset}+{len} is beyond the end of the file ({size} bytes; truncated?)", ctx()),
+            ));
+        }
+        let mut buf = vec![0u8; len as usize];
+        if offset > 0 {
+            f.seek(SeekFrom::Start(offset)).map_err(|e| BackendError::io(e, ctx()))?;
+        }
+        f.read_exact(&mut buf).map_err(|e| BackendError::io(e, ctx()))?;
+        Ok(buf)
+    }
+
+    fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()> {
+        let target = self.path(kind, name)?;
+        let dir = self.dir(kind, name);
+        let tmp = dir.join(format!(".tmp-{name}-{:016x}", rand::random::<u64>()));
+        let ctx = || format!("writing {}", target.display());
+        let result = (|| {
+            let mut f = fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+            f.write_all(data)?;
+            f.sync_all()?;
+            drop(f);
+            rename_noreplace(&tmp, &target)?;
+            fsync_dir(&dir)
+        })();
+        if let Err(e) = result {
+            let _ = fs::remove_file(&tmp);
+            if e.kind() == std::io::ErrorKind::NotFound && !self.root.join("keys").is_dir() {
+                return Err(BackendError::new(ErrorKind::NotFound, format!("{}: repository directory is missing", ctx())));
+            }
+            return Err(BackendError::io(e, ctx()));
+        }
+        Ok(())
+    }
+
+    fn remove(&self, kind: FileKind, name: &str) -> Result<()> {
+        let p = self.path(kind, name)?;
+        match fs::remove_file(&p) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(BackendError::io(e, format!("removing {}", p.display()))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn conformance() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = super::LocalBackend::new(dir.path().join("repo"));
+        crate::conformance::run(&b);
+    }
+}
