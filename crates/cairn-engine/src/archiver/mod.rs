@@ -1,0 +1,1 @@
+//! The archiver (being written).

@@ -1,0 +1,17 @@
+//! The engine: operations over a repository and a file system.
+//!
+//! - [`archiver`]: walk paths (or read a stream), store new data, write a snapshot.
+//! - [`restore`]: write a snapshot's files back, reading each pack once per batch.
+//! - [`tree_walk`]: depth-first traversal of a snapshot's trees, loading
+//!   one directory at a time (never the whole tree).
+//! - [`pattern`]: restic-style include/exclude patterns.
+//!
+//! Engine functions return data and update progress counters; printing is
+//! the CLI's job.
+
+pub mod archiver;
+pub mod pattern;
+pub mod restore;
+pub mod tree_walk;
+
+pub use cairn_repository::{Error, Kind, Result};

@@ -1,0 +1,125 @@
+//! Include/exclude patterns with restic's meaning.
+//!
+//! A pattern is a glob (`*`, `?`, `[...]`, `**` for any number of
+//! directories). A pattern starting with `/` is anchored at the root of the
+//! absolute path; any other pattern matches at any depth (`*.o` matches
+//! `/src/a.o`, `cache/tmp` matches `/home/u/cache/tmp`). A pattern matching a
+//! directory also covers everything below it.
+
+use crate::{Error, Result};
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use std::path::Path;
+
+#[derive(Clone, Debug)]
+pub struct PatternSet {
+    set: GlobSet,
+    patterns: Vec<String>,
+}
+
+impl PatternSet {
+    pub fn empty() -> PatternSet {
+        PatternSet { set: GlobSet::empty(), patterns: vec![] }
+    }
+
+    /// `case_insensitive` for `--iexclude` / `--iinclude`.
+    pub fn new<S: AsRef<str>>(patterns: &[S], case_insensitive: bool) -> Result<PatternSet> {
+        let mut b = GlobSetBuilder::new();
+        let mut kept = vec![];
+        for p in patterns {
+            let p = p.as_ref().trim_end_matches('/');
+            if p.is_empty() {
+                continue;
+            }
+            let full = if p.starts_with('/') { p.to_string() } else { format!("**/{p}") };
+            // Match the path itself or anything below it.
+            for g in [full.clone(), format!("{full}/**")] {
+                let glob = GlobBuilder::new(&g)
+                    .literal_separator(true)
+                    .case_insensitive(case_insensitive)
+                    .backslash_escape(true)
+                    .build()
+                    .map_err(|e| Error::usage(format!("invalid pattern {p:?}: {e}")))?;
+                b.add(glob);
+            }
+            kept.push(p.to_string());
+        }
+        let set = b.build().map_err(|e| Error::usage(format!("invalid patterns: {e}")))?;
+        Ok(PatternSet { set, patterns: kept })
+    }
+
+    /// Read patterns from a file: one per line, blank lines and `#` comments ignored.
+    pub fn read_file(path: &Path) -> Result<Vec<String>> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(e, format!("reading exclude file {}", path.display())))?;
+        Ok(text
+            .lines()
+            .map(|l| l.trim())
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(|l| l.to_string())
+            .collect())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.patterns.is_empty()
+    }
+
+    pub fn patterns(&self) -> &[String] {
+        &self.patterns
+    }
+
+    /// Does the absolute path `path` (or a directory above it) match?
+    pub fn matches(&self, path: &Path) -> bool {
+        !self.patterns.is_empty() && self.set.is_match(path)
+    }
+
+    /// Could anything below directory `dir` match? Used by `--include` to
+    /// decide whether to descend: true when a pattern could match a path
+    /// inside `dir`. Conservative: true unless provably not.
+    pub fn may_match_below(&self, dir: &Path) -> bool {
+        if self.patterns.is_empty() {
+            return false;
+        }
+        if self.matches(dir) {
+            return true;
+        }
+        let d = dir.to_string_lossy();
+        self.patterns.iter().any(|p| {
+            if !p.starts_with('/') {
+                return true;
+            }
+            // Anchored: compare the literal prefix of the pattern with dir.
+            let lit: String = p.chars().take_while(|c| !matches!(c, '*' | '?' | '[' | '\\')).collect();
+            lit.starts_with(&*d) && (lit.len() == d.len() || lit.as_bytes()[d.len()] == b'/' || d == "/")
+                || d.starts_with(&lit)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restic_semantics() {
+        let p = PatternSet::new(&["*.o", "cache/tmp", "/etc/secret*", "[Bb]uild"], false).unwrap();
+        assert!(p.matches(Path::new("/src/a.o")));
+        assert!(p.matches(Path::new("/home/u/cache/tmp")));
+        assert!(p.matches(Path::new("/home/u/cache/tmp/x/y")));
+        assert!(!p.matches(Path::new("/home/u/cache/tmpx")));
+        assert!(p.matches(Path::new("/etc/secrets")));
+        assert!(!p.matches(Path::new("/x/etc/secrets")));
+        assert!(p.matches(Path::new("/p/Build/out.txt")));
+        assert!(!p.matches(Path::new("/src/a.c")));
+        let i = PatternSet::new(&["*.JPG"], true).unwrap();
+        assert!(i.matches(Path::new("/a/b.jpg")));
+        assert!(PatternSet::new(&["a[", ""], false).is_err());
+    }
+
+    #[test]
+    fn include_descends_only_where_useful() {
+        let p = PatternSet::new(&["/home/u/docs"], false).unwrap();
+        assert!(p.may_match_below(Path::new("/")));
+        assert!(p.may_match_below(Path::new("/home")));
+        assert!(p.may_match_below(Path::new("/home/u/docs/x")));
+        assert!(!p.may_match_below(Path::new("/var")));
+    }
+}

@@ -1,0 +1,1 @@
+//! Walking snapshot trees (being written).
