@@ -1,0 +1,644 @@
+//! `cargo xtask bench`: cairn against restic on the same generated data,
+//! in the same run (issue 5).
+//!
+//! Flow: build cairn (release) and install restic if missing; generate or
+//! reuse each data set on tmpfs; read it once so the page cache is warm;
+//! then for each repetition run the data set's operation sequence once per
+//! tool, alternating which tool goes first, each sequence on a fresh
+//! repository. One table goes to stdout (medians), every raw repetition to
+//! `target/bench/results*.json` and `.csv`, progress to stderr.
+//!
+//! A failing command never stops the run: its row is recorded as failed,
+//! the tool's stderr tail is printed once per (tool, operation), and what
+//! depends on it (everything after a failed `init` or first backup) is
+//! recorded as skipped.
+
+mod data;
+mod fsutil;
+mod gen;
+mod report;
+mod run;
+
+use std::collections::HashSet;
+use std::ffi::OsString;
+use std::fs::{self, File};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+use serde_json::json;
+
+use crate::sys;
+use report::{Cell, Sample};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scale {
+    Full,
+    Quick,
+    Smoke,
+}
+
+impl Scale {
+    fn name(self) -> &'static str {
+        match self {
+            Scale::Full => "full",
+            Scale::Quick => "quick",
+            Scale::Smoke => "smoke",
+        }
+    }
+
+    /// A command running longer than this is killed and recorded as failed.
+    fn timeout(self) -> Duration {
+        Duration::from_secs(match self {
+            Scale::Full => 1800,
+            Scale::Quick => 600,
+            Scale::Smoke => 120,
+        })
+    }
+}
+
+/// Which failed rows make the whole command fail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Strict {
+    No,
+    /// Only restic's: they mean the harness itself is broken.
+    Restic,
+    All,
+}
+
+pub struct Options {
+    pub scale: Scale,
+    pub reps: Option<usize>,
+    pub only: Option<Vec<SetKind>>,
+    pub dir: Option<PathBuf>,
+    pub cairn_bin: Option<PathBuf>,
+    pub debug: bool,
+    pub strict: Strict,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { scale: Scale::Full, reps: None, only: None, dir: None, cairn_bin: None, debug: false, strict: Strict::No }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SetKind {
+    Tree,
+    Big,
+    Many,
+    Stdin,
+}
+
+impl SetKind {
+    const ALL: [SetKind; 4] = [SetKind::Tree, SetKind::Big, SetKind::Many, SetKind::Stdin];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SetKind::Tree => "tree",
+            SetKind::Big => "big",
+            SetKind::Many => "many",
+            SetKind::Stdin => "stdin",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<SetKind> {
+        SetKind::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    /// The operations measured on this set, in the order they run.
+    fn ops(self) -> &'static [Op] {
+        use Op::*;
+        match self {
+            SetKind::Tree => &[Backup, Rebackup, MutateBackup, Restore, Check, ForgetPrune],
+            SetKind::Big => &[Backup, Rebackup, Restore, Check],
+            SetKind::Many => &[Backup, Rebackup, Restore, Ls],
+            SetKind::Stdin => &[Backup, Rebackup],
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Op {
+    Init,
+    Backup,
+    Rebackup,
+    MutateBackup,
+    Restore,
+    Check,
+    /// Two more mutate + backup rounds (untimed), then the timed forget.
+    ForgetPrune,
+    Ls,
+}
+
+impl Op {
+    fn label(self) -> &'static str {
+        match self {
+            Op::Init => "init",
+            Op::Backup => "backup",
+            Op::Rebackup => "re-backup unchanged",
+            Op::MutateBackup => "backup after mutate",
+            Op::Restore => "restore",
+            Op::Check => "check --read-data",
+            Op::ForgetPrune => "forget --keep-last 1 --prune",
+            Op::Ls => "ls -l latest",
+        }
+    }
+
+    /// Rows whose repository size the table shows.
+    fn shows_size(label: &str) -> bool {
+        [Op::Backup, Op::MutateBackup, Op::ForgetPrune].iter().any(|op| op.label() == label)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum ToolKind {
+    Cairn,
+    Restic,
+}
+
+struct Tool {
+    kind: ToolKind,
+    /// The binary, or why there is none.
+    bin: Result<PathBuf, String>,
+    version: String,
+}
+
+impl Tool {
+    fn name(&self) -> &'static str {
+        match self.kind {
+            ToolKind::Cairn => "cairn",
+            ToolKind::Restic => "restic",
+        }
+    }
+
+    /// Both tools take the same arguments; only the variable names differ.
+    fn env(&self, dirs: &Dirs) -> Vec<(&'static str, OsString)> {
+        let cache = dirs.cache.join(self.name());
+        let (repo_var, password_var, cache_var) = match self.kind {
+            ToolKind::Cairn => ("CAIRN_REPOSITORY", "CAIRN_PASSWORD", "CAIRN_CACHE_DIR"),
+            ToolKind::Restic => ("RESTIC_REPOSITORY", "RESTIC_PASSWORD", "RESTIC_CACHE_DIR"),
+        };
+        vec![
+            (repo_var, dirs.repo(self.name()).into()),
+            (password_var, "cairn-bench-password".into()),
+            (cache_var, cache.join("tool").into()),
+            ("XDG_CACHE_HOME", cache.join("xdg").into()),
+        ]
+    }
+}
+
+/// Everything lives under one base directory (tmpfs by default).
+struct Dirs {
+    base: PathBuf,
+    /// Generated data sets of this scale, kept between runs.
+    data: PathBuf,
+    /// The working copy of `tree` that `mutate` changes.
+    work: PathBuf,
+    repos: PathBuf,
+    restore: PathBuf,
+    cache: PathBuf,
+    logs: PathBuf,
+}
+
+impl Dirs {
+    fn new(base: &Path, scale: Scale) -> Dirs {
+        Dirs {
+            base: base.to_path_buf(),
+            data: base.join("data").join(scale.name()),
+            work: base.join("work"),
+            repos: base.join("repo"),
+            restore: base.join("restore"),
+            cache: base.join("cache"),
+            logs: base.join("logs"),
+        }
+    }
+
+    fn repo(&self, tool: &str) -> PathBuf {
+        self.repos.join(tool)
+    }
+
+    /// Removes what runs leave behind; keeps the generated data.
+    fn clean_scratch(&self) -> Result<()> {
+        for dir in [&self.work, &self.repos, &self.restore, &self.cache] {
+            fsutil::remove(dir)?;
+        }
+        Ok(())
+    }
+}
+
+fn default_base() -> PathBuf {
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() {
+        shm.join("cairn-bench")
+    } else {
+        eprintln!("[bench] warning: no /dev/shm; data goes under target/bench/data (timings will be noisier)");
+        sys::target_dir().join("bench/data")
+    }
+}
+
+pub fn run(opts: Options) -> Result<()> {
+    let started_at = unix_now();
+    let started = Instant::now();
+    let scale = opts.scale;
+    let reps = opts.reps.unwrap_or(if scale == Scale::Smoke { 1 } else { 3 });
+    let sets: Vec<SetKind> = opts.only.clone().unwrap_or_else(|| SetKind::ALL.to_vec());
+    let base = opts.dir.clone().unwrap_or_else(default_base);
+    fs::create_dir_all(&base).with_context(|| format!("creating {}", base.display()))?;
+    let base = base.canonicalize()?;
+    let _lock = lock(&base)?;
+    let dirs = Dirs::new(&base, scale);
+    dirs.clean_scratch()?;
+    fs::create_dir_all(&dirs.logs)?;
+    check_space(&base, scale);
+
+    // Tools.
+    sys::ensure_packages(&["restic"])?;
+    let restic_bin = std::env::var_os("RESTIC_BIN")
+        .map(PathBuf::from)
+        .or_else(|| sys::find_in_path("restic"))
+        .context("restic is not installed")?;
+    let restic = Tool {
+        kind: ToolKind::Restic,
+        version: version_of(&restic_bin, &["version"]),
+        bin: Ok(restic_bin),
+    };
+    let cairn_bin = cairn_binary(&opts);
+    if let Err(why) = &cairn_bin {
+        eprintln!("[bench] cairn is not available, its rows will fail: {why}");
+    }
+    let cairn_version = match &cairn_bin {
+        Ok(bin) => version_of(bin, &["--version"]),
+        Err(_) => "unavailable".into(),
+    };
+    let cairn = Tool { kind: ToolKind::Cairn, bin: cairn_bin, version: cairn_version };
+    let machine = report::Machine::read();
+
+    let mut bench = Bench { dirs, timeout: scale.timeout(), samples: Vec::new(), reported: HashSet::new() };
+    let mut set_info = Vec::new();
+    for &set in &sets {
+        let prepared = data::prepare(set, scale, &bench.dirs.data)?;
+        let t = Instant::now();
+        let read = fsutil::read_all(&prepared.dir)?;
+        eprintln!(
+            "[bench] {}: {} files, {}; page cache warmed (read once, untimed, {:.1} s)",
+            set.name(),
+            prepared.usage.files,
+            report::bytes(read),
+            t.elapsed().as_secs_f64()
+        );
+        set_info.push(json!({
+            "name": set.name(),
+            "files": prepared.usage.files,
+            "bytes": prepared.usage.bytes,
+            "path": prepared.dir,
+        }));
+        for rep in 0..reps {
+            // Alternate which tool goes first, so drift favours neither.
+            let order = if rep % 2 == 0 { [&cairn, &restic] } else { [&restic, &cairn] };
+            for tool in order {
+                bench.sequence(set, &prepared, tool, rep, reps)?;
+            }
+        }
+    }
+    bench.dirs.clean_scratch()?;
+
+    // Report.
+    let rows = report::summarize(&bench.samples, Op::shows_size);
+    let base_display = bench.dirs.base.display().to_string();
+    let on_tmpfs = if base_display.starts_with("/dev/shm") { " (tmpfs)" } else { "" };
+    let mut text = String::new();
+    text.push_str(&format!(
+        "cairn bench ({} scale): median of {reps} repetition{}, tools alternating; page cache warm (every data set read once before timing); data and repositories in {base_display}{on_tmpfs}\n",
+        scale.name(),
+        if reps == 1 { "" } else { "s" },
+    ));
+    text.push_str(&format!(
+        "machine: {} × {}, {} MiB RAM, Linux {}\n",
+        machine.nproc, machine.cpu, machine.mem_total_mib, machine.kernel
+    ));
+    text.push_str(&format!("cairn: {}\nrestic: {}\n", cairn.version, restic.version));
+    let sets_line: Vec<String> = set_info
+        .iter()
+        .map(|s| format!("{} {} files {}", s["name"].as_str().unwrap_or(""), s["files"], report::bytes(s["bytes"].as_u64().unwrap_or(0))))
+        .collect();
+    text.push_str(&format!("data sets: {}\n", sets_line.join("; ")));
+    text.push_str("speedup = restic time ÷ cairn time (above 1: cairn faster); RSS and size ratios = cairn ÷ restic (below 1: cairn smaller); CPU = user + system; repo = du after the operation\n\n");
+    text.push_str(&report::table(&rows));
+    print!("{text}");
+
+    let stem = match scale {
+        Scale::Full => "results".to_string(),
+        other => format!("results-{}", other.name()),
+    };
+    let out_dir = sys::target_dir().join("bench");
+    let json = json!({
+        "scale": scale.name(),
+        "reps": reps,
+        "started_unix": started_at,
+        "duration_s": started.elapsed().as_secs_f64(),
+        "page_cache": "warm: every data set is read once, untimed, before its runs",
+        "data_dir": bench.dirs.base,
+        "machine": machine,
+        "tools": {
+            "cairn": { "version": cairn.version, "path": cairn.bin.as_ref().ok() },
+            "restic": { "version": restic.version, "path": restic.bin.as_ref().ok() },
+        },
+        "data_sets": set_info,
+        "rows": rows,
+        "samples": bench.samples,
+    });
+    report::write_files(&out_dir, &stem, &json, &bench.samples, &text)?;
+    eprintln!(
+        "[bench] done in {:.0} s; wrote {}/{stem}.{{json,csv,md}}",
+        started.elapsed().as_secs_f64(),
+        out_dir.display()
+    );
+
+    let failed = |tool: &str| rows.iter().any(|r| matches!(if tool == "cairn" { &r.cairn } else { &r.restic }, Cell::Failed { .. }));
+    match opts.strict {
+        Strict::All if failed("cairn") || failed("restic") => bail!("some rows failed"),
+        Strict::Restic if failed("restic") => bail!("restic rows failed: the harness runs restic wrongly"),
+        _ => Ok(()),
+    }
+}
+
+struct Bench {
+    dirs: Dirs,
+    timeout: Duration,
+    samples: Vec<Sample>,
+    /// (tool, op) pairs whose failure was already printed.
+    reported: HashSet<(ToolKind, Op)>,
+}
+
+impl Bench {
+    /// One tool's run of all of `set`'s operations, on a fresh repository.
+    fn sequence(&mut self, set: SetKind, prepared: &data::Prepared, tool: &Tool, rep: usize, reps: usize) -> Result<()> {
+        eprintln!("[bench] {} rep {}/{reps}: {}", set.name(), rep + 1, tool.name());
+        let repo = self.dirs.repo(tool.name());
+        fsutil::remove(&repo)?;
+        fsutil::remove(&self.dirs.cache.join(tool.name()))?;
+        fs::create_dir_all(&self.dirs.repos)?;
+        // The directory backed up: `tree` is copied, since mutate changes it.
+        let source = if set == SetKind::Tree {
+            let work = self.dirs.work.join("tree");
+            fsutil::remove(&work)?;
+            fs::create_dir_all(&self.dirs.work)?;
+            fsutil::copy_tree(&prepared.dir, &work)?;
+            work
+        } else {
+            prepared.dir.clone()
+        };
+
+        // Why the remaining operations cannot run, once something they need failed.
+        let mut blocked: Option<String> = tool.bin.as_ref().err().cloned();
+        if blocked.is_none() {
+            if let Err(e) = self.exec(tool, Op::Init, &["init".into()], None) {
+                blocked = Some(format!("init failed: {e}"));
+            }
+        }
+        let mut round = 0;
+        for &op in set.ops() {
+            if let Some(why) = &blocked {
+                self.record_failure(set, op, tool, rep, why.clone());
+                continue;
+            }
+            let result = self.operation(set, op, tool, &source, prepared, &mut round);
+            match result {
+                Ok(m) => {
+                    let size = if matches!(op, Op::Backup | Op::Rebackup | Op::MutateBackup | Op::ForgetPrune) {
+                        Some(fsutil::usage(&repo)?)
+                    } else {
+                        None
+                    };
+                    eprintln!(
+                        "[bench]   {:<6} {:<29} {:>8.2} s  cpu {:>7.2} s  rss {:>9}{}",
+                        tool.name(),
+                        op.label(),
+                        m.wall.as_secs_f64(),
+                        (m.user + m.sys).as_secs_f64(),
+                        report::bytes(m.max_rss_kib * 1024),
+                        size.map(|u| format!("  repo {}", report::bytes(u.disk_bytes))).unwrap_or_default()
+                    );
+                    self.samples.push(Sample {
+                        set: set.name(),
+                        op: op.label(),
+                        tool: tool.name(),
+                        rep,
+                        ok: true,
+                        wall_s: m.wall.as_secs_f64(),
+                        user_s: m.user.as_secs_f64(),
+                        sys_s: m.sys.as_secs_f64(),
+                        max_rss_kib: m.max_rss_kib,
+                        repo_disk_bytes: size.map(|u| u.disk_bytes),
+                        repo_file_bytes: size.map(|u| u.bytes),
+                        error: None,
+                    });
+                }
+                Err(e) => {
+                    let message = format!("{e:#}");
+                    if op == Op::Backup {
+                        blocked = Some(format!("the first backup failed: {message}"));
+                    }
+                    self.record_failure(set, op, tool, rep, message);
+                }
+            }
+        }
+        fsutil::remove(&repo)?;
+        fsutil::remove(&self.dirs.restore)?;
+        Ok(())
+    }
+
+    /// Runs one timed operation (and its untimed preparation).
+    fn operation(
+        &mut self,
+        set: SetKind,
+        op: Op,
+        tool: &Tool,
+        source: &Path,
+        prepared: &data::Prepared,
+        round: &mut u64,
+    ) -> Result<run::Measured> {
+        let backup_args: Vec<OsString> = match &prepared.stdin_file {
+            Some(_) => ["backup", "--stdin", "--stdin-filename", "dump.sql"].map(OsString::from).to_vec(),
+            None => vec!["backup".into(), source.into()],
+        };
+        let stdin = prepared.stdin_file.as_deref();
+        let mut mutate = |work: &Path| -> Result<()> {
+            *round += 1;
+            let m = data::mutate(work, *round).context("mutating the tree")?;
+            eprintln!(
+                "[bench]   mutate round {round}: {} appended, {} edited, {} new, {} deleted, {} renamed, {} written",
+                m.appended,
+                m.edited,
+                m.created,
+                m.deleted,
+                m.renamed,
+                report::bytes(m.bytes_written)
+            );
+            Ok(())
+        };
+        let measured = match op {
+            Op::Init => unreachable!("init runs before the operations"),
+            Op::Backup | Op::Rebackup => self.exec(tool, op, &backup_args, stdin)?,
+            Op::MutateBackup => {
+                mutate(source)?;
+                self.exec(tool, op, &backup_args, stdin)?
+            }
+            Op::Restore => {
+                let target = self.dirs.restore.join(tool.name());
+                fsutil::remove(&target)?;
+                fs::create_dir_all(&target)?;
+                let args = ["restore".into(), "latest".into(), "--target".into(), target.clone().into()];
+                let measured = self.exec(tool, op, &args, None)?;
+                // A wrong restore gets no number: compare counts and bytes.
+                let (want, got) = (fsutil::usage(source)?, fsutil::usage(&target)?);
+                fsutil::remove(&target)?;
+                if (want.files, want.bytes) != (got.files, got.bytes) {
+                    bail!(
+                        "restore is incomplete: {} files, {} bytes restored; the source has {} files, {} bytes",
+                        got.files,
+                        got.bytes,
+                        want.files,
+                        want.bytes
+                    );
+                }
+                measured
+            }
+            Op::Check => self.exec(tool, op, &["check".into(), "--read-data".into()], None)?,
+            Op::Ls => self.exec(tool, op, &["ls".into(), "-l".into(), "latest".into()], None)?,
+            Op::ForgetPrune => {
+                if set == SetKind::Tree {
+                    for _ in 0..2 {
+                        mutate(source)?;
+                        self.exec(tool, op, &backup_args, stdin).context("a backup before forget")?;
+                    }
+                }
+                let args = ["forget", "--keep-last", "1", "--prune"].map(OsString::from);
+                self.exec(tool, op, &args, None)?
+            }
+        };
+        Ok(measured)
+    }
+
+    /// Runs a tool command; fails with the exit status and stderr tail.
+    fn exec(&mut self, tool: &Tool, op: Op, args: &[OsString], stdin: Option<&Path>) -> Result<run::Measured> {
+        let bin = tool.bin.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let log = self.dirs.logs.join(format!("{}-{}.stderr", tool.name(), op.label().split(' ').next().unwrap_or("op")));
+        let spec = run::Spec {
+            program: bin,
+            args: args.to_vec(),
+            env: tool.env(&self.dirs),
+            stdin_file: stdin.map(Path::to_path_buf),
+            stderr_log: log.clone(),
+            timeout: self.timeout,
+        };
+        let (outcome, measured) = run::run(&spec).with_context(|| format!("could not run {}", bin.display()))?;
+        if !outcome.success() {
+            let tail = run::tail(&log, 12);
+            let line = format!("{} {}", tool.name(), args.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" "));
+            if self.reported.insert((tool.kind, op)) {
+                eprintln!("[bench]   FAILED: `{line}`: {}; stderr tail:", outcome.describe());
+                for l in tail.lines() {
+                    eprintln!("[bench]     | {l}");
+                }
+            }
+            let last = tail.lines().last().unwrap_or("").to_string();
+            bail!("`{line}` failed ({}): {last}", outcome.describe());
+        }
+        Ok(measured)
+    }
+
+    fn record_failure(&mut self, set: SetKind, op: Op, tool: &Tool, rep: usize, error: String) {
+        eprintln!("[bench]   {:<6} {:<29} failed", tool.name(), op.label());
+        self.samples.push(Sample {
+            set: set.name(),
+            op: op.label(),
+            tool: tool.name(),
+            rep,
+            ok: false,
+            wall_s: 0.0,
+            user_s: 0.0,
+            sys_s: 0.0,
+            max_rss_kib: 0,
+            repo_disk_bytes: None,
+            repo_file_bytes: None,
+            error: Some(error),
+        });
+    }
+}
+
+/// The cairn binary: `--cairn-bin`, else a fresh build (release unless
+/// `--debug`). Build failures are returned, not raised: restic still runs.
+fn cairn_binary(opts: &Options) -> Result<PathBuf, String> {
+    if let Some(bin) = &opts.cairn_bin {
+        return if sys::is_executable(bin) {
+            Ok(bin.clone())
+        } else {
+            Err(format!("{} is not an executable", bin.display()))
+        };
+    }
+    let mut cmd = sys::cargo();
+    cmd.args(["build", "-p", "cairn-cli", "--bin", "cairn"]);
+    if !opts.debug {
+        cmd.arg("--release");
+    }
+    eprintln!("[bench] $ {}", sys::describe(&cmd));
+    match cmd.stdout(sys::to_stderr()).status() {
+        Ok(status) if status.success() => {}
+        Ok(status) => return Err(format!("`{}` failed ({status})", sys::describe(&cmd))),
+        Err(e) => return Err(format!("could not run cargo: {e}")),
+    }
+    let bin = sys::target_dir().join(if opts.debug { "debug" } else { "release" }).join("cairn");
+    if sys::is_executable(&bin) {
+        Ok(bin)
+    } else {
+        Err(format!("the build succeeded but {} is missing", bin.display()))
+    }
+}
+
+/// The first line a tool prints for `args` (its version), or a note.
+fn version_of(bin: &Path, args: &[&str]) -> String {
+    match Command::new(bin).args(args).stdin(std::process::Stdio::null()).output() {
+        Ok(out) if out.status.success() => {
+            String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or("").trim().to_string()
+        }
+        Ok(out) => format!("{} (`{}` failed: {})", bin.display(), args.join(" "), out.status),
+        Err(e) => format!("{} (could not run: {e})", bin.display()),
+    }
+}
+
+/// One bench at a time per base directory.
+fn lock(base: &Path) -> Result<File> {
+    let path = base.join(".lock");
+    let file = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        bail!("another bench is running in {} (lock {})", base.display(), path.display());
+    }
+    Ok(file)
+}
+
+/// Warns when the data directory looks too small for this scale.
+fn check_space(base: &Path, scale: Scale) {
+    let need: u64 = match scale {
+        Scale::Full => 12 << 30,
+        Scale::Quick => 3 << 30,
+        Scale::Smoke => 200 << 20,
+    };
+    if let Some(free) = fsutil::available(base) {
+        if free < need {
+            eprintln!(
+                "[bench] warning: {} has {} free; this scale wants about {} (less if the data is cached)",
+                base.display(),
+                report::bytes(free),
+                report::bytes(need)
+            );
+        }
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}

@@ -1,0 +1,177 @@
+//! `cargo xtask test`: what CI runs (through `.ci/run`).
+//!
+//! 1. Install what the tests need when missing (Debian packages, and a
+//!    Python venv with moto's S3 server under `target/test-env/venv`).
+//! 2. Build the debug `cairn` binary.
+//! 3. Run `cargo test --workspace --exclude xtask` with the paths of the
+//!    binaries exported; the tests start their own servers on 127.0.0.1.
+//! 4. Run the benchmark harness on tiny data (`bench --smoke`) so it
+//!    cannot rot.
+//!
+//! The last line on stdout is `tests: N passed, N failed, N skipped`,
+//! summed over every test binary cargo ran.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+
+use crate::{bench, sys};
+
+pub struct Options {
+    /// Install missing packages and the venv first.
+    pub install: bool,
+    /// Run the smoke benchmark at the end.
+    pub bench: bool,
+    /// Appended to `cargo test --workspace --exclude xtask`.
+    pub cargo_test_args: Vec<String>,
+}
+
+/// Debian packages the tests use: restic and rclone as peers and REST
+/// server, sshd for SFTP, fuse3 for mount, python3-venv for moto, GNU time
+/// and zstd for the tests that want them.
+const PACKAGES: &[&str] = &["restic", "rclone", "openssh-server", "fuse3", "python3-venv", "time", "zstd"];
+
+/// Where the tests' programs are, once installed.
+pub struct Deps {
+    pub moto_server: PathBuf,
+}
+
+pub fn run(opts: Options) -> Result<()> {
+    let started = Instant::now();
+    let deps = if opts.install { install_deps()? } else { Deps { moto_server: venv_dir().join("bin/moto_server") } };
+
+    section("build cairn (debug)");
+    sys::run(sys::cargo().args(["build", "-p", "cairn-cli", "--bin", "cairn"]))?;
+    let cairn = sys::target_dir().join("debug/cairn");
+    if !sys::is_executable(&cairn) {
+        bail!("the build succeeded but {} is not there", cairn.display());
+    }
+
+    section("cargo test");
+    let mut cmd = sys::cargo();
+    cmd.args(["test", "--workspace", "--exclude", "xtask"]).args(&opts.cargo_test_args);
+    let mut exported = vec![("CAIRN_BIN", Some(cairn.clone())), ("CAIRN_TEST_CHEAP_KDF", Some("1".into()))];
+    exported.push(("RESTIC_BIN", sys::find_in_path("restic")));
+    exported.push(("RCLONE_BIN", sys::find_in_path("rclone")));
+    exported.push(("MOTO_SERVER", Some(deps.moto_server).filter(|p| sys::is_executable(p))));
+    exported.push(("SSHD_BIN", Some(PathBuf::from("/usr/sbin/sshd")).filter(|p| sys::is_executable(p))));
+    for (name, value) in &exported {
+        match value {
+            Some(value) => {
+                eprintln!("  {name}={}", value.display());
+                cmd.env(name, value);
+            }
+            None => {
+                eprintln!("  {name} not set (not installed)");
+                cmd.env_remove(name);
+            }
+        }
+    }
+    let counts = run_cargo_test(&mut cmd)?;
+
+    if opts.bench {
+        section("bench --smoke");
+        // The smoke run checks the harness, not cairn's speed: it reuses the
+        // debug binary built above instead of a second, release build. A
+        // failing restic row means the harness itself is broken and fails
+        // the run; failing cairn rows are reported in the table.
+        bench::run(bench::Options {
+            scale: bench::Scale::Smoke,
+            cairn_bin: Some(cairn),
+            strict: bench::Strict::Restic,
+            ..bench::Options::default()
+        })
+        .context("the smoke benchmark failed")?;
+    }
+
+    eprintln!("xtask test: every step passed in {:.0} s", started.elapsed().as_secs_f64());
+    // Last, so it is the closing line CI reads.
+    println!("tests: {} passed, {} failed, {} skipped", counts.passed, counts.failed, counts.ignored);
+    Ok(())
+}
+
+/// Step 1, also `cargo xtask deps`.
+pub fn install_deps() -> Result<Deps> {
+    section("install test dependencies");
+    sys::ensure_packages(PACKAGES)?;
+    let venv = venv_dir();
+    let moto_server = venv.join("bin/moto_server");
+    if sys::is_executable(&moto_server) {
+        eprintln!("moto present: {}", moto_server.display());
+    } else {
+        eprintln!("installing moto[server] into {}", venv.display());
+        if venv.exists() {
+            // A venv without moto_server is a half-done earlier attempt.
+            std::fs::remove_dir_all(&venv).with_context(|| format!("removing {}", venv.display()))?;
+        }
+        let python = sys::find_in_path("python3").context("python3 is not installed")?;
+        sys::run(Command::new(python).arg("-m").arg("venv").arg(&venv).stdout(sys::to_stderr()))?;
+        sys::run(
+            Command::new(venv.join("bin/pip"))
+                .args(["install", "--quiet", "--disable-pip-version-check", "moto[server]>=5,<6"])
+                .stdin(Stdio::null())
+                .stdout(sys::to_stderr()),
+        )?;
+        if !sys::is_executable(&moto_server) {
+            bail!("pip installed moto but {} is missing", moto_server.display());
+        }
+    }
+    Ok(Deps { moto_server })
+}
+
+fn venv_dir() -> PathBuf {
+    sys::target_dir().join("test-env/venv")
+}
+
+fn section(title: &str) {
+    eprintln!("\n=== xtask test: {title}");
+}
+
+#[derive(Default)]
+struct Counts {
+    passed: u64,
+    failed: u64,
+    ignored: u64,
+}
+
+/// Runs cargo test, copying its stdout through line by line while summing
+/// the `test result:` lines of every test binary and doc-test run.
+fn run_cargo_test(cmd: &mut Command) -> Result<Counts> {
+    let line = sys::describe(cmd);
+    eprintln!("$ {line}");
+    let mut child = cmd.stdout(Stdio::piped()).spawn().with_context(|| format!("could not start `{line}`"))?;
+    let mut counts = Counts::default();
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut out = std::io::stdout().lock();
+    for text in BufReader::new(stdout).lines() {
+        let text = text.context("reading cargo test's output")?;
+        writeln!(out, "{text}")?;
+        out.flush()?;
+        if let Some(result) = text.trim_start().strip_prefix("test result: ") {
+            counts.passed += count_of(result, "passed");
+            counts.failed += count_of(result, "failed");
+            counts.ignored += count_of(result, "ignored");
+        }
+    }
+    drop(out);
+    let status = child.wait()?;
+    if !status.success() {
+        bail!("`{line}` failed ({status}; {} passed, {} failed)", counts.passed, counts.failed);
+    }
+    Ok(counts)
+}
+
+/// In `ok. 3 passed; 0 failed; 1 ignored; ...`, the number before `word`.
+fn count_of(result: &str, word: &str) -> u64 {
+    result
+        .split(';')
+        .filter_map(|part| {
+            let mut words = part.split_whitespace().rev();
+            let (last, number) = (words.next()?, words.next()?);
+            (last == word).then(|| number.parse::<u64>().ok()).flatten()
+        })
+        .sum()
+}
