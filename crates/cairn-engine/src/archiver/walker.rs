@@ -1,0 +1,336 @@
+//! The walk: metadata, filters, the parent snapshot, and the finisher that
+//! assembles directory trees in post-order.
+
+use super::files::{reader_loop, FileJob, FileOut};
+use super::filter::git_ignored;
+use super::fsnode::{kind_of, node_from_metadata, NameCache};
+use super::{add, BackupOptions, BackupProgress, Counters};
+use crate::{Error, Result};
+use cairn_repository::format::tree::{Node, NodeKind, Tree};
+use cairn_repository::format::{BlobKind, Id};
+use cairn_repository::{BlobSaver, Repository};
+use crossbeam_channel::{bounded, Receiver, Sender};
+use ignore::gitignore::Gitignore;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+pub(super) fn clean_targets(targets: &[PathBuf]) -> Vec<PathBuf> {
+    let mut kept: Vec<PathBuf> = Vec::new();
+    for t in targets {
+        if !kept.iter().any(|k| t.starts_with(k)) {
+            kept.push(t.clone());
+        }
+    }
+    kept
+}
+
+/// A node in a directory listing, possibly still waiting for its content.
+enum Child {
+    Ready(Node),
+    File(Node, Receiver<Option<FileOut>>),
+    Dir(Node, Receiver<Id>),
+}
+
+struct DirJob {
+    children: Vec<Child>,
+    /// The directory's tree in the parent snapshot, for the statistics.
+    old: Option<Id>,
+    reply: Sender<Id>,
+}
+
+pub(super) struct Walker<'a> {
+    repo: &'a Arc<Repository>,
+    saver: &'a BlobSaver,
+    opts: &'a BackupOptions,
+    progress: &'a BackupProgress,
+    counters: &'a Counters,
+    names: NameCache,
+    fatal: Mutex<Option<Error>>,
+    errors: std::sync::atomic::AtomicU64,
+}
+
+/// Channels the walking thread sends on.
+struct Out {
+    files: Sender<FileJob>,
+    dirs: Sender<DirJob>,
+}
+
+fn find_old<'t>(tree: Option<&'t Tree>, name: &[u8]) -> Option<&'t Node> {
+    let t = tree?;
+    t.nodes.binary_search_by(|n| n.name.as_bytes().cmp(name)).ok().map(|i| &t.nodes[i])
+}
+
+impl<'a> Walker<'a> {
+    pub(super) fn new(repo: &'a Arc<Repository>, saver: &'a BlobSaver, opts: &'a BackupOptions, progress: &'a BackupProgress, counters: &'a Counters) -> Self {
+        Walker {
+            repo,
+            saver,
+            opts,
+            progress,
+            counters,
+            names: NameCache::default(),
+            fatal: Mutex::new(None),
+            errors: Default::default(),
+        }
+    }
+
+    /// Back up `targets` (absolute, sorted); returns the root tree id and
+    /// the number of items that could not be read.
+    pub(super) fn run(&self, targets: &[PathBuf], parent_tree: Option<Id>) -> Result<(Id, u64)> {
+        // Drop targets inside other targets.
+        let kept = clean_targets(targets);
+        let (file_tx, file_rx) = bounded::<FileJob>(256);
+        let (dir_tx, dir_rx) = bounded::<DirJob>(1024);
+        let (root_tx, root_rx) = bounded::<Id>(1);
+        std::thread::scope(|s| -> Result<()> {
+            for i in 0..self.opts.readers.max(1) {
+                let rx = file_rx.clone();
+                std::thread::Builder::new()
+                    .name(format!("read-{i}"))
+                    .spawn_scoped(s, move || {
+                        reader_loop(rx, self.repo, self.saver, self.progress, self.opts.on_error.as_ref(), &self.fatal, &self.opts.cancel)
+                    })
+                    .expect("spawn reader");
+            }
+            drop(file_rx);
+            std::thread::Builder::new().name("trees".into()).spawn_scoped(s, || self.finisher(dir_rx)).expect("spawn finisher");
+            let out = Out { files: file_tx, dirs: dir_tx };
+            // The walk recurses once per directory level: give it a roomy stack.
+            let walk = std::thread::Builder::new()
+                .name("walk".into())
+                .stack_size(256 << 20)
+                .spawn_scoped(s, move || {
+                    let old_tree = parent_tree.and_then(|id| self.repo.load_tree(&id).ok());
+                    let mut gi = Vec::new();
+                    let children = self.walk_virtual(Path::new("/"), &kept, old_tree.as_ref(), &mut gi, &out);
+                    let _ = out.dirs.send(DirJob { children, old: parent_tree, reply: root_tx });
+                })
+                .expect("spawn walker");
+            let _ = walk.join();
+            Ok(())
+        })?;
+        if let Some(e) = self.fatal.lock().unwrap().take() {
+            return Err(e);
+        }
+        let root = root_rx.recv().map_err(|_| Error::new(crate::Kind::Interrupted, "backup stopped before the root tree was written"))?;
+        Ok((root, self.errors.load(Ordering::Relaxed)))
+    }
+
+    fn stopped(&self) -> bool {
+        self.opts.cancel.load(Ordering::Relaxed) || self.fatal.lock().unwrap().is_some()
+    }
+
+    fn report(&self, path: &Path, msg: &str) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        add(&self.progress.errors, 1);
+        if let Some(sink) = &self.opts.on_error {
+            sink(path, msg);
+        }
+    }
+
+    /// The directories above the targets: each gets the metadata of the
+    /// real directory, and holds only the targets below it.
+    fn walk_virtual(&self, prefix: &Path, targets: &[PathBuf], old_tree: Option<&Tree>, gi: &mut Vec<Gitignore>, out: &Out) -> Vec<Child> {
+        let mut children = Vec::new();
+        let depth = prefix.components().count();
+        let mut i = 0;
+        while i < targets.len() {
+            let Some(comp) = targets[i].components().nth(depth) else {
+                i += 1;
+                continue;
+            };
+            let name = comp.as_os_str().to_owned();
+            let group_end = targets[i..]
+                .iter()
+                .position(|t| t.components().nth(depth).map(|c| c.as_os_str()) != Some(&name))
+                .map_or(targets.len(), |n| i + n);
+            let path = prefix.join(&name);
+            let old = find_old(old_tree, name.as_bytes());
+            if targets[i] == path {
+                if let Some(c) = self.entry(&path, old, None, gi, out) {
+                    children.push(c);
+                }
+            } else {
+                match path.symlink_metadata().and_then(|m| node_from_metadata(&path, name.as_bytes(), &m, &self.names)) {
+                    Ok(node) => {
+                        let old_sub = old.filter(|o| o.kind == NodeKind::Dir).and_then(|o| o.subtree);
+                        let old_sub_tree = old_sub.and_then(|id| self.repo.load_tree(&id).ok());
+                        let sub = self.walk_virtual(&path, &targets[i..group_end], old_sub_tree.as_ref(), gi, out);
+                        children.push(self.dir_job(node, sub, old_sub, out));
+                    }
+                    Err(e) => self.report(&path, &e.to_string()),
+                }
+            }
+            i = group_end;
+        }
+        children
+    }
+
+    fn dir_job(&self, node: Node, children: Vec<Child>, old: Option<Id>, out: &Out) -> Child {
+        let (tx, rx) = bounded(1);
+        let _ = out.dirs.send(DirJob { children, old, reply: tx });
+        add(&self.progress.dirs_done, 1);
+        Child::Dir(node, rx)
+    }
+
+    /// One file system entry. `parent_dev` is the device of the directory
+    /// holding it (None for a backup target).
+    fn entry(&self, path: &Path, old: Option<&Node>, parent_dev: Option<u64>, gi: &mut Vec<Gitignore>, out: &Out) -> Option<Child> {
+        let meta = match path.symlink_metadata() {
+            Ok(m) => m,
+            Err(e) => {
+                self.report(path, &e.to_string());
+                return None;
+            }
+        };
+        let kind = kind_of(&meta)?;
+        let f = &self.opts.filters;
+        if parent_dev.is_some() {
+            if f.excludes_path(path, kind == NodeKind::File, meta.len()) {
+                return None;
+            }
+            if !gi.is_empty() && git_ignored(gi, path, kind == NodeKind::Dir) {
+                return None;
+            }
+        }
+        let name = path.file_name().map(|n| n.as_bytes()).unwrap_or(b"/");
+        let mut node = match node_from_metadata(path, name, &meta, &self.names) {
+            Ok(n) => n,
+            Err(e) => {
+                self.report(path, &e.to_string());
+                return None;
+            }
+        };
+        match kind {
+            NodeKind::File => {
+                if let Some(old) = old.filter(|o| self.unchanged(&node, o)) {
+                    node.content = old.content.clone();
+                    add(&self.counters.files_unmodified, 1);
+                    add(&self.progress.files_done, 1);
+                    add(&self.progress.bytes_done, node.size);
+                    return Some(Child::Ready(node));
+                }
+                add(if old.is_some_and(|o| o.kind == NodeKind::File) { &self.counters.files_changed } else { &self.counters.files_new }, 1);
+                let (tx, rx) = bounded(1);
+                if out.files.send(FileJob { path: path.to_path_buf(), size_hint: meta.len(), reply: tx }).is_err() {
+                    return None;
+                }
+                Some(Child::File(node, rx))
+            }
+            NodeKind::Dir => {
+                if parent_dev.is_some() && f.excludes_dir_contents(path) {
+                    return None;
+                }
+                let old_sub = old.filter(|o| o.kind == NodeKind::Dir).and_then(|o| o.subtree);
+                let mountpoint = f.one_file_system && parent_dev.is_some_and(|d| d != meta.dev());
+                let children = if mountpoint { Vec::new() } else { self.walk_dir(path, old_sub, meta.dev(), gi, out) };
+                Some(self.dir_job(node, children, old_sub, out))
+            }
+            _ => Some(Child::Ready(node)),
+        }
+    }
+
+    fn walk_dir(&self, dir: &Path, old_sub: Option<Id>, dev: u64, gi: &mut Vec<Gitignore>, out: &Out) -> Vec<Child> {
+        let old_tree = old_sub.and_then(|id| self.repo.load_tree(&id).ok());
+        let mut names: Vec<std::ffi::OsString> = match std::fs::read_dir(dir) {
+            Ok(rd) => {
+                let mut v = Vec::new();
+                for e in rd {
+                    match e {
+                        Ok(e) => v.push(e.file_name()),
+                        Err(e) => self.report(dir, &e.to_string()),
+                    }
+                }
+                v
+            }
+            Err(e) => {
+                self.report(dir, &e.to_string());
+                return Vec::new();
+            }
+        };
+        names.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        let pushed = match self.opts.filters.gitignore_for(dir) {
+            Some(g) => {
+                gi.push(g);
+                true
+            }
+            None => false,
+        };
+        let mut children = Vec::with_capacity(names.len());
+        for name in names {
+            if self.stopped() {
+                break;
+            }
+            let path = dir.join(&name);
+            let old = find_old(old_tree.as_ref(), name.as_bytes());
+            if let Some(c) = self.entry(&path, old, Some(dev), gi, out) {
+                children.push(c);
+            }
+        }
+        if pushed {
+            gi.pop();
+        }
+        children
+    }
+
+    fn unchanged(&self, node: &Node, old: &Node) -> bool {
+        old.kind == NodeKind::File
+            && node.size == old.size
+            && node.mtime == old.mtime
+            && node.ctime == old.ctime
+            && node.inode == old.inode
+            && (node.size == 0 || !old.content.is_empty())
+            && old.content.iter().all(|id| self.saver.known(id))
+    }
+
+    /// Assemble and save directory trees, in the order the walker finished them.
+    fn finisher(&self, rx: Receiver<DirJob>) {
+        for job in rx {
+            let mut nodes = Vec::with_capacity(job.children.len());
+            for c in job.children {
+                match c {
+                    Child::Ready(n) => nodes.push(n),
+                    Child::File(mut n, rx) => {
+                        if let Ok(Some(out)) = rx.recv() {
+                            n.size = out.size;
+                            n.content = out.content;
+                            nodes.push(n);
+                        }
+                    }
+                    Child::Dir(mut n, rx) => {
+                        if let Ok(id) = rx.recv() {
+                            n.subtree = Some(id);
+                            nodes.push(n);
+                        }
+                    }
+                }
+            }
+            if self.stopped() {
+                continue; // dropping the reply unblocks the parent
+            }
+            match self.saver.save(BlobKind::Tree, Tree { nodes }.to_bytes()) {
+                Ok((id, _)) => {
+                    let c = &self.counters;
+                    add(
+                        match job.old {
+                            None => &c.dirs_new,
+                            Some(old) if old == id => &c.dirs_unmodified,
+                            Some(_) => &c.dirs_changed,
+                        },
+                        1,
+                    );
+                    let _ = job.reply.send(id);
+                }
+                Err(e) => {
+                    let mut f = self.fatal.lock().unwrap();
+                    if f.is_none() {
+                        *f = Some(e);
+                    }
+                }
+            }
+        }
+    }
+}
