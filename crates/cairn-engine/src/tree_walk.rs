@@ -1,1 +1,338 @@
-//! Walking snapshot trees (being written).
+//! Walking a snapshot's trees.
+//!
+//! A snapshot's root tree mirrors absolute paths: backing up `/home/u/docs`
+//! gives root tree → `home` → `u` → `docs` → its contents, so a node's path
+//! inside a snapshot is written `/home/u/docs/a.txt`.
+//!
+//! Invariants:
+//! - Depth first, in name order (bytewise), a directory before its contents.
+//! - One directory's tree is loaded at a time: memory holds the trees on the
+//!   path from the root to the current directory, never the whole snapshot.
+//! - A node whose name could escape its directory (empty, `.`, `..`, or
+//!   containing `/` or NUL) is never handed to a visitor: it is reported
+//!   through [`Visitor::error`] as corrupt. Callers can therefore join names
+//!   onto a target directory safely.
+//! - Paths are built from the raw name bytes (names need not be UTF-8).
+
+use crate::{Error, Kind, Result};
+use cairn_repository::format::tree::{Node, NodeKind};
+use cairn_repository::format::Id;
+use cairn_repository::Repository;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+
+/// What to do after visiting a node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Visit {
+    /// Go on; for a directory, descend into it.
+    Continue,
+    /// For a directory: do not load or visit its contents (and do not call
+    /// [`Visitor::leave_dir`] for it). Same as `Continue` for other nodes.
+    SkipChildren,
+}
+
+/// Receives the nodes of a walk. Only [`Visitor::visit`] is required.
+pub trait Visitor {
+    /// Called for every node, with its full snapshot path.
+    fn visit(&mut self, path: &Path, node: &Node) -> Result<Visit>;
+
+    /// Called after all of a directory's contents were visited (post-order),
+    /// only for directories whose `visit` returned [`Visit::Continue`].
+    fn leave_dir(&mut self, _path: &Path, _node: &Node) -> Result<()> {
+        Ok(())
+    }
+
+    /// A directory's tree could not be loaded, or a node is invalid. `path`
+    /// is the directory or node concerned. Returning `Ok` skips it and goes
+    /// on; the default aborts the walk with the error.
+    fn error(&mut self, _path: &Path, err: Error) -> Result<()> {
+        Err(err)
+    }
+}
+
+impl<F: FnMut(&Path, &Node) -> Result<Visit>> Visitor for F {
+    fn visit(&mut self, path: &Path, node: &Node) -> Result<Visit> {
+        self(path, node)
+    }
+}
+
+/// Join a node name (raw bytes) onto a path.
+pub fn join_name(dir: &Path, name: &[u8]) -> PathBuf {
+    dir.join(OsStr::from_bytes(name))
+}
+
+/// Can this name be joined onto a directory without escaping it?
+pub fn valid_name(name: &[u8]) -> bool {
+    !name.is_empty() && name != b"." && name != b".." && !name.contains(&b'/') && !name.contains(&0)
+}
+
+struct Frame {
+    path: PathBuf,
+    /// The directory node, for `leave_dir`; `None` for the tree the walk started at.
+    node: Option<Node>,
+    nodes: std::vec::IntoIter<Node>,
+}
+
+/// Load a tree and order its nodes by name (trees are stored sorted; this
+/// makes the order a guarantee even for a tree written by another program).
+fn load_sorted(repo: &Repository, id: &Id) -> Result<Vec<Node>> {
+    let mut nodes = repo.load_tree(id)?.nodes;
+    if !nodes.windows(2).all(|w| w[0].name <= w[1].name) {
+        nodes.sort_by(|a, b| a.name.cmp(&b.name));
+    }
+    Ok(nodes)
+}
+
+/// Walk the tree `tree` whose own snapshot path is `base` (`/` for a
+/// snapshot's root tree): every node below it is visited with the path
+/// `base/…/name`. The tree itself has no node and is not visited.
+pub fn walk(repo: &Repository, tree: Id, base: &Path, visitor: &mut dyn Visitor) -> Result<()> {
+    let nodes = match load_sorted(repo, &tree) {
+        Ok(n) => n,
+        Err(e) => return visitor.error(base, e),
+    };
+    let mut stack = vec![Frame { path: base.to_path_buf(), node: None, nodes: nodes.into_iter() }];
+    while let Some(top) = stack.last_mut() {
+        let Some(node) = top.nodes.next() else {
+            let done = stack.pop().expect("non-empty stack");
+            if let Some(dir) = done.node {
+                visitor.leave_dir(&done.path, &dir)?;
+            }
+            continue;
+        };
+        if !valid_name(node.name.as_bytes()) {
+            let e = Error::corrupt(format!("directory {}", top.path.display()), format!("invalid entry name {:?}", node.name));
+            visitor.error(&top.path, e)?;
+            continue;
+        }
+        let path = join_name(&top.path, node.name.as_bytes());
+        let visit = visitor.visit(&path, &node)?;
+        if node.kind != NodeKind::Dir || visit == Visit::SkipChildren {
+            continue;
+        }
+        let nodes = match &node.subtree {
+            Some(id) => match load_sorted(repo, id) {
+                Ok(n) => n,
+                Err(e) => {
+                    visitor.error(&path, Error::new(e.kind, format!("directory {}: {}", path.display(), e.message)))?;
+                    continue;
+                }
+            },
+            // A directory without a subtree is empty.
+            None => Vec::new(),
+        };
+        stack.push(Frame { path, node: Some(node), nodes: nodes.into_iter() });
+    }
+    Ok(())
+}
+
+/// Normalise a snapshot path given by a user: absolute, no `.` or `..`,
+/// no trailing slash (`a/b/../c/` → `/a/c`).
+pub fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for c in path.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    out
+}
+
+/// A synthetic node for a snapshot's root directory (which has no node of
+/// its own): a directory named `/` whose subtree is `root_tree`.
+pub fn root_node(root_tree: Id) -> Node {
+    let mut n = Node::new("/", NodeKind::Dir);
+    n.mode = libc::S_IFDIR | 0o755;
+    n.subtree = Some(root_tree);
+    n
+}
+
+/// Find the node at an absolute snapshot path (`/home/u/docs/a.txt`),
+/// loading only the trees along the way. `/` gives [`root_node`].
+/// A missing path is a [`Kind::NotFound`] error naming the path.
+pub fn find_node(repo: &Repository, root_tree: Id, path: &Path) -> Result<Node> {
+    let path = normalize(path);
+    let mut node = root_node(root_tree);
+    let mut at = PathBuf::from("/");
+    for comp in path.components() {
+        let Component::Normal(name) = comp else { continue };
+        let not_found = |why: String| Error::not_found(format!("path {} not found in the snapshot ({why})", path.display()));
+        let subtree = match (node.kind, node.subtree) {
+            (NodeKind::Dir, Some(id)) => id,
+            (NodeKind::Dir, None) => return Err(not_found(format!("{} is empty", at.display()))),
+            (kind, _) => return Err(not_found(format!("{} is a {}, not a directory", at.display(), kind.as_str()))),
+        };
+        let tree = repo.load_tree(&subtree)?;
+        let want = name.as_bytes();
+        node = match tree.nodes.into_iter().find(|n| n.name.as_bytes() == want) {
+            Some(n) => n,
+            None => {
+                return Err(not_found(format!("no {:?} in {}", name, at.display())));
+            }
+        };
+        at.push(name);
+    }
+    Ok(node)
+}
+
+/// Is this error a path that does not exist (as opposed to a damaged repository)?
+pub fn is_not_found(e: &Error) -> bool {
+    e.kind == Kind::NotFound
+}
+
+#[cfg(test)]
+pub(crate) mod testutil {
+    //! Building snapshot trees by hand for tests.
+    use super::*;
+    use cairn_repository::backend::MemoryBackend;
+    use cairn_repository::format::crypto::KdfParams;
+    use cairn_repository::format::tree::Tree;
+    use cairn_repository::format::BlobKind;
+    use cairn_repository::{BlobSaver, OpenOptions, SaverOptions};
+    use std::sync::Arc;
+
+    pub fn repo() -> Arc<Repository> {
+        let opts = OpenOptions { kdf: KdfParams::INSECURE_TEST, ..Default::default() };
+        Arc::new(Repository::init(Arc::new(MemoryBackend::new()), b"pw", opts).unwrap())
+    }
+
+    pub fn saver(repo: &Arc<Repository>) -> BlobSaver {
+        BlobSaver::new(repo.clone(), SaverOptions { pack_size: 64 * 1024, workers: 2, ..Default::default() })
+    }
+
+    /// Save `data` cut into `chunk`-byte blobs; returns a file node.
+    pub fn file(saver: &BlobSaver, name: &str, data: &[u8], chunk: usize) -> Node {
+        let mut n = Node::new(name, NodeKind::File);
+        n.mode = libc::S_IFREG | 0o644;
+        n.size = data.len() as u64;
+        n.mtime = 1_600_000_000_123_456_789;
+        n.atime = 1_600_000_100_000_000_000;
+        n.links = 1;
+        for c in data.chunks(chunk.max(1)) {
+            n.content.push(saver.save(BlobKind::Data, c.to_vec()).unwrap().0);
+        }
+        n
+    }
+
+    /// Save a tree of `nodes` (sorted here) and return a dir node for it.
+    pub fn dir(saver: &BlobSaver, name: &str, mut nodes: Vec<Node>) -> Node {
+        nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        let (id, _) = saver.save(BlobKind::Tree, Tree { nodes }.to_bytes()).unwrap();
+        let mut n = Node::new(name, NodeKind::Dir);
+        n.mode = libc::S_IFDIR | 0o755;
+        n.mtime = 1_500_000_000_000_000_000;
+        n.atime = n.mtime;
+        n.subtree = Some(id);
+        n
+    }
+
+    pub fn tree(saver: &BlobSaver, mut nodes: Vec<Node>) -> Id {
+        nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        saver.save(BlobKind::Tree, Tree { nodes }.to_bytes()).unwrap().0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testutil::*;
+    use super::*;
+    use cairn_repository::format::tree::{ByteString, Tree};
+    use cairn_repository::format::BlobKind;
+
+    #[test]
+    fn walks_in_order_and_skips() {
+        let repo = repo();
+        let s = saver(&repo);
+        let b = dir(&s, "b", vec![file(&s, "z", b"z", 4), file(&s, "y", b"y", 4)]);
+        let skip = dir(&s, "skip", vec![file(&s, "never", b"n", 4)]);
+        let mut weird = file(&s, "x", b"raw", 4);
+        weird.name = ByteString(vec![b'q', 0xff]);
+        let root = tree(&s, vec![file(&s, "c", b"c", 4), b, skip, weird, dir(&s, "a", vec![])]);
+        s.finish().unwrap();
+
+        let mut seen = vec![];
+        let mut left = vec![];
+        struct V<'a>(&'a mut Vec<String>, &'a mut Vec<String>);
+        impl Visitor for V<'_> {
+            fn visit(&mut self, path: &Path, node: &Node) -> Result<Visit> {
+                self.0.push(path.to_string_lossy().into_owned());
+                Ok(if node.name.as_bytes() == b"skip" { Visit::SkipChildren } else { Visit::Continue })
+            }
+            fn leave_dir(&mut self, path: &Path, _: &Node) -> Result<()> {
+                self.1.push(path.to_string_lossy().into_owned());
+                Ok(())
+            }
+        }
+        walk(&repo, root, Path::new("/"), &mut V(&mut seen, &mut left)).unwrap();
+        assert_eq!(seen, ["/a", "/b", "/b/y", "/b/z", "/c", "/q\u{fffd}", "/skip"]);
+        assert_eq!(left, ["/a", "/b"]);
+
+        // A walk from a subtree names paths below its base.
+        let mut paths = vec![];
+        let b_node = find_node(&repo, root, Path::new("/b/")).unwrap();
+        walk(&repo, b_node.subtree.unwrap(), Path::new("/b"), &mut |p: &Path, _: &Node| {
+            paths.push(p.to_path_buf());
+            Ok(Visit::Continue)
+        })
+        .unwrap();
+        assert_eq!(paths, [PathBuf::from("/b/y"), PathBuf::from("/b/z")]);
+        // Raw bytes survive into the path.
+        assert_eq!(find_node(&repo, root, &join_name(Path::new("/"), &[b'q', 0xff])).unwrap().size, 3);
+    }
+
+    #[test]
+    fn find_node_errors_name_the_path() {
+        let repo = repo();
+        let s = saver(&repo);
+        let root = tree(&s, vec![dir(&s, "home", vec![dir(&s, "u", vec![file(&s, "a.txt", b"hello", 2)])])]);
+        s.finish().unwrap();
+        assert_eq!(find_node(&repo, root, Path::new("/home/u/a.txt")).unwrap().size, 5);
+        assert_eq!(find_node(&repo, root, Path::new("home/./u/../u/a.txt")).unwrap().size, 5);
+        assert_eq!(find_node(&repo, root, Path::new("/")).unwrap().subtree, Some(root));
+        let e = find_node(&repo, root, Path::new("/home/x/y")).unwrap_err();
+        assert!(is_not_found(&e));
+        assert!(e.message.contains("path /home/x/y not found") && e.message.contains("in /home"), "{}", e.message);
+        let e = find_node(&repo, root, Path::new("/home/u/a.txt/z")).unwrap_err();
+        assert!(e.message.contains("/home/u/a.txt is a file"), "{}", e.message);
+    }
+
+    #[test]
+    fn hostile_names_are_reported_not_visited() {
+        let repo = repo();
+        let s = saver(&repo);
+        let mut evil = file(&s, "x", b"pwned", 8);
+        evil.name = ByteString(b"../../etc/passwd".to_vec());
+        let mut dots = file(&s, "x", b"", 8);
+        dots.name = ByteString(b"..".to_vec());
+        let (root, _) = s.save(BlobKind::Tree, Tree { nodes: vec![evil, dots, file(&s, "ok", b"", 8)] }.to_bytes()).unwrap();
+        s.finish().unwrap();
+        let mut seen = vec![];
+        let e = walk(&repo, root, Path::new("/"), &mut |p: &Path, _: &Node| {
+            seen.push(p.to_path_buf());
+            Ok(Visit::Continue)
+        })
+        .unwrap_err();
+        assert_eq!(e.kind, Kind::Corrupt);
+        assert!(seen.is_empty());
+        struct Lenient(Vec<PathBuf>, usize);
+        impl Visitor for Lenient {
+            fn visit(&mut self, p: &Path, _: &Node) -> Result<Visit> {
+                self.0.push(p.to_path_buf());
+                Ok(Visit::Continue)
+            }
+            fn error(&mut self, _: &Path, _: Error) -> Result<()> {
+                self.1 += 1;
+                Ok(())
+            }
+        }
+        let mut v = Lenient(vec![], 0);
+        walk(&repo, root, Path::new("/"), &mut v).unwrap();
+        assert_eq!(v.0, [PathBuf::from("/ok")]);
+        assert_eq!(v.1, 2);
+    }
+}
