@@ -1,0 +1,247 @@
+//! Checking a repository: structure (every snapshot's trees and blobs are
+//! indexed and their packs exist) and, optionally, every byte of data.
+//!
+//! Problems are collected, not fatal: the report lists each one with what it
+//! affects. Packs that no index lists are noted but are not errors: an
+//! interrupted backup leaves them, and the next backup or prune uses or
+//! removes them.
+
+use crate::tree_walk::{self, Visit, Visitor};
+use crate::{Error, Result};
+use cairn_repository::backend::FileKind;
+use cairn_repository::format::tree::{Node, NodeKind};
+use cairn_repository::format::{pack, BlobKind, Id};
+use cairn_repository::{parallel_map, BlobLocation, Repository};
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+#[derive(Clone, Debug, Default)]
+pub struct CheckOptions {
+    pub read_data: bool,
+    pub threads: usize,
+}
+
+#[derive(Debug, Default)]
+pub struct CheckReport {
+    pub errors: Vec<String>,
+    /// Not damage: e.g. packs no index lists.
+    pub notes: Vec<String>,
+    pub snapshots: usize,
+    pub packs: usize,
+    pub blobs: usize,
+    pub packs_read: usize,
+}
+
+#[derive(Default)]
+pub struct CheckProgress {
+    pub packs_done: AtomicU64,
+    pub packs_total: AtomicU64,
+    pub bytes_done: AtomicU64,
+}
+
+pub fn check(repo: &Repository, opts: &CheckOptions, progress: &CheckProgress) -> Result<CheckReport> {
+    let mut r = CheckReport::default();
+
+    // Index files: load each, so one bad file is reported and the rest still count.
+    let index_files = repo.backend().list(FileKind::Index)?;
+    let mut good_index = true;
+    for f in &index_files {
+        match Id::from_hex(&f.name).map(|id| repo.load_index_file(&id)) {
+            Some(Ok(_)) => {}
+            Some(Err(e)) => {
+                good_index = false;
+                r.errors.push(format!("index {}: {}", &f.name[..8], e));
+            }
+            None => {}
+        }
+    }
+    if good_index {
+        repo.load_index()?;
+    } else {
+        load_index_skipping_bad(repo)?;
+    }
+
+    // Packs: stored vs indexed.
+    let stored: HashMap<Id, u64> = repo
+        .backend()
+        .list(FileKind::Data)?
+        .into_iter()
+        .filter_map(|f| Id::from_hex(&f.name).map(|id| (id, f.size)))
+        .collect();
+    r.packs = stored.len();
+    let mut by_pack: HashMap<Id, Vec<BlobLocation>> = HashMap::new();
+    {
+        let index = repo.index();
+        r.blobs = index.len();
+        for loc in index.iter() {
+            by_pack.entry(loc.pack).or_default().push(loc);
+        }
+    }
+    let mut missing_packs = HashSet::new();
+    for (pack_id, blobs) in &by_pack {
+        match stored.get(pack_id) {
+            None => {
+                missing_packs.insert(*pack_id);
+                r.errors.push(format!("pack {pack_id}: listed in the index ({} blobs) but missing from the repository", blobs.len()));
+            }
+            Some(&size) => {
+                let end = blobs.iter().map(|b| b.offset as u64 + b.length as u64).max().unwrap_or(0);
+                if end + 4 > size {
+                    r.errors.push(format!("pack {pack_id}: {size} bytes, but the index places blobs up to byte {end} (truncated?)"));
+                }
+            }
+        }
+    }
+    let orphans = stored.keys().filter(|id| !by_pack.contains_key(id)).count();
+    if orphans > 0 {
+        r.notes.push(format!("{orphans} packs are not in any index (left by an interrupted backup; the next backup reuses them, prune removes them)"));
+    }
+
+    // Snapshots: every tree loads, every blob is indexed in a present pack.
+    let snaps = repo.backend().list(FileKind::Snapshot)?;
+    r.snapshots = snaps.len();
+    let mut seen_trees: HashSet<Id> = HashSet::new();
+    for f in &snaps {
+        let Some(sid) = Id::from_hex(&f.name) else { continue };
+        let snap = match repo.load_snapshot(&sid) {
+            Ok(s) => s,
+            Err(e) => {
+                r.errors.push(format!("snapshot {}: {}", sid.short(), e));
+                continue;
+            }
+        };
+        if !seen_trees.insert(snap.tree) {
+            continue;
+        }
+        let mut v = SnapshotChecker { repo, snapshot: sid, seen_trees: &mut seen_trees, missing_packs: &missing_packs, errors: &mut r.errors };
+        if let Err(e) = v.check_tree_blob(&snap.tree, Path::new("/")) {
+            v.errors.push(e);
+            continue;
+        }
+        if let Err(e) = tree_walk::walk(repo, snap.tree, Path::new("/"), &mut v) {
+            r.errors.push(format!("snapshot {}: {}", sid.short(), e));
+        }
+    }
+
+    if opts.read_data {
+        let packs: Vec<(Id, u64)> = stored.iter().map(|(id, s)| (*id, *s)).collect();
+        progress.packs_total.store(packs.len() as u64, Ordering::Relaxed);
+        let errors = Mutex::new(Vec::new());
+        let threads = if opts.threads == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2) } else { opts.threads };
+        parallel_map(&packs, threads, |(id, size)| {
+            let expected = by_pack.get(id).map(|v| v.as_slice()).unwrap_or(&[]);
+            if let Err(msg) = read_pack(repo, id, *size, expected) {
+                errors.lock().unwrap().push(msg);
+            }
+            progress.packs_done.fetch_add(1, Ordering::Relaxed);
+            progress.bytes_done.fetch_add(*size, Ordering::Relaxed);
+            Ok::<_, Error>(())
+        })?;
+        r.errors.extend(errors.into_inner().unwrap());
+        r.packs_read = packs.len();
+    }
+    Ok(r)
+}
+
+fn load_index_skipping_bad(repo: &Repository) -> Result<()> {
+    let mut index = repo.index_mut();
+    *index = Default::default();
+    for f in repo.backend().list(FileKind::Index)? {
+        let Some(id) = Id::from_hex(&f.name) else { continue };
+        if let Ok(file) = repo.load_index_file(&id) {
+            for p in &file.packs {
+                index.add_pack(p.id, &p.blobs);
+            }
+        }
+    }
+    index.compact();
+    Ok(())
+}
+
+/// Read a whole pack: its name must be its SHA-256, its header must match
+/// the index, and every blob must decrypt to its id.
+fn read_pack(repo: &Repository, id: &Id, size: u64, expected: &[BlobLocation]) -> std::result::Result<(), String> {
+    let what = format!("pack {id}");
+    let bytes = repo.backend().read(FileKind::Data, &id.to_hex()).map_err(|e| format!("{what}: {e}"))?;
+    if Id::sha256(&bytes) != *id {
+        return Err(format!("{what}: contents do not match the name (SHA-256 mismatch: damaged)"));
+    }
+    let hlen = pack::header_length(size, &bytes[bytes.len().saturating_sub(4)..]).map_err(|e| format!("{what}: {e}"))? as usize;
+    let header = &bytes[bytes.len() - 4 - hlen..bytes.len() - 4];
+    let entries = pack::parse_header(repo.cipher(), header, size).map_err(|e| format!("{what}: header: {e}"))?;
+    let in_header: HashSet<(Id, u32)> = entries.iter().map(|e| (e.id, e.offset)).collect();
+    for loc in expected {
+        if !in_header.contains(&(loc.id, loc.offset)) {
+            return Err(format!("{what}: the index lists {} blob {} at offset {} but the pack header does not", loc.kind, loc.id.short(), loc.offset));
+        }
+    }
+    for e in &entries {
+        let loc = BlobLocation { id: e.id, kind: e.kind, pack: *id, offset: e.offset, length: e.length, raw_length: e.raw_length };
+        let sealed = &bytes[e.offset as usize..(e.offset + e.length) as usize];
+        repo.open_blob(&loc, sealed).map_err(|err| err.to_string())?;
+    }
+    Ok(())
+}
+
+struct SnapshotChecker<'a> {
+    repo: &'a Repository,
+    snapshot: Id,
+    seen_trees: &'a mut HashSet<Id>,
+    missing_packs: &'a HashSet<Id>,
+    errors: &'a mut Vec<String>,
+}
+
+impl SnapshotChecker<'_> {
+    fn check_blob(&self, id: &Id, kind: BlobKind) -> std::result::Result<(), &'static str> {
+        match self.repo.lookup(id) {
+            None => Err("is not in any index"),
+            Some(loc) if self.missing_packs.contains(&loc.pack) => Err("is in a missing pack"),
+            Some(loc) if loc.kind != kind => Err("is indexed with the wrong type"),
+            Some(_) => Ok(()),
+        }
+    }
+
+    fn check_tree_blob(&self, id: &Id, path: &Path) -> std::result::Result<(), String> {
+        self.check_blob(id, BlobKind::Tree)
+            .map_err(|why| format!("snapshot {}: tree {} of {} {}", self.snapshot.short(), id.short(), path.display(), why))
+    }
+}
+
+impl Visitor for SnapshotChecker<'_> {
+    fn visit(&mut self, path: &Path, node: &Node) -> Result<Visit> {
+        match node.kind {
+            NodeKind::File => {
+                for (i, id) in node.content.iter().enumerate() {
+                    if let Err(why) = self.check_blob(id, BlobKind::Data) {
+                        self.errors.push(format!(
+                            "snapshot {}: file {}: data blob {} (chunk {i}) {why}",
+                            self.snapshot.short(),
+                            path.display(),
+                            id.short()
+                        ));
+                    }
+                }
+                Ok(Visit::Continue)
+            }
+            NodeKind::Dir => match node.subtree {
+                Some(t) => {
+                    if let Err(e) = self.check_tree_blob(&t, path) {
+                        self.errors.push(e);
+                        return Ok(Visit::SkipChildren);
+                    }
+                    // A subtree shared with an earlier snapshot was already checked.
+                    Ok(if self.seen_trees.insert(t) { Visit::Continue } else { Visit::SkipChildren })
+                }
+                None => Ok(Visit::Continue),
+            },
+            _ => Ok(Visit::Continue),
+        }
+    }
+
+    fn error(&mut self, path: &Path, err: Error) -> Result<()> {
+        self.errors.push(format!("snapshot {}: {}: {}", self.snapshot.short(), path.display(), err));
+        Ok(())
+    }
+}

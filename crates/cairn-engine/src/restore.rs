@@ -1,1 +1,0 @@
-//! Restoring snapshots (being written).
