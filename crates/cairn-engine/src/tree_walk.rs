@@ -76,10 +76,14 @@ struct Frame {
 
 /// Load a tree and order its nodes by name (trees are stored sorted; this
 /// makes the order a guarantee even for a tree written by another program).
+/// Two entries with one name make the tree corrupt.
 fn load_sorted(repo: &Repository, id: &Id) -> Result<Vec<Node>> {
     let mut nodes = repo.load_tree(id)?.nodes;
-    if !nodes.windows(2).all(|w| w[0].name <= w[1].name) {
+    if !nodes.windows(2).all(|w| w[0].name < w[1].name) {
         nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        if let Some(w) = nodes.windows(2).find(|w| w[0].name == w[1].name) {
+            return Err(Error::corrupt(format!("tree {}", id.short()), format!("two entries named {:?}", w[0].name)));
+        }
     }
     Ok(nodes)
 }
@@ -199,6 +203,26 @@ pub(crate) mod testutil {
     pub fn repo() -> Arc<Repository> {
         let opts = OpenOptions { kdf: KdfParams::INSECURE_TEST, ..Default::default() };
         Arc::new(Repository::init(Arc::new(MemoryBackend::new()), b"pw", opts).unwrap())
+    }
+
+    /// A repository in a local directory, so tests can damage its files.
+    pub fn local_repo(dir: &Path) -> Arc<Repository> {
+        let opts = OpenOptions { kdf: KdfParams::INSECURE_TEST, ..Default::default() };
+        let backend = Arc::new(cairn_repository::backend::LocalBackend::new(dir));
+        Arc::new(Repository::init(backend, b"pw", opts).unwrap())
+    }
+
+    /// Deterministic bytes that do not compress.
+    pub fn noise(n: usize, seed: u32) -> Vec<u8> {
+        let mut x = seed.wrapping_mul(0x9e37_79b9) | 1;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x as u8
+            })
+            .collect()
     }
 
     pub fn saver(repo: &Arc<Repository>) -> BlobSaver {

@@ -1,0 +1,184 @@
+//! File-system operations of the restorer: creating entries without ever
+//! following a symlink found in the target, and applying metadata.
+//!
+//! Replacing: an entry already at a target path is removed first (an empty
+//! directory too; a non-empty directory is left and reported), so that a
+//! symlink planted in the target is never written through and other hard
+//! links to an existing file are not modified.
+
+use cairn_repository::format::tree::{Node, NodeKind};
+use std::ffi::{CString, OsStr};
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::Path;
+
+pub(crate) fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn cpath(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))
+}
+
+fn check(rc: libc::c_int) -> io::Result<()> {
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Remove whatever is at `path` (not following symlinks). A non-empty
+/// directory is not removed: that is an error.
+pub(crate) fn remove_existing(path: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(md) if md.is_dir() => fs::remove_dir(path).map_err(|e| {
+            if e.raw_os_error() == Some(libc::ENOTEMPTY) || e.raw_os_error() == Some(libc::EEXIST) {
+                io::Error::new(e.kind(), "a non-empty directory is in the way")
+            } else {
+                e
+            }
+        }),
+        Ok(_) => fs::remove_file(path),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Run `create`; if something is already at `path`, remove it and retry once.
+fn replacing<T>(path: &Path, mut create: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    match create() {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            remove_existing(path)?;
+            create()
+        }
+        r => r,
+    }
+}
+
+/// Create a new regular file of `size` bytes (a hole until written), open
+/// for writing. Something already at `path` is replaced.
+pub(crate) fn create_file(path: &Path, size: u64) -> io::Result<File> {
+    let f = replacing(path, || {
+        OpenOptions::new().write(true).create_new(true).mode(0o600).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC).open(path)
+    })?;
+    if size > 0 {
+        f.set_len(size)?;
+    }
+    Ok(f)
+}
+
+/// Open a file this restore created, for writing more of its blobs.
+pub(crate) fn open_file(path: &Path) -> io::Result<File> {
+    OpenOptions::new().write(true).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC).open(path)
+}
+
+/// Open a restored file for reading back, without touching its atime when allowed.
+pub(crate) fn open_for_verify(path: &Path) -> io::Result<File> {
+    let open = |flags| OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | flags).open(path);
+    match open(libc::O_NOATIME) {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => open(0),
+        r => r,
+    }
+}
+
+/// Make a directory for restoring into (owner-writable until its metadata
+/// is applied). Returns whether it was created (false: a directory was
+/// already there). Anything else in the way is replaced if `replace`, else
+/// an error.
+pub(crate) fn make_dir(path: &Path, replace: bool) -> io::Result<bool> {
+    let mkdir = || fs::DirBuilder::new().mode(0o700).create(path);
+    match mkdir() {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            if fs::symlink_metadata(path)?.is_dir() {
+                return Ok(false);
+            }
+            if !replace {
+                return Err(io::Error::new(io::ErrorKind::AlreadyExists, "something other than a directory is in the way"));
+            }
+            fs::remove_file(path)?;
+            mkdir().map(|_| true)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+pub(crate) fn make_symlink(path: &Path, target: &[u8]) -> io::Result<()> {
+    replacing(path, || std::os::unix::fs::symlink(OsStr::from_bytes(target), path))
+}
+
+pub(crate) fn make_fifo(path: &Path) -> io::Result<()> {
+    let c = cpath(path)?;
+    // SAFETY: c is a valid NUL-terminated path.
+    replacing(path, || check(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }))
+}
+
+/// A block or character device (needs root).
+pub(crate) fn make_device(path: &Path, node: &Node) -> io::Result<()> {
+    let c = cpath(path)?;
+    let kind = if node.kind == NodeKind::Dev { libc::S_IFBLK } else { libc::S_IFCHR };
+    // SAFETY: c is a valid NUL-terminated path.
+    replacing(path, || check(unsafe { libc::mknod(c.as_ptr(), kind | 0o600, node.rdev as libc::dev_t) }))
+}
+
+pub(crate) fn make_hard_link(existing: &Path, link: &Path) -> io::Result<()> {
+    replacing(link, || fs::hard_link(existing, link))
+}
+
+fn timespec(ns: i64) -> libc::timespec {
+    libc::timespec { tv_sec: ns.div_euclid(1_000_000_000) as libc::time_t, tv_nsec: ns.rem_euclid(1_000_000_000) as _ }
+}
+
+/// Set atime and mtime (of a symlink itself, not its target).
+pub(crate) fn set_times(path: &Path, atime: i64, mtime: i64) -> io::Result<()> {
+    let c = cpath(path)?;
+    let times = [timespec(atime), timespec(mtime)];
+    // SAFETY: c is a valid path; times points to two timespecs.
+    check(unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) })
+}
+
+/// Problems found while applying metadata: errors (metadata not restored)
+/// and warnings (extended attributes the target does not accept).
+#[derive(Default)]
+pub(crate) struct MetaProblems {
+    pub errors: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+/// Apply a node's metadata to what was restored at `path`: owner (only when
+/// running as root), mode (not for symlinks), extended attributes, then
+/// atime and mtime. The order matters: chown clears set-uid bits, and only
+/// the last step may leave the times alone.
+pub(crate) fn apply(path: &Path, node: &Node, as_root: bool) -> MetaProblems {
+    let mut p = MetaProblems::default();
+    if as_root {
+        if let Err(e) = std::os::unix::fs::lchown(path, Some(node.uid), Some(node.gid)) {
+            p.errors.push(format!("setting owner {}:{}: {e}", node.uid, node.gid));
+        }
+    }
+    if node.kind != NodeKind::Symlink {
+        use std::os::unix::fs::PermissionsExt;
+        if let Err(e) = fs::set_permissions(path, fs::Permissions::from_mode(node.mode & 0o7777)) {
+            p.errors.push(format!("setting mode {:o}: {e}", node.mode & 0o7777));
+        }
+    }
+    for x in &node.xattrs {
+        let name = OsStr::from_bytes(x.name.as_bytes());
+        match x.value_bytes() {
+            Ok(v) => {
+                if let Err(e) = xattr::set(path, name, &v) {
+                    p.warnings.push(format!("extended attribute {:?} not restored: {e}", x.name));
+                }
+            }
+            Err(e) => p.warnings.push(format!("extended attribute {:?} not restored: {e}", x.name)),
+        }
+    }
+    if let Err(e) = set_times(path, node.atime, node.mtime) {
+        p.errors.push(format!("setting times: {e}"));
+    }
+    p
+}
