@@ -10,6 +10,7 @@
 //! the CLI's job.
 
 pub mod archiver;
+pub mod dump;
 pub mod pattern;
 pub mod restore;
 pub mod tree_walk;
