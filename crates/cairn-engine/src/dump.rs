@@ -85,12 +85,34 @@ impl<'a> Blobs<'a> {
     }
 }
 
+/// Stream a file's content: a thread fetches blobs (a few in parallel)
+/// while this one writes, with at most a few blobs in memory.
 fn write_content(repo: &Repository, node: &Node, path: &Path, writer: &mut dyn Write) -> Result<()> {
-    let mut blobs = Blobs::new(repo, node, path);
-    while let Some(b) = blobs.next_blob()? {
-        writer.write_all(&b).map_err(output_error)?;
-    }
-    writer.flush().map_err(output_error)
+    std::thread::scope(|s| {
+        let (tx, rx) = crossbeam_channel::bounded::<Result<Vec<u8>>>(2);
+        s.spawn(move || {
+            let mut blobs = Blobs::new(repo, node, path);
+            loop {
+                match blobs.next_blob() {
+                    Ok(None) => break,
+                    // A closed channel means the writer failed: stop fetching.
+                    Ok(Some(b)) => {
+                        if tx.send(Ok(b)).is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        break;
+                    }
+                }
+            }
+        });
+        for blob in rx {
+            writer.write_all(&blob?).map_err(output_error)?;
+        }
+        writer.flush().map_err(output_error)
+    })
 }
 
 /// `Blobs` as a reader for the tar builder; the first repository error is
@@ -266,6 +288,32 @@ mod tests {
         assert!(e.kind == Kind::NotFound && e.message.contains("/d/nope"), "{}", e.message);
         let e = dump(&repo, root, Path::new("/d/l"), &mut Vec::new()).unwrap_err();
         assert_eq!(e.kind, Kind::Usage);
+    }
+
+    #[test]
+    fn a_failing_writer_stops_the_dump() {
+        struct Broken(usize);
+        impl Write for Broken {
+            fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+                if self.0 == 0 {
+                    return Err(io::ErrorKind::BrokenPipe.into());
+                }
+                self.0 -= 1;
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let repo = repo();
+        let s = saver(&repo);
+        let root = tree(&s, vec![file(&s, "f", &noise(100_000, 9), 1000), dir(&s, "d", vec![file(&s, "g", &noise(10_000, 1), 100)])]);
+        s.finish().unwrap();
+        let e = dump(&repo, root, Path::new("/f"), &mut Broken(3)).unwrap_err();
+        assert_eq!(e.kind, Kind::Io);
+        assert!(e.message.contains("writing the dump"), "{}", e.message);
+        let e = dump(&repo, root, Path::new("/"), &mut Broken(3)).unwrap_err();
+        assert_eq!(e.kind, Kind::Io);
     }
 
     #[test]

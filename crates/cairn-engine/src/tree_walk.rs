@@ -43,9 +43,11 @@ pub trait Visitor {
         Ok(())
     }
 
-    /// A directory's tree could not be loaded, or a node is invalid. `path`
-    /// is the directory or node concerned. Returning `Ok` skips it and goes
-    /// on; the default aborts the walk with the error.
+    /// A subdirectory's tree could not be loaded (`path` is that directory),
+    /// or a node has an invalid name (`path` is the directory holding it).
+    /// Returning `Ok` skips it and goes on; the default aborts the walk with
+    /// the error. (Failing to load the tree the walk starts at is always
+    /// the walk's error.)
     fn error(&mut self, _path: &Path, err: Error) -> Result<()> {
         Err(err)
     }
@@ -92,10 +94,8 @@ fn load_sorted(repo: &Repository, id: &Id) -> Result<Vec<Node>> {
 /// snapshot's root tree): every node below it is visited with the path
 /// `base/…/name`. The tree itself has no node and is not visited.
 pub fn walk(repo: &Repository, tree: Id, base: &Path, visitor: &mut dyn Visitor) -> Result<()> {
-    let nodes = match load_sorted(repo, &tree) {
-        Ok(n) => n,
-        Err(e) => return visitor.error(base, e),
-    };
+    // The starting tree is not skippable: its failure is the walk's.
+    let nodes = load_sorted(repo, &tree)?;
     let mut stack = vec![Frame { path: base.to_path_buf(), node: None, nodes: nodes.into_iter() }];
     while let Some(top) = stack.last_mut() {
         let Some(node) = top.nodes.next() else {

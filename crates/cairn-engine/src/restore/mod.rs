@@ -342,7 +342,9 @@ struct Restorer<'a> {
 
 impl Visitor for Restorer<'_> {
     fn visit(&mut self, path: &Path, node: &Node) -> Result<Visit> {
-        self.report.check_fatal()?;
+        if self.report.has_fatal() {
+            self.report.check_fatal()?;
+        }
         if self.opts.exclude.matches(path) {
             return Ok(Visit::SkipChildren);
         }
@@ -398,9 +400,6 @@ impl Visitor for Restorer<'_> {
     }
 
     fn error(&mut self, path: &Path, err: Error) -> Result<()> {
-        if path == self.tree_path {
-            return Err(err);
-        }
         let target = self.target_of(path);
         self.report.error(&target, err.message);
         Ok(())

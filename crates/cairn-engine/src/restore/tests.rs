@@ -414,3 +414,26 @@ fn unreadable_root_tree_is_fatal() {
     let e = restore(&repo, Id([3; 32]), &RestoreOptions::new(tmp.path()), &RestoreProgress::default()).unwrap_err();
     assert_eq!(e.kind, crate::Kind::Corrupt);
 }
+
+#[test]
+fn hostile_names_stay_inside_the_target() {
+    use cairn_repository::format::tree::Tree;
+    let repo = repo();
+    let s = saver(&repo);
+    let mut evil = file(&s, "x", b"pwned", 8);
+    evil.name = ByteString(b"../escaped".to_vec());
+    let (inner, _) = s.save(BlobKind::Tree, Tree { nodes: vec![evil.clone(), file(&s, "ok", b"fine", 8)] }.to_bytes()).unwrap();
+    let mut d = Node::new("d", NodeKind::Dir);
+    d.mode = libc::S_IFDIR | 0o755;
+    d.subtree = Some(inner);
+    let (root, _) = s.save(BlobKind::Tree, Tree { nodes: vec![evil, d] }.to_bytes()).unwrap();
+    s.finish().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let target = tmp.path().join("t");
+    let sum = restore(&repo, root, &RestoreOptions::new(&target), &RestoreProgress::default()).unwrap();
+    assert_eq!(fs::read(target.join("d/ok")).unwrap(), b"fine");
+    assert!(!tmp.path().join("escaped").exists() && !target.join("escaped").exists());
+    assert_eq!(sum.errors.len(), 2, "{:?}", sum.errors);
+    assert!(sum.errors.iter().all(|(_, m)| m.contains("invalid entry name")), "{:?}", sum.errors);
+    assert_eq!(sum.files, 1);
+}
