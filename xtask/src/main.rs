@@ -31,7 +31,7 @@ commands:
       cargo test (e.g. `cargo xtask test -- backup_roundtrip`).
 
   bench [--quick | --smoke] [--reps N] [--only SET[,SET..]] [--dir DIR]
-        [--cairn-bin PATH] [--debug] [--strict]
+        [--cairn-bin PATH] [--debug] [--strict] [--clean]
       Benchmark cairn against restic (issue 5). Sets: tree, big, many, stdin.
       --quick        smaller data, a few minutes
       --smoke        tiny data, 1 repetition (what `test` runs)
@@ -41,6 +41,8 @@ commands:
       --cairn-bin P  use this cairn binary instead of building one
       --debug        build and use target/debug/cairn instead of release
       --strict       exit non-zero when any row failed
+      --clean        remove the generated data at the end (it is kept
+                     in DIR/data/<scale>/ and reused while unchanged)
 
   deps
       Only install the test dependencies (the first step of `test`).
@@ -78,7 +80,11 @@ fn run() -> Result<()> {
 }
 
 fn parse_test(args: Vec<String>) -> Result<test::Options> {
-    let mut opts = test::Options { install: true, bench: true, cargo_test_args: Vec::new() };
+    let mut opts = test::Options {
+        install: true,
+        bench: true,
+        cargo_test_args: Vec::new(),
+    };
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -102,7 +108,9 @@ fn parse_bench(args: Vec<String>) -> Result<bench::Options> {
     while let Some(arg) = args.next() {
         // Accept both `--reps 5` and `--reps=5`.
         let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => (flag.to_string(), Some(value.to_string())),
+            Some((flag, value)) if flag.starts_with("--") => {
+                (flag.to_string(), Some(value.to_string()))
+            }
             _ => (arg.clone(), None),
         };
         let mut value = |name: &str| -> Result<String> {
@@ -116,7 +124,9 @@ fn parse_bench(args: Vec<String>) -> Result<bench::Options> {
             "--smoke" => opts.scale = bench::Scale::Smoke,
             "--reps" => {
                 let v = value("--reps")?;
-                let n: usize = v.parse().with_context(|| format!("--reps: `{v}` is not a number"))?;
+                let n: usize = v
+                    .parse()
+                    .with_context(|| format!("--reps: `{v}` is not a number"))?;
                 if n == 0 {
                     bail!("--reps must be at least 1");
                 }
@@ -128,7 +138,9 @@ fn parse_bench(args: Vec<String>) -> Result<bench::Options> {
                 for name in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
                     match bench::SetKind::from_name(name) {
                         Some(set) => sets.push(set),
-                        None => bail!("--only: unknown data set `{name}` (known: tree, big, many, stdin)"),
+                        None => bail!(
+                            "--only: unknown data set `{name}` (known: tree, big, many, stdin)"
+                        ),
                     }
                 }
                 opts.only = Some(sets);
@@ -137,6 +149,7 @@ fn parse_bench(args: Vec<String>) -> Result<bench::Options> {
             "--cairn-bin" => opts.cairn_bin = Some(PathBuf::from(value("--cairn-bin")?)),
             "--debug" => opts.debug = true,
             "--strict" => opts.strict = bench::Strict::All,
+            "--clean" => opts.clean = true,
             "-h" | "--help" => {
                 print!("{USAGE}");
                 std::process::exit(0);

@@ -45,14 +45,20 @@ pub fn cargo() -> Command {
 /// A `Stdio` that writes to our stderr: child output that must not mix
 /// with results on stdout (apt-get, pip).
 pub fn to_stderr() -> Stdio {
-    io::stderr().as_fd().try_clone_to_owned().map(Stdio::from).unwrap_or_else(|_| Stdio::inherit())
+    io::stderr()
+        .as_fd()
+        .try_clone_to_owned()
+        .map(Stdio::from)
+        .unwrap_or_else(|_| Stdio::inherit())
 }
 
 /// Prints the command line, runs it, and fails unless it exits 0.
 pub fn run(cmd: &mut Command) -> Result<()> {
     let line = describe(cmd);
     eprintln!("$ {line}");
-    let status = cmd.status().with_context(|| format!("could not start `{line}`"))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("could not start `{line}`"))?;
     if !status.success() {
         bail!("`{line}` failed ({status})");
     }
@@ -61,7 +67,13 @@ pub fn run(cmd: &mut Command) -> Result<()> {
 
 /// A command as a shell-like line, for messages.
 pub fn describe(cmd: &Command) -> String {
-    std::iter::once(cmd.get_program())
+    let program = cmd.get_program();
+    let program = if env::var_os("CARGO").as_deref() == Some(program) {
+        OsStr::new("cargo")
+    } else {
+        program
+    };
+    std::iter::once(program)
         .chain(cmd.get_args())
         .map(OsStr::to_string_lossy)
         .collect::<Vec<_>>()
@@ -71,11 +83,15 @@ pub fn describe(cmd: &Command) -> String {
 /// The first executable called `name` on `PATH`.
 pub fn find_in_path(name: &str) -> Option<PathBuf> {
     let path = env::var_os("PATH")?;
-    env::split_paths(&path).map(|dir| dir.join(name)).find(|p| is_executable(p))
+    env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| is_executable(p))
 }
 
 pub fn is_executable(path: &Path) -> bool {
-    path.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+    path.metadata()
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
 }
 
 /// Installs the Debian packages that are not installed yet; `apt-get
@@ -83,10 +99,17 @@ pub fn is_executable(path: &Path) -> bool {
 /// non-interactive. On a system without dpkg it only prints a note.
 pub fn ensure_packages(packages: &[&str]) -> Result<()> {
     if find_in_path("dpkg-query").is_none() {
-        eprintln!("note: no dpkg-query (not Debian?); make sure these are installed: {}", packages.join(" "));
+        eprintln!(
+            "note: no dpkg-query (not Debian?); make sure these are installed: {}",
+            packages.join(" ")
+        );
         return Ok(());
     }
-    let missing: Vec<&str> = packages.iter().copied().filter(|p| !package_installed(p)).collect();
+    let missing: Vec<&str> = packages
+        .iter()
+        .copied()
+        .filter(|p| !package_installed(p))
+        .collect();
     if missing.is_empty() {
         eprintln!("Debian packages present: {}", packages.join(" "));
         return Ok(());
@@ -110,9 +133,15 @@ pub fn ensure_packages(packages: &[&str]) -> Result<()> {
     let mut install = apt(&["install", "-y", "-q", "--no-install-recommends"]);
     install.args(&missing);
     run(&mut install)?;
-    let still: Vec<&str> = missing.into_iter().filter(|p| !package_installed(p)).collect();
+    let still: Vec<&str> = missing
+        .into_iter()
+        .filter(|p| !package_installed(p))
+        .collect();
     if !still.is_empty() {
-        bail!("apt-get finished but these packages are still not installed: {}", still.join(" "));
+        bail!(
+            "apt-get finished but these packages are still not installed: {}",
+            still.join(" ")
+        );
     }
     Ok(())
 }

@@ -32,7 +32,15 @@ pub struct Options {
 /// Debian packages the tests use: restic and rclone as peers and REST
 /// server, sshd for SFTP, fuse3 for mount, python3-venv for moto, GNU time
 /// and zstd for the tests that want them.
-const PACKAGES: &[&str] = &["restic", "rclone", "openssh-server", "fuse3", "python3-venv", "time", "zstd"];
+const PACKAGES: &[&str] = &[
+    "restic",
+    "rclone",
+    "openssh-server",
+    "fuse3",
+    "python3-venv",
+    "time",
+    "zstd",
+];
 
 /// Where the tests' programs are, once installed.
 pub struct Deps {
@@ -41,7 +49,13 @@ pub struct Deps {
 
 pub fn run(opts: Options) -> Result<()> {
     let started = Instant::now();
-    let deps = if opts.install { install_deps()? } else { Deps { moto_server: venv_dir().join("bin/moto_server") } };
+    let deps = if opts.install {
+        install_deps()?
+    } else {
+        Deps {
+            moto_server: venv_dir().join("bin/moto_server"),
+        }
+    };
 
     section("build cairn (debug)");
     sys::run(sys::cargo().args(["build", "-p", "cairn-cli", "--bin", "cairn"]))?;
@@ -52,12 +66,22 @@ pub fn run(opts: Options) -> Result<()> {
 
     section("cargo test");
     let mut cmd = sys::cargo();
-    cmd.args(["test", "--workspace", "--exclude", "xtask"]).args(&opts.cargo_test_args);
-    let mut exported = vec![("CAIRN_BIN", Some(cairn.clone())), ("CAIRN_TEST_CHEAP_KDF", Some("1".into()))];
+    cmd.args(["test", "--workspace", "--exclude", "xtask"])
+        .args(&opts.cargo_test_args);
+    let mut exported = vec![
+        ("CAIRN_BIN", Some(cairn.clone())),
+        ("CAIRN_TEST_CHEAP_KDF", Some("1".into())),
+    ];
     exported.push(("RESTIC_BIN", sys::find_in_path("restic")));
     exported.push(("RCLONE_BIN", sys::find_in_path("rclone")));
-    exported.push(("MOTO_SERVER", Some(deps.moto_server).filter(|p| sys::is_executable(p))));
-    exported.push(("SSHD_BIN", Some(PathBuf::from("/usr/sbin/sshd")).filter(|p| sys::is_executable(p))));
+    exported.push((
+        "MOTO_SERVER",
+        Some(deps.moto_server).filter(|p| sys::is_executable(p)),
+    ));
+    exported.push((
+        "SSHD_BIN",
+        Some(PathBuf::from("/usr/sbin/sshd")).filter(|p| sys::is_executable(p)),
+    ));
     for (name, value) in &exported {
         match value {
             Some(value) => {
@@ -87,9 +111,15 @@ pub fn run(opts: Options) -> Result<()> {
         .context("the smoke benchmark failed")?;
     }
 
-    eprintln!("xtask test: every step passed in {:.0} s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "xtask test: every step passed in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
     // Last, so it is the closing line CI reads.
-    println!("tests: {} passed, {} failed, {} skipped", counts.passed, counts.failed, counts.ignored);
+    println!(
+        "tests: {} passed, {} failed, {} skipped",
+        counts.passed, counts.failed, counts.ignored
+    );
     Ok(())
 }
 
@@ -105,18 +135,37 @@ pub fn install_deps() -> Result<Deps> {
         eprintln!("installing moto[server] into {}", venv.display());
         if venv.exists() {
             // A venv without moto_server is a half-done earlier attempt.
-            std::fs::remove_dir_all(&venv).with_context(|| format!("removing {}", venv.display()))?;
+            std::fs::remove_dir_all(&venv)
+                .with_context(|| format!("removing {}", venv.display()))?;
         }
-        let python = sys::find_in_path("python3").context("python3 is not installed")?;
-        sys::run(Command::new(python).arg("-m").arg("venv").arg(&venv).stdout(sys::to_stderr()))?;
+        // Debian's python3 (the one python3-venv is for), else any python3.
+        let python = Some(PathBuf::from("/usr/bin/python3"))
+            .filter(|p| sys::is_executable(p))
+            .or_else(|| sys::find_in_path("python3"))
+            .context("python3 is not installed")?;
+        sys::run(
+            Command::new(python)
+                .arg("-m")
+                .arg("venv")
+                .arg(&venv)
+                .stdout(sys::to_stderr()),
+        )?;
         sys::run(
             Command::new(venv.join("bin/pip"))
-                .args(["install", "--quiet", "--disable-pip-version-check", "moto[server]>=5,<6"])
+                .args([
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    "moto[server]>=5,<6",
+                ])
                 .stdin(Stdio::null())
                 .stdout(sys::to_stderr()),
         )?;
         if !sys::is_executable(&moto_server) {
-            bail!("pip installed moto but {} is missing", moto_server.display());
+            bail!(
+                "pip installed moto but {} is missing",
+                moto_server.display()
+            );
         }
     }
     Ok(Deps { moto_server })
@@ -142,7 +191,10 @@ struct Counts {
 fn run_cargo_test(cmd: &mut Command) -> Result<Counts> {
     let line = sys::describe(cmd);
     eprintln!("$ {line}");
-    let mut child = cmd.stdout(Stdio::piped()).spawn().with_context(|| format!("could not start `{line}`"))?;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("could not start `{line}`"))?;
     let mut counts = Counts::default();
     let stdout = child.stdout.take().expect("stdout is piped");
     let mut out = std::io::stdout().lock();
@@ -159,7 +211,11 @@ fn run_cargo_test(cmd: &mut Command) -> Result<Counts> {
     drop(out);
     let status = child.wait()?;
     if !status.success() {
-        bail!("`{line}` failed ({status}; {} passed, {} failed)", counts.passed, counts.failed);
+        bail!(
+            "`{line}` failed ({status}; {} passed, {} failed)",
+            counts.passed,
+            counts.failed
+        );
     }
     Ok(counts)
 }

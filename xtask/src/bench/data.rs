@@ -79,13 +79,27 @@ pub fn prepare(set: SetKind, scale: Scale, data_root: &Path) -> Result<Prepared>
     let p = params(set, scale);
     let dir = data_root.join(set.name());
     let stamp_path = data_root.join(format!("{}.stamp", set.name()));
-    let stamp = format!("generator v{GEN_VERSION}, {set:?}, seed {:#x}, {p:?}\n", seed(set));
-    let cached = dir.is_dir() && fs::read_to_string(&stamp_path).map(|s| s == stamp).unwrap_or(false);
+    let stamp = format!(
+        "generator v{GEN_VERSION}, {set:?}, seed {:#x}, {p:?}\n",
+        seed(set)
+    );
+    let cached = dir.is_dir()
+        && fs::read_to_string(&stamp_path)
+            .map(|s| s == stamp)
+            .unwrap_or(false);
     if cached {
-        eprintln!("[bench] {}: using cached data in {}", set.name(), dir.display());
+        eprintln!(
+            "[bench] {}: using cached data in {}",
+            set.name(),
+            dir.display()
+        );
     } else {
         let started = Instant::now();
-        eprintln!("[bench] {}: generating {p:?} in {}", set.name(), dir.display());
+        eprintln!(
+            "[bench] {}: generating {p:?} in {}",
+            set.name(),
+            dir.display()
+        );
         fsutil::remove(&stamp_path)?;
         fsutil::remove(&dir)?;
         fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -93,22 +107,39 @@ pub fn prepare(set: SetKind, scale: Scale, data_root: &Path) -> Result<Prepared>
             SetKind::Tree => tree_jobs(&dir, p, seed(set))?,
             SetKind::Big => big_jobs(&dir, p, seed(set))?,
             SetKind::Many => many_jobs(&dir, p, seed(set))?,
-            SetKind::Stdin => blocks_jobs(&dir.join("dump.sql"), p.bytes, 32 * MIB, Pattern::Dump, seed(set))?,
+            SetKind::Stdin => blocks_jobs(
+                &dir.join("dump.sql"),
+                p.bytes,
+                32 * MIB,
+                Pattern::Dump,
+                seed(set),
+            )?,
         };
         run_jobs(jobs)?;
-        fs::write(&stamp_path, &stamp).with_context(|| format!("writing {}", stamp_path.display()))?;
-        eprintln!("[bench] {}: generated in {:.1} s", set.name(), started.elapsed().as_secs_f64());
+        fs::write(&stamp_path, &stamp)
+            .with_context(|| format!("writing {}", stamp_path.display()))?;
+        eprintln!(
+            "[bench] {}: generated in {:.1} s",
+            set.name(),
+            started.elapsed().as_secs_f64()
+        );
     }
     let usage = fsutil::usage(&dir)?;
     let stdin_file = (set == SetKind::Stdin).then(|| dir.join("dump.sql"));
-    Ok(Prepared { dir, stdin_file, usage })
+    Ok(Prepared {
+        dir,
+        stdin_file,
+        usage,
+    })
 }
 
 /// A unit of generation work; it gets a reusable scratch buffer.
 type Job = Box<dyn Fn(&mut Vec<u8>) -> Result<()> + Send + Sync>;
 
 fn run_jobs(jobs: Vec<Job>) -> Result<()> {
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
     let next = AtomicUsize::new(0);
     let failure = Mutex::new(None);
     std::thread::scope(|scope| {
@@ -174,7 +205,12 @@ fn tree_jobs(dir: &Path, p: Params, set_seed: u64) -> Result<Vec<Job>> {
             (size, kind, seed_of(set_seed, i as u64))
         };
         let name = format!("{}_{i}.{}", rng.word(), extension(kind, &mut rng));
-        specs.push(FileSpec { path: parent.join(name), size, kind, seed });
+        specs.push(FileSpec {
+            path: parent.join(name),
+            size,
+            kind,
+            seed,
+        });
     }
     let raw: u64 = specs.iter().map(|s| s.size).sum();
     let factor = p.bytes as f64 / raw.max(1) as f64;
@@ -189,13 +225,16 @@ fn tree_jobs(dir: &Path, p: Params, set_seed: u64) -> Result<Vec<Job>> {
         .into_iter()
         .map(|spec| {
             let path = dir.join(&spec.path);
-            Box::new(move |buf: &mut Vec<u8>| write_file(&path, spec.size as usize, spec.kind, spec.seed, buf)) as Job
+            Box::new(move |buf: &mut Vec<u8>| {
+                write_file(&path, spec.size as usize, spec.kind, spec.seed, buf)
+            }) as Job
         })
         .collect())
 }
 
 /// One file's raw size and content kind. Roughly: 2% empty, 58% under
 /// 4 KiB, 38% 4–64 KiB, 2% 64 KiB–2 MiB, 0.1% 2–16 MiB (before scaling).
+/// By bytes about 15% is incompressible and 10% half so.
 fn draw_tree_file(rng: &mut Rng) -> (u64, Kind) {
     let x = rng.unit();
     let (size, class) = if x < 0.02 {
@@ -212,15 +251,15 @@ fn draw_tree_file(rng: &mut Rng) -> (u64, Kind) {
     let y = rng.unit();
     let kind = match class {
         0 if y < 0.85 => Kind::Text,
-        0 if y < 0.95 => Kind::Sparse,
+        0 if y < 0.95 => Kind::Binary,
         0 => Kind::Random,
         1 if y < 0.55 => Kind::Text,
-        1 if y < 0.75 => Kind::Random,
-        1 if y < 0.90 => Kind::Sparse,
+        1 if y < 0.80 => Kind::Binary,
+        1 if y < 0.92 => Kind::Random,
         1 => Kind::Mixed,
-        _ if y < 0.35 => Kind::Text,
-        _ if y < 0.70 => Kind::Random,
-        _ if y < 0.80 => Kind::Sparse,
+        _ if y < 0.30 => Kind::Text,
+        _ if y < 0.70 => Kind::Binary,
+        _ if y < 0.85 => Kind::Random,
         _ => Kind::Mixed,
     };
     (size, kind)
@@ -230,7 +269,7 @@ fn extension(kind: Kind, rng: &mut Rng) -> &'static str {
     let choices: &[&str] = match kind {
         Kind::Text => &["txt", "rs", "md", "json", "c", "h", "py", "toml", "html"],
         Kind::Random => &["gz", "png", "zst", "jpg"],
-        Kind::Sparse => &["bin", "o", "so", "rlib"],
+        Kind::Binary => &["bin", "o", "so", "rlib"],
         Kind::Mixed => &["pdf", "tar", "db"],
         Kind::Dump => &["sql"],
     };
@@ -263,14 +302,26 @@ fn big_jobs(dir: &Path, p: Params, seed: u64) -> Result<Vec<Job>> {
     ];
     let mut jobs = Vec::new();
     for (i, (name, size, block, pattern)) in files.into_iter().enumerate() {
-        jobs.extend(blocks_jobs(&dir.join(name), size, block, pattern, seed_of(seed, i as u64))?);
+        jobs.extend(blocks_jobs(
+            &dir.join(name),
+            size,
+            block,
+            pattern,
+            seed_of(seed, i as u64),
+        )?);
     }
     Ok(jobs)
 }
 
 /// Creates `path` with `size` bytes made of `block`-sized blocks, and
 /// returns jobs that each write up to 16 MiB of them in place.
-fn blocks_jobs(path: &Path, size: u64, block: u64, pattern: Pattern, seed: u64) -> Result<Vec<Job>> {
+fn blocks_jobs(
+    path: &Path,
+    size: u64,
+    block: u64,
+    pattern: Pattern,
+    seed: u64,
+) -> Result<Vec<Job>> {
     let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
     file.set_len(size)?;
     let nblocks = size.div_ceil(block);
@@ -291,7 +342,8 @@ fn blocks_jobs(path: &Path, size: u64, block: u64, pattern: Pattern, seed: u64) 
             for (k, chunk) in (first..last).zip(buf[..len].chunks_mut(block as usize)) {
                 fill_block(pattern, seed, k, chunk);
             }
-            file.write_all_at(&buf[..len], start).with_context(|| format!("writing {}", path.display()))
+            file.write_all_at(&buf[..len], start)
+                .with_context(|| format!("writing {}", path.display()))
         }));
         first = last;
     }
@@ -347,9 +399,20 @@ fn many_jobs(dir: &Path, p: Params, seed: u64) -> Result<Vec<Job>> {
     }
     let mut specs = Vec::with_capacity(p.files as usize);
     for i in 0..p.files as usize {
-        let size = if rng.chance(0.4) { 0 } else { rng.log_uniform(1, 1024) };
-        let path = dir.join(&dirs[i % dirs.len()]).join(format!("{}-{i}.txt", rng.word()));
-        specs.push(FileSpec { path, size, kind: Kind::Text, seed: seed_of(seed, i as u64) });
+        let size = if rng.chance(0.4) {
+            0
+        } else {
+            rng.log_uniform(1, 1024)
+        };
+        let path = dir
+            .join(&dirs[i % dirs.len()])
+            .join(format!("{}-{i}.txt", rng.word()));
+        specs.push(FileSpec {
+            path,
+            size,
+            kind: Kind::Text,
+            seed: seed_of(seed, i as u64),
+        });
     }
     let specs = std::sync::Arc::new(specs);
     let per_job = 2000;
@@ -406,20 +469,29 @@ pub fn mutate(root: &Path, round: u64) -> Result<Mutation> {
         let n = rng.log_uniform(256, 64 << 10) as usize;
         buf.resize(n, 0);
         fill(Kind::Text, rng.next_u64(), &mut buf);
-        let file = OpenOptions::new().append(true).open(path).with_context(|| ctx("appending to", path))?;
+        let file = OpenOptions::new()
+            .append(true)
+            .open(path)
+            .with_context(|| ctx("appending to", path))?;
         use std::io::Write;
-        (&file).write_all(&buf).with_context(|| ctx("appending to", path))?;
+        (&file)
+            .write_all(&buf)
+            .with_context(|| ctx("appending to", path))?;
         m.appended += 1;
         m.bytes_written += n as u64;
     }
     for path in picked.by_ref().take(3 * unit) {
-        let file = OpenOptions::new().write(true).open(path).with_context(|| ctx("editing", path))?;
+        let file = OpenOptions::new()
+            .write(true)
+            .open(path)
+            .with_context(|| ctx("editing", path))?;
         let len = file.metadata()?.len();
         let n = rng.log_uniform(16, 4096).min(len.max(16));
         let offset = rng.below(len.saturating_sub(n) + 1);
         buf.resize(n as usize, 0);
         fill(Kind::Random, rng.next_u64(), &mut buf);
-        file.write_all_at(&buf, offset).with_context(|| ctx("editing", path))?;
+        file.write_all_at(&buf, offset)
+            .with_context(|| ctx("editing", path))?;
         m.edited += 1;
         m.bytes_written += n;
     }
@@ -428,7 +500,10 @@ pub fn mutate(root: &Path, round: u64) -> Result<Mutation> {
         m.deleted += 1;
     }
     for (i, path) in picked.by_ref().take(unit).enumerate() {
-        let name = path.file_name().ok_or_else(|| anyhow!("no file name"))?.to_string_lossy();
+        let name = path
+            .file_name()
+            .ok_or_else(|| anyhow!("no file name"))?
+            .to_string_lossy();
         let to = dirs[rng.index(dirs.len())].join(format!("moved-{round}-{i}-{name}"));
         fs::rename(path, &to).with_context(|| ctx("renaming", path))?;
         m.renamed += 1;
@@ -436,7 +511,11 @@ pub fn mutate(root: &Path, round: u64) -> Result<Mutation> {
     for i in 0..2 * unit {
         let dir = &dirs[rng.index(dirs.len())];
         let n = rng.log_uniform(128, 256 << 10) as usize;
-        let kind = if rng.chance(0.2) { Kind::Random } else { Kind::Text };
+        let kind = if rng.chance(0.2) {
+            Kind::Random
+        } else {
+            Kind::Text
+        };
         let path = dir.join(format!("new-{round}-{i}.txt"));
         write_file(&path, n, kind, rng.next_u64(), &mut buf)?;
         m.created += 1;

@@ -92,9 +92,18 @@ pub fn remove(path: &Path) -> Result<()> {
 
 /// `cp -a src dst` (dst must not exist): a fresh copy with new inodes.
 pub fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
-    let status = Command::new("cp").arg("-a").arg(src).arg(dst).status().context("running cp")?;
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(src)
+        .arg(dst)
+        .status()
+        .context("running cp")?;
     if !status.success() {
-        bail!("cp -a {} {} failed ({status})", src.display(), dst.display());
+        bail!(
+            "cp -a {} {} failed ({status})",
+            src.display(),
+            dst.display()
+        );
     }
     Ok(())
 }

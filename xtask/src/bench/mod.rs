@@ -76,11 +76,22 @@ pub struct Options {
     pub cairn_bin: Option<PathBuf>,
     pub debug: bool,
     pub strict: Strict,
+    /// Remove the generated data at the end instead of keeping it cached.
+    pub clean: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { scale: Scale::Full, reps: None, only: None, dir: None, cairn_bin: None, debug: false, strict: Strict::No }
+        Options {
+            scale: Scale::Full,
+            reps: None,
+            only: None,
+            dir: None,
+            cairn_bin: None,
+            debug: false,
+            strict: Strict::No,
+            clean: false,
+        }
     }
 }
 
@@ -149,7 +160,9 @@ impl Op {
 
     /// Rows whose repository size the table shows.
     fn shows_size(label: &str) -> bool {
-        [Op::Backup, Op::MutateBackup, Op::ForgetPrune].iter().any(|op| op.label() == label)
+        [Op::Backup, Op::MutateBackup, Op::ForgetPrune]
+            .iter()
+            .any(|op| op.label() == label)
     }
 }
 
@@ -243,7 +256,9 @@ pub fn run(opts: Options) -> Result<()> {
     let started_at = unix_now();
     let started = Instant::now();
     let scale = opts.scale;
-    let reps = opts.reps.unwrap_or(if scale == Scale::Smoke { 1 } else { 3 });
+    let reps = opts
+        .reps
+        .unwrap_or(if scale == Scale::Smoke { 1 } else { 3 });
     let sets: Vec<SetKind> = opts.only.clone().unwrap_or_else(|| SetKind::ALL.to_vec());
     let base = opts.dir.clone().unwrap_or_else(default_base);
     fs::create_dir_all(&base).with_context(|| format!("creating {}", base.display()))?;
@@ -273,10 +288,19 @@ pub fn run(opts: Options) -> Result<()> {
         Ok(bin) => version_of(bin, &["--version"]),
         Err(_) => "unavailable".into(),
     };
-    let cairn = Tool { kind: ToolKind::Cairn, bin: cairn_bin, version: cairn_version };
+    let cairn = Tool {
+        kind: ToolKind::Cairn,
+        bin: cairn_bin,
+        version: cairn_version,
+    };
     let machine = report::Machine::read();
 
-    let mut bench = Bench { dirs, timeout: scale.timeout(), samples: Vec::new(), reported: HashSet::new() };
+    let mut bench = Bench {
+        dirs,
+        timeout: scale.timeout(),
+        samples: Vec::new(),
+        reported: HashSet::new(),
+    };
     let mut set_info = Vec::new();
     for &set in &sets {
         let prepared = data::prepare(set, scale, &bench.dirs.data)?;
@@ -285,7 +309,7 @@ pub fn run(opts: Options) -> Result<()> {
         eprintln!(
             "[bench] {}: {} files, {}; page cache warmed (read once, untimed, {:.1} s)",
             set.name(),
-            prepared.usage.files,
+            report::thousands(prepared.usage.files),
             report::bytes(read),
             t.elapsed().as_secs_f64()
         );
@@ -297,18 +321,39 @@ pub fn run(opts: Options) -> Result<()> {
         }));
         for rep in 0..reps {
             // Alternate which tool goes first, so drift favours neither.
-            let order = if rep % 2 == 0 { [&cairn, &restic] } else { [&restic, &cairn] };
+            let order = if rep % 2 == 0 {
+                [&cairn, &restic]
+            } else {
+                [&restic, &cairn]
+            };
             for tool in order {
                 bench.sequence(set, &prepared, tool, rep, reps)?;
             }
         }
     }
     bench.dirs.clean_scratch()?;
+    if opts.clean {
+        fsutil::remove(&bench.dirs.data)?;
+        eprintln!(
+            "[bench] removed the generated data ({})",
+            bench.dirs.data.display()
+        );
+    } else if let Ok(usage) = fsutil::usage(&bench.dirs.data) {
+        eprintln!(
+            "[bench] generated data kept for the next run: {} in {} (on tmpfs this is RAM; `--clean` removes it)",
+            report::bytes(usage.disk_bytes),
+            bench.dirs.data.display()
+        );
+    }
 
     // Report.
     let rows = report::summarize(&bench.samples, Op::shows_size);
     let base_display = bench.dirs.base.display().to_string();
-    let on_tmpfs = if base_display.starts_with("/dev/shm") { " (tmpfs)" } else { "" };
+    let on_tmpfs = if base_display.starts_with("/dev/shm") {
+        " (tmpfs)"
+    } else {
+        ""
+    };
     let mut text = String::new();
     text.push_str(&format!(
         "cairn bench ({} scale): median of {reps} repetition{}, tools alternating; page cache warm (every data set read once before timing); data and repositories in {base_display}{on_tmpfs}\n",
@@ -319,10 +364,20 @@ pub fn run(opts: Options) -> Result<()> {
         "machine: {} × {}, {} MiB RAM, Linux {}\n",
         machine.nproc, machine.cpu, machine.mem_total_mib, machine.kernel
     ));
-    text.push_str(&format!("cairn: {}\nrestic: {}\n", cairn.version, restic.version));
+    text.push_str(&format!(
+        "cairn: {}\nrestic: {}\n",
+        cairn.version, restic.version
+    ));
     let sets_line: Vec<String> = set_info
         .iter()
-        .map(|s| format!("{} {} files {}", s["name"].as_str().unwrap_or(""), s["files"], report::bytes(s["bytes"].as_u64().unwrap_or(0))))
+        .map(|s| {
+            let files = report::thousands(s["files"].as_u64().unwrap_or(0));
+            format!(
+                "{} {files} files {}",
+                s["name"].as_str().unwrap_or(""),
+                report::bytes(s["bytes"].as_u64().unwrap_or(0))
+            )
+        })
         .collect();
     text.push_str(&format!("data sets: {}\n", sets_line.join("; ")));
     text.push_str("speedup = restic time ÷ cairn time (above 1: cairn faster); RSS and size ratios = cairn ÷ restic (below 1: cairn smaller); CPU = user + system; repo = du after the operation\n\n");
@@ -357,10 +412,19 @@ pub fn run(opts: Options) -> Result<()> {
         out_dir.display()
     );
 
-    let failed = |tool: &str| rows.iter().any(|r| matches!(if tool == "cairn" { &r.cairn } else { &r.restic }, Cell::Failed { .. }));
+    let failed = |tool: &str| {
+        rows.iter().any(|r| {
+            matches!(
+                if tool == "cairn" { &r.cairn } else { &r.restic },
+                Cell::Failed { .. }
+            )
+        })
+    };
     match opts.strict {
         Strict::All if failed("cairn") || failed("restic") => bail!("some rows failed"),
-        Strict::Restic if failed("restic") => bail!("restic rows failed: the harness runs restic wrongly"),
+        Strict::Restic if failed("restic") => {
+            bail!("restic rows failed: the harness runs restic wrongly")
+        }
         _ => Ok(()),
     }
 }
@@ -375,14 +439,28 @@ struct Bench {
 
 impl Bench {
     /// One tool's run of all of `set`'s operations, on a fresh repository.
-    fn sequence(&mut self, set: SetKind, prepared: &data::Prepared, tool: &Tool, rep: usize, reps: usize) -> Result<()> {
-        eprintln!("[bench] {} rep {}/{reps}: {}", set.name(), rep + 1, tool.name());
+    fn sequence(
+        &mut self,
+        set: SetKind,
+        prepared: &data::Prepared,
+        tool: &Tool,
+        rep: usize,
+        reps: usize,
+    ) -> Result<()> {
+        eprintln!(
+            "[bench] {} rep {}/{reps}: {}",
+            set.name(),
+            rep + 1,
+            tool.name()
+        );
         let repo = self.dirs.repo(tool.name());
         fsutil::remove(&repo)?;
         fsutil::remove(&self.dirs.cache.join(tool.name()))?;
         fs::create_dir_all(&self.dirs.repos)?;
+        // Why the remaining operations cannot run, once something they need failed.
+        let mut blocked: Option<String> = tool.bin.as_ref().err().cloned();
         // The directory backed up: `tree` is copied, since mutate changes it.
-        let source = if set == SetKind::Tree {
+        let source = if set == SetKind::Tree && blocked.is_none() {
             let work = self.dirs.work.join("tree");
             fsutil::remove(&work)?;
             fs::create_dir_all(&self.dirs.work)?;
@@ -392,8 +470,6 @@ impl Bench {
             prepared.dir.clone()
         };
 
-        // Why the remaining operations cannot run, once something they need failed.
-        let mut blocked: Option<String> = tool.bin.as_ref().err().cloned();
         if blocked.is_none() {
             if let Err(e) = self.exec(tool, Op::Init, &["init".into()], None) {
                 blocked = Some(format!("init failed: {e}"));
@@ -408,7 +484,10 @@ impl Bench {
             let result = self.operation(set, op, tool, &source, prepared, &mut round);
             match result {
                 Ok(m) => {
-                    let size = if matches!(op, Op::Backup | Op::Rebackup | Op::MutateBackup | Op::ForgetPrune) {
+                    let size = if matches!(
+                        op,
+                        Op::Backup | Op::Rebackup | Op::MutateBackup | Op::ForgetPrune
+                    ) {
                         Some(fsutil::usage(&repo)?)
                     } else {
                         None
@@ -420,7 +499,8 @@ impl Bench {
                         m.wall.as_secs_f64(),
                         (m.user + m.sys).as_secs_f64(),
                         report::bytes(m.max_rss_kib * 1024),
-                        size.map(|u| format!("  repo {}", report::bytes(u.disk_bytes))).unwrap_or_default()
+                        size.map(|u| format!("  repo {}", report::bytes(u.disk_bytes)))
+                            .unwrap_or_default()
                     );
                     self.samples.push(Sample {
                         set: set.name(),
@@ -462,7 +542,9 @@ impl Bench {
         round: &mut u64,
     ) -> Result<run::Measured> {
         let backup_args: Vec<OsString> = match &prepared.stdin_file {
-            Some(_) => ["backup", "--stdin", "--stdin-filename", "dump.sql"].map(OsString::from).to_vec(),
+            Some(_) => ["backup", "--stdin", "--stdin-filename", "dump.sql"]
+                .map(OsString::from)
+                .to_vec(),
             None => vec!["backup".into(), source.into()],
         };
         let stdin = prepared.stdin_file.as_deref();
@@ -491,7 +573,12 @@ impl Bench {
                 let target = self.dirs.restore.join(tool.name());
                 fsutil::remove(&target)?;
                 fs::create_dir_all(&target)?;
-                let args = ["restore".into(), "latest".into(), "--target".into(), target.clone().into()];
+                let args = [
+                    "restore".into(),
+                    "latest".into(),
+                    "--target".into(),
+                    target.clone().into(),
+                ];
                 let measured = self.exec(tool, op, &args, None)?;
                 // A wrong restore gets no number: compare counts and bytes.
                 let (want, got) = (fsutil::usage(source)?, fsutil::usage(&target)?);
@@ -513,7 +600,8 @@ impl Bench {
                 if set == SetKind::Tree {
                     for _ in 0..2 {
                         mutate(source)?;
-                        self.exec(tool, op, &backup_args, stdin).context("a backup before forget")?;
+                        self.exec(tool, op, &backup_args, stdin)
+                            .context("a backup before forget")?;
                     }
                 }
                 let args = ["forget", "--keep-last", "1", "--prune"].map(OsString::from);
@@ -524,9 +612,19 @@ impl Bench {
     }
 
     /// Runs a tool command; fails with the exit status and stderr tail.
-    fn exec(&mut self, tool: &Tool, op: Op, args: &[OsString], stdin: Option<&Path>) -> Result<run::Measured> {
+    fn exec(
+        &mut self,
+        tool: &Tool,
+        op: Op,
+        args: &[OsString],
+        stdin: Option<&Path>,
+    ) -> Result<run::Measured> {
         let bin = tool.bin.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
-        let log = self.dirs.logs.join(format!("{}-{}.stderr", tool.name(), op.label().split(' ').next().unwrap_or("op")));
+        let log = self.dirs.logs.join(format!(
+            "{}-{}.stderr",
+            tool.name(),
+            op.label().split(' ').next().unwrap_or("op")
+        ));
         let spec = run::Spec {
             program: bin,
             args: args.to_vec(),
@@ -535,12 +633,23 @@ impl Bench {
             stderr_log: log.clone(),
             timeout: self.timeout,
         };
-        let (outcome, measured) = run::run(&spec).with_context(|| format!("could not run {}", bin.display()))?;
+        let (outcome, measured) =
+            run::run(&spec).with_context(|| format!("could not run {}", bin.display()))?;
         if !outcome.success() {
             let tail = run::tail(&log, 12);
-            let line = format!("{} {}", tool.name(), args.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" "));
+            let line = format!(
+                "{} {}",
+                tool.name(),
+                args.iter()
+                    .map(|a| a.to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
             if self.reported.insert((tool.kind, op)) {
-                eprintln!("[bench]   FAILED: `{line}`: {}; stderr tail:", outcome.describe());
+                eprintln!(
+                    "[bench]   FAILED: `{line}`: {}; stderr tail:",
+                    outcome.describe()
+                );
                 for l in tail.lines() {
                     eprintln!("[bench]     | {l}");
                 }
@@ -591,21 +700,38 @@ fn cairn_binary(opts: &Options) -> Result<PathBuf, String> {
         Ok(status) => return Err(format!("`{}` failed ({status})", sys::describe(&cmd))),
         Err(e) => return Err(format!("could not run cargo: {e}")),
     }
-    let bin = sys::target_dir().join(if opts.debug { "debug" } else { "release" }).join("cairn");
+    let bin = sys::target_dir()
+        .join(if opts.debug { "debug" } else { "release" })
+        .join("cairn");
     if sys::is_executable(&bin) {
         Ok(bin)
     } else {
-        Err(format!("the build succeeded but {} is missing", bin.display()))
+        Err(format!(
+            "the build succeeded but {} is missing",
+            bin.display()
+        ))
     }
 }
 
 /// The first line a tool prints for `args` (its version), or a note.
 fn version_of(bin: &Path, args: &[&str]) -> String {
-    match Command::new(bin).args(args).stdin(std::process::Stdio::null()).output() {
-        Ok(out) if out.status.success() => {
-            String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or("").trim().to_string()
-        }
-        Ok(out) => format!("{} (`{}` failed: {})", bin.display(), args.join(" "), out.status),
+    match Command::new(bin)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+    {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string(),
+        Ok(out) => format!(
+            "{} (`{}` failed: {})",
+            bin.display(),
+            args.join(" "),
+            out.status
+        ),
         Err(e) => format!("{} (could not run: {e})", bin.display()),
     }
 }
@@ -615,7 +741,11 @@ fn lock(base: &Path) -> Result<File> {
     let path = base.join(".lock");
     let file = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
     if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        bail!("another bench is running in {} (lock {})", base.display(), path.display());
+        bail!(
+            "another bench is running in {} (lock {})",
+            base.display(),
+            path.display()
+        );
     }
     Ok(file)
 }
@@ -640,5 +770,8 @@ fn check_space(base: &Path, scale: Scale) {
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }

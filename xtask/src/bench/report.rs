@@ -32,8 +32,18 @@ pub struct Sample {
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Cell {
     NotRun,
-    Failed { failed: usize, of: usize, error: String },
-    Ok { wall_s: f64, cpu_s: f64, max_rss_kib: u64, repo_disk_bytes: Option<u64>, reps: usize },
+    Failed {
+        failed: usize,
+        of: usize,
+        error: String,
+    },
+    Ok {
+        wall_s: f64,
+        cpu_s: f64,
+        max_rss_kib: u64,
+        repo_disk_bytes: Option<u64>,
+        reps: usize,
+    },
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -70,7 +80,10 @@ fn cell(samples: &[&Sample]) -> Cell {
             error: first.error.clone().unwrap_or_default(),
         };
     }
-    let sizes: Vec<f64> = samples.iter().filter_map(|s| s.repo_disk_bytes.map(|b| b as f64)).collect();
+    let sizes: Vec<f64> = samples
+        .iter()
+        .filter_map(|s| s.repo_disk_bytes.map(|b| b as f64))
+        .collect();
     Cell::Ok {
         wall_s: median(samples.iter().map(|s| s.wall_s).collect()),
         cpu_s: median(samples.iter().map(|s| s.user_s + s.sys_s).collect()),
@@ -93,8 +106,19 @@ pub fn summarize(samples: &[Sample], shows_size: impl Fn(&str) -> bool) -> Vec<R
     order
         .into_iter()
         .map(|(set, op)| {
-            let of = |tool| groups.get(&(set, op, tool)).map(Vec::as_slice).unwrap_or(&[]);
-            Row { set, op, shows_size: shows_size(op), cairn: cell(of("cairn")), restic: cell(of("restic")) }
+            let of = |tool| {
+                groups
+                    .get(&(set, op, tool))
+                    .map(Vec::as_slice)
+                    .unwrap_or(&[])
+            };
+            Row {
+                set,
+                op,
+                shows_size: shows_size(op),
+                cairn: cell(of("cairn")),
+                restic: cell(of("restic")),
+            }
         })
         .collect()
 }
@@ -112,12 +136,25 @@ fn secs(s: f64) -> String {
 pub fn bytes(b: u64) -> String {
     let mib = b as f64 / (1u64 << 20) as f64;
     if b < 1 << 20 {
-        format!("{} KiB", (b + 1023) / 1024)
+        format!("{} KiB", b.div_ceil(1024))
     } else if mib < 10.0 {
         format!("{mib:.1} MiB")
     } else {
         format!("{mib:.0} MiB")
     }
+}
+
+/// 300000 → "300,000".
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn ratio(x: f64) -> String {
@@ -131,15 +168,32 @@ fn ratio(x: f64) -> String {
 /// The table as Markdown (readable as is, and pasteable into README.md).
 pub fn table(rows: &[Row]) -> String {
     let header = [
-        "data set", "operation", "cairn", "restic", "speedup", "cairn CPU", "restic CPU", "cairn RSS", "restic RSS",
-        "RSS ratio", "cairn repo", "restic repo", "size ratio",
+        "data set",
+        "operation",
+        "cairn",
+        "restic",
+        "speedup",
+        "cairn CPU",
+        "restic CPU",
+        "cairn RSS",
+        "restic RSS",
+        "RSS ratio",
+        "cairn repo",
+        "restic repo",
+        "size ratio",
     ];
     let mut lines: Vec<Vec<String>> = Vec::new();
     for row in rows {
         let mut line = vec![row.set.to_string(), row.op.to_string()];
         let (c, r) = (&row.cairn, &row.restic);
         let fig = |cell: &Cell, f: &dyn Fn(f64, f64, u64, Option<u64>) -> String| match cell {
-            Cell::Ok { wall_s, cpu_s, max_rss_kib, repo_disk_bytes, .. } => f(*wall_s, *cpu_s, *max_rss_kib, *repo_disk_bytes),
+            Cell::Ok {
+                wall_s,
+                cpu_s,
+                max_rss_kib,
+                repo_disk_bytes,
+                ..
+            } => f(*wall_s, *cpu_s, *max_rss_kib, *repo_disk_bytes),
             Cell::Failed { .. } => "failed".to_string(),
             Cell::NotRun => "–".to_string(),
         };
@@ -158,21 +212,38 @@ pub fn table(rows: &[Row]) -> String {
         line.push(fig(c, &|_, _, rss, _| bytes(rss * 1024)));
         line.push(fig(r, &|_, _, rss, _| bytes(rss * 1024)));
         line.push(both(&|c, r| match (c, r) {
-            (Cell::Ok { max_rss_kib: cm, .. }, Cell::Ok { max_rss_kib: rm, .. }) => Some(*cm as f64 / *rm as f64),
+            (
+                Cell::Ok {
+                    max_rss_kib: cm, ..
+                },
+                Cell::Ok {
+                    max_rss_kib: rm, ..
+                },
+            ) => Some(*cm as f64 / *rm as f64),
             _ => None,
         }));
         if row.shows_size {
             let size = |cell: &Cell| match cell {
-                Cell::Ok { repo_disk_bytes: Some(b), .. } => bytes(*b),
+                Cell::Ok {
+                    repo_disk_bytes: Some(b),
+                    ..
+                } => bytes(*b),
                 Cell::Ok { .. } | Cell::NotRun => "–".to_string(),
                 Cell::Failed { .. } => "failed".to_string(),
             };
             line.push(size(c));
             line.push(size(r));
             line.push(both(&|c, r| match (c, r) {
-                (Cell::Ok { repo_disk_bytes: Some(cb), .. }, Cell::Ok { repo_disk_bytes: Some(rb), .. }) => {
-                    Some(*cb as f64 / *rb as f64)
-                }
+                (
+                    Cell::Ok {
+                        repo_disk_bytes: Some(cb),
+                        ..
+                    },
+                    Cell::Ok {
+                        repo_disk_bytes: Some(rb),
+                        ..
+                    },
+                ) => Some(*cb as f64 / *rb as f64),
                 _ => None,
             }));
         } else {
@@ -219,7 +290,13 @@ pub fn table(rows: &[Row]) -> String {
 // ------------------------------------------------------------- files
 
 /// Writes `<stem>.json`, `<stem>.csv` and `<stem>.md` (header + table).
-pub fn write_files(dir: &Path, stem: &str, json: &serde_json::Value, samples: &[Sample], text: &str) -> Result<()> {
+pub fn write_files(
+    dir: &Path,
+    stem: &str,
+    json: &serde_json::Value,
+    samples: &[Sample],
+    text: &str,
+) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let path = dir.join(format!("{stem}.json"));
     let mut body = serde_json::to_string_pretty(json)?;
@@ -230,7 +307,12 @@ pub fn write_files(dir: &Path, stem: &str, json: &serde_json::Value, samples: &[
         String::from("set,op,tool,rep,ok,wall_s,user_s,sys_s,max_rss_kib,repo_disk_bytes,repo_file_bytes,error\n");
     for s in samples {
         let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
-        let error = s.error.as_deref().unwrap_or("").replace('"', "'").replace('\n', " / ");
+        let error = s
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .replace('"', "'")
+            .replace('\n', " / ");
         let _ = writeln!(
             csv,
             "{},{},{},{},{},{:.4},{:.4},{:.4},{},{},{},\"{}\"",
@@ -270,16 +352,30 @@ impl Machine {
         let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
         let cpu = cpuinfo
             .lines()
-            .find_map(|l| l.strip_prefix("model name").and_then(|r| r.split_once(':')).map(|(_, v)| v.trim().to_string()))
+            .find_map(|l| {
+                l.strip_prefix("model name")
+                    .and_then(|r| r.split_once(':'))
+                    .map(|(_, v)| v.trim().to_string())
+            })
             .unwrap_or_else(|| "unknown CPU".into());
-        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string();
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .unwrap_or_default()
+            .trim()
+            .to_string();
         let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
         let mem_total_mib = meminfo
             .lines()
             .find_map(|l| l.strip_prefix("MemTotal:"))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
             .map_or(0, |kib| kib / 1024);
-        let nproc = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
-        Machine { nproc, cpu, kernel, mem_total_mib }
+        let nproc = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0);
+        Machine {
+            nproc,
+            cpu,
+            kernel,
+            mem_total_mib,
+        }
     }
 }

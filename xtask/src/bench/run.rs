@@ -61,7 +61,9 @@ impl Outcome {
 /// Runs the command and waits for it. `Err` only when it cannot be started.
 pub fn run(spec: &Spec) -> io::Result<(Outcome, Measured)> {
     let mut cmd = Command::new(spec.program);
-    cmd.args(&spec.args).stdout(Stdio::null()).stderr(File::create(&spec.stderr_log)?);
+    cmd.args(&spec.args)
+        .stdout(Stdio::null())
+        .stderr(File::create(&spec.stderr_log)?);
     // Only the settings we give: nothing from the caller's environment that
     // changes either tool (RESTIC_COMPRESSION, RESTIC_PACK_SIZE, ...).
     for (key, _) in std::env::vars_os() {
@@ -71,7 +73,11 @@ pub fn run(spec: &Spec) -> io::Result<(Outcome, Measured)> {
         }
     }
     cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
-    cmd.stdin(if spec.stdin_file.is_some() { Stdio::piped() } else { Stdio::null() });
+    cmd.stdin(if spec.stdin_file.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
     let source = match &spec.stdin_file {
         Some(path) => Some(File::open(path)?),
         None => None,
@@ -80,20 +86,31 @@ pub fn run(spec: &Spec) -> io::Result<(Outcome, Measured)> {
     let started = Instant::now();
     let mut child = cmd.spawn()?;
     let pid = child.id() as libc::pid_t;
-    let feeder = child.stdin.take().zip(source).map(|(mut sink, mut source)| {
-        // A larger pipe means fewer wake-ups for both sides.
-        unsafe { libc::fcntl(sink.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20) };
-        // An early exit of the child gives EPIPE here; its status says why.
-        thread::spawn(move || {
-            let _ = io::copy(&mut source, &mut sink);
-        })
-    });
+    let feeder = child
+        .stdin
+        .take()
+        .zip(source)
+        .map(|(mut sink, mut source)| {
+            // A larger pipe means fewer wake-ups for both sides.
+            unsafe { libc::fcntl(sink.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20) };
+            // An early exit of the child gives EPIPE here; its status says why.
+            thread::spawn(move || {
+                let _ = io::copy(&mut source, &mut sink);
+            })
+        });
     let watchdog = Watchdog::arm(pid, spec.timeout);
 
     // Wait for the exit without reaping.
     loop {
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        let r = unsafe { libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, libc::WEXITED | libc::WNOWAIT) };
+        let r = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT,
+            )
+        };
         if r == 0 {
             break;
         }
