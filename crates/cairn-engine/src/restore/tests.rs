@@ -1,6 +1,7 @@
 use super::*;
 use crate::tree_walk::testutil::*;
-use cairn_repository::format::tree::{ByteString, Xattr};
+use cairn_repository::format::tree::{ByteString, NodeKind, Xattr};
+use std::path::Path;
 use cairn_repository::format::BlobKind;
 use cairn_repository::BlobSaver;
 use std::ffi::OsStr;

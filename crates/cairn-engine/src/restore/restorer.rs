@@ -1,0 +1,408 @@
+//! The restorer proper: a tree visitor that creates entries and plans
+//! files into batches, and runs each batch's phases (see the parent module).
+
+use super::write::{self, Want};
+use super::{meta, verify, FileJob, FileState, Overwrite, Report, RestoreOptions, RestoreProgress, RestoreSummary};
+use crate::tree_walk::{Visit, Visitor};
+use crate::{Error, Result};
+use cairn_repository::format::tree::{Node, NodeKind};
+use cairn_repository::format::Id;
+use cairn_repository::Repository;
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+/// At most this many hard-linked inodes are remembered at once; beyond it,
+/// further links restore as independent copies.
+const MAX_HARDLINKS: usize = 100_000;
+
+#[derive(Default)]
+struct Batch {
+    files: Vec<FileJob>,
+    /// Blobs to restore, by pack.
+    wants: HashMap<Id, Vec<Want>>,
+    /// (new link, existing file).
+    links: Vec<(PathBuf, PathBuf)>,
+    /// Directories whose contents are complete, in post-order, with their nodes.
+    dirs: Vec<(PathBuf, Node)>,
+    weight: usize,
+}
+
+/// A directory on the walk's current path.
+struct DirFrame {
+    target: PathBuf,
+    /// It exists in the target (restored, or found there).
+    exists: bool,
+    /// Creating it (or a parent) failed: its contents are skipped.
+    failed: bool,
+    /// Apply its metadata when it is left.
+    restore_meta: bool,
+}
+
+pub(super) struct Restorer<'a> {
+    repo: &'a Repository,
+    opts: &'a RestoreOptions,
+    tree_path: PathBuf,
+    report: Report<'a>,
+    threads: usize,
+    batch_weight: usize,
+    as_root: bool,
+    /// Ids of all-zero blobs of the chunker's usual sizes: never read.
+    zero_ids: HashSet<Id>,
+    batch: Batch,
+    stack: Vec<DirFrame>,
+    /// (device, inode) → (first path restored, links still to come).
+    links: HashMap<(u64, u64), (PathBuf, u64)>,
+    files: AtomicU64,
+    dirs: u64,
+    bytes: AtomicU64,
+    skipped: u64,
+    verified: AtomicU64,
+}
+
+impl Visitor for Restorer<'_> {
+    fn visit(&mut self, path: &Path, node: &Node) -> Result<Visit> {
+        if self.report.has_fatal() {
+            self.report.check_fatal()?;
+        }
+        if self.opts.exclude.matches(path) {
+            return Ok(Visit::SkipChildren);
+        }
+        if self.stack.last().is_some_and(|f| f.failed) {
+            return Ok(Visit::SkipChildren);
+        }
+        let included = self.opts.include.is_empty() || self.opts.include.matches(path);
+        let target = self.target_of(path);
+        if node.kind == NodeKind::Dir {
+            if included {
+                if !self.ensure_parents() {
+                    return Ok(Visit::SkipChildren);
+                }
+                let replace = self.opts.overwrite == Overwrite::Always;
+                if !replace && std::fs::symlink_metadata(&target).is_ok_and(|m| !m.is_dir()) {
+                    self.skipped += 1;
+                    return Ok(Visit::SkipChildren);
+                }
+                match meta::make_dir(&target, replace) {
+                    Ok(created) => {
+                        self.dirs += 1;
+                        let restore_meta = created || self.opts.overwrite == Overwrite::Always;
+                        self.stack.push(DirFrame { target, exists: true, failed: false, restore_meta });
+                    }
+                    Err(e) => {
+                        self.report.io_error(&target, "creating directory", e);
+                        return Ok(Visit::SkipChildren);
+                    }
+                }
+            } else if self.opts.include.may_match_below(path) {
+                // Created only if something below is restored.
+                self.stack.push(DirFrame { target, exists: false, failed: false, restore_meta: true });
+            } else {
+                return Ok(Visit::SkipChildren);
+            }
+            return Ok(Visit::Continue);
+        }
+        if included && self.ensure_parents() {
+            self.restore_entry(&target, node);
+            self.maybe_flush()?;
+        }
+        Ok(Visit::Continue)
+    }
+
+    fn leave_dir(&mut self, _path: &Path, node: &Node) -> Result<()> {
+        let frame = self.stack.pop().expect("leave_dir matches a visited directory");
+        if frame.exists && !frame.failed && frame.restore_meta {
+            self.batch.dirs.push((frame.target, node.clone()));
+            self.batch.weight += 1;
+            self.maybe_flush()?;
+        }
+        Ok(())
+    }
+
+    fn error(&mut self, path: &Path, err: Error) -> Result<()> {
+        let target = self.target_of(path);
+        self.report.error(&target, err.message);
+        Ok(())
+    }
+}
+
+impl<'a> Restorer<'a> {
+    pub fn new(repo: &'a Repository, opts: &'a RestoreOptions, tree_path: PathBuf, progress: &'a RestoreProgress, batch_weight: usize) -> Self {
+        let chunker = repo.config().chunker;
+        let zero_ids = [chunker.min_size, chunker.avg_size, chunker.max_size]
+            .iter()
+            .map(|&n| repo.blob_id(&vec![0u8; n as usize]))
+            .collect();
+        Restorer {
+            repo,
+            opts,
+            tree_path,
+            report: Report::new(progress),
+            threads: opts.thread_count(),
+            batch_weight,
+            as_root: meta::is_root(),
+            zero_ids,
+            batch: Batch::default(),
+            stack: Vec::new(),
+            links: HashMap::new(),
+            files: AtomicU64::new(0),
+            dirs: 0,
+            bytes: AtomicU64::new(0),
+            skipped: 0,
+            verified: AtomicU64::new(0),
+        }
+    }
+
+    pub fn finish(self) -> RestoreSummary {
+        let (errors, warnings, omitted) = self.report.into_lists();
+        RestoreSummary {
+            files: self.files.into_inner(),
+            dirs: self.dirs,
+            bytes: self.bytes.into_inner(),
+            skipped: self.skipped,
+            verified: self.verified.into_inner(),
+            errors,
+            warnings,
+            omitted,
+        }
+    }
+
+    fn target_of(&self, path: &Path) -> PathBuf {
+        match path.strip_prefix(&self.tree_path) {
+            Ok(rel) if rel.as_os_str().is_empty() => self.opts.target.clone(),
+            Ok(rel) => self.opts.target.join(rel),
+            Err(_) => unreachable!("walked paths are below the tree's path"),
+        }
+    }
+
+    /// Create the directories on the current path not created yet (with
+    /// `--include`, a directory is created only when something below it
+    /// is restored). False if one of them cannot be created.
+    fn ensure_parents(&mut self) -> bool {
+        for i in 0..self.stack.len() {
+            let f = &mut self.stack[i];
+            if f.failed {
+                return false;
+            }
+            if f.exists {
+                continue;
+            }
+            match meta::make_dir(&f.target, self.opts.overwrite == Overwrite::Always) {
+                Ok(created) => {
+                    f.exists = true;
+                    f.restore_meta = created || self.opts.overwrite == Overwrite::Always;
+                    self.dirs += 1;
+                }
+                Err(e) => {
+                    let target = f.target.clone();
+                    for f in &mut self.stack[i..] {
+                        f.failed = true;
+                    }
+                    self.report.io_error(&target, "creating directory", e);
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// Restore (or plan, for a regular file) one non-directory entry.
+    fn restore_entry(&mut self, target: &Path, node: &Node) {
+        if self.opts.overwrite == Overwrite::Never && std::fs::symlink_metadata(target).is_ok() {
+            self.skipped += 1;
+            return;
+        }
+        let p = self.report.progress;
+        let made = match node.kind {
+            NodeKind::File => return self.plan_file(target, node),
+            NodeKind::Dir => unreachable!("directories are handled by visit"),
+            NodeKind::Socket => {
+                self.skipped += 1;
+                return;
+            }
+            NodeKind::Symlink => match &node.linktarget {
+                Some(t) => meta::make_symlink(target, t.as_bytes()),
+                None => Err(io::Error::new(io::ErrorKind::InvalidData, "symlink without a target in the snapshot")),
+            },
+            NodeKind::Fifo => meta::make_fifo(target),
+            NodeKind::Dev | NodeKind::Chardev if !self.as_root => {
+                p.files_total.fetch_add(1, Ordering::Relaxed);
+                self.report.error(target, "device node not restored: creating devices needs root");
+                return;
+            }
+            NodeKind::Dev | NodeKind::Chardev => meta::make_device(target, node),
+        };
+        p.files_total.fetch_add(1, Ordering::Relaxed);
+        match made {
+            Ok(()) => {
+                self.apply_meta(target, node);
+                self.files.fetch_add(1, Ordering::Relaxed);
+                p.files_done.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => self.report.io_error(target, &format!("creating {}", node.kind.as_str()), e),
+        }
+        self.batch.weight += 1;
+    }
+
+    fn apply_meta(&self, target: &Path, node: &Node) {
+        let problems = meta::apply(target, node, self.as_root);
+        for e in problems.errors {
+            self.report.error(target, e);
+        }
+        for w in problems.warnings {
+            self.report.warning(target, w);
+        }
+    }
+
+    fn plan_file(&mut self, target: &Path, node: &Node) {
+        let p = self.report.progress;
+        p.files_total.fetch_add(1, Ordering::Relaxed);
+        let link_key = (node.links > 1 && (node.inode != 0 || node.device != 0)).then_some((node.device, node.inode));
+        if let Some(key) = link_key {
+            if let Some((first, left)) = self.links.get_mut(&key) {
+                self.batch.links.push((target.to_path_buf(), first.clone()));
+                *left -= 1;
+                if *left == 0 {
+                    self.links.remove(&key);
+                }
+                self.batch.weight += 1;
+                return;
+            }
+        }
+        let file = self.batch.files.len() as u32;
+        let mut wants = Vec::with_capacity(node.content.len());
+        let mut size = 0u64;
+        let mut zero_bytes = 0u64;
+        {
+            let index = self.repo.index();
+            for id in &node.content {
+                let Some(loc) = index.get(id) else {
+                    drop(index);
+                    self.report.error(
+                        target,
+                        format!("data blob {} is not in the repository index (data lost? run `cairn check`); file not restored", id.short()),
+                    );
+                    return;
+                };
+                if self.zero_ids.contains(id) {
+                    zero_bytes += loc.raw_length as u64;
+                } else {
+                    let w = Want { offset: loc.offset, length: loc.length, raw_length: loc.raw_length, blob: *id, file, file_offset: size };
+                    wants.push((loc.pack, w));
+                }
+                size += loc.raw_length as u64;
+            }
+        }
+        if let Some(key) = link_key {
+            if self.links.len() < MAX_HARDLINKS {
+                self.links.insert(key, (target.to_path_buf(), node.links - 1));
+            }
+        }
+        p.bytes_total.fetch_add(size, Ordering::Relaxed);
+        p.bytes_done.fetch_add(zero_bytes, Ordering::Relaxed);
+        let n = wants.len() as u32;
+        for (pack, w) in wants {
+            self.batch.wants.entry(pack).or_default().push(w);
+        }
+        self.batch.files.push(FileJob {
+            path: target.to_path_buf(),
+            node: node.clone(),
+            size,
+            wants: n,
+            pending: AtomicU32::new(n),
+            state: Mutex::new(FileState::New),
+            failed: AtomicBool::new(false),
+        });
+        self.batch.weight += 1 + node.content.len();
+    }
+
+    fn maybe_flush(&mut self) -> Result<()> {
+        if self.batch.weight >= self.batch_weight {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Run the phases of the current batch (see the module doc).
+    pub fn flush(&mut self) -> Result<()> {
+        let Batch { files, wants, links, dirs, .. } = std::mem::take(&mut self.batch);
+        let report = &self.report;
+        let p = report.progress;
+
+        // Data: packs with the most blobs first, for an even finish.
+        let mut packs: Vec<(Id, Vec<Want>)> = wants.into_iter().collect();
+        for (_, w) in &mut packs {
+            w.sort_unstable_by_key(Want::order);
+        }
+        packs.sort_by_key(|(id, w)| (std::cmp::Reverse(w.len()), *id));
+        let ctx = write::Ctx { repo: self.repo, files: &files, report };
+        for_each_parallel(&packs, self.threads, |(pack, w)| {
+            if !report.has_fatal() {
+                ctx.write_pack(pack, w)
+            }
+        });
+        report.check_fatal()?;
+
+        // Files that needed no data.
+        for_each_parallel(&files, self.threads, |job| {
+            if job.wants == 0 && job.ok() && write::open_job(job, report).is_some() {
+                p.files_done.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        report.check_fatal()?;
+
+        if self.opts.verify {
+            for_each_parallel(&files, self.threads, |job| {
+                if job.ok() && verify::verify_file(self.repo, job, report) {
+                    self.verified.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+
+        for (link, existing) in &links {
+            match meta::make_hard_link(existing, link) {
+                Ok(()) => {
+                    self.files.fetch_add(1, Ordering::Relaxed);
+                    p.files_done.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => report.io_error(link, &format!("linking to {}", existing.display()), e),
+            }
+        }
+
+        for_each_parallel(&files, self.threads, |job| {
+            if *job.state.lock().unwrap() != FileState::Created {
+                return;
+            }
+            self.files.fetch_add(1, Ordering::Relaxed);
+            self.bytes.fetch_add(job.size, Ordering::Relaxed);
+            if job.ok() {
+                self.apply_meta(&job.path, &job.node);
+            }
+        });
+        for (path, node) in &dirs {
+            self.apply_meta(path, node);
+        }
+        report.check_fatal()
+    }
+}
+
+/// Call `f` on every item from `threads` threads.
+fn for_each_parallel<T: Sync>(items: &[T], threads: usize, f: impl Fn(&T) + Sync) {
+    if threads <= 1 || items.len() <= 1 {
+        items.iter().for_each(f);
+        return;
+    }
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..threads.min(items.len()) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(item) = items.get(i) else { break };
+                f(item);
+            });
+        }
+    });
+}
+
