@@ -198,10 +198,13 @@ fn run_cargo_test(cmd: &mut Command) -> Result<Counts> {
     let mut counts = Counts::default();
     let stdout = child.stdout.take().expect("stdout is piped");
     let mut out = std::io::stdout().lock();
-    for text in BufReader::new(stdout).lines() {
-        let text = text.context("reading cargo test's output")?;
-        writeln!(out, "{text}")?;
+    // Bytes, not lines of UTF-8: a test may print anything.
+    for line in BufReader::new(stdout).split(b'\n') {
+        let line = line.context("reading cargo test's output")?;
+        out.write_all(&line)?;
+        out.write_all(b"\n")?;
         out.flush()?;
+        let text = String::from_utf8_lossy(&line);
         if let Some(result) = text.trim_start().strip_prefix("test result: ") {
             counts.passed += count_of(result, "passed");
             counts.failed += count_of(result, "failed");
@@ -230,4 +233,22 @@ fn count_of(result: &str, word: &str) -> u64 {
             (last == word).then(|| number.parse::<u64>().ok()).flatten()
         })
         .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::count_of;
+
+    #[test]
+    fn counts_a_libtest_summary() {
+        let line =
+            "ok. 12 passed; 1 failed; 3 ignored; 0 measured; 2 filtered out; finished in 0.52s";
+        assert_eq!(count_of(line, "passed"), 12);
+        assert_eq!(count_of(line, "failed"), 1);
+        assert_eq!(count_of(line, "ignored"), 3);
+        assert_eq!(
+            count_of("FAILED. 0 passed; 2 failed; 0 ignored", "failed"),
+            2
+        );
+    }
 }

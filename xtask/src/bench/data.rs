@@ -523,3 +523,54 @@ pub fn mutate(root: &Path, round: u64) -> Result<Mutation> {
     }
     Ok(m)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("xtask-{name}-{}", std::process::id()));
+        fsutil::remove(&dir).unwrap();
+        dir
+    }
+
+    fn snapshot(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+        let (files, _) = fsutil::list(root).unwrap();
+        files
+            .into_iter()
+            .map(|f| {
+                (
+                    f.strip_prefix(root).unwrap().to_path_buf(),
+                    fs::read(&f).unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn smoke_tree_is_deterministic_and_mutate_changes_it_the_same_way() {
+        let (a, b) = (scratch("tree-a"), scratch("tree-b"));
+        for dir in [&a, &b] {
+            fs::create_dir_all(dir).unwrap();
+            run_jobs(tree_jobs(dir, params(SetKind::Tree, Scale::Smoke), 1).unwrap()).unwrap();
+        }
+        let before = snapshot(&a);
+        assert_eq!(before, snapshot(&b));
+        assert_eq!(before.len(), 400);
+        let total: usize = before.iter().map(|(_, d)| d.len()).sum();
+        assert!((total as i64 - (4 << 20) as i64).abs() < 4096, "{total}");
+
+        let m = mutate(&a, 1).unwrap();
+        mutate(&b, 1).unwrap();
+        assert_eq!(
+            (m.appended, m.edited, m.created, m.deleted, m.renamed),
+            (3, 3, 2, 1, 1)
+        );
+        let after = snapshot(&a);
+        assert_eq!(after, snapshot(&b));
+        assert_ne!(before, after);
+        assert_eq!(after.len(), 400 + 2 - 1);
+        fsutil::remove(&a).unwrap();
+        fsutil::remove(&b).unwrap();
+    }
+}

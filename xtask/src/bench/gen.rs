@@ -77,7 +77,7 @@ impl Rng {
     /// 10–100 KiB, the usual shape of real file sizes.
     pub fn log_uniform(&mut self, lo: u64, hi: u64) -> u64 {
         let (a, b) = ((lo.max(1) as f64).ln(), (hi.max(lo + 1) as f64).ln());
-        (a + (b - a) * self.unit()).exp() as u64
+        ((a + (b - a) * self.unit()).exp() as u64).clamp(lo, hi.max(lo))
     }
 
     pub fn word(&mut self) -> &'static str {
@@ -336,3 +336,54 @@ pub const WORDS: [&str; 256] = [
     "mountain", "forest", "ocean", "valley", "garden", "window", "door", "house", "street", "city",
     "country", "market", "bridge", "tower",
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KINDS: [Kind; 5] = [
+        Kind::Text,
+        Kind::Random,
+        Kind::Binary,
+        Kind::Mixed,
+        Kind::Dump,
+    ];
+
+    #[test]
+    fn fillers_are_deterministic_and_prefix_consistent() {
+        for kind in KINDS {
+            let mut long = vec![0u8; 300_000];
+            let mut again = vec![0u8; 300_000];
+            fill(kind, 42, &mut long);
+            fill(kind, 42, &mut again);
+            assert_eq!(long, again, "{kind:?}");
+            for len in [0, 1, 7, 8, 9, 4095, 65_537, 200_003] {
+                let mut short = vec![0u8; len];
+                fill(kind, 42, &mut short);
+                assert_eq!(short[..], long[..len], "{kind:?} prefix of {len}");
+            }
+            let mut other = vec![0u8; 300_000];
+            fill(kind, 43, &mut other);
+            assert_ne!(long, other, "{kind:?} ignores its seed");
+        }
+    }
+
+    #[test]
+    fn text_looks_like_text() {
+        let mut buf = vec![0u8; 100_000];
+        fill(Kind::Text, 7, &mut buf);
+        assert!(buf
+            .iter()
+            .all(|&b| b == b'\n' || (b' '..=b'~').contains(&b)));
+        assert!(buf.iter().filter(|&&b| b == b'\n').count() > 500);
+    }
+
+    #[test]
+    fn log_uniform_stays_in_range() {
+        let mut rng = Rng::new(1);
+        for _ in 0..10_000 {
+            let v = rng.log_uniform(32, 4096);
+            assert!((32..=4096).contains(&v), "{v}");
+        }
+    }
+}

@@ -379,3 +379,69 @@ impl Machine {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_numbers() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(300_000), "300,000");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(bytes(1), "1 KiB");
+        assert_eq!(bytes(5 << 20), "5.0 MiB");
+        assert_eq!(bytes(485 << 20), "485 MiB");
+    }
+
+    #[test]
+    fn medians() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
+    }
+
+    fn sample(tool: &'static str, ok: bool, wall_s: f64) -> Sample {
+        Sample {
+            set: "tree",
+            op: "backup",
+            tool,
+            rep: 0,
+            ok,
+            wall_s,
+            user_s: wall_s,
+            sys_s: 0.0,
+            max_rss_kib: 1024,
+            repo_disk_bytes: Some(10 << 20),
+            repo_file_bytes: Some(10 << 20),
+            error: (!ok).then(|| "boom".to_string()),
+        }
+    }
+
+    #[test]
+    fn a_failed_repetition_fails_the_row_and_the_table_says_so() {
+        let samples = vec![
+            sample("cairn", true, 1.0),
+            sample("restic", true, 4.0),
+            sample("cairn", false, 0.0),
+            sample("restic", true, 2.0),
+        ];
+        let rows = summarize(&samples, |_| true);
+        assert_eq!(rows.len(), 1);
+        assert!(matches!(
+            rows[0].cairn,
+            Cell::Failed {
+                failed: 1,
+                of: 2,
+                ..
+            }
+        ));
+        assert!(matches!(rows[0].restic, Cell::Ok { wall_s, .. } if wall_s == 3.0));
+        let table = table(&rows);
+        assert!(table.contains("failed"), "{table}");
+        assert_eq!(table.lines().count(), 3);
+        let widths: Vec<usize> = table.lines().map(|l| l.chars().count()).collect();
+        assert!(widths.iter().all(|&w| w == widths[0]), "{table}");
+    }
+}
