@@ -38,7 +38,8 @@ pub trait Visitor {
     fn visit(&mut self, path: &Path, node: &Node) -> Result<Visit>;
 
     /// Called after all of a directory's contents were visited (post-order),
-    /// only for directories whose `visit` returned [`Visit::Continue`].
+    /// for every directory whose `visit` returned [`Visit::Continue`] (also
+    /// when its tree could not be loaded, after [`Visitor::error`]).
     fn leave_dir(&mut self, _path: &Path, _node: &Node) -> Result<()> {
         Ok(())
     }
@@ -119,7 +120,9 @@ pub fn walk(repo: &Repository, tree: Id, base: &Path, visitor: &mut dyn Visitor)
             Some(id) => match load_sorted(repo, id) {
                 Ok(n) => n,
                 Err(e) => {
+                    // Its contents are skipped, but it was entered: leave it too.
                     visitor.error(&path, Error::new(e.kind, format!("directory {}: {}", path.display(), e.message)))?;
+                    visitor.leave_dir(&path, &node)?;
                     continue;
                 }
             },
@@ -333,7 +336,10 @@ mod tests {
         evil.name = ByteString(b"../../etc/passwd".to_vec());
         let mut dots = file(&s, "x", b"", 8);
         dots.name = ByteString(b"..".to_vec());
-        let (root, _) = s.save(BlobKind::Tree, Tree { nodes: vec![evil, dots, file(&s, "ok", b"", 8)] }.to_bytes()).unwrap();
+        let mut lost = Node::new("lost", NodeKind::Dir);
+        lost.subtree = Some(Id([1; 32]));
+        let nodes = vec![evil, dots, lost, file(&s, "ok", b"", 8)];
+        let (root, _) = s.save(BlobKind::Tree, Tree { nodes }.to_bytes()).unwrap();
         s.finish().unwrap();
         let mut seen = vec![];
         let e = walk(&repo, root, Path::new("/"), &mut |p: &Path, _: &Node| {
@@ -343,20 +349,25 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.kind, Kind::Corrupt);
         assert!(seen.is_empty());
-        struct Lenient(Vec<PathBuf>, usize);
+        struct Lenient(Vec<String>, Vec<String>);
         impl Visitor for Lenient {
             fn visit(&mut self, p: &Path, _: &Node) -> Result<Visit> {
-                self.0.push(p.to_path_buf());
+                self.0.push(format!("visit {}", p.display()));
                 Ok(Visit::Continue)
             }
-            fn error(&mut self, _: &Path, _: Error) -> Result<()> {
-                self.1 += 1;
+            fn leave_dir(&mut self, p: &Path, _: &Node) -> Result<()> {
+                self.0.push(format!("leave {}", p.display()));
+                Ok(())
+            }
+            fn error(&mut self, p: &Path, e: Error) -> Result<()> {
+                self.1.push(format!("{}: {}", p.display(), e.message));
                 Ok(())
             }
         }
-        let mut v = Lenient(vec![], 0);
+        let mut v = Lenient(vec![], vec![]);
         walk(&repo, root, Path::new("/"), &mut v).unwrap();
-        assert_eq!(v.0, [PathBuf::from("/ok")]);
-        assert_eq!(v.1, 2);
+        assert_eq!(v.0, ["visit /lost", "leave /lost", "visit /ok"]);
+        assert_eq!(v.1.len(), 3, "{:?}", v.1);
+        assert!(v.1[2].starts_with("/lost: directory /lost:"), "{:?}", v.1);
     }
 }

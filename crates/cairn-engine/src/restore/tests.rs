@@ -427,14 +427,23 @@ fn hostile_names_stay_inside_the_target() {
     let mut d = Node::new("d", NodeKind::Dir);
     d.mode = libc::S_IFDIR | 0o755;
     d.subtree = Some(inner);
-    let (root, _) = s.save(BlobKind::Tree, Tree { nodes: vec![evil, d] }.to_bytes()).unwrap();
+    let mut lost = Node::new("c", NodeKind::Dir);
+    lost.mode = libc::S_IFDIR | 0o700;
+    lost.mtime = 1_000_000_000;
+    lost.subtree = Some(Id([1; 32]));
+    let (root, _) = s.save(BlobKind::Tree, Tree { nodes: vec![evil, lost, d] }.to_bytes()).unwrap();
     s.finish().unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let target = tmp.path().join("t");
     let sum = restore(&repo, root, &RestoreOptions::new(&target), &RestoreProgress::default()).unwrap();
     assert_eq!(fs::read(target.join("d/ok")).unwrap(), b"fine");
     assert!(!tmp.path().join("escaped").exists() && !target.join("escaped").exists());
-    assert_eq!(sum.errors.len(), 2, "{:?}", sum.errors);
-    assert!(sum.errors.iter().all(|(_, m)| m.contains("invalid entry name")), "{:?}", sum.errors);
-    assert_eq!(sum.files, 1);
+    assert_eq!(sum.errors.len(), 3, "{:?}", sum.errors);
+    assert_eq!(sum.errors.iter().filter(|(_, m)| m.contains("invalid entry name")).count(), 2, "{:?}", sum.errors);
+    // An unreadable directory is reported and left empty; the walk goes on.
+    let (p, m) = &sum.errors[1];
+    assert_eq!(p, &target.join("c"));
+    assert!(m.contains("directory /c"), "{m}");
+    assert_eq!(mtime_ns(&fs::metadata(target.join("c")).unwrap()), 1_000_000_000);
+    assert_eq!((sum.files, sum.dirs), (1, 2));
 }
