@@ -145,6 +145,12 @@ pub trait Backend: Send + Sync {
 
     fn remove(&self, kind: FileKind, name: &str) -> Result<()>;
 
+    /// How many writes are worth running at once: 1 for a local disk, more
+    /// for a network store whose latency hides behind parallel requests.
+    fn write_concurrency(&self) -> usize {
+        4
+    }
+
     fn read(&self, kind: FileKind, name: &str) -> Result<Vec<u8>> {
         self.read_range(kind, name, 0, None)
     }

@@ -71,6 +71,10 @@ impl Backend for LocalBackend {
         self.root.display().to_string()
     }
 
+    fn write_concurrency(&self) -> usize {
+        1
+    }
+
     fn create(&self) -> Result<()> {
         let mut dirs = vec![self.root.clone()];
         for k in [FileKind::Key, FileKind::Lock, FileKind::Snapshot, FileKind::Index] {

@@ -23,10 +23,21 @@ impl PatternSet {
 
     /// `case_insensitive` for `--iexclude` / `--iinclude`.
     pub fn new<S: AsRef<str>>(patterns: &[S], case_insensitive: bool) -> Result<PatternSet> {
+        let none: &[&str] = &[];
+        if case_insensitive {
+            Self::mixed(none, patterns)
+        } else {
+            Self::mixed(patterns, none)
+        }
+    }
+
+    /// One set from case-sensitive and case-insensitive patterns (`--exclude` with `--iexclude`).
+    pub fn mixed<S: AsRef<str>, T: AsRef<str>>(sensitive: &[S], insensitive: &[T]) -> Result<PatternSet> {
         let mut b = GlobSetBuilder::new();
         let mut kept = vec![];
-        for p in patterns {
-            let p = p.as_ref().trim_end_matches('/');
+        let all = sensitive.iter().map(|p| (p.as_ref(), false)).chain(insensitive.iter().map(|p| (p.as_ref(), true)));
+        for (p, case_insensitive) in all {
+            let p = p.trim_end_matches('/');
             if p.is_empty() {
                 continue;
             }

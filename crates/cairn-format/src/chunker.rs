@@ -74,59 +74,69 @@ impl Chunker {
         n.max(1).min(buf.len())
     }
 
-    /// Iterate over the chunks of a reader with a buffer of at most
-    /// `2 × max_size` (less for a short stream whose size is known).
+    /// Iterate over the chunks of a reader. Memory: the current chunk plus
+    /// at most one read (1 MiB) beyond it.
     pub fn stream<R: Read>(&self, reader: R, size_hint: Option<u64>) -> ChunkStream<'_, R> {
-        let cap = 2 * self.params.max_size as usize;
-        let cap = match size_hint {
-            Some(n) if (n as usize) < cap => n as usize + 1,
-            _ => cap,
-        };
-        ChunkStream { chunker: self, reader, buf: vec![0; cap.max(1)], start: 0, end: 0, eof: false }
+        const READ: u64 = 1 << 20;
+        let first = size_hint.map_or(READ, |n| (n + 1).min(READ)) as usize;
+        ChunkStream { chunker: self, reader, buf: Vec::new(), eof: false, want: first }
     }
 }
 
 pub struct ChunkStream<'a, R> {
     chunker: &'a Chunker,
     reader: R,
+    /// Unconsumed bytes: the start of the next chunk.
     buf: Vec<u8>,
-    start: usize,
-    end: usize,
     eof: bool,
+    /// Bytes to have in `buf` before looking for a boundary.
+    want: usize,
 }
 
 impl<R: Read> ChunkStream<'_, R> {
-    /// The next chunk, or `None` at the end of the stream.
-    pub fn next_chunk(&mut self) -> io::Result<Option<&[u8]>> {
+    fn fill(&mut self) -> io::Result<()> {
+        while !self.eof && self.buf.len() < self.want {
+            let need = (self.want - self.buf.len()) as u64;
+            self.buf.reserve(need as usize);
+            match (&mut self.reader).take(need).read_to_end(&mut self.buf) {
+                Ok(0) => self.eof = true,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// The next chunk, owned, or `None` at the end of the stream.
+    ///
+    /// The boundary found does not depend on how the reader splits its
+    /// data: a boundary at position *i* depends only on the bytes before *i*,
+    /// so when none is found in what was read, reading more and looking
+    /// again from the chunk start gives the same answer as one big read.
+    pub fn next_chunk(&mut self) -> io::Result<Option<Vec<u8>>> {
         let max = self.chunker.params.max_size as usize;
-        if !self.eof && self.end - self.start < max {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-            while self.end < self.buf.len() {
-                match self.reader.read(&mut self.buf[self.end..]) {
-                    Ok(0) => {
-                        self.eof = true;
-                        break;
-                    }
-                    Ok(n) => self.end += n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
+        loop {
+            self.fill()?;
+            if self.buf.is_empty() {
+                return Ok(None);
+            }
+            let n = self.chunker.next_boundary(&self.buf);
+            if n == self.buf.len() && n < max && !self.eof {
+                // No boundary in what we have yet: read more (up to a max-size chunk).
+                self.want = (self.buf.len() + (1 << 20)).min(max);
+                if self.want <= self.buf.len() {
+                    self.want = max;
                 }
+                continue;
             }
-            if self.end == self.buf.len() && self.buf.len() < 2 * max && !self.eof {
-                // The size hint was low (the file grew): widen the buffer.
-                self.buf.resize(2 * max, 0);
-                return self.next_chunk();
-            }
+            let mut rest = Vec::with_capacity((self.buf.len() - n).max(1 << 20));
+            rest.extend_from_slice(&self.buf[n..]);
+            self.buf.truncate(n);
+            let chunk = std::mem::replace(&mut self.buf, rest);
+            self.want = self.buf.len().max(1 << 20).min(max);
+            return Ok(Some(chunk));
         }
-        if self.start == self.end {
-            return Ok(None);
-        }
-        let n = self.chunker.next_boundary(&self.buf[self.start..self.end]);
-        let chunk = &self.buf[self.start..self.start + n];
-        self.start += n;
-        Ok(Some(chunk))
     }
 }
 
@@ -165,6 +175,22 @@ mod tests {
         assert!(a.iter().all(|&n| n <= 16384));
         assert!(a[..a.len() - 1].iter().all(|&n| n >= 1024));
         assert_eq!(a, chunks(&c, &d, Some(10)), "a wrong size hint changes nothing");
+        // A reader returning a few bytes at a time gives the same chunks.
+        struct Trickle<'a>(&'a [u8]);
+        impl Read for Trickle<'_> {
+            fn read(&mut self, b: &mut [u8]) -> io::Result<usize> {
+                let n = b.len().min(777).min(self.0.len());
+                b[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let mut st = c.stream(Trickle(&d), None);
+        let mut t = vec![];
+        while let Some(ch) = st.next_chunk().unwrap() {
+            t.push(ch.len());
+        }
+        assert_eq!(a, t);
         assert_eq!(a, chunks(&c, &d, Some(d.len() as u64)));
         let other = chunks(&Chunker::new(p, 43), &d, None);
         assert_ne!(a, other, "the seed changes boundaries");

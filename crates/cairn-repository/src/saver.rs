@@ -38,7 +38,8 @@ pub struct SaverOptions {
     pub pack_size: usize,
     /// Threads compressing and sealing blobs.
     pub workers: usize,
-    /// Threads uploading finished packs.
+    /// Threads uploading finished packs; 0: the sealing thread that fills a
+    /// pack writes it (fewest packs in memory, right for a local disk).
     pub uploaders: usize,
     pub checkpoint_packs: usize,
     pub checkpoint_interval: Duration,
@@ -50,7 +51,7 @@ impl Default for SaverOptions {
         SaverOptions {
             pack_size: 16 << 20,
             workers: cpus,
-            uploaders: 2,
+            uploaders: 0,
             checkpoint_packs: 16,
             checkpoint_interval: Duration::from_secs(30),
         }
@@ -194,7 +195,12 @@ impl Shared {
 impl BlobSaver {
     pub fn new(repo: Arc<Repository>, opts: SaverOptions) -> BlobSaver {
         let workers_n = opts.workers.max(1);
-        let uploaders_n = opts.uploaders.max(1);
+        // Network stores get parallel uploads; a local disk is written inline.
+        let uploaders_n = if opts.uploaders == 0 && repo.backend().write_concurrency() > 1 {
+            repo.backend().write_concurrency()
+        } else {
+            opts.uploaders
+        };
         let shared = Arc::new(Shared {
             repo,
             open_packs: [Mutex::new(PackWriter::new()), Mutex::new(PackWriter::new())],
@@ -209,8 +215,9 @@ impl BlobSaver {
             index_files: AtomicU64::new(0),
             checkpoint: Mutex::new(Checkpoint { pending: Vec::new(), since: Instant::now() }),
         });
-        let (blobs_tx, blobs_rx) = bounded::<(BlobKind, Id, Vec<u8>)>(workers_n * 2);
-        let (packs_tx, packs_rx) = bounded::<FinishedPack>(1);
+        // Small queues: every blob or pack waiting in one is memory.
+        let (blobs_tx, blobs_rx) = bounded::<(BlobKind, Id, Vec<u8>)>(workers_n);
+        let (packs_tx, packs_rx) = bounded::<FinishedPack>(0);
         let workers = (0..workers_n)
             .map(|i| {
                 let shared = shared.clone();
@@ -224,7 +231,12 @@ impl BlobSaver {
                                 continue; // drain
                             }
                             if let Some(p) = shared.seal_and_pack(kind, id, &data) {
-                                if tx.send(p).is_err() {
+                                drop(data);
+                                if uploaders_n == 0 {
+                                    if let Err(e) = shared.upload(p) {
+                                        shared.fail(e);
+                                    }
+                                } else if tx.send(p).is_err() {
                                     break;
                                 }
                             }
@@ -316,8 +328,16 @@ impl BlobSaver {
         if !self.shared.failed() {
             for slot in &self.shared.open_packs {
                 let p = std::mem::take(&mut *slot.lock().unwrap());
-                if !p.is_empty() {
-                    let _ = packs_tx.send(self.shared.finish_pack(p));
+                if p.is_empty() {
+                    continue;
+                }
+                let p = self.shared.finish_pack(p);
+                if self.uploaders.is_empty() {
+                    if let Err(e) = self.shared.upload(p) {
+                        self.shared.fail(e);
+                    }
+                } else {
+                    let _ = packs_tx.send(p);
                 }
             }
         }

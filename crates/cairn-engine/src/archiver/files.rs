@@ -43,13 +43,14 @@ fn store_chunks(reader: impl Read, size_hint: Option<u64>, repo: &Repository, sa
             Ok(None) => break,
             Err(e) => return Err(ReadError::Source(e)),
         };
-        let id = repo.blob_id(chunk);
+        let id = repo.blob_id(&chunk);
+        let len = chunk.len() as u64;
         if !saver.known(&id) {
-            saver.save_with_id(BlobKind::Data, id, chunk.to_vec()).map_err(ReadError::Repo)?;
+            saver.save_with_id(BlobKind::Data, id, chunk).map_err(ReadError::Repo)?;
         }
         out.content.push(id);
-        out.size += chunk.len() as u64;
-        add(&progress.bytes_done, chunk.len() as u64);
+        out.size += len;
+        add(&progress.bytes_done, len);
     }
     Ok(out)
 }

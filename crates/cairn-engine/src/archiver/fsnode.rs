@@ -79,7 +79,9 @@ pub fn node_from_metadata(path: &Path, name: &[u8], meta: &Metadata, names: &Nam
     let mut n = Node::new(ByteString(name.to_vec()), kind);
     n.mode = meta.mode();
     n.mtime = meta.mtime() * 1_000_000_000 + meta.mtime_nsec();
-    n.atime = meta.atime() * 1_000_000_000 + meta.atime_nsec();
+    // A directory's atime changes whenever it is listed (by this backup too):
+    // recording it would make every backup see every directory as changed.
+    n.atime = if kind == NodeKind::Dir { n.mtime } else { meta.atime() * 1_000_000_000 + meta.atime_nsec() };
     n.ctime = meta.ctime() * 1_000_000_000 + meta.ctime_nsec();
     n.uid = meta.uid();
     n.gid = meta.gid();

@@ -1,0 +1,64 @@
+use crate::cli::{CheckArgs, GlobalOptions};
+use crate::output::{bytes, json_line};
+use crate::progress::{Mode, Reporter, Status};
+use cairn_engine::check::{check, CheckOptions, CheckProgress};
+use cairn_repository::Result;
+use serde_json::json;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+pub fn run(g: &GlobalOptions, a: CheckArgs) -> Result<i32> {
+    let repo = crate::repo::open(g)?;
+    let progress = Arc::new(CheckProgress::default());
+    let mode = if a.read_data { Mode::choose(false, g.quiet || g.json) } else { Mode::Off };
+    let reporter = {
+        let p = progress.clone();
+        Reporter::start(mode, move |_| {
+            Status::Line(format!(
+                "read {} of {} packs, {}",
+                p.packs_done.load(Ordering::Relaxed),
+                p.packs_total.load(Ordering::Relaxed),
+                bytes(p.bytes_done.load(Ordering::Relaxed))
+            ))
+        })
+    };
+    let report = check(&repo, &CheckOptions { read_data: a.read_data, threads: 0 }, &progress)?;
+    reporter.finish();
+    if g.json {
+        json_line(&json!({
+            "message_type": "summary",
+            "num_errors": report.errors.len(),
+            "errors": report.errors,
+            "notes": report.notes,
+            "snapshots": report.snapshots,
+            "packs": report.packs,
+            "blobs": report.blobs,
+            "packs_read": report.packs_read,
+        }));
+    } else {
+        for e in &report.errors {
+            println!("error: {e}");
+        }
+        for n in &report.notes {
+            println!("note: {n}");
+        }
+        if !g.quiet {
+            println!(
+                "checked {} snapshots, {} packs, {} blobs{}",
+                report.snapshots,
+                report.packs,
+                report.blobs,
+                if a.read_data { format!(", read all {} packs", report.packs_read) } else { String::new() }
+            );
+            if report.errors.is_empty() {
+                println!("no errors were found");
+            }
+        }
+    }
+    if report.errors.is_empty() {
+        Ok(0)
+    } else {
+        eprintln!("error: the repository has {} errors", report.errors.len());
+        Ok(1)
+    }
+}

@@ -1,0 +1,31 @@
+//! One module per command. Each returns the process exit code or an error.
+
+mod backup;
+mod cat;
+mod check;
+mod dump;
+mod init;
+mod ls;
+mod restore;
+mod snapshots;
+
+use crate::cli::{Cli, Command, SnapshotFilterArgs};
+use cairn_repository::{Result, SnapshotFilter};
+
+pub fn run(cli: Cli) -> Result<i32> {
+    let g = &cli.global;
+    match cli.command {
+        Command::Init(a) => init::run(g, a),
+        Command::Backup(a) => backup::run(g, a),
+        Command::Snapshots(a) => snapshots::run(g, a),
+        Command::Ls(a) => ls::run(g, a),
+        Command::Dump(a) => dump::run(g, a),
+        Command::Cat(a) => cat::run(g, a),
+        Command::Restore(a) => restore::run(g, a),
+        Command::Check(a) => check::run(g, a),
+    }
+}
+
+pub fn snapshot_filter(a: &SnapshotFilterArgs) -> SnapshotFilter {
+    SnapshotFilter { hosts: a.hosts.clone(), tags: a.tags.clone(), paths: a.paths.clone() }
+}
