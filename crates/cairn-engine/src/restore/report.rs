@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
+/// (target path, message) pairs.
+type Entries = Vec<(PathBuf, String)>;
+
 /// Errors and warnings, collected from all threads.
 pub(crate) struct Report<'a> {
     pub progress: &'a RestoreProgress,
@@ -75,7 +78,7 @@ impl<'a> Report<'a> {
         }
     }
 
-    pub(super) fn into_lists(self) -> (Vec<(PathBuf, String)>, Vec<(PathBuf, String)>, u64) {
+    pub(super) fn into_lists(self) -> (Entries, Entries, u64) {
         (self.errors.into_inner().unwrap(), self.warnings.into_inner().unwrap(), self.omitted.into_inner())
     }
 }
