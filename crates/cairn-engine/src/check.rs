@@ -152,7 +152,7 @@ fn load_index_skipping_bad(repo: &Repository) -> Result<()> {
         let Some(id) = Id::from_hex(&f.name) else { continue };
         if let Ok(file) = repo.load_index_file(&id) {
             for p in &file.packs {
-                index.add_pack(p.id, &p.blobs);
+                index.add_index_pack(p);
             }
         }
     }

@@ -5,6 +5,11 @@
 //! during a run go to a small hash map first and are merged into the vector
 //! by [`Index::compact`], which the saver calls at each index checkpoint, so
 //! the map never grows large. Pack ids are stored once, referenced by number.
+//!
+//! Packs that prune marked for deletion stay readable ([`Index::get`]) but
+//! do not count for deduplication ([`Index::contains`]): a new snapshot must
+//! never start to depend on them. A pack listed as in use by any index file
+//! is in use ("live wins"), and a blob found in a live pack is located there.
 
 use cairn_format::pack::PackEntry;
 use cairn_format::{BlobKind, Id};
@@ -41,6 +46,8 @@ pub struct Index {
     sorted: Vec<Entry>,
     fresh: HashMap<Id, Entry>,
     packs: Vec<Id>,
+    /// Parallel to `packs`: when prune marked the pack for deletion.
+    marked: Vec<Option<i64>>,
     pack_numbers: HashMap<Id, u32>,
 }
 
@@ -66,31 +73,69 @@ impl Index {
         self.pack_numbers.contains_key(pack)
     }
 
-    /// Record the blobs of a stored pack. A blob already indexed keeps its
-    /// first location.
+    /// Record the blobs of a stored pack in use. A blob already indexed in
+    /// a live pack keeps its first location.
     pub fn add_pack(&mut self, pack: Id, entries: &[PackEntry]) {
+        self.add(pack, None, entries)
+    }
+
+    /// Add a pack as an index file lists it (live or marked for deletion).
+    pub fn add_index_pack(&mut self, p: &cairn_format::index::IndexPack) {
+        self.add(p.id, p.marked, &p.blobs)
+    }
+
+    fn add(&mut self, pack: Id, marked: Option<i64>, entries: &[PackEntry]) {
         let n = match self.pack_numbers.get(&pack) {
-            Some(&n) => n,
+            Some(&n) => {
+                if marked.is_none() {
+                    self.marked[n as usize] = None;
+                }
+                n
+            }
             None => {
                 let n = self.packs.len() as u32;
                 assert!(n < TREE_BIT, "more than 2^31 packs");
                 self.packs.push(pack);
+                self.marked.push(marked);
                 self.pack_numbers.insert(pack, n);
                 n
             }
         };
+        let live = self.marked[n as usize].is_none();
         for e in entries {
-            if self.find_sorted(&e.id).is_some() {
-                continue;
-            }
-            self.fresh.entry(e.id).or_insert(Entry {
+            let new = Entry {
                 id: e.id.0,
                 pack: n | if e.kind == BlobKind::Tree { TREE_BIT } else { 0 },
                 offset: e.offset,
                 length: e.length,
                 raw_length: e.raw_length,
-            });
+            };
+            if let Ok(i) = self.sorted.binary_search_by(|x| x.id.cmp(&e.id.0)) {
+                if live && self.is_marked_number(self.sorted[i].pack) {
+                    self.sorted[i] = new;
+                }
+                continue;
+            }
+            match self.fresh.get_mut(&e.id) {
+                Some(old) => {
+                    if live && self.marked[(old.pack & !TREE_BIT) as usize].is_some() {
+                        *old = new;
+                    }
+                }
+                None => {
+                    self.fresh.insert(e.id, new);
+                }
+            }
         }
+    }
+
+    fn is_marked_number(&self, pack_field: u32) -> bool {
+        self.marked[(pack_field & !TREE_BIT) as usize].is_some()
+    }
+
+    /// When prune marked `pack` for deletion, if it did.
+    pub fn marked(&self, pack: &Id) -> Option<i64> {
+        self.pack_numbers.get(pack).and_then(|&n| self.marked[n as usize])
     }
 
     /// Merge recently added blobs into the sorted vector.
@@ -142,8 +187,13 @@ impl Index {
         Some(self.location(e))
     }
 
+    /// Is the blob stored in a pack in use? (Blobs only in packs marked for
+    /// deletion do not count: they must be saved again.)
     pub fn contains(&self, id: &Id) -> bool {
-        self.find_sorted(id).is_some() || self.fresh.contains_key(id)
+        match self.find_sorted(id).or_else(|| self.fresh.get(id)) {
+            Some(e) => !self.is_marked_number(e.pack),
+            None => false,
+        }
     }
 
     /// Every indexed blob, in no particular order.
@@ -153,6 +203,11 @@ impl Index {
 
     pub fn packs(&self) -> &[Id] {
         &self.packs
+    }
+
+    /// Every pack with its deletion mark.
+    pub fn packs_with_marks(&self) -> impl Iterator<Item = (Id, Option<i64>)> + '_ {
+        self.packs.iter().copied().zip(self.marked.iter().copied())
     }
 }
 
@@ -190,5 +245,27 @@ mod tests {
         }
         assert_eq!(ix.iter().count(), 150);
         assert_eq!(ix.pack_count(), 2);
+    }
+
+    #[test]
+    fn marked_packs_are_readable_but_not_for_dedup_and_live_wins() {
+        use cairn_format::index::IndexPack;
+        let mut ix = Index::new();
+        let old = Id::sha256(b"old");
+        let new = Id::sha256(b"new");
+        ix.add_index_pack(&IndexPack { id: old, marked: Some(5), blobs: (0..10).map(|i| entry(i, BlobKind::Data)).collect() });
+        ix.compact();
+        let id3 = Id::sha256(&3u32.to_le_bytes());
+        assert!(ix.get(&id3).is_some());
+        assert!(!ix.contains(&id3));
+        assert_eq!(ix.marked(&old), Some(5));
+        // Blob 3 also in a live pack: found there, and counts.
+        ix.add_pack(new, &[entry(3, BlobKind::Data)]);
+        assert_eq!(ix.get(&id3).unwrap().pack, new);
+        assert!(ix.contains(&id3));
+        // The old pack listed live by another index file: live wins.
+        ix.add_pack(old, &[]);
+        assert_eq!(ix.marked(&old), None);
+        assert!(ix.contains(&Id::sha256(&4u32.to_le_bytes())));
     }
 }

@@ -234,7 +234,7 @@ impl Repository {
             let loaded = parallel_map(batch, LOAD_THREADS, |id| self.load_index_file(id))?;
             for f in loaded {
                 for p in &f.packs {
-                    index.add_pack(p.id, &p.blobs);
+                    index.add_index_pack(p);
                 }
             }
             index.compact();
@@ -282,7 +282,7 @@ impl Repository {
         for ((id, _), h) in orphans.iter().zip(headers) {
             // An unreadable pack is left for `check` to report; it is simply not reused.
             if let Some(blobs) = h {
-                file.packs.push(cairn_format::index::IndexPack { id: *id, blobs });
+                file.packs.push(cairn_format::index::IndexPack::live(*id, blobs));
             }
         }
         if file.packs.is_empty() {

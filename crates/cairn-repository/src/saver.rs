@@ -167,7 +167,7 @@ impl Shared {
         }
         let due = {
             let mut cp = self.checkpoint.lock().unwrap();
-            cp.pending.push(IndexPack { id: p.id, blobs: p.entries });
+            cp.pending.push(IndexPack::live(p.id, p.entries));
             if cp.pending.len() >= self.opts.checkpoint_packs || cp.since.elapsed() >= self.opts.checkpoint_interval {
                 cp.since = Instant::now();
                 Some(std::mem::take(&mut cp.pending))

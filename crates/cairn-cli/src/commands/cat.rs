@@ -42,7 +42,7 @@ pub fn run(g: &GlobalOptions, a: CatArgs) -> Result<i32> {
             let id = full_id(&repo, FileKind::Data, &need_id()?)?;
             let size = repo.backend().stat(FileKind::Data, &id.to_hex())?;
             let entries = repo.read_pack_header(&id, size)?;
-            index_json(&IndexFile { packs: vec![cairn_repository::format::index::IndexPack { id, blobs: entries }] })
+            index_json(&IndexFile { packs: vec![cairn_repository::format::index::IndexPack::live(id, entries)] })
         }
         "blob" | "tree" => {
             repo.load_index()?;
