@@ -45,9 +45,12 @@ pub fn snapshot_json(id: &Id, s: &Snapshot) -> Value {
 }
 
 pub fn time_ns(ns: i64) -> chrono::DateTime<chrono::Local> {
-    chrono::DateTime::from_timestamp(ns.div_euclid(1_000_000_000), ns.rem_euclid(1_000_000_000) as u32)
-        .unwrap_or_default()
-        .with_timezone(&chrono::Local)
+    chrono::DateTime::from_timestamp(
+        ns.div_euclid(1_000_000_000),
+        ns.rem_euclid(1_000_000_000) as u32,
+    )
+    .unwrap_or_default()
+    .with_timezone(&chrono::Local)
 }
 
 /// `-rwxr-xr-x` style permissions, with the type letter.
@@ -63,13 +66,41 @@ pub fn mode_string(kind: NodeKind, mode: u32) -> String {
     };
     let mut s = String::with_capacity(10);
     s.push(t);
-    let bits = [(0o400, 'r'), (0o200, 'w'), (0o100, 'x'), (0o040, 'r'), (0o020, 'w'), (0o010, 'x'), (0o004, 'r'), (0o002, 'w'), (0o001, 'x')];
+    let bits = [
+        (0o400, 'r'),
+        (0o200, 'w'),
+        (0o100, 'x'),
+        (0o040, 'r'),
+        (0o020, 'w'),
+        (0o010, 'x'),
+        (0o004, 'r'),
+        (0o002, 'w'),
+        (0o001, 'x'),
+    ];
     for (i, (bit, c)) in bits.iter().enumerate() {
         let on = mode & bit != 0;
         let ch = match i {
-            2 if mode & 0o4000 != 0 => if on { 's' } else { 'S' },
-            5 if mode & 0o2000 != 0 => if on { 's' } else { 'S' },
-            8 if mode & 0o1000 != 0 => if on { 't' } else { 'T' },
+            2 if mode & 0o4000 != 0 => {
+                if on {
+                    's'
+                } else {
+                    'S'
+                }
+            }
+            5 if mode & 0o2000 != 0 => {
+                if on {
+                    's'
+                } else {
+                    'S'
+                }
+            }
+            8 if mode & 0o1000 != 0 => {
+                if on {
+                    't'
+                } else {
+                    'T'
+                }
+            }
             _ if on => *c,
             _ => '-',
         };

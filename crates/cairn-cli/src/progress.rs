@@ -42,10 +42,18 @@ impl Reporter {
     pub fn start(mode: Mode, status: impl Fn(Duration) -> Status + Send + 'static) -> Reporter {
         let stop = Arc::new(AtomicBool::new(false));
         if mode == Mode::Off {
-            return Reporter { stop, handle: None, mode };
+            return Reporter {
+                stop,
+                handle: None,
+                mode,
+            };
         }
         let s = stop.clone();
-        let tick = if mode == Mode::Json { Duration::from_millis(1000) } else { Duration::from_millis(200) };
+        let tick = if mode == Mode::Json {
+            Duration::from_millis(1000)
+        } else {
+            Duration::from_millis(200)
+        };
         let handle = std::thread::spawn(move || {
             let start = Instant::now();
             let mut next = start + tick;
@@ -65,7 +73,11 @@ impl Reporter {
                 }
             }
         });
-        Reporter { stop, handle: Some(handle), mode }
+        Reporter {
+            stop,
+            handle: Some(handle),
+            mode,
+        }
     }
 
     pub fn finish(mut self) {

@@ -75,7 +75,9 @@ fn compression(g: &GlobalOptions) -> Result<Option<i32>> {
         "max" => Ok(Some(19)),
         n => match n.parse::<i32>() {
             Ok(l) if (1..=19).contains(&l) => Ok(Some(l)),
-            _ => Err(Error::usage(format!("invalid --compression {n:?}: use auto, off, max or a level 1-19"))),
+            _ => Err(Error::usage(format!(
+                "invalid --compression {n:?}: use auto, off, max or a level 1-19"
+            ))),
         },
     }
 }
@@ -83,18 +85,27 @@ fn compression(g: &GlobalOptions) -> Result<Option<i32>> {
 /// scrypt costs for new keys. Debug builds honour CAIRN_TEST_CHEAP_KDF=1 so
 /// the test suite stays fast; release builds never do.
 fn kdf() -> KdfParams {
-    if cfg!(debug_assertions) && std::env::var_os("CAIRN_TEST_CHEAP_KDF").is_some_and(|v| v == "1") {
+    if cfg!(debug_assertions) && std::env::var_os("CAIRN_TEST_CHEAP_KDF").is_some_and(|v| v == "1")
+    {
         return KdfParams::INSECURE_TEST;
     }
     KdfParams::DEFAULT
 }
 
 pub fn open_options(g: &GlobalOptions) -> Result<OpenOptions> {
-    Ok(OpenOptions { compression: compression(g)?, kdf: kdf(), hostname: hostname(), username: username() })
+    Ok(OpenOptions {
+        compression: compression(g)?,
+        kdf: kdf(),
+        hostname: hostname(),
+        username: username(),
+    })
 }
 
 fn first_line(bytes: &[u8]) -> Vec<u8> {
-    let end = bytes.iter().position(|&b| b == b'\n').unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .position(|&b| b == b'\n')
+        .unwrap_or(bytes.len());
     let line = &bytes[..end];
     line.strip_suffix(b"\r").unwrap_or(line).to_vec()
 }
@@ -107,7 +118,8 @@ pub fn password(g: &GlobalOptions, confirm: bool) -> Result<Vec<u8>> {
         return Ok(p.as_bytes().to_vec());
     }
     if let Some(f) = &g.password_file {
-        let bytes = std::fs::read(f).map_err(|e| Error::io(e, format!("reading password file {}", f.display())))?;
+        let bytes = std::fs::read(f)
+            .map_err(|e| Error::io(e, format!("reading password file {}", f.display())))?;
         return Ok(first_line(&bytes));
     }
     if let Some(cmd) = &g.password_command {
@@ -119,7 +131,10 @@ pub fn password(g: &GlobalOptions, confirm: bool) -> Result<Vec<u8>> {
             .output()
             .map_err(|e| Error::new(Kind::Command, format!("running --password-command: {e}")))?;
         if !out.status.success() {
-            return Err(Error::new(Kind::Command, format!("--password-command failed ({})", out.status)));
+            return Err(Error::new(
+                Kind::Command,
+                format!("--password-command failed ({})", out.status),
+            ));
         }
         return Ok(first_line(&out.stdout));
     }
@@ -127,7 +142,8 @@ pub fn password(g: &GlobalOptions, confirm: bool) -> Result<Vec<u8>> {
         let p = rpassword::prompt_password("enter password for repository: ")
             .map_err(|e| Error::io(e, "reading the password from the terminal"))?;
         if confirm {
-            let again = rpassword::prompt_password("enter password again: ").map_err(|e| Error::io(e, "reading the password"))?;
+            let again = rpassword::prompt_password("enter password again: ")
+                .map_err(|e| Error::io(e, "reading the password"))?;
             if again != p {
                 return Err(Error::usage("passwords do not match"));
             }
@@ -144,7 +160,13 @@ pub fn open(g: &GlobalOptions) -> Result<Arc<Repository>> {
     let backend = backend(g)?;
     // Fail on a missing repository before asking for a password.
     if !backend.exists(cairn_repository::backend::FileKind::Config, "config")? {
-        return Err(Error::new(Kind::NoRepository, format!("repository {} does not exist (create it with `cairn init`)", backend.location())));
+        return Err(Error::new(
+            Kind::NoRepository,
+            format!(
+                "repository {} does not exist (create it with `cairn init`)",
+                backend.location()
+            ),
+        ));
     }
     let pw = password(g, false)?;
     Ok(Arc::new(Repository::open(backend, &pw, open_options(g)?)?))
@@ -159,7 +181,10 @@ pub fn open_with_index(g: &GlobalOptions) -> Result<Arc<Repository>> {
 pub fn init(g: &GlobalOptions) -> Result<Arc<Repository>> {
     let backend = backend(g)?;
     if backend.exists(cairn_repository::backend::FileKind::Config, "config")? {
-        return Err(Error::new(Kind::AlreadyInitialized, format!("repository {} already exists", backend.location())));
+        return Err(Error::new(
+            Kind::AlreadyInitialized,
+            format!("repository {} already exists", backend.location()),
+        ));
     }
     let pw = password(g, true)?;
     Ok(Arc::new(Repository::init(backend, &pw, open_options(g)?)?))

@@ -1,14 +1,75 @@
-use crate::cli::{BackupArgs, GlobalOptions};
+use crate::cli::GlobalOptions;
 use crate::output::{bytes, duration, json_line};
 use crate::progress::{eta, Mode, Reporter, Status};
 use cairn_engine::archiver::{self, BackupOptions, BackupProgress, ErrorSink, Filters, Source};
 use cairn_engine::pattern::PatternSet;
 use cairn_repository::backend::FileKind;
 use cairn_repository::{Error, Kind, Result, SaverOptions};
+use clap::Args;
 use serde_json::json;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+
+#[derive(Args, Debug)]
+pub struct BackupArgs {
+    /// Files and directories to back up
+    pub paths: Vec<PathBuf>,
+    /// Create the repository first if it does not exist
+    #[arg(long)]
+    pub init: bool,
+    /// Back up standard input as one file
+    #[arg(long)]
+    pub stdin: bool,
+    /// File name for --stdin / --stdin-from-command
+    #[arg(long, default_value = "stdin")]
+    pub stdin_filename: String,
+    /// Back up what this command prints (arguments after --); no snapshot if it fails
+    #[arg(long)]
+    pub stdin_from_command: bool,
+    /// Exclude paths matching this pattern (repeatable)
+    #[arg(short = 'e', long)]
+    pub exclude: Vec<String>,
+    /// As --exclude, ignoring case
+    #[arg(long)]
+    pub iexclude: Vec<String>,
+    /// Read exclude patterns from a file (repeatable)
+    #[arg(long)]
+    pub exclude_file: Vec<PathBuf>,
+    /// Read case-insensitive exclude patterns from a file (repeatable)
+    #[arg(long)]
+    pub iexclude_file: Vec<PathBuf>,
+    /// Exclude directories marked with a valid CACHEDIR.TAG
+    #[arg(long)]
+    pub exclude_caches: bool,
+    /// Exclude directories containing this file (NAME or NAME:HEADER; repeatable)
+    #[arg(long)]
+    pub exclude_if_present: Vec<String>,
+    /// Exclude files larger than this (e.g. 100M, 2G)
+    #[arg(long)]
+    pub exclude_larger_than: Option<String>,
+    /// Do not cross file system boundaries
+    #[arg(short = 'x', long)]
+    pub one_file_system: bool,
+    /// Honour .gitignore files
+    #[arg(long)]
+    pub git_ignore: bool,
+    /// Add a tag to the snapshot (repeatable, or comma-separated)
+    #[arg(long)]
+    pub tag: Vec<String>,
+    /// Host name recorded in the snapshot (default: this machine's)
+    #[arg(long, short = 'H', env = "CAIRN_HOST")]
+    pub host: Option<String>,
+    /// Compare with this snapshot to skip unchanged files (default: the latest of this host and paths)
+    #[arg(long)]
+    pub parent: Option<String>,
+    /// Read every file, ignoring the parent snapshot
+    #[arg(short, long)]
+    pub force: bool,
+    /// The command for --stdin-from-command
+    #[arg(last = true)]
+    pub command: Vec<String>,
+}
 
 /// "100", "10K", "1.5M", "2G", "1T" (binary units) → bytes.
 pub fn parse_size(s: &str) -> Result<u64> {
@@ -21,13 +82,21 @@ pub fn parse_size(s: &str) -> Result<u64> {
                 'M' => 1 << 20,
                 'G' => 1 << 30,
                 'T' => 1 << 40,
-                _ => return Err(Error::usage(format!("invalid size {s:?}: use a number with an optional K, M, G or T suffix"))),
+                _ => {
+                    return Err(Error::usage(format!(
+                        "invalid size {s:?}: use a number with an optional K, M, G or T suffix"
+                    )))
+                }
             };
             (&t[..i], m)
         }
         _ => (t, 1),
     };
-    let v: f64 = num.parse().map_err(|_| Error::usage(format!("invalid size {s:?}: use a number with an optional K, M, G or T suffix")))?;
+    let v: f64 = num.parse().map_err(|_| {
+        Error::usage(format!(
+            "invalid size {s:?}: use a number with an optional K, M, G or T suffix"
+        ))
+    })?;
     if !(v >= 0.0) {
         return Err(Error::usage(format!("invalid size {s:?}")));
     }
@@ -48,7 +117,11 @@ fn filters(a: &BackupArgs) -> Result<Filters> {
         iexclude: PatternSet::new(&iex, true)?,
         exclude_caches: a.exclude_caches,
         exclude_if_present: a.exclude_if_present.clone(),
-        exclude_larger_than: a.exclude_larger_than.as_deref().map(parse_size).transpose()?,
+        exclude_larger_than: a
+            .exclude_larger_than
+            .as_deref()
+            .map(parse_size)
+            .transpose()?,
         one_file_system: a.one_file_system,
         git_ignore: a.git_ignore,
     })
@@ -57,16 +130,22 @@ fn filters(a: &BackupArgs) -> Result<Filters> {
 pub fn run(g: &GlobalOptions, a: BackupArgs) -> Result<i32> {
     let stream_mode = a.stdin || a.stdin_from_command;
     if stream_mode && !a.paths.is_empty() {
-        return Err(Error::usage("--stdin and --stdin-from-command take no paths"));
+        return Err(Error::usage(
+            "--stdin and --stdin-from-command take no paths",
+        ));
     }
     if !stream_mode && a.paths.is_empty() {
-        return Err(Error::usage("nothing to back up: give at least one path (or --stdin)"));
+        return Err(Error::usage(
+            "nothing to back up: give at least one path (or --stdin)",
+        ));
     }
     if a.stdin_from_command && a.command.is_empty() {
         return Err(Error::usage("--stdin-from-command needs the command after `--`, e.g. `cairn backup --stdin-from-command -- mysqldump db`"));
     }
     if !a.command.is_empty() && !a.stdin_from_command {
-        return Err(Error::usage("arguments after `--` are only used with --stdin-from-command"));
+        return Err(Error::usage(
+            "arguments after `--` are only used with --stdin-from-command",
+        ));
     }
     for p in &a.paths {
         if let Err(e) = p.symlink_metadata() {
@@ -79,7 +158,11 @@ pub fn run(g: &GlobalOptions, a: BackupArgs) -> Result<i32> {
     let repo = if a.init && !backend.exists(FileKind::Config, "config")? {
         let r = crate::repo::init(g)?;
         if !g.quiet && !g.json {
-            eprintln!("created cairn repository {} at {}", r.config().id.short(), r.location());
+            eprintln!(
+                "created cairn repository {} at {}",
+                r.config().id.short(),
+                r.location()
+            );
         }
         r
     } else {
@@ -88,7 +171,13 @@ pub fn run(g: &GlobalOptions, a: BackupArgs) -> Result<i32> {
     repo.load_index()?;
 
     let hostname = a.host.clone().unwrap_or_else(crate::repo::hostname);
-    let mut tags: Vec<String> = a.tag.iter().flat_map(|t| t.split(',')).filter(|t| !t.is_empty()).map(String::from).collect();
+    let mut tags: Vec<String> = a
+        .tag
+        .iter()
+        .flat_map(|t| t.split(','))
+        .filter(|t| !t.is_empty())
+        .map(String::from)
+        .collect();
     tags.dedup();
 
     // The command whose output we store, and the check that it succeeded.
@@ -101,9 +190,21 @@ pub fn run(g: &GlobalOptions, a: BackupArgs) -> Result<i32> {
             .map_err(|e| Error::new(Kind::Command, format!("starting {:?}: {e}", a.command[0])))?;
         let out = c.stdout.take().expect("piped stdout");
         *child.lock().unwrap() = Some(c);
-        (Source::Stream { name: a.stdin_filename.clone(), reader: Box::new(out) }, vec![format!("/{}", a.stdin_filename)])
+        (
+            Source::Stream {
+                name: a.stdin_filename.clone(),
+                reader: Box::new(out),
+            },
+            vec![format!("/{}", a.stdin_filename)],
+        )
     } else if a.stdin {
-        (Source::Stream { name: a.stdin_filename.clone(), reader: Box::new(std::io::stdin()) }, vec![format!("/{}", a.stdin_filename)])
+        (
+            Source::Stream {
+                name: a.stdin_filename.clone(),
+                reader: Box::new(std::io::stdin()),
+            },
+            vec![format!("/{}", a.stdin_filename)],
+        )
     } else {
         let mut abs = Vec::new();
         for p in &a.paths {
@@ -154,21 +255,29 @@ pub fn run(g: &GlobalOptions, a: BackupArgs) -> Result<i32> {
             eprintln!("\r\x1b[Kinterrupted: stopping (press Ctrl-C again to quit at once)");
         });
     }
-    let before_snapshot: Option<Box<dyn FnOnce() -> Result<()> + Send + Sync>> = if a.stdin_from_command {
-        let child = child.clone();
-        let cmd = a.command.join(" ");
-        Some(Box::new(move || {
-            let Some(mut c) = child.lock().unwrap().take() else { return Ok(()) };
-            let status = c.wait().map_err(|e| Error::new(Kind::Command, format!("waiting for `{cmd}`: {e}")))?;
-            if status.success() {
-                Ok(())
-            } else {
-                Err(Error::new(Kind::Command, format!("`{cmd}` failed ({status}); no snapshot was saved")))
-            }
-        }))
-    } else {
-        None
-    };
+    let before_snapshot: Option<Box<dyn FnOnce() -> Result<()> + Send + Sync>> =
+        if a.stdin_from_command {
+            let child = child.clone();
+            let cmd = a.command.join(" ");
+            Some(Box::new(move || {
+                let Some(mut c) = child.lock().unwrap().take() else {
+                    return Ok(());
+                };
+                let status = c
+                    .wait()
+                    .map_err(|e| Error::new(Kind::Command, format!("waiting for `{cmd}`: {e}")))?;
+                if status.success() {
+                    Ok(())
+                } else {
+                    Err(Error::new(
+                        Kind::Command,
+                        format!("`{cmd}` failed ({status}); no snapshot was saved"),
+                    ))
+                }
+            }))
+        } else {
+            None
+        };
     let opts = BackupOptions {
         filters,
         parent,
@@ -176,7 +285,10 @@ pub fn run(g: &GlobalOptions, a: BackupArgs) -> Result<i32> {
         username: crate::repo::username(),
         tags,
         readers: 2,
-        saver: SaverOptions { pack_size: (g.pack_size.clamp(1, 1024) as usize) << 20, ..Default::default() },
+        saver: SaverOptions {
+            pack_size: (g.pack_size.clamp(1, 1024) as usize) << 20,
+            ..Default::default()
+        },
         scan: mode != Mode::Off,
         on_error: Some(on_error),
         cancel: cancel.clone(),
@@ -196,7 +308,11 @@ pub fn run(g: &GlobalOptions, a: BackupArgs) -> Result<i32> {
         let _ = c.wait();
     }
     let r = result?;
-    let s = r.snapshot.summary.as_ref().expect("backup writes a summary");
+    let s = r
+        .snapshot
+        .summary
+        .as_ref()
+        .expect("backup writes a summary");
     let secs = (s.backup_end - s.backup_start).num_milliseconds() as f64 / 1000.0;
     if g.json {
         json_line(&json!({
@@ -222,9 +338,19 @@ pub fn run(g: &GlobalOptions, a: BackupArgs) -> Result<i32> {
         if let Some(p) = r.snapshot.parent {
             println!("using parent snapshot {}", p.short());
         }
-        println!("Files:       {:6} new, {:6} changed, {:6} unmodified", s.files_new, s.files_changed, s.files_unmodified);
-        println!("Dirs:        {:6} new, {:6} changed, {:6} unmodified", s.dirs_new, s.dirs_changed, s.dirs_unmodified);
-        println!("Added to the repository: {} ({} stored)", bytes(s.data_added), bytes(s.data_added_packed));
+        println!(
+            "Files:       {:6} new, {:6} changed, {:6} unmodified",
+            s.files_new, s.files_changed, s.files_unmodified
+        );
+        println!(
+            "Dirs:        {:6} new, {:6} changed, {:6} unmodified",
+            s.dirs_new, s.dirs_changed, s.dirs_unmodified
+        );
+        println!(
+            "Added to the repository: {} ({} stored)",
+            bytes(s.data_added),
+            bytes(s.data_added_packed)
+        );
         println!(
             "processed {} files, {} in {}",
             s.total_files_processed,
@@ -234,7 +360,10 @@ pub fn run(g: &GlobalOptions, a: BackupArgs) -> Result<i32> {
         println!("snapshot {} saved", r.snapshot_id.short());
     }
     if r.errors > 0 {
-        eprintln!("warning: {} files or directories could not be read; the snapshot is incomplete", r.errors);
+        eprintln!(
+            "warning: {} files or directories could not be read; the snapshot is incomplete",
+            r.errors
+        );
         return Ok(3);
     }
     Ok(0)
@@ -245,10 +374,18 @@ fn status(p: &BackupProgress, elapsed: std::time::Duration, mode: Mode) -> Statu
     let (files, bytes_done, errors) = (ld(&p.files_done), ld(&p.bytes_done), ld(&p.errors));
     let (ftotal, btotal) = (ld(&p.files_total), ld(&p.bytes_total));
     let scanned = p.scan_finished.load(Ordering::Relaxed);
-    let remaining = if scanned { eta(bytes_done, btotal, elapsed) } else { None };
+    let remaining = if scanned {
+        eta(bytes_done, btotal, elapsed)
+    } else {
+        None
+    };
     let current = p.current.lock().map(|c| c.clone()).unwrap_or_default();
     if mode == Mode::Json {
-        let pct = if btotal > 0 { (bytes_done as f64 / btotal as f64).min(1.0) } else { 0.0 };
+        let pct = if btotal > 0 {
+            (bytes_done as f64 / btotal as f64).min(1.0)
+        } else {
+            0.0
+        };
         let mut v = json!({
             "message_type": "status",
             "seconds_elapsed": elapsed.as_secs(),
@@ -266,7 +403,13 @@ fn status(p: &BackupProgress, elapsed: std::time::Duration, mode: Mode) -> Statu
         return Status::Json(v);
     }
     let rate = bytes_done as f64 / elapsed.as_secs_f64().max(0.001);
-    let mut line = format!("[{}] {} files {}, {}/s", duration(elapsed.as_secs()), files, bytes(bytes_done), bytes(rate as u64));
+    let mut line = format!(
+        "[{}] {} files {}, {}/s",
+        duration(elapsed.as_secs()),
+        files,
+        bytes(bytes_done),
+        bytes(rate as u64)
+    );
     if btotal > 0 {
         line.push_str(&format!(
             ", total {} files {} ({:.1}%)",

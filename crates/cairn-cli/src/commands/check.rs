@@ -1,16 +1,28 @@
-use crate::cli::{CheckArgs, GlobalOptions};
+use crate::cli::GlobalOptions;
 use crate::output::{bytes, json_line};
 use crate::progress::{Mode, Reporter, Status};
 use cairn_engine::check::{check, CheckOptions, CheckProgress};
 use cairn_repository::Result;
+use clap::Args;
 use serde_json::json;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// Also read, decrypt and verify every blob
+    #[arg(long)]
+    pub read_data: bool,
+}
+
 pub fn run(g: &GlobalOptions, a: CheckArgs) -> Result<i32> {
     let repo = crate::repo::open(g)?;
     let progress = Arc::new(CheckProgress::default());
-    let mode = if a.read_data { Mode::choose(false, g.quiet || g.json) } else { Mode::Off };
+    let mode = if a.read_data {
+        Mode::choose(false, g.quiet || g.json)
+    } else {
+        Mode::Off
+    };
     let reporter = {
         let p = progress.clone();
         Reporter::start(mode, move |_| {
@@ -22,7 +34,14 @@ pub fn run(g: &GlobalOptions, a: CheckArgs) -> Result<i32> {
             ))
         })
     };
-    let report = check(&repo, &CheckOptions { read_data: a.read_data, threads: 0 }, &progress)?;
+    let report = check(
+        &repo,
+        &CheckOptions {
+            read_data: a.read_data,
+            threads: 0,
+        },
+        &progress,
+    )?;
     reporter.finish();
     if g.json {
         json_line(&json!({
@@ -48,7 +67,11 @@ pub fn run(g: &GlobalOptions, a: CheckArgs) -> Result<i32> {
                 report.snapshots,
                 report.packs,
                 report.blobs,
-                if a.read_data { format!(", read all {} packs", report.packs_read) } else { String::new() }
+                if a.read_data {
+                    format!(", read all {} packs", report.packs_read)
+                } else {
+                    String::new()
+                }
             );
             if report.errors.is_empty() {
                 println!("no errors were found");

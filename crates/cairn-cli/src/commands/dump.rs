@@ -1,8 +1,19 @@
-use crate::cli::{DumpArgs, GlobalOptions};
+use crate::cli::GlobalOptions;
 use cairn_engine::tree_walk;
 use cairn_repository::{Error, Result};
+use clap::Args;
 use std::io::Write;
 use std::path::Path;
+
+#[derive(Args, Debug)]
+pub struct DumpArgs {
+    pub snapshot: String,
+    /// Path of a file or directory inside the snapshot
+    pub path: String,
+    #[command(flatten)]
+    pub filter: SnapshotFilterArgs,
+}
+use crate::cli::SnapshotFilterArgs;
 
 pub fn run(g: &GlobalOptions, a: DumpArgs) -> Result<i32> {
     let repo = crate::repo::open_with_index(g)?;

@@ -1,15 +1,35 @@
-use crate::cli::{GlobalOptions, LsArgs};
+use crate::cli::GlobalOptions;
 use crate::output::{json_line, mode_string, node_json, snapshot_json, time_ns};
 use cairn_engine::tree_walk::{self, Visit};
 use cairn_repository::format::tree::{Node, NodeKind};
 use cairn_repository::Result;
+use clap::Args;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+
+#[derive(Args, Debug)]
+pub struct LsArgs {
+    /// Snapshot id or "latest"
+    pub snapshot: String,
+    /// Only list these paths and what is below them
+    #[arg(value_name = "PATH")]
+    pub dirs: Vec<String>,
+    /// Long listing: mode, owner, size, time
+    #[arg(short, long)]
+    pub long: bool,
+    #[command(flatten)]
+    pub filter: SnapshotFilterArgs,
+}
+use crate::cli::SnapshotFilterArgs;
 
 pub fn run(g: &GlobalOptions, a: LsArgs) -> Result<i32> {
     let repo = crate::repo::open_with_index(g)?;
     let (id, snap) = repo.find_snapshot(&a.snapshot, &super::snapshot_filter(&a.filter))?;
-    let prefixes: Vec<PathBuf> = a.dirs.iter().map(|p| tree_walk::normalize(Path::new(p))).collect();
+    let prefixes: Vec<PathBuf> = a
+        .dirs
+        .iter()
+        .map(|p| tree_walk::normalize(Path::new(p)))
+        .collect();
     for p in &prefixes {
         // A path that is not in the snapshot is an error, not an empty listing.
         if p != Path::new("/") {
@@ -24,7 +44,13 @@ pub fn run(g: &GlobalOptions, a: LsArgs) -> Result<i32> {
         v["message_type"] = "snapshot".into();
         json_line(&v);
     } else if !g.quiet {
-        let _ = writeln!(out, "snapshot {} of {:?} at {}:", id.short(), snap.paths, snap.time.with_timezone(&chrono::Local));
+        let _ = writeln!(
+            out,
+            "snapshot {} of {:?} at {}:",
+            id.short(),
+            snap.paths,
+            snap.time.with_timezone(&chrono::Local)
+        );
     }
     let json = g.json;
     let long = a.long;
@@ -32,7 +58,11 @@ pub fn run(g: &GlobalOptions, a: LsArgs) -> Result<i32> {
         let inside = prefixes.is_empty() || prefixes.iter().any(|p| path.starts_with(p));
         if !inside {
             let on_the_way = prefixes.iter().any(|p| p.starts_with(path));
-            return Ok(if on_the_way { Visit::Continue } else { Visit::SkipChildren });
+            return Ok(if on_the_way {
+                Visit::Continue
+            } else {
+                Visit::SkipChildren
+            });
         }
         let shown = path.to_string_lossy();
         let r = if json {
@@ -41,8 +71,16 @@ pub fn run(g: &GlobalOptions, a: LsArgs) -> Result<i32> {
             let mut line = format!(
                 "{} {:>8} {:>8} {:>12} {} {}",
                 mode_string(node.kind, node.mode),
-                if node.user.is_empty() { node.uid.to_string() } else { node.user.clone() },
-                if node.group.is_empty() { node.gid.to_string() } else { node.group.clone() },
+                if node.user.is_empty() {
+                    node.uid.to_string()
+                } else {
+                    node.user.clone()
+                },
+                if node.group.is_empty() {
+                    node.gid.to_string()
+                } else {
+                    node.group.clone()
+                },
                 node.size,
                 time_ns(node.mtime).format("%Y-%m-%d %H:%M:%S"),
                 shown
@@ -60,6 +98,7 @@ pub fn run(g: &GlobalOptions, a: LsArgs) -> Result<i32> {
         Ok(Visit::Continue)
     };
     tree_walk::walk(&repo, snap.tree, Path::new("/"), &mut visitor)?;
-    out.flush().map_err(|e| cairn_repository::Error::io(e, "writing to stdout"))?;
+    out.flush()
+        .map_err(|e| cairn_repository::Error::io(e, "writing to stdout"))?;
     Ok(0)
 }

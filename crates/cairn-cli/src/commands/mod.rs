@@ -1,13 +1,21 @@
 //! One module per command. Each returns the process exit code or an error.
 
 mod backup;
+pub use backup::BackupArgs;
 mod cat;
+pub use cat::CatArgs;
 mod check;
+pub use check::CheckArgs;
 mod dump;
+pub use dump::DumpArgs;
 mod init;
+pub use init::InitArgs;
 mod ls;
+pub use ls::LsArgs;
 mod restore;
+pub use restore::RestoreArgs;
 mod snapshots;
+pub use snapshots::SnapshotsArgs;
 
 use crate::cli::{Cli, Command, SnapshotFilterArgs};
 use cairn_repository::{Result, SnapshotFilter};
@@ -27,5 +35,9 @@ pub fn run(cli: Cli) -> Result<i32> {
 }
 
 pub fn snapshot_filter(a: &SnapshotFilterArgs) -> SnapshotFilter {
-    SnapshotFilter { hosts: a.hosts.clone(), tags: a.tags.clone(), paths: a.paths.clone() }
+    SnapshotFilter {
+        hosts: a.hosts.clone(),
+        tags: a.tags.clone(),
+        paths: a.paths.clone(),
+    }
 }

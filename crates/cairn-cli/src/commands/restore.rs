@@ -1,12 +1,41 @@
-use crate::cli::{GlobalOptions, RestoreArgs};
+use crate::cli::GlobalOptions;
 use crate::output::{bytes, duration, json_line};
 use crate::progress::{eta, Mode, Reporter, Status};
 use cairn_engine::pattern::PatternSet;
 use cairn_engine::restore::{restore, RestoreOptions, RestoreProgress};
 use cairn_repository::Result;
+use clap::Args;
 use serde_json::json;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+
+#[derive(Args, Debug)]
+pub struct RestoreArgs {
+    /// Snapshot id or "latest"
+    pub snapshot: String,
+    /// Directory to restore into
+    #[arg(short, long)]
+    pub target: PathBuf,
+    /// Restore only paths matching this pattern (repeatable)
+    #[arg(short, long)]
+    pub include: Vec<String>,
+    /// As --include, ignoring case
+    #[arg(long)]
+    pub iinclude: Vec<String>,
+    /// Do not restore paths matching this pattern (repeatable)
+    #[arg(short, long)]
+    pub exclude: Vec<String>,
+    /// As --exclude, ignoring case
+    #[arg(long)]
+    pub iexclude: Vec<String>,
+    /// Read the restored files back and check them
+    #[arg(long)]
+    pub verify: bool,
+    #[command(flatten)]
+    pub filter: SnapshotFilterArgs,
+}
+use crate::cli::SnapshotFilterArgs;
+use std::path::PathBuf;
 
 pub fn run(g: &GlobalOptions, a: RestoreArgs) -> Result<i32> {
     let repo = crate::repo::open_with_index(g)?;
@@ -18,7 +47,12 @@ pub fn run(g: &GlobalOptions, a: RestoreArgs) -> Result<i32> {
         ..RestoreOptions::new(&a.target)
     };
     if !g.quiet && !g.json {
-        eprintln!("restoring snapshot {} of {:?} to {}", id.short(), snap.paths, a.target.display());
+        eprintln!(
+            "restoring snapshot {} of {:?} to {}",
+            id.short(),
+            snap.paths,
+            a.target.display()
+        );
     }
     let progress = Arc::new(RestoreProgress::default());
     let mode = Mode::choose(g.json, g.quiet);
@@ -26,7 +60,12 @@ pub fn run(g: &GlobalOptions, a: RestoreArgs) -> Result<i32> {
         let p = progress.clone();
         Reporter::start(mode, move |elapsed| {
             let ld = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-            let (fd, ft, bd, bt) = (ld(&p.files_done), ld(&p.files_total), ld(&p.bytes_done), ld(&p.bytes_total));
+            let (fd, ft, bd, bt) = (
+                ld(&p.files_done),
+                ld(&p.files_total),
+                ld(&p.bytes_done),
+                ld(&p.bytes_total),
+            );
             if mode == Mode::Json {
                 return Status::Json(json!({
                     "message_type": "status",
@@ -35,7 +74,12 @@ pub fn run(g: &GlobalOptions, a: RestoreArgs) -> Result<i32> {
                     "total_files": ft, "files_restored": fd, "total_bytes": bt, "bytes_restored": bd,
                 }));
             }
-            let mut l = format!("[{}] {fd}/{ft} files, {} / {}", duration(elapsed.as_secs()), bytes(bd), bytes(bt));
+            let mut l = format!(
+                "[{}] {fd}/{ft} files, {} / {}",
+                duration(elapsed.as_secs()),
+                bytes(bd),
+                bytes(bt)
+            );
             if let Some(r) = eta(bd, bt, elapsed) {
                 l.push_str(&format!(", ETA {}", duration(r)));
             }
@@ -47,7 +91,10 @@ pub fn run(g: &GlobalOptions, a: RestoreArgs) -> Result<i32> {
     reporter.finish();
     for (path, msg) in &summary.errors {
         if g.json {
-            eprintln!("{}", json!({"message_type": "error", "error": {"message": msg}, "during": "restore", "item": path.display().to_string()}));
+            eprintln!(
+                "{}",
+                json!({"message_type": "error", "error": {"message": msg}, "during": "restore", "item": path.display().to_string()})
+            );
         } else {
             eprintln!("error: {}: {msg}", path.display());
         }

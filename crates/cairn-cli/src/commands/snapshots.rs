@@ -1,11 +1,25 @@
-use crate::cli::{GlobalOptions, SnapshotsArgs};
+use crate::cli::GlobalOptions;
 use crate::output::snapshot_json;
 use cairn_repository::Result;
+use clap::Args;
+
+#[derive(Args, Debug)]
+pub struct SnapshotsArgs {
+    #[command(flatten)]
+    pub filter: SnapshotFilterArgs,
+    /// Snapshot ids to show (default: all)
+    pub ids: Vec<String>,
+}
+use crate::cli::SnapshotFilterArgs;
 
 pub fn run(g: &GlobalOptions, a: SnapshotsArgs) -> Result<i32> {
     let repo = crate::repo::open(g)?;
     let filter = super::snapshot_filter(&a.filter);
-    let mut list: Vec<_> = repo.list_snapshots()?.into_iter().filter(|(_, s)| filter.matches(s)).collect();
+    let mut list: Vec<_> = repo
+        .list_snapshots()?
+        .into_iter()
+        .filter(|(_, s)| filter.matches(s))
+        .collect();
     if !a.ids.is_empty() {
         let mut chosen = Vec::new();
         for id in &a.ids {
@@ -23,7 +37,10 @@ pub fn run(g: &GlobalOptions, a: SnapshotsArgs) -> Result<i32> {
         .map(|(id, s)| {
             [
                 id.short(),
-                s.time.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S").to_string(),
+                s.time
+                    .with_timezone(&chrono::Local)
+                    .format("%Y-%m-%d %H:%M:%S")
+                    .to_string(),
                 s.hostname.clone(),
                 s.tags.join(","),
                 s.paths.join("\n"),
@@ -52,7 +69,10 @@ pub fn run(g: &GlobalOptions, a: SnapshotsArgs) -> Result<i32> {
     println!("{}", "-".repeat(widths.iter().sum::<usize>() + 8));
     for r in &rows {
         let mut paths = r[4].lines();
-        println!("{}", line([&r[0], &r[1], &r[2], &r[3], paths.next().unwrap_or("")]));
+        println!(
+            "{}",
+            line([&r[0], &r[1], &r[2], &r[3], paths.next().unwrap_or("")])
+        );
         for p in paths {
             println!("{}", line(["", "", "", "", p]));
         }
