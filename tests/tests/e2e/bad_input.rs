@@ -1,0 +1,368 @@
+//! Bad input: each case must give a clear one-line error and a documented
+//! non-zero exit code, never a panic (every run checks that), and leave
+//! the repository as it was.
+
+use cairn_tests::gen::random_file;
+use cairn_tests::repo::{assert_unchanged, file_name, files, files_by_blob, flip_bit, hash_all, pack_blobs, packs, truncate, PackBlob};
+use cairn_tests::{is_root, note, restored, TestEnv};
+use std::collections::BTreeSet;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+const MIB: u64 = 1 << 20;
+
+/// A repository with one snapshot of a small tree.
+fn env_with_snapshot() -> (TestEnv, PathBuf) {
+    let env = TestEnv::new();
+    let src = env.mkdir("src");
+    fs::write(src.join("a.txt"), b"alpha\n").unwrap();
+    fs::create_dir(src.join("sub")).unwrap();
+    random_file(&src.join("sub/r.bin"), MIB, 1);
+    env.init();
+    env.backup_json([&src]);
+    (env, src)
+}
+
+#[test]
+fn wrong_password_exits_12_and_changes_nothing() {
+    let (mut env, src) = env_with_snapshot();
+    let before = hash_all(&env.repo);
+    env.password = "not the password".into();
+    let target = env.path("target");
+    let runs: Vec<Vec<std::ffi::OsString>> = vec![
+        vec!["snapshots".into()],
+        vec!["ls".into(), "latest".into()],
+        vec!["backup".into(), src.clone().into()],
+        vec!["backup".into(), "--init".into(), src.clone().into()],
+        vec!["restore".into(), "latest".into(), "--target".into(), target.clone().into()],
+        vec!["dump".into(), "latest".into(), "/".into()],
+        vec!["check".into(), "--read-data".into()],
+        vec!["cat".into(), "config".into()],
+        vec!["init".into()],
+    ];
+    for args in runs {
+        let out = env.cairn(&args).run();
+        if args[0] == "init" {
+            // init on an existing repository fails before asking for a password.
+            assert_ne!(out.code(), 0, "{}", out.describe());
+            out.one_line_error();
+            continue;
+        }
+        let out = out.expect_code(12);
+        let line = out.one_line_error();
+        assert!(line.to_lowercase().contains("password"), "the error should say the password is wrong: {line}");
+    }
+    assert!(!target.join("tmp").exists(), "a restore with a wrong password wrote files");
+    assert_unchanged(&before, &hash_all(&env.repo), "a wrong password");
+}
+
+#[test]
+fn missing_repository_exits_10_and_creates_nothing() {
+    let (mut env, src) = env_with_snapshot();
+    env.repo = env.path("no-such-repo");
+    let target = env.path("target");
+    for args in [
+        vec!["snapshots".to_string()],
+        vec!["ls".into(), "latest".into()],
+        vec!["backup".into(), src.display().to_string()],
+        vec!["restore".into(), "latest".into(), "--target".into(), target.display().to_string()],
+        vec!["check".into()],
+        vec!["cat".into(), "config".into()],
+    ] {
+        let out = env.cairn(&args).run().expect_code(10);
+        let line = out.one_line_error();
+        assert!(line.contains("no-such-repo"), "the error should name the repository: {line}");
+    }
+    assert!(!env.repo.exists(), "a command on a missing repository created {}", env.repo.display());
+    // A directory that exists but is no repository is missing too.
+    fs::create_dir(&env.repo).unwrap();
+    env.cairn(["snapshots"]).run().expect_code(10).one_line_error();
+    assert_eq!(fs::read_dir(&env.repo).unwrap().count(), 0, "snapshots wrote into an empty directory");
+}
+
+#[test]
+fn init_on_an_existing_repository_fails_and_changes_nothing() {
+    let (mut env, src) = env_with_snapshot();
+    let before = hash_all(&env.repo);
+    let out = env.cairn(["init"]).run();
+    assert_ne!(out.code(), 0, "{}", out.describe());
+    let line = out.one_line_error();
+    assert!(line.contains("exist"), "the error should say the repository exists: {line}");
+    env.password = "another password".into();
+    let out = env.cairn(["init"]).run();
+    assert_ne!(out.code(), 0, "{}", out.describe());
+    out.one_line_error();
+    assert_unchanged(&before, &hash_all(&env.repo), "init on an existing repository");
+
+    // backup --init on an existing repository opens it instead.
+    env.password = cairn_tests::cmd::PASSWORD.into();
+    env.cairn(["backup", "--init"]).arg(&src).run().success();
+    assert_eq!(files(&env.repo, "keys").len(), 1, "backup --init added a key to an existing repository");
+    assert_eq!(env.snapshots().len(), 2);
+}
+
+#[test]
+fn bad_flags_exit_2() {
+    let env = TestEnv::new();
+    for args in [
+        vec!["backup", "--no-such-flag", "/tmp"],
+        vec!["frobnicate"],
+        vec!["restore", "latest"], // --target is required
+        vec!["check", "--read-data=maybe"],
+        vec![],
+    ] {
+        let out = env.cairn(&args).run().expect_code(2);
+        assert!(!out.stderr.trim().is_empty(), "`{}`: no message:\n{}", out.cmdline, out.describe());
+    }
+    assert!(!env.repo.exists());
+}
+
+#[test]
+fn missing_backup_path_names_it_and_stores_nothing() {
+    let (env, src) = env_with_snapshot();
+    let before = hash_all(&env.repo);
+    let missing = env.path("not-there");
+    for paths in [vec![missing.clone()], vec![src.clone(), missing.clone()]] {
+        let out = env.cairn(["backup"]).args(&paths).run();
+        assert_eq!(out.code(), 1, "{}", out.describe());
+        let line = out.one_line_error();
+        assert!(line.contains(&*missing.to_string_lossy()), "the error should name {}: {line}", missing.display());
+    }
+    assert_unchanged(&before, &hash_all(&env.repo), "a backup of a missing path");
+}
+
+/// Run `cairn` without the capabilities that let root read any file, so
+/// that permission bits apply (the tests run as root). None where that is
+/// not possible.
+fn without_read_override(c: &mut cairn_tests::Cairn) -> Option<()> {
+    if !is_root() {
+        return Some(());
+    }
+    let args = ["--inh-caps=-dac_override,-dac_read_search", "--bounding-set=-dac_override,-dac_read_search", "--"];
+    let probe = std::process::Command::new("setpriv").args(args).arg("true").status();
+    if !matches!(probe, Ok(s) if s.success()) {
+        return None;
+    }
+    c.wrapped_in("setpriv", &args);
+    Some(())
+}
+
+#[test]
+fn unreadable_files_are_reported_skipped_and_exit_3() {
+    // As root, chmod 000 does not stop reads: cairn runs under setpriv
+    // without CAP_DAC_OVERRIDE / CAP_DAC_READ_SEARCH, still as root (so it
+    // can write the repository), and then mode 000 is enforced.
+    let env = TestEnv::new();
+    let src = env.mkdir("src");
+    fs::write(src.join("ok.txt"), b"readable\n").unwrap();
+    fs::write(src.join("secret.txt"), b"unreadable\n").unwrap();
+    fs::create_dir(src.join("locked")).unwrap();
+    fs::write(src.join("locked/inner.txt"), b"behind a locked dir\n").unwrap();
+    fs::create_dir(src.join("open")).unwrap();
+    fs::write(src.join("open/fine.txt"), b"fine\n").unwrap();
+    fs::set_permissions(src.join("secret.txt"), fs::Permissions::from_mode(0o000)).unwrap();
+    fs::set_permissions(src.join("locked"), fs::Permissions::from_mode(0o000)).unwrap();
+    env.init();
+
+    let mut c = env.cairn(["backup", "--json"]);
+    c.arg(&src);
+    if without_read_override(&mut c).is_none() {
+        note!("skipped: running as root and setpriv cannot drop CAP_DAC_OVERRIDE, so no file is unreadable");
+        return;
+    }
+    let out = c.run();
+    fs::set_permissions(src.join("locked"), fs::Permissions::from_mode(0o755)).unwrap();
+    let out = out.expect_code(3);
+    for name in ["secret.txt", "locked"] {
+        assert!(out.stderr.contains(name), "stderr does not name the unreadable {name}:\n{}", out.describe());
+    }
+    let id = out.summary()["snapshot_id"].as_str().expect("a snapshot was saved").to_string();
+
+    let target = env.path("target");
+    env.restore(&id, &target, &[]);
+    let r = restored(&target, &src);
+    assert_eq!(fs::read(r.join("ok.txt")).unwrap(), b"readable\n");
+    assert_eq!(fs::read(r.join("open/fine.txt")).unwrap(), b"fine\n");
+    assert!(!r.join("secret.txt").exists(), "the unreadable file was stored (as what?)");
+    assert!(!r.join("locked/inner.txt").exists());
+    env.cairn(["check", "--read-data"]).run().success();
+}
+
+/// A repository with small packs: six files of distinct random data,
+/// plus small ones, so that damaging one pack affects only some files.
+fn env_with_many_packs() -> (TestEnv, PathBuf, String) {
+    let env = TestEnv::new();
+    let src = env.mkdir("src");
+    for i in 0..6 {
+        random_file(&src.join(format!("file{i}.bin")), 3 * MIB / 2, 100 + i);
+    }
+    fs::write(src.join("small.txt"), b"small\n").unwrap();
+    env.init();
+    let s = env.cairn(["backup", "--json", "--pack-size", "1"]).arg(&src).run().success().summary();
+    let id = s["snapshot_id"].as_str().unwrap().to_string();
+    (env, src, id)
+}
+
+/// The `skip`-th data pack holding blobs of at least two files, with its
+/// blobs, and for each blob the names (not paths) of the files using it.
+fn data_pack(env: &TestEnv, snapshot: &str, skip: usize) -> (PathBuf, Vec<(PackBlob, BTreeSet<String>)>) {
+    let by_blob = files_by_blob(env, snapshot);
+    let mut candidates = Vec::new();
+    for (path, _) in packs(&env.repo) {
+        let blobs = pack_blobs(env, &file_name(&path));
+        if blobs.iter().all(|b| b.kind == "data") {
+            let with_names: Vec<(PackBlob, BTreeSet<String>)> = blobs
+                .into_iter()
+                .map(|b| {
+                    let names = by_blob.get(&b.id).into_iter().flatten().map(|p| p.rsplit('/').next().unwrap().to_string()).collect();
+                    (b, names)
+                })
+                .collect();
+            candidates.push((path, with_names));
+        }
+    }
+    assert!(candidates.len() > skip + 1, "expected several data packs, got {}", candidates.len());
+    candidates.swap_remove(skip)
+}
+
+/// Restore must fail (non-zero), name every affected file, and restore
+/// the other files exactly.
+fn assert_restore_reports(env: &TestEnv, src: &Path, snapshot: &str, affected: &BTreeSet<String>) {
+    let target = env.path(format!("target-{}", rand_suffix()));
+    let out = env.cairn(["restore", snapshot, "--target"]).arg(&target).run();
+    assert_ne!(out.code(), 0, "restore from a damaged pack succeeded:\n{}", out.describe());
+    for name in affected {
+        assert!(out.stderr.contains(name.as_str()), "the restore error does not name the damaged file {name}:\n{}", out.describe());
+    }
+    let r = restored(&target, src);
+    for e in fs::read_dir(src).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().into_owned();
+        if !affected.contains(&name) {
+            assert_eq!(
+                fs::read(r.join(&name)).ok(),
+                fs::read(src.join(&name)).ok(),
+                "{name} uses no damaged pack but was not restored exactly"
+            );
+        }
+    }
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+#[test]
+fn bit_flipped_pack_is_reported_by_check_and_restore() {
+    let (env, src, snap) = env_with_many_packs();
+    let (pack, blobs) = data_pack(&env, &snap, 0);
+    // Damage the middle of the pack's last blob: only the files using that blob are affected.
+    let (blob, affected) = blobs.last().unwrap().clone();
+    assert!(!affected.is_empty());
+    flip_bit(&pack, blob.offset + blob.length / 2);
+    let before = hash_all(&env.repo);
+
+    let out = env.cairn(["check", "--read-data"]).run().expect_code(1);
+    let short = &file_name(&pack)[..8];
+    assert!(
+        out.stdout_str().contains(short) || out.stderr.contains(short),
+        "check --read-data does not name the damaged pack {short}:\n{}",
+        out.describe()
+    );
+    assert!(out.stderr.lines().any(|l| l.starts_with("error:")), "{}", out.describe());
+    assert_restore_reports(&env, &src, &snap, &affected);
+    for name in &affected {
+        let dump = env.cairn(["dump", &snap]).arg(src.join(name)).run();
+        assert_ne!(dump.code(), 0, "dump of a damaged file succeeded");
+        dump.one_line_error();
+    }
+    assert_unchanged(&before, &hash_all(&env.repo), "check and restore of a damaged repository");
+}
+
+#[test]
+fn truncated_packs_are_reported_by_check_and_restore() {
+    for keep in [None, Some(2u64)] {
+        let (env, src, snap) = env_with_many_packs();
+        let (pack, blobs) = data_pack(&env, &snap, 1);
+        let len = fs::metadata(&pack).unwrap().len();
+        let cut = keep.unwrap_or(len / 2);
+        truncate(&pack, cut);
+        // Blobs that end before the cut can still be read through the index.
+        let affected: BTreeSet<String> =
+            blobs.iter().filter(|(b, _)| b.offset + b.length > cut).flat_map(|(_, names)| names.clone()).collect();
+        assert!(!affected.is_empty());
+        let short = file_name(&pack)[..8].to_string();
+        let before = hash_all(&env.repo);
+
+        // The size no longer matches the index: even the quick check sees it.
+        for args in [vec!["check"], vec!["check", "--read-data"]] {
+            let out = env.cairn(&args).run().expect_code(1);
+            assert!(
+                out.stdout_str().contains(&short) || out.stderr.contains(&short),
+                "`{}` does not name the truncated pack {short}:\n{}",
+                out.cmdline,
+                out.describe()
+            );
+        }
+        assert_restore_reports(&env, &src, &snap, &affected);
+        assert_unchanged(&before, &hash_all(&env.repo), "check and restore of a damaged repository");
+    }
+}
+
+#[test]
+fn damaged_index_files_give_a_clear_error() {
+    enum Damage {
+        FlipBit,
+        Truncate(u64),
+    }
+    for damage in [Damage::FlipBit, Damage::Truncate(10), Damage::Truncate(0)] {
+        let (env, src) = env_with_snapshot();
+        let index = files(&env.repo, "index");
+        assert_eq!(index.len(), 1, "one backup, one index file");
+        let (path, len) = index[0].clone();
+        match damage {
+            Damage::FlipBit => flip_bit(&path, len / 2),
+            Damage::Truncate(n) => truncate(&path, n),
+        }
+        let short = file_name(&path)[..8].to_string();
+        let before = hash_all(&env.repo);
+        let target = env.path("target");
+        for args in [
+            vec!["ls".to_string(), "latest".into()],
+            vec!["restore".into(), "latest".into(), "--target".into(), target.display().to_string()],
+            vec!["dump".into(), "latest".into(), src.join("a.txt").display().to_string()],
+        ] {
+            let out = env.cairn(&args).run().expect_code(1);
+            let line = out.one_line_error();
+            assert!(line.contains("index"), "the error should say an index file is damaged: {line}");
+        }
+        let out = env.cairn(["check"]).run().expect_code(1);
+        assert!(
+            out.stdout_str().contains(&short) || out.stderr.contains(&short),
+            "check does not name the damaged index {short}:\n{}",
+            out.describe()
+        );
+        assert_unchanged(&before, &hash_all(&env.repo), "commands on a repository with a damaged index");
+    }
+}
+
+#[test]
+fn damaged_snapshot_and_config_give_a_clear_error() {
+    let (env, _src) = env_with_snapshot();
+    let (snap, len) = files(&env.repo, "snapshots")[0].clone();
+    flip_bit(&snap, len / 2);
+    let out = env.cairn(["ls", "latest"]).run().expect_code(1);
+    out.one_line_error();
+    let out = env.cairn(["check"]).run().expect_code(1);
+    assert!(out.stdout_str().contains(&file_name(&snap)[..8]) || out.stderr.contains(&file_name(&snap)[..8]), "{}", out.describe());
+
+    let config = env.repo.join("config");
+    let len = fs::metadata(&config).unwrap().len();
+    flip_bit(&config, len - 5);
+    let out = env.cairn(["snapshots"]).run();
+    assert_ne!(out.code(), 0, "{}", out.describe());
+    assert_ne!(out.code(), 12, "a damaged config is not a wrong password:\n{}", out.describe());
+    out.one_line_error();
+}

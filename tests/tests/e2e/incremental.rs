@@ -1,0 +1,164 @@
+//! Backing up again: unchanged data stores nothing; changes are exact in
+//! every snapshot.
+
+use cairn_tests::cmd::num;
+use cairn_tests::gen::{compressible_file, random_file, Rng};
+use cairn_tests::repo::{files, packs};
+use cairn_tests::{assert_manifest_matches, restored, Manifest, TestEnv};
+use filetime::FileTime;
+use std::fs;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::Path;
+
+const MIB: u64 = 1 << 20;
+
+/// 40 small files, 3 larger ones, nested directories. Returns the number of files.
+fn make_plain_tree(root: &Path) -> u64 {
+    let mut rng = Rng::new(42);
+    let mut n = 0;
+    for d in 0..4 {
+        let dir = root.join(format!("dir{d}/sub"));
+        fs::create_dir_all(&dir).unwrap();
+        for f in 0..10 {
+            let len = rng.below(20_000) as usize;
+            fs::write(dir.join(format!("f{f}.txt")), rng.bytes(len)).unwrap();
+            n += 1;
+        }
+    }
+    random_file(&root.join("r1.bin"), 3 * MIB, 7);
+    random_file(&root.join("dir0/r2.bin"), 2 * MIB + 17, 8);
+    compressible_file(&root.join("dir1/log.txt"), 5 * MIB, 9);
+    n + 3
+}
+
+#[test]
+fn unchanged_backup_stores_no_data_and_uses_the_parent() {
+    let env = TestEnv::new();
+    let src = env.mkdir("src");
+    let nfiles = make_plain_tree(&src);
+    env.init();
+
+    let first = env.backup_json([&src]);
+    assert_eq!(num(&first, "files_new"), nfiles, "first backup: {first}");
+    assert!(num(&first, "data_blobs") >= nfiles, "first backup: {first}");
+    let packs_before = packs(&env.repo).len();
+    let index_before = files(&env.repo, "index").len();
+
+    let second = env.backup_json([&src]);
+    let report = format!("second backup summary: {second}");
+    assert_eq!(num(&second, "data_blobs"), 0, "{report}");
+    assert_eq!(num(&second, "data_added"), 0, "{report}");
+    assert_eq!(num(&second, "files_unmodified"), nfiles, "{report}");
+    assert_eq!(num(&second, "files_new"), 0, "{report}");
+    assert_eq!(num(&second, "files_changed"), 0, "{report}");
+    let packs_after = packs(&env.repo).len();
+    assert!(
+        packs_after <= packs_before + 1,
+        "an unchanged backup added {} packs (at most one tree pack expected)",
+        packs_after - packs_before
+    );
+    assert!(files(&env.repo, "index").len() <= index_before + 1);
+
+    let snaps = env.snapshots();
+    assert_eq!(snaps.len(), 2);
+    let first_id = first["snapshot_id"].as_str().unwrap();
+    let second_id = second["snapshot_id"].as_str().unwrap();
+    let s2 = snaps.iter().find(|s| s["id"] == second_id).expect("second snapshot listed");
+    assert_eq!(s2["parent"].as_str(), Some(first_id), "the unchanged backup did not pick the first as its parent: {s2}");
+    assert_eq!(s2["tree"], snaps.iter().find(|s| s["id"] == first_id).unwrap()["tree"], "same data, same root tree");
+
+    // --force reads every file again, and still stores nothing new: content
+    // deduplication, not just the parent's metadata.
+    let forced = env.backup_json([src.as_os_str(), "--force".as_ref()]);
+    assert_eq!(num(&forced, "data_blobs"), 0, "--force backup: {forced}");
+    assert_eq!(num(&forced, "data_added"), 0, "--force backup: {forced}");
+    assert_eq!(packs(&env.repo).len(), packs_after, "--force backup of unchanged data wrote packs");
+
+    // The same data under another path deduplicates too.
+    let copy = env.path("copy");
+    fs::rename(&src, &copy).unwrap();
+    let moved = env.backup_json([&copy]);
+    assert_eq!(num(&moved, "data_blobs"), 0, "backup of the same files moved elsewhere: {moved}");
+    let snaps = env.snapshots();
+    let m = snaps.iter().find(|s| s["id"] == moved["snapshot_id"]).expect("listed");
+    assert!(m["parent"].is_null(), "a backup of other paths has no parent by default: {m}");
+}
+
+/// Change the middle of a file in place, keeping its size and mtime (as
+/// some tools do): only the ctime tells it changed.
+fn overwrite_middle_keep_mtime(path: &Path) {
+    use std::os::unix::fs::FileExt;
+    let md = fs::metadata(path).unwrap();
+    let f = fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.write_all_at(&Rng::new(99).bytes(1000), md.len() / 2).unwrap();
+    drop(f);
+    let mtime = FileTime::from_last_modification_time(&md);
+    filetime::set_file_mtime(path, mtime).unwrap();
+}
+
+#[test]
+fn modified_added_and_deleted_files_restore_exactly_per_snapshot() {
+    let env = TestEnv::new();
+    let src = env.mkdir("src");
+    make_plain_tree(&src);
+    random_file(&src.join("big.bin"), 16 * MIB, 10);
+    fs::write(src.join("append.log"), b"line 1\n").unwrap();
+    fs::write(src.join("to-delete.txt"), b"soon gone\n").unwrap();
+    fs::write(src.join("to-symlink"), b"becomes a symlink\n").unwrap();
+    fs::write(src.join("shrinks.txt"), vec![b's'; 100_000]).unwrap();
+    fs::write(src.join("mode-change"), b"mode\n").unwrap();
+    env.init();
+
+    let s1 = env.backup_json([&src]);
+    let m1 = Manifest::take(&src);
+
+    // Generation 2: append, change the middle (same size and mtime), add, delete, chmod.
+    {
+        use std::io::Write;
+        let mut f = fs::OpenOptions::new().append(true).open(src.join("append.log")).unwrap();
+        f.write_all(b"line 2\n").unwrap();
+    }
+    overwrite_middle_keep_mtime(&src.join("big.bin"));
+    fs::remove_file(src.join("to-delete.txt")).unwrap();
+    fs::remove_file(src.join("dir2/sub/f3.txt")).unwrap();
+    fs::write(src.join("added.txt"), b"new in generation 2\n").unwrap();
+    fs::create_dir_all(src.join("new-dir/inner")).unwrap();
+    random_file(&src.join("new-dir/inner/new.bin"), MIB, 11);
+    fs::set_permissions(src.join("mode-change"), fs::Permissions::from_mode(0o600)).unwrap();
+
+    let s2 = env.backup_json([&src]);
+    let m2 = Manifest::take(&src);
+    let r2 = format!("second backup: {s2}");
+    assert!(num(&s2, "files_changed") >= 3, "append.log, big.bin and mode-change changed: {r2}");
+    assert!(num(&s2, "files_new") >= 2, "{r2}");
+    assert!(
+        num(&s2, "data_added") < 8 * MIB,
+        "changing 1000 bytes in the middle of a 16 MiB file (and adding 1 MiB) stored {} bytes: {r2}",
+        num(&s2, "data_added")
+    );
+
+    // Generation 3: delete a directory, replace a file by a symlink, shrink, rename, add an empty file.
+    fs::remove_dir_all(src.join("dir3")).unwrap();
+    fs::remove_file(src.join("to-symlink")).unwrap();
+    symlink("added.txt", src.join("to-symlink")).unwrap();
+    fs::write(src.join("shrinks.txt"), b"short now\n").unwrap();
+    fs::rename(src.join("dir0/r2.bin"), src.join("renamed.bin")).unwrap();
+    fs::write(src.join("empty-new"), b"").unwrap();
+
+    let s3 = env.backup_json([&src]);
+    let m3 = Manifest::take(&src);
+    assert!(num(&s3, "data_added") < MIB, "a rename and small edits stored {} bytes: {s3}", num(&s3, "data_added"));
+
+    let snaps = env.snapshots();
+    let id = |s: &serde_json::Value| s["snapshot_id"].as_str().unwrap().to_string();
+    let parent_of = |sid: &str| snaps.iter().find(|s| s["id"] == sid).and_then(|s| s["parent"].as_str().map(String::from));
+    assert_eq!(parent_of(&id(&s2)), Some(id(&s1)));
+    assert_eq!(parent_of(&id(&s3)), Some(id(&s2)));
+
+    for (n, (summary, manifest)) in [(&s1, &m1), (&s2, &m2), (&s3, &m3)].into_iter().enumerate() {
+        let target = env.path(format!("restore-{}", n + 1));
+        env.restore(&id(summary), &target, &[]);
+        assert_manifest_matches(manifest, &restored(&target, &src));
+    }
+    env.cairn(["check", "--read-data"]).run().success();
+}

@@ -1,0 +1,184 @@
+//! Interrupted backups: SIGKILL midway leaves a repository that passes
+//! `check`, and the next backup uploads only what had not reached it;
+//! SIGINT stops a backup with exit code 130 and no snapshot.
+
+use cairn_tests::cmd::{num, wait_timeout};
+use cairn_tests::gen::{random_file, Rng};
+use cairn_tests::repo::packs;
+use cairn_tests::{assert_trees_equal, note, restored, TestEnv};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+const MIB: u64 = 1 << 20;
+/// The default pack size.
+const PACK: u64 = 16 * MIB;
+
+/// About `total` bytes of random data in files of 1-6 MiB in a few
+/// directories. Returns the exact byte count.
+fn make_random_files(root: &std::path::Path, total: u64) -> u64 {
+    let mut rng = Rng::new(77);
+    let mut sum = 0;
+    let mut i = 0;
+    while sum < total {
+        let dir = root.join(format!("d{}", i % 7));
+        std::fs::create_dir_all(&dir).unwrap();
+        let len = MIB + rng.below(5 * MIB);
+        random_file(&dir.join(format!("file-{i:03}.bin")), len, 1000 + i);
+        sum += len;
+        i += 1;
+    }
+    sum
+}
+
+#[test]
+fn killed_backup_resumes_without_uploading_again() {
+    let env = TestEnv::new();
+    let src = env.mkdir("src");
+    let total = make_random_files(&src, 320 * MIB);
+    env.init();
+
+    // Start a backup and SIGKILL it once several packs are stored.
+    const KILL_AT_PACKS: usize = 6;
+    let mut c = env.cairn(["backup", "--quiet"]);
+    c.arg(&src);
+    let cmdline = c.command_line();
+    let mut child = c.command().stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("start backup");
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            panic!(
+                "`{cmdline}` finished ({st}) before {KILL_AT_PACKS} packs were stored; \
+                 it must be killed midway (make the data larger)"
+            );
+        }
+        if packs(&env.repo).len() >= KILL_AT_PACKS {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no {KILL_AT_PACKS} packs after 240 s");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap(); // SIGKILL
+    let st = wait_timeout(&mut child, Duration::from_secs(30), &cmdline);
+    {
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(st.signal(), Some(libc::SIGKILL), "the backup was not killed but ended with {st}");
+    }
+    let after_kill = packs(&env.repo);
+    let packed: u64 = after_kill.iter().map(|(_, n)| n).sum();
+    note!("killed with {} packs ({} MiB) of {} MiB stored", after_kill.len(), packed / MIB, total / MIB);
+    assert!(packed < total - 2 * PACK, "the backup was nearly done when killed ({packed} of {total} bytes)");
+    assert!(env.snapshots().is_empty(), "a killed backup left a snapshot");
+
+    // The repository is consistent as it is.
+    env.cairn(["check"]).run().success();
+
+    // Run it again: what reached the repository is not uploaded again.
+    let second = env.backup_json([&src]);
+    let added = num(&second, "data_added");
+    let slack = 3 * PACK;
+    note!("second run added {} MiB; {} MiB were missing", added / MIB, (total - packed) / MIB);
+    assert!(
+        added <= total - packed + slack,
+        "the second run added {added} bytes, but {packed} of the {total} bytes were already in {} complete packs \
+         (expected at most {} + {slack} slack): it uploaded again what had reached the repository",
+        after_kill.len(),
+        total - packed
+    );
+    assert!(added > 0, "nothing was added, yet the first run was killed midway");
+    // Every pack stored before the kill is still there (written once, never removed).
+    let now: std::collections::HashSet<_> = packs(&env.repo).into_iter().collect();
+    for p in &after_kill {
+        assert!(now.contains(p), "pack {} stored before the kill was changed or removed", p.0.display());
+    }
+
+    env.cairn(["check", "--read-data"]).run().success();
+    let target = env.path("target");
+    env.restore("latest", &target, &[]);
+    assert_trees_equal(&src, &restored(&target, &src));
+}
+
+#[test]
+fn sigint_stops_a_backup_with_exit_130_and_no_snapshot() {
+    let env = TestEnv::new();
+    env.init();
+    // A stream that keeps coming: 16 MiB at once, then 1 MiB every 50 ms
+    // for at most 20 s, so the backup is surely still running at SIGINT.
+    let mut c = env.cairn(["backup", "--stdin", "--stdin-filename", "slow"]);
+    let cmdline = c.command_line();
+    let mut child = c.command().stdin(Stdio::piped()).spawn().expect("start backup");
+    let mut stdin = child.stdin.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        let mut rng = Rng::new(5);
+        let mut buf = vec![0u8; MIB as usize];
+        let start = Instant::now();
+        for i in 0.. {
+            rng.fill(&mut buf);
+            if stdin.write_all(&buf).is_err() {
+                return; // cairn stopped reading
+            }
+            if i == 16 {
+                tx.send(()).unwrap();
+            }
+            if i >= 16 {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if start.elapsed() > Duration::from_secs(20) {
+                return;
+            }
+        }
+    });
+    rx.recv().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let start = Instant::now();
+    let (status, stdout, stderr) = cairn_tests::cmd::wait_capturing(&mut child, Duration::from_secs(60), &cmdline);
+    let waited = start.elapsed();
+    writer.join().unwrap();
+    let out = cairn_tests::Out { cmdline, status, stdout, stderr };
+    assert!(!out.stderr.contains("panicked"), "{}", out.describe());
+    assert_eq!(out.status.code(), Some(130), "SIGINT should end the backup with exit code 130:\n{}", out.describe());
+    assert!(waited < Duration::from_secs(10), "the backup took {waited:?} to stop after SIGINT");
+    assert!(env.snapshots().is_empty(), "an interrupted backup stored a snapshot");
+    env.cairn(["check"]).run().success();
+}
+
+#[test]
+fn sigint_stops_a_file_backup_with_exit_130_and_the_next_run_reuses_its_packs() {
+    let env = TestEnv::new();
+    let src = env.mkdir("src");
+    let total = make_random_files(&src, 160 * MIB);
+    env.init();
+    let mut c = env.cairn(["backup", "--pack-size", "4"]);
+    c.arg(&src);
+    let cmdline = c.command_line();
+    let mut child = c.command().spawn().expect("start backup");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while packs(&env.repo).len() < 3 {
+        assert!(child.try_wait().unwrap().is_none(), "`{cmdline}` finished before it could be interrupted");
+        assert!(Instant::now() < deadline, "no 3 packs after 120 s");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let start = Instant::now();
+    let (status, stdout, stderr) = cairn_tests::cmd::wait_capturing(&mut child, Duration::from_secs(60), &cmdline);
+    let waited = start.elapsed();
+    let out = cairn_tests::Out { cmdline, status, stdout, stderr };
+    assert!(!out.stderr.contains("panicked"), "{}", out.describe());
+    assert_eq!(out.status.code(), Some(130), "SIGINT should end the backup with exit code 130:\n{}", out.describe());
+    assert!(waited < Duration::from_secs(10), "the backup took {waited:?} to stop after SIGINT");
+    assert!(env.snapshots().is_empty(), "an interrupted backup stored a snapshot");
+    env.cairn(["check"]).run().success();
+
+    let packed: u64 = packs(&env.repo).iter().map(|(_, n)| n).sum();
+    let again = env.backup_json([src.as_os_str(), "--pack-size".as_ref(), "4".as_ref()]);
+    let added = num(&again, "data_added");
+    assert!(
+        added <= total - packed + 3 * 4 * MIB,
+        "after SIGINT with {packed} bytes of packs stored, the next run added {added} of {total} bytes"
+    );
+    env.cairn(["check", "--read-data"]).run().success();
+}

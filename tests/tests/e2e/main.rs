@@ -1,0 +1,23 @@
+//! End-to-end tests: each runs the `cairn` binary against a repository in
+//! its own temporary directory (see `cairn_tests::TestEnv`).
+//!
+//! Build the binary first: `cargo build -p cairn-cli`, then
+//! `cargo test -p cairn-tests` (or `cargo xtask test`, which does both).
+//!
+//! | module | what it shows |
+//! |---|---|
+//! | `roundtrip` | every file type and metadata survives backup + restore exactly |
+//! | `incremental` | unchanged re-backup stores nothing; modified/added/deleted files restore exactly per snapshot |
+//! | `stream` | 1 GiB from stdin and back through `dump`; `--stdin-from-command` failure stores nothing |
+//! | `interrupt` | SIGKILL midway, then the next backup uploads only what is missing; SIGINT exits 130 |
+//! | `bad_input` | wrong password, missing or existing repository, unreadable files, damaged packs and index files, bad flags |
+//! | `filters` | backup excludes, restore include/exclude |
+//! | `output` | `ls`, `ls --json`, `snapshots --json`, `cat`, `dump`, the default repository |
+
+mod bad_input;
+mod filters;
+mod incremental;
+mod interrupt;
+mod output;
+mod roundtrip;
+mod stream;

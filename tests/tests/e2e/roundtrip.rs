@@ -1,0 +1,286 @@
+//! A tree with every file type and the metadata a restore must keep,
+//! backed up, restored, and compared exactly.
+
+use cairn_tests::gen::{compressible_file, random_file};
+use cairn_tests::tree::{Kind, Manifest};
+use cairn_tests::{allocated_bytes, assert_trees_equal, is_root, note, restored, TestEnv};
+use filetime::FileTime;
+use std::ffi::{CString, OsStr};
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+const MIB: u64 = 1 << 20;
+/// The sparse file: this long, with a few bytes of data at its start and end.
+/// Blobs are up to 8 MiB and a restorer may write the blobs holding the
+/// data whole, so "sparse" means: far less allocated than the length.
+const SPARSE_LEN: u64 = 256 * MIB;
+
+/// What the generated tree ended up containing, where the file system let it.
+pub struct Made {
+    pub xattrs: bool,
+    pub sparse: bool,
+    pub device: bool,
+}
+
+fn os(b: &[u8]) -> &OsStr {
+    OsStr::from_bytes(b)
+}
+
+fn set_mode(p: &Path, mode: u32) {
+    fs::set_permissions(p, fs::Permissions::from_mode(mode)).unwrap_or_else(|e| panic!("chmod {}: {e}", p.display()));
+}
+
+fn mkfifo(p: &Path, mode: u32) {
+    let c = CString::new(p.as_os_str().as_bytes()).unwrap();
+    // SAFETY: c is a valid NUL-terminated path.
+    let r = unsafe { libc::mkfifo(c.as_ptr(), mode as libc::mode_t) };
+    assert_eq!(r, 0, "mkfifo {}: {}", p.display(), std::io::Error::last_os_error());
+}
+
+fn mknod_char(p: &Path, major: u32, minor: u32) -> bool {
+    let c = CString::new(p.as_os_str().as_bytes()).unwrap();
+    // SAFETY: c is a valid NUL-terminated path.
+    unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o640, libc::makedev(major, minor)) == 0 }
+}
+
+/// Build the tree under `root` (which must exist and be empty).
+pub fn make_every_kind_tree(root: &Path) -> Made {
+    let p = |rel: &str| root.join(rel);
+    // Regular files of varied sizes and kinds of content.
+    fs::write(p("empty"), b"").unwrap();
+    fs::write(p("tiny.txt"), b"hello, cairn\n").unwrap();
+    random_file(&p("random-3m.bin"), 3 * MIB + 12345, 1);
+    compressible_file(&p("text-4m.log"), 4 * MIB + 7, 2);
+    random_file(&p("large-9m.bin"), 9 * MIB + 1, 3); // larger than the largest chunk
+    random_file(&p("exactly-512k.bin"), 512 * 1024, 4);
+    // The same content twice: deduplicated in the repository, two files on restore.
+    random_file(&p("dup-a.bin"), MIB + 3, 5);
+    random_file(&p("dup-b.bin"), MIB + 3, 5);
+
+    // Nested and empty directories.
+    fs::create_dir_all(p("nested/a/b/c/d")).unwrap();
+    fs::write(p("nested/a/b/c/d/deep.txt"), b"deep\n").unwrap();
+    fs::write(p("nested/a/one.txt"), b"one\n").unwrap();
+    fs::create_dir_all(p("empty-dir")).unwrap();
+    fs::create_dir_all(p("nested/empty-inner/also-empty")).unwrap();
+
+    // Symlinks: relative, absolute, dangling, to a directory, non-UTF-8 target.
+    fs::create_dir_all(p("links")).unwrap();
+    symlink("../tiny.txt", p("links/relative")).unwrap();
+    symlink(p("nested/a/one.txt"), p("links/absolute")).unwrap();
+    symlink("does/not/exist", p("links/dangling")).unwrap();
+    symlink("../nested", p("links/to-dir")).unwrap();
+    symlink(os(b"target-\xff\xfe"), p("links/odd-target")).unwrap();
+
+    // Hard links: a group of three across directories, and a pair.
+    fs::create_dir_all(p("hard/x")).unwrap();
+    fs::write(p("hard/original"), b"linked content\n").unwrap();
+    fs::hard_link(p("hard/original"), p("hard/second")).unwrap();
+    fs::hard_link(p("hard/original"), p("hard/x/third")).unwrap();
+    random_file(&p("hard/big-a"), 2 * MIB, 6);
+    fs::hard_link(p("hard/big-a"), p("hard/x/big-b")).unwrap();
+
+    // A fifo.
+    mkfifo(&p("fifo"), 0o640);
+
+    // A character device (only where mknod is allowed: root, not in a user namespace).
+    let device = is_root() && mknod_char(&p("null-device"), 1, 3);
+    if !device {
+        note!("roundtrip: no character device in the tree (mknod not permitted)");
+    }
+
+    // A sparse file: data at the start and the end, a hole in between.
+    {
+        use std::os::unix::fs::FileExt;
+        let f = fs::File::create(p("sparse.img")).unwrap();
+        f.write_all_at(b"start of the sparse file", 0).unwrap();
+        f.write_all_at(b"end", SPARSE_LEN - 3).unwrap();
+    }
+    let sparse = allocated_bytes(&p("sparse.img")) < SPARSE_LEN / 16;
+    if !sparse {
+        note!("roundtrip: this file system does not keep files sparse; sparse restore not checked");
+    }
+
+    // Names: non-UTF-8, control characters, spaces, a leading dash, non-ASCII, the longest.
+    fs::write(root.join(os(b"latin1-caf\xe9.txt")), b"non-utf8 name\n").unwrap();
+    fs::create_dir(root.join(os(b"dir-\xff\xfe"))).unwrap();
+    fs::write(root.join(os(b"dir-\xff\xfe/inside-\x80.txt")), b"inside\n").unwrap();
+    fs::write(p("new\nline"), b"newline in name\n").unwrap();
+    fs::write(p(" spaces  around "), b"spaces\n").unwrap();
+    fs::write(p("-leading-dash"), b"dash\n").unwrap();
+    fs::write(p("back\\slash"), b"backslash\n").unwrap();
+    fs::write(p("日本語のファイル.txt"), "unicode\n").unwrap();
+    fs::write(p(&"L".repeat(255)), b"longest name\n").unwrap();
+    fs::write(p("star*and?question[x]"), b"glob characters\n").unwrap();
+
+    // Modes.
+    fs::create_dir_all(p("modes")).unwrap();
+    for (name, mode) in [("0600", 0o600), ("0755", 0o755), ("0444", 0o444), ("0000", 0o000), ("4755-setuid", 0o4755)] {
+        let f = p(&format!("modes/{name}"));
+        fs::write(&f, name.as_bytes()).unwrap();
+        set_mode(&f, mode);
+    }
+    fs::create_dir(p("modes/setgid-dir")).unwrap();
+    fs::write(p("modes/setgid-dir/file"), b"in a setgid dir\n").unwrap();
+    set_mode(&p("modes/setgid-dir"), 0o2775);
+    fs::create_dir(p("modes/sticky-dir")).unwrap();
+    set_mode(&p("modes/sticky-dir"), 0o1777);
+    fs::create_dir(p("modes/private-dir")).unwrap();
+    fs::write(p("modes/private-dir/file"), b"private\n").unwrap();
+    set_mode(&p("modes/private-dir"), 0o700);
+    fs::create_dir(p("modes/read-only-dir")).unwrap();
+    fs::write(p("modes/read-only-dir/file"), b"in a read-only dir\n").unwrap();
+    set_mode(&p("modes/read-only-dir"), 0o555);
+
+    // Owners other than the test's (root can chown).
+    if is_root() {
+        std::os::unix::fs::lchown(p("tiny.txt"), Some(1234), Some(5678)).unwrap();
+        std::os::unix::fs::lchown(p("nested/a"), Some(4321), Some(8765)).unwrap();
+        std::os::unix::fs::lchown(p("links/relative"), Some(1111), Some(2222)).unwrap();
+        std::os::unix::fs::lchown(p("fifo"), Some(3333), Some(3333)).unwrap();
+    } else {
+        note!("roundtrip: not root, ownership other than the test's own is not exercised");
+    }
+
+    // Extended attributes.
+    let xattrs = match xattr::set(p("tiny.txt"), "user.comment", b"a comment") {
+        Ok(()) => {
+            xattr::set(p("tiny.txt"), "user.binary", b"\x00\x01\xff\xfe binary").unwrap();
+            xattr::set(p("tiny.txt"), "user.empty", b"").unwrap();
+            xattr::set(p("nested"), "user.on-a-dir", b"directory attribute").unwrap();
+            xattr::set(p("large-9m.bin"), "user.big", &vec![b'x'; 2000]).unwrap();
+            true
+        }
+        Err(e) => {
+            note!("roundtrip: the file system refuses user xattrs ({e}); xattrs not checked");
+            false
+        }
+    };
+
+    set_all_mtimes(root);
+    Made { xattrs, sparse, device }
+}
+
+/// Give every entry a distinct mtime with nanoseconds (some before 1970,
+/// some far ahead), children before parents so the directories keep theirs.
+fn set_all_mtimes(root: &Path) {
+    let mut all: Vec<PathBuf> = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        all.push(d.clone());
+        if fs::symlink_metadata(&d).unwrap().is_dir() {
+            for e in fs::read_dir(&d).unwrap() {
+                stack.push(e.unwrap().path());
+            }
+        }
+    }
+    // Deepest first.
+    all.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for (i, path) in all.iter().enumerate() {
+        let i = i as i64;
+        let secs = match i % 5 {
+            0 => -14_182_940 - i * 7,        // 1969
+            1 => 4_102_444_800 + i * 1000,   // 2100
+            _ => 1_600_000_000 + i * 86_400, // 2020s
+        };
+        let t = FileTime::from_unix_time(secs, (123_456_789 + i as u32 * 7919) % 1_000_000_000);
+        filetime::set_symlink_file_times(path, t, t).unwrap_or_else(|e| panic!("utimensat {}: {e}", path.display()));
+    }
+}
+
+#[test]
+fn every_file_type_and_metadata_round_trips() {
+    let env = TestEnv::new();
+    let src = env.mkdir("src");
+    let made = make_every_kind_tree(&src);
+    let before = Manifest::take(&src);
+    assert!(!before.paths_of(Kind::Fifo).is_empty() && !before.paths_of(Kind::Symlink).is_empty());
+
+    env.init();
+    let summary = env.backup_json([&src]);
+    assert_eq!(summary["files_new"].as_u64().map(|n| n > 20), Some(true), "summary: {summary}");
+
+    let target = env.path("target");
+    env.restore("latest", &target, &[]);
+    let out = restored(&target, &src);
+    assert_trees_equal(&src, &out);
+    // The source was not touched by the backup.
+    cairn_tests::assert_manifest_matches(&before, &src);
+
+    if made.sparse {
+        let got = allocated_bytes(&out.join("sparse.img"));
+        note!("sparse.img: {} KiB allocated in the source, {} KiB restored", allocated_bytes(&src.join("sparse.img")) >> 10, got >> 10);
+        assert!(
+            got < SPARSE_LEN / 4,
+            "sparse.img restored with {got} bytes allocated for a {SPARSE_LEN}-byte file with a few bytes of data: not sparse"
+        );
+    }
+    if made.xattrs {
+        assert_eq!(xattr::get(out.join("tiny.txt"), "user.comment").unwrap().as_deref(), Some(&b"a comment"[..]));
+    }
+    if made.device {
+        assert_eq!(before.get("null-device").map(|e| e.kind), Some(Kind::CharDev));
+    }
+
+    // The directories above the backed-up path carry the real ones' modes.
+    let tmp_parent = env.dir.path();
+    let mode = |p: &Path| fs::symlink_metadata(p).unwrap().permissions().mode();
+    assert_eq!(
+        format!("{:o}", mode(&restored(&target, tmp_parent))),
+        format!("{:o}", mode(tmp_parent)),
+        "the restored parent directory {} has another mode than the original",
+        restored(&target, tmp_parent).display()
+    );
+
+    // --verify reads everything back; check --read-data reads every blob.
+    let target2 = env.path("target-verify");
+    let v = env.restore("latest", &target2, &["--verify"]);
+    assert!(v.stdout_str().contains("verified"), "restore --verify does not say what it verified:\n{}", v.describe());
+    assert_trees_equal(&src, &restored(&target2, &src));
+    env.cairn(["check", "--read-data"]).run().success();
+}
+
+#[test]
+fn restore_over_an_existing_different_tree_makes_it_exact() {
+    // Restoring into a target that already holds other versions of the
+    // files (an empty directory where a file goes, a file where a symlink
+    // goes, longer contents, a symlink where a directory goes) must still
+    // give exactly the snapshot, without writing through symlinks.
+    let env = TestEnv::new();
+    let src = env.mkdir("src");
+    fs::write(src.join("a"), b"final a\n").unwrap();
+    fs::create_dir(src.join("d")).unwrap();
+    fs::write(src.join("d/f"), b"final f\n").unwrap();
+    symlink("a", src.join("l")).unwrap();
+    fs::write(src.join("was-a-dir"), b"now a file\n").unwrap();
+    env.init();
+    env.backup_json([&src]);
+
+    let target = env.path("target");
+    let out = restored(&target, &src);
+    fs::create_dir_all(out.join("was-a-dir")).unwrap();
+    fs::write(out.join("a"), vec![b'z'; 100_000]).unwrap();
+    fs::write(out.join("l"), b"a file where the symlink goes").unwrap();
+    let outside = env.mkdir("outside");
+    symlink(&outside, out.join("d")).unwrap();
+    env.restore("latest", &target, &[]);
+    assert_trees_equal(&src, &out);
+    let leaked: Vec<_> = fs::read_dir(&outside).unwrap().map(|e| e.unwrap().path()).collect();
+    assert!(leaked.is_empty(), "restore wrote through a symlink in the target: {leaked:?}");
+
+    // A non-empty directory where a file goes is not deleted (as restic
+    // and rsync do): that entry fails with an error naming it, the rest
+    // is restored.
+    let target2 = env.path("target2");
+    let out2 = restored(&target2, &src);
+    fs::create_dir_all(out2.join("was-a-dir/inner")).unwrap();
+    fs::write(out2.join("was-a-dir/inner/keep"), b"mine").unwrap();
+    let r = env.cairn(["restore", "latest", "--target"]).arg(&target2).run();
+    assert_eq!(r.code(), 1, "{}", r.describe());
+    assert!(r.error_lines().iter().any(|l| l.contains("was-a-dir")), "{}", r.describe());
+    assert_eq!(fs::read(out2.join("was-a-dir/inner/keep")).unwrap(), b"mine");
+    assert_eq!(fs::read(out2.join("d/f")).unwrap(), b"final f\n");
+    assert_eq!(fs::read(out2.join("a")).unwrap(), b"final a\n");
+}
