@@ -9,10 +9,12 @@
 
 mod local;
 mod memory;
+mod retry;
 pub mod conformance;
 
-pub use local::LocalBackend;
+pub use local::{fsync_dir, rename_noreplace, LocalBackend, PendingFile};
 pub use memory::MemoryBackend;
+pub use retry::{RetryBackend, RetryPolicy};
 
 use std::fmt;
 

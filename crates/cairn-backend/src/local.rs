@@ -5,6 +5,9 @@
 //! `RENAME_NOREPLACE` (or `link` where the file system lacks it), then the
 //! directory is fsynced: a crash at any instant leaves either no file or the
 //! whole file under the final name, and an existing file is never replaced.
+//!
+//! The pieces are public ([`PendingFile`], [`LocalBackend::path_of`]) so the
+//! REST server stores uploads with the same code, streaming them to disk.
 
 use crate::{valid_name, Backend, BackendError, ErrorKind, FileInfo, FileKind, Result};
 use std::fs::{self, File};
@@ -25,7 +28,8 @@ impl LocalBackend {
         &self.root
     }
 
-    fn dir(&self, kind: FileKind, name: &str) -> PathBuf {
+    /// The directory a file of `kind` named `name` lives in (`data/xx/` for packs).
+    pub fn dir_of(&self, kind: FileKind, name: &str) -> PathBuf {
         match kind {
             FileKind::Config => self.root.clone(),
             FileKind::Data => self.root.join("data").join(&name[..2.min(name.len())]),
@@ -33,20 +37,92 @@ impl LocalBackend {
         }
     }
 
-    fn path(&self, kind: FileKind, name: &str) -> Result<PathBuf> {
+    /// The path of a file, or an error if `name` is not a valid name for `kind`.
+    pub fn path_of(&self, kind: FileKind, name: &str) -> Result<PathBuf> {
         if !valid_name(kind, name) {
             return Err(BackendError::new(ErrorKind::Permanent, format!("invalid {kind} file name {name:?}")));
         }
-        Ok(self.dir(kind, name).join(name))
+        Ok(self.dir_of(kind, name).join(name))
+    }
+
+    fn path(&self, kind: FileKind, name: &str) -> Result<PathBuf> {
+        self.path_of(kind, name)
+    }
+
+    fn dir(&self, kind: FileKind, name: &str) -> PathBuf {
+        self.dir_of(kind, name)
     }
 }
 
-fn fsync_dir(dir: &Path) -> std::io::Result<()> {
+/// A file being written: bytes go to a temporary file (`.tmp-<name>-<random>`,
+/// which listings skip) in the destination directory; [`PendingFile::commit`]
+/// syncs it and renames it into place without replacing anything. Dropped
+/// without a commit, the temporary file is removed, so a failed or abandoned
+/// write never becomes visible.
+pub struct PendingFile {
+    file: Option<File>,
+    tmp: PathBuf,
+    target: PathBuf,
+    dir: PathBuf,
+}
+
+impl PendingFile {
+    /// Start writing `dir/name` (the directory must exist).
+    pub fn create(dir: &Path, name: &str) -> std::io::Result<PendingFile> {
+        let tmp = dir.join(format!(".tmp-{name}-{:016x}", rand::random::<u64>()));
+        let file = fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        Ok(PendingFile { file: Some(file), tmp, target: dir.join(name), dir: dir.to_path_buf() })
+    }
+
+    /// The final path.
+    pub fn target(&self) -> &Path {
+        &self.target
+    }
+
+    /// Make the file visible under its final name: fsync the file, rename it
+    /// with `RENAME_NOREPLACE` (an existing file gives `AlreadyExists` and
+    /// stays untouched), fsync the directory.
+    pub fn commit(mut self) -> std::io::Result<()> {
+        let f = self.file.take().expect("a pending file is committed once");
+        f.sync_all()?;
+        drop(f);
+        rename_noreplace(&self.tmp, &self.target)?;
+        // Renamed: nothing is left to clean up, even if the directory sync fails.
+        self.tmp = PathBuf::new();
+        fsync_dir(&self.dir)
+    }
+}
+
+impl Write for PendingFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.file.as_mut().expect("not committed").write(buf)
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.file.as_mut().expect("not committed").write_all(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for PendingFile {
+    fn drop(&mut self) {
+        if !self.tmp.as_os_str().is_empty() {
+            self.file = None;
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// fsync a directory, so the entries created or renamed in it are durable.
+pub fn fsync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
 /// Rename `from` to `to`, failing with AlreadyExists if `to` exists.
-fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
+pub fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
     use std::ffi::CString;
     let f = CString::new(from.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
     let t = CString::new(to.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
@@ -162,18 +238,12 @@ impl Backend for LocalBackend {
     fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()> {
         let target = self.path(kind, name)?;
         let dir = self.dir(kind, name);
-        let tmp = dir.join(format!(".tmp-{name}-{:016x}", rand::random::<u64>()));
         let ctx = || format!("writing {}", target.display());
-        let result = (|| {
-            let mut f = fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        let result = PendingFile::create(&dir, name).and_then(|mut f| {
             f.write_all(data)?;
-            f.sync_all()?;
-            drop(f);
-            rename_noreplace(&tmp, &target)?;
-            fsync_dir(&dir)
-        })();
+            f.commit()
+        });
         if let Err(e) = result {
-            let _ = fs::remove_file(&tmp);
             if e.kind() == std::io::ErrorKind::NotFound && !self.root.join("keys").is_dir() {
                 return Err(BackendError::new(ErrorKind::NotFound, format!("{}: repository directory is missing", ctx())));
             }
