@@ -11,6 +11,7 @@
 
 pub mod archiver;
 pub mod dump;
+pub mod forget;
 pub mod pattern;
 pub mod restore;
 pub mod tree_walk;

@@ -24,6 +24,10 @@ pub struct Snapshot {
     pub excludes: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<Id>,
+    /// For a snapshot made from another by `tag` or `rewrite`: the id of the
+    /// snapshot it replaces (`tag` keeps the first original across changes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original: Option<Id>,
     #[serde(default)]
     pub program_version: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -218,6 +218,7 @@ pub fn backup(repo: Arc<Repository>, source: Source, mut opts: BackupOptions, pr
         tags: opts.tags.clone(),
         excludes: opts.filters.summary(),
         parent: opts.parent,
+        original: None,
         program_version: format!("cairn {}", env!("CARGO_PKG_VERSION")),
         summary: Some(summary),
     };
