@@ -75,4 +75,6 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Check the repository for errors
     Check(CheckArgs),
+    /// Remove data no snapshot needs (lock-free: safe beside running backups)
+    Prune(PruneArgs),
 }

@@ -10,9 +10,11 @@
 //! the CLI's job.
 
 pub mod archiver;
+pub mod check;
 pub mod dump;
 pub mod forget;
 pub mod pattern;
+pub mod prune;
 pub mod restore;
 pub mod tree_walk;
 

@@ -1,6 +1,6 @@
 //! One module per command. Each returns the process exit code or an error.
 
-mod backup;
+pub mod backup;
 pub use backup::BackupArgs;
 mod cat;
 pub use cat::CatArgs;
@@ -11,6 +11,8 @@ pub use dump::DumpArgs;
 mod init;
 pub use init::InitArgs;
 mod ls;
+pub mod prune;
+pub use prune::PruneArgs;
 pub use ls::LsArgs;
 mod restore;
 pub use restore::RestoreArgs;
@@ -31,6 +33,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Cat(a) => cat::run(g, a),
         Command::Restore(a) => restore::run(g, a),
         Command::Check(a) => check::run(g, a),
+        Command::Prune(a) => prune::run(g, a),
     }
 }
 
