@@ -20,7 +20,73 @@ use std::sync::Mutex;
 #[derive(Clone, Debug, Default)]
 pub struct CheckOptions {
     pub read_data: bool,
+    /// Read only part of the packs (implies reading data).
+    pub subset: Option<Subset>,
     pub threads: usize,
+}
+
+/// Which packs `--read-data-subset` reads.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Subset {
+    /// Part `n` (1-based) of `m`: packs whose id's first 4 bytes mod m == n-1,
+    /// so running 1/m … m/m over m days reads everything once.
+    Part { n: u32, m: u32 },
+    /// A random percentage of the packs.
+    Percent(f64),
+    /// Random packs up to this many bytes.
+    Bytes(u64),
+}
+
+impl Subset {
+    /// "2/5", "10%", "500M" (sizes through `parse_size`).
+    pub fn parse(s: &str, parse_size: impl Fn(&str) -> Result<u64>) -> Result<Subset> {
+        let bad = || {
+            Error::usage(format!("invalid --read-data-subset {s:?}: use n/m (e.g. 1/5), a percentage (10%) or a size (2G)"))
+        };
+        let t = s.trim();
+        if let Some((n, m)) = t.split_once('/') {
+            let n: u32 = n.trim().parse().map_err(|_| bad())?;
+            let m: u32 = m.trim().parse().map_err(|_| bad())?;
+            if m == 0 || n == 0 || n > m {
+                return Err(bad());
+            }
+            return Ok(Subset::Part { n, m });
+        }
+        if let Some(p) = t.strip_suffix('%') {
+            let v: f64 = p.trim().parse().map_err(|_| bad())?;
+            if !(v > 0.0 && v <= 100.0) {
+                return Err(bad());
+            }
+            return Ok(Subset::Percent(v));
+        }
+        parse_size(t).map(Subset::Bytes).map_err(|_| bad())
+    }
+
+    fn select(&self, packs: &mut Vec<(Id, u64)>) {
+        use rand::seq::SliceRandom;
+        match *self {
+            Subset::Part { n, m } => packs
+                .retain(|(id, _)| u32::from_be_bytes(id.0[..4].try_into().unwrap()) % m == n - 1),
+            Subset::Percent(p) => {
+                packs.shuffle(&mut rand::thread_rng());
+                let keep = ((packs.len() as f64 * p / 100.0).ceil() as usize).min(packs.len());
+                packs.truncate(keep);
+            }
+            Subset::Bytes(max) => {
+                packs.shuffle(&mut rand::thread_rng());
+                let mut total = 0;
+                let keep = packs
+                    .iter()
+                    .take_while(|(_, s)| {
+                        let fits = total < max;
+                        total += s;
+                        fits
+                    })
+                    .count();
+                packs.truncate(keep);
+            }
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -41,7 +107,11 @@ pub struct CheckProgress {
     pub bytes_done: AtomicU64,
 }
 
-pub fn check(repo: &Repository, opts: &CheckOptions, progress: &CheckProgress) -> Result<CheckReport> {
+pub fn check(
+    repo: &Repository,
+    opts: &CheckOptions,
+    progress: &CheckProgress,
+) -> Result<CheckReport> {
     let mut r = CheckReport::default();
 
     // Index files: load each, so one bad file is reported and the rest still count.
@@ -80,19 +150,32 @@ pub fn check(repo: &Repository, opts: &CheckOptions, progress: &CheckProgress) -
         }
     }
     let mut missing_packs = HashSet::new();
+    let mut marked_gone = 0;
     for (pack_id, blobs) in &by_pack {
         match stored.get(pack_id) {
+            // A marked pack deleted by prune whose index rewrite was interrupted: nothing lost.
+            None if repo.index().marked(pack_id).is_some() => {
+                missing_packs.insert(*pack_id);
+                marked_gone += 1;
+            }
             None => {
                 missing_packs.insert(*pack_id);
                 r.errors.push(format!("pack {pack_id}: listed in the index ({} blobs) but missing from the repository", blobs.len()));
             }
             Some(&size) => {
-                let end = blobs.iter().map(|b| b.offset as u64 + b.length as u64).max().unwrap_or(0);
+                let end = blobs
+                    .iter()
+                    .map(|b| b.offset as u64 + b.length as u64)
+                    .max()
+                    .unwrap_or(0);
                 if end + 4 > size {
                     r.errors.push(format!("pack {pack_id}: {size} bytes, but the index places blobs up to byte {end} (truncated?)"));
                 }
             }
         }
+    }
+    if marked_gone > 0 {
+        r.notes.push(format!("{marked_gone} packs marked for deletion are already deleted (the next prune cleans up the index)"));
     }
     let orphans = stored.keys().filter(|id| !by_pack.contains_key(id)).count();
     if orphans > 0 {
@@ -104,7 +187,9 @@ pub fn check(repo: &Repository, opts: &CheckOptions, progress: &CheckProgress) -
     r.snapshots = snaps.len();
     let mut seen_trees: HashSet<Id> = HashSet::new();
     for f in &snaps {
-        let Some(sid) = Id::from_hex(&f.name) else { continue };
+        let Some(sid) = Id::from_hex(&f.name) else {
+            continue;
+        };
         let snap = match repo.load_snapshot(&sid) {
             Ok(s) => s,
             Err(e) => {
@@ -115,7 +200,13 @@ pub fn check(repo: &Repository, opts: &CheckOptions, progress: &CheckProgress) -
         if !seen_trees.insert(snap.tree) {
             continue;
         }
-        let mut v = SnapshotChecker { repo, snapshot: sid, seen_trees: &mut seen_trees, missing_packs: &missing_packs, errors: &mut r.errors };
+        let mut v = SnapshotChecker {
+            repo,
+            snapshot: sid,
+            seen_trees: &mut seen_trees,
+            missing_packs: &missing_packs,
+            errors: &mut r.errors,
+        };
         if let Err(e) = v.check_tree_blob(&snap.tree, Path::new("/")) {
             v.errors.push(e);
             continue;
@@ -125,11 +216,23 @@ pub fn check(repo: &Repository, opts: &CheckOptions, progress: &CheckProgress) -
         }
     }
 
-    if opts.read_data {
-        let packs: Vec<(Id, u64)> = stored.iter().map(|(id, s)| (*id, *s)).collect();
-        progress.packs_total.store(packs.len() as u64, Ordering::Relaxed);
+    if opts.read_data || opts.subset.is_some() {
+        let mut packs: Vec<(Id, u64)> = stored.iter().map(|(id, s)| (*id, *s)).collect();
+        packs.sort();
+        if let Some(sub) = &opts.subset {
+            sub.select(&mut packs);
+        }
+        progress
+            .packs_total
+            .store(packs.len() as u64, Ordering::Relaxed);
         let errors = Mutex::new(Vec::new());
-        let threads = if opts.threads == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2) } else { opts.threads };
+        let threads = if opts.threads == 0 {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+        } else {
+            opts.threads
+        };
         parallel_map(&packs, threads, |(id, size)| {
             let expected = by_pack.get(id).map(|v| v.as_slice()).unwrap_or(&[]);
             if let Err(msg) = read_pack(repo, id, *size, expected) {
@@ -149,7 +252,9 @@ fn load_index_skipping_bad(repo: &Repository) -> Result<()> {
     let mut index = repo.index_mut();
     *index = Default::default();
     for f in repo.backend().list(FileKind::Index)? {
-        let Some(id) = Id::from_hex(&f.name) else { continue };
+        let Some(id) = Id::from_hex(&f.name) else {
+            continue;
+        };
         if let Ok(file) = repo.load_index_file(&id) {
             for p in &file.packs {
                 index.add_index_pack(p);
@@ -162,25 +267,50 @@ fn load_index_skipping_bad(repo: &Repository) -> Result<()> {
 
 /// Read a whole pack: its name must be its SHA-256, its header must match
 /// the index, and every blob must decrypt to its id.
-fn read_pack(repo: &Repository, id: &Id, size: u64, expected: &[BlobLocation]) -> std::result::Result<(), String> {
+fn read_pack(
+    repo: &Repository,
+    id: &Id,
+    size: u64,
+    expected: &[BlobLocation],
+) -> std::result::Result<(), String> {
     let what = format!("pack {id}");
-    let bytes = repo.backend().read(FileKind::Data, &id.to_hex()).map_err(|e| format!("{what}: {e}"))?;
+    let bytes = repo
+        .backend()
+        .read(FileKind::Data, &id.to_hex())
+        .map_err(|e| format!("{what}: {e}"))?;
     if Id::sha256(&bytes) != *id {
-        return Err(format!("{what}: contents do not match the name (SHA-256 mismatch: damaged)"));
+        return Err(format!(
+            "{what}: contents do not match the name (SHA-256 mismatch: damaged)"
+        ));
     }
-    let hlen = pack::header_length(size, &bytes[bytes.len().saturating_sub(4)..]).map_err(|e| format!("{what}: {e}"))? as usize;
+    let hlen = pack::header_length(size, &bytes[bytes.len().saturating_sub(4)..])
+        .map_err(|e| format!("{what}: {e}"))? as usize;
     let header = &bytes[bytes.len() - 4 - hlen..bytes.len() - 4];
-    let entries = pack::parse_header(repo.cipher(), header, size).map_err(|e| format!("{what}: header: {e}"))?;
+    let entries = pack::parse_header(repo.cipher(), header, size)
+        .map_err(|e| format!("{what}: header: {e}"))?;
     let in_header: HashSet<(Id, u32)> = entries.iter().map(|e| (e.id, e.offset)).collect();
     for loc in expected {
         if !in_header.contains(&(loc.id, loc.offset)) {
-            return Err(format!("{what}: the index lists {} blob {} at offset {} but the pack header does not", loc.kind, loc.id.short(), loc.offset));
+            return Err(format!(
+                "{what}: the index lists {} blob {} at offset {} but the pack header does not",
+                loc.kind,
+                loc.id.short(),
+                loc.offset
+            ));
         }
     }
     for e in &entries {
-        let loc = BlobLocation { id: e.id, kind: e.kind, pack: *id, offset: e.offset, length: e.length, raw_length: e.raw_length };
+        let loc = BlobLocation {
+            id: e.id,
+            kind: e.kind,
+            pack: *id,
+            offset: e.offset,
+            length: e.length,
+            raw_length: e.raw_length,
+        };
         let sealed = &bytes[e.offset as usize..(e.offset + e.length) as usize];
-        repo.open_blob(&loc, sealed).map_err(|err| err.to_string())?;
+        repo.open_blob(&loc, sealed)
+            .map_err(|err| err.to_string())?;
     }
     Ok(())
 }
@@ -204,8 +334,15 @@ impl SnapshotChecker<'_> {
     }
 
     fn check_tree_blob(&self, id: &Id, path: &Path) -> std::result::Result<(), String> {
-        self.check_blob(id, BlobKind::Tree)
-            .map_err(|why| format!("snapshot {}: tree {} of {} {}", self.snapshot.short(), id.short(), path.display(), why))
+        self.check_blob(id, BlobKind::Tree).map_err(|why| {
+            format!(
+                "snapshot {}: tree {} of {} {}",
+                self.snapshot.short(),
+                id.short(),
+                path.display(),
+                why
+            )
+        })
     }
 }
 
@@ -232,7 +369,11 @@ impl Visitor for SnapshotChecker<'_> {
                         return Ok(Visit::SkipChildren);
                     }
                     // A subtree shared with an earlier snapshot was already checked.
-                    Ok(if self.seen_trees.insert(t) { Visit::Continue } else { Visit::SkipChildren })
+                    Ok(if self.seen_trees.insert(t) {
+                        Visit::Continue
+                    } else {
+                        Visit::SkipChildren
+                    })
                 }
                 None => Ok(Visit::Continue),
             },
@@ -241,7 +382,12 @@ impl Visitor for SnapshotChecker<'_> {
     }
 
     fn error(&mut self, path: &Path, err: Error) -> Result<()> {
-        self.errors.push(format!("snapshot {}: {}: {}", self.snapshot.short(), path.display(), err));
+        self.errors.push(format!(
+            "snapshot {}: {}: {}",
+            self.snapshot.short(),
+            path.display(),
+            err
+        ));
         Ok(())
     }
 }

@@ -18,7 +18,10 @@ pub struct PatternSet {
 
 impl PatternSet {
     pub fn empty() -> PatternSet {
-        PatternSet { set: GlobSet::empty(), patterns: vec![] }
+        PatternSet {
+            set: GlobSet::empty(),
+            patterns: vec![],
+        }
     }
 
     /// `case_insensitive` for `--iexclude` / `--iinclude`.
@@ -32,16 +35,26 @@ impl PatternSet {
     }
 
     /// One set from case-sensitive and case-insensitive patterns (`--exclude` with `--iexclude`).
-    pub fn mixed<S: AsRef<str>, T: AsRef<str>>(sensitive: &[S], insensitive: &[T]) -> Result<PatternSet> {
+    pub fn mixed<S: AsRef<str>, T: AsRef<str>>(
+        sensitive: &[S],
+        insensitive: &[T],
+    ) -> Result<PatternSet> {
         let mut b = GlobSetBuilder::new();
         let mut kept = vec![];
-        let all = sensitive.iter().map(|p| (p.as_ref(), false)).chain(insensitive.iter().map(|p| (p.as_ref(), true)));
+        let all = sensitive
+            .iter()
+            .map(|p| (p.as_ref(), false))
+            .chain(insensitive.iter().map(|p| (p.as_ref(), true)));
         for (p, case_insensitive) in all {
             let p = p.trim_end_matches('/');
             if p.is_empty() {
                 continue;
             }
-            let full = if p.starts_with('/') { p.to_string() } else { format!("**/{p}") };
+            let full = if p.starts_with('/') {
+                p.to_string()
+            } else {
+                format!("**/{p}")
+            };
             // Match the path itself or anything below it.
             for g in [full.clone(), format!("{full}/**")] {
                 let glob = GlobBuilder::new(&g)
@@ -54,13 +67,19 @@ impl PatternSet {
             }
             kept.push(p.to_string());
         }
-        let set = b.build().map_err(|e| Error::usage(format!("invalid patterns: {e}")))?;
-        Ok(PatternSet { set, patterns: kept })
+        let set = b
+            .build()
+            .map_err(|e| Error::usage(format!("invalid patterns: {e}")))?;
+        Ok(PatternSet {
+            set,
+            patterns: kept,
+        })
     }
 
     /// Read patterns from a file: one per line, blank lines and `#` comments ignored.
     pub fn read_file(path: &Path) -> Result<Vec<String>> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(e, format!("reading exclude file {}", path.display())))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::io(e, format!("reading exclude file {}", path.display())))?;
         Ok(text
             .lines()
             .map(|l| l.trim())
@@ -98,8 +117,12 @@ impl PatternSet {
                 return true;
             }
             // Anchored: compare the literal prefix of the pattern with dir.
-            let lit: String = p.chars().take_while(|c| !matches!(c, '*' | '?' | '[' | '\\')).collect();
-            lit.starts_with(&*d) && (lit.len() == d.len() || lit.as_bytes()[d.len()] == b'/' || d == "/")
+            let lit: String = p
+                .chars()
+                .take_while(|c| !matches!(c, '*' | '?' | '[' | '\\'))
+                .collect();
+            lit.starts_with(&*d)
+                && (lit.len() == d.len() || lit.as_bytes()[d.len()] == b'/' || d == "/")
                 || d.starts_with(&lit)
         })
     }

@@ -140,7 +140,11 @@ impl Visitor for UsedBlobs {
             }
             NodeKind::Dir => match node.subtree {
                 // A subtree seen before (in this or another snapshot) is not walked again.
-                Some(t) => Ok(if self.used.insert(t) { Visit::Continue } else { Visit::SkipChildren }),
+                Some(t) => Ok(if self.used.insert(t) {
+                    Visit::Continue
+                } else {
+                    Visit::SkipChildren
+                }),
                 None => Ok(Visit::Continue),
             },
             _ => Ok(Visit::Continue),
@@ -152,12 +156,24 @@ fn now_secs() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-pub fn prune(repo: &Arc<Repository>, opts: &PruneOptions, progress: &PruneProgress) -> Result<PruneReport> {
-    let mut r = PruneReport { dry_run: opts.dry_run, ..Default::default() };
+pub fn prune(
+    repo: &Arc<Repository>,
+    opts: &PruneOptions,
+    progress: &PruneProgress,
+) -> Result<PruneReport> {
+    let mut r = PruneReport {
+        dry_run: opts.dry_run,
+        ..Default::default()
+    };
     let now = now_secs();
 
     // 1. What exists: the index as of now, and the stored packs.
-    let old_index_files: Vec<String> = repo.backend().list(FileKind::Index)?.into_iter().map(|f| f.name).collect();
+    let old_index_files: Vec<String> = repo
+        .backend()
+        .list(FileKind::Index)?
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
     repo.load_index()?;
     let stored: HashMap<Id, u64> = repo
         .backend()
@@ -169,7 +185,9 @@ pub fn prune(repo: &Arc<Repository>, opts: &PruneOptions, progress: &PruneProgre
     // 2. What is used.
     let snaps = repo.list_snapshots()?;
     r.snapshots = snaps.len() as u64;
-    let mut uv = UsedBlobs { used: HashSet::new() };
+    let mut uv = UsedBlobs {
+        used: HashSet::new(),
+    };
     for (_, s) in &snaps {
         if uv.used.insert(s.tree) {
             tree_walk::walk(repo, s.tree, Path::new("/"), &mut uv)?;
@@ -189,7 +207,15 @@ pub fn prune(repo: &Arc<Repository>, opts: &PruneOptions, progress: &PruneProgre
         let index = repo.index();
         for (id, marked) in index.packs_with_marks() {
             let size = stored.get(&id).copied().unwrap_or(0);
-            packs.insert(id, PackInfo { marked, used: vec![], unused: vec![], size });
+            packs.insert(
+                id,
+                PackInfo {
+                    marked,
+                    used: vec![],
+                    unused: vec![],
+                    size,
+                },
+            );
         }
         for loc in index.iter() {
             let p = packs.get_mut(&loc.pack).expect("indexed pack");
@@ -201,7 +227,11 @@ pub fn prune(repo: &Arc<Repository>, opts: &PruneOptions, progress: &PruneProgre
         }
     }
     for u in &used {
-        if !repo.index().get(u).is_some_and(|l| stored.contains_key(&l.pack)) {
+        if !repo
+            .index()
+            .get(u)
+            .is_some_and(|l| stored.contains_key(&l.pack))
+        {
             return Err(Error::corrupt(
                 format!("blob {u}"),
                 "a snapshot needs it but it is in no stored pack; prune would lose more: run `cairn check`, then `cairn repair index` or `cairn repair snapshots` first",
@@ -220,7 +250,13 @@ pub fn prune(repo: &Arc<Repository>, opts: &PruneOptions, progress: &PruneProgre
     let entries = |v: &[BlobLocation]| -> Vec<PackEntry> {
         let mut e: Vec<PackEntry> = v
             .iter()
-            .map(|l| PackEntry { kind: l.kind, id: l.id, offset: l.offset, length: l.length, raw_length: l.raw_length })
+            .map(|l| PackEntry {
+                kind: l.kind,
+                id: l.id,
+                offset: l.offset,
+                length: l.length,
+                raw_length: l.raw_length,
+            })
             .collect();
         e.sort_by_key(|e| e.offset);
         e
@@ -249,7 +285,11 @@ pub fn prune(repo: &Arc<Repository>, opts: &PruneOptions, progress: &PruneProgre
                 } else {
                     r.packs_pending += 1;
                     r.size_pending += p.size;
-                    keep_marked.push(IndexPack { id: *id, marked: Some(t), blobs: entries(&all) });
+                    keep_marked.push(IndexPack {
+                        id: *id,
+                        marked: Some(t),
+                        blobs: entries(&all),
+                    });
                 }
             }
             None => {
@@ -259,32 +299,56 @@ pub fn prune(repo: &Arc<Repository>, opts: &PruneOptions, progress: &PruneProgre
                     if instant {
                         delete_now.push((*id, p.size));
                     } else {
-                        keep_marked.push(IndexPack { id: *id, marked: Some(now), blobs: entries(&all) });
+                        keep_marked.push(IndexPack {
+                            id: *id,
+                            marked: Some(now),
+                            blobs: entries(&all),
+                        });
                     }
                 } else if p.unused.is_empty() {
                     keep_live.push(IndexPack::live(*id, entries(&all)));
                 } else {
-                    partly.push((*id, used_size, unused_size, p.used.clone(), p.unused.clone()));
+                    partly.push((
+                        *id,
+                        used_size,
+                        unused_size,
+                        p.used.clone(),
+                        p.unused.clone(),
+                    ));
                 }
             }
         }
     }
     // Packs in no index: left by interrupted backups, or being written by a
     // concurrent one (whose index, listing them in use, will win). Mark them.
-    let unindexed: Vec<(Id, u64)> = stored.iter().filter(|(id, _)| !packs.contains_key(id)).map(|(i, s)| (*i, *s)).collect();
-    let headers = parallel_map(&unindexed, 4, |(id, size)| Ok::<_, Error>(repo.read_pack_header(id, *size).ok()))?;
+    let unindexed: Vec<(Id, u64)> = stored
+        .iter()
+        .filter(|(id, _)| !packs.contains_key(id))
+        .map(|(i, s)| (*i, *s))
+        .collect();
+    let headers = parallel_map(&unindexed, 4, |(id, size)| {
+        Ok::<_, Error>(repo.read_pack_header(id, *size).ok())
+    })?;
     let mut unindexed_size = 0;
     for ((id, size), h) in unindexed.iter().zip(headers) {
         if let Some(blobs) = h {
             r.packs_unindexed += 1;
             r.size_marked += size;
             unindexed_size += size;
-            keep_marked.push(IndexPack { id: *id, marked: Some(now), blobs });
+            keep_marked.push(IndexPack {
+                id: *id,
+                marked: Some(now),
+                blobs,
+            });
         }
     }
 
     // Repack the packs with the most unused space first, until what stays unused is within the limit.
-    partly.sort_by(|a, b| (b.2 as f64 / (a.1 + a.2).max(1) as f64).total_cmp(&(a.2 as f64 / (b.1 + b.2).max(1) as f64)).then(b.2.cmp(&a.2)));
+    partly.sort_by(|a, b| {
+        (b.2 as f64 / (a.1 + a.2).max(1) as f64)
+            .total_cmp(&(a.2 as f64 / (b.1 + b.2).max(1) as f64))
+            .then(b.2.cmp(&a.2))
+    });
     let mut unused_left: u64 = partly.iter().map(|p| p.2).sum();
     let allowed = match opts.max_unused {
         MaxUnused::Percent(pc) => (r.size_used as f64 * pc / 100.0) as u64,
@@ -295,7 +359,9 @@ pub fn prune(repo: &Arc<Repository>, opts: &PruneOptions, progress: &PruneProgre
     let mut repack_bytes = 0u64;
     for (id, used_size, unused_size, used_blobs, unused_blobs) in partly {
         let size = used_size + unused_size;
-        let within_budget = opts.max_repack_size.is_none_or(|m| repack_bytes + size <= m);
+        let within_budget = opts
+            .max_repack_size
+            .is_none_or(|m| repack_bytes + size <= m);
         if unused_left > allowed && within_budget {
             unused_left -= unused_size;
             repack_bytes += size;
@@ -304,7 +370,11 @@ pub fn prune(repo: &Arc<Repository>, opts: &PruneOptions, progress: &PruneProgre
             r.size_rewritten += used_size;
             repack.push((id, used_blobs, unused_blobs));
         } else {
-            let all: Vec<BlobLocation> = used_blobs.iter().chain(unused_blobs.iter()).copied().collect();
+            let all: Vec<BlobLocation> = used_blobs
+                .iter()
+                .chain(unused_blobs.iter())
+                .copied()
+                .collect();
             keep_live.push(IndexPack::live(id, entries(&all)));
         }
     }
@@ -316,10 +386,21 @@ pub fn prune(repo: &Arc<Repository>, opts: &PruneOptions, progress: &PruneProgre
         r.packs_deleted += r.packs_marked + r.packs_repacked;
         r.size_deleted += r.size_marked - unindexed_size + r.size_repacked;
     }
-    let later = r.size_pending + if instant { unindexed_size } else { r.size_marked + r.size_repacked };
+    let later = r.size_pending
+        + if instant {
+            unindexed_size
+        } else {
+            r.size_marked + r.size_repacked
+        };
     r.size_freed_eventually = (r.size_deleted + later).saturating_sub(r.size_rewritten);
-    r.size_freed_now = if instant { r.size_deleted.saturating_sub(r.size_rewritten) } else { r.size_deleted };
-    progress.packs_to_repack.store(repack.len() as u64, Ordering::Relaxed);
+    r.size_freed_now = if instant {
+        r.size_deleted.saturating_sub(r.size_rewritten)
+    } else {
+        r.size_deleted
+    };
+    progress
+        .packs_to_repack
+        .store(repack.len() as u64, Ordering::Relaxed);
     if opts.dry_run {
         return Ok(r);
     }
@@ -337,7 +418,9 @@ pub fn prune(repo: &Arc<Repository>, opts: &PruneOptions, progress: &PruneProgre
         let bytes = repo.backend().read(FileKind::Data, &pack_id.to_hex())?;
         for loc in used_blobs {
             let end = loc.offset as usize + loc.length as usize;
-            let sealed = bytes.get(loc.offset as usize..end).ok_or_else(|| Error::corrupt(format!("pack {pack_id}"), "shorter than its index says"))?;
+            let sealed = bytes.get(loc.offset as usize..end).ok_or_else(|| {
+                Error::corrupt(format!("pack {pack_id}"), "shorter than its index says")
+            })?;
             repo.open_blob(loc, sealed)?;
             let slot = (loc.kind == BlobKind::Tree) as usize;
             writers[slot].add(loc.kind, loc.id, sealed, loc.raw_length);
@@ -348,8 +431,16 @@ pub fn prune(repo: &Arc<Repository>, opts: &PruneOptions, progress: &PruneProgre
         if instant {
             delete_now.push((*pack_id, bytes.len() as u64));
         } else {
-            let all: Vec<BlobLocation> = used_blobs.iter().chain(unused_blobs.iter()).copied().collect();
-            keep_marked.push(IndexPack { id: *pack_id, marked: Some(now), blobs: entries(&all) });
+            let all: Vec<BlobLocation> = used_blobs
+                .iter()
+                .chain(unused_blobs.iter())
+                .copied()
+                .collect();
+            keep_marked.push(IndexPack {
+                id: *pack_id,
+                marked: Some(now),
+                blobs: entries(&all),
+            });
         }
         progress.packs_repacked.fetch_add(1, Ordering::Relaxed);
     }
@@ -361,7 +452,9 @@ pub fn prune(repo: &Arc<Repository>, opts: &PruneOptions, progress: &PruneProgre
     r.packs_written = new_packs.len() as u64;
     let mut written_index: Vec<Id> = Vec::new();
     if !new_packs.is_empty() {
-        written_index.push(repo.save_index_file(&IndexFile { packs: new_packs.clone() })?);
+        written_index.push(repo.save_index_file(&IndexFile {
+            packs: new_packs.clone(),
+        })?);
     }
 
     // 6. Delete marked packs whose grace period is over (no snapshot needs them).
@@ -409,9 +502,14 @@ pub fn parse_max_unused(s: &str, parse_size: impl Fn(&str) -> Result<u64>) -> Re
         return Ok(MaxUnused::Unlimited);
     }
     if let Some(p) = t.strip_suffix('%') {
-        let v: f64 = p.trim().parse().map_err(|_| Error::usage(format!("invalid --max-unused {s:?}")))?;
+        let v: f64 = p
+            .trim()
+            .parse()
+            .map_err(|_| Error::usage(format!("invalid --max-unused {s:?}")))?;
         if !(0.0..=100.0).contains(&v) {
-            return Err(Error::usage(format!("invalid --max-unused {s:?}: a percentage between 0% and 100%")));
+            return Err(Error::usage(format!(
+                "invalid --max-unused {s:?}: a percentage between 0% and 100%"
+            )));
         }
         return Ok(MaxUnused::Percent(v));
     }

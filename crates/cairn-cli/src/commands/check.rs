@@ -13,12 +13,21 @@ pub struct CheckArgs {
     /// Also read, decrypt and verify every blob
     #[arg(long)]
     pub read_data: bool,
+    /// Read and verify only part of the data: n/m (e.g. 1/7), a percentage (10%) or a size (5G)
+    #[arg(long)]
+    pub read_data_subset: Option<String>,
 }
 
 pub fn run(g: &GlobalOptions, a: CheckArgs) -> Result<i32> {
     let repo = crate::repo::open(g)?;
     let progress = Arc::new(CheckProgress::default());
-    let mode = if a.read_data {
+    let subset = a
+        .read_data_subset
+        .as_deref()
+        .map(|s| cairn_engine::check::Subset::parse(s, crate::commands::backup::parse_size))
+        .transpose()?;
+    let reading = a.read_data || subset.is_some();
+    let mode = if reading {
         Mode::choose(false, g.quiet || g.json)
     } else {
         Mode::Off
@@ -38,6 +47,7 @@ pub fn run(g: &GlobalOptions, a: CheckArgs) -> Result<i32> {
         &repo,
         &CheckOptions {
             read_data: a.read_data,
+            subset,
             threads: 0,
         },
         &progress,
@@ -67,8 +77,8 @@ pub fn run(g: &GlobalOptions, a: CheckArgs) -> Result<i32> {
                 report.snapshots,
                 report.packs,
                 report.blobs,
-                if a.read_data {
-                    format!(", read all {} packs", report.packs_read)
+                if reading {
+                    format!(", read {} packs", report.packs_read)
                 } else {
                     String::new()
                 }

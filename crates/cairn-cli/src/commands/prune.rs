@@ -33,18 +33,26 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration> {
             num.push(c);
             continue;
         }
-        let n: u64 = num.parse().map_err(|_| Error::usage(format!("invalid duration {s:?} (e.g. 24h, 30m, 2d12h)")))?;
+        let n: u64 = num
+            .parse()
+            .map_err(|_| Error::usage(format!("invalid duration {s:?} (e.g. 24h, 30m, 2d12h)")))?;
         num.clear();
         total += n * match c {
             's' => 1,
             'm' => 60,
             'h' => 3600,
             'd' => 86400,
-            _ => return Err(Error::usage(format!("invalid duration {s:?}: unknown unit {c:?} (use s, m, h, d)"))),
+            _ => {
+                return Err(Error::usage(format!(
+                    "invalid duration {s:?}: unknown unit {c:?} (use s, m, h, d)"
+                )))
+            }
         };
     }
     if !num.is_empty() || t.is_empty() {
-        return Err(Error::usage(format!("invalid duration {s:?} (e.g. 24h, 30m, 2d12h)")));
+        return Err(Error::usage(format!(
+            "invalid duration {s:?} (e.g. 24h, 30m, 2d12h)"
+        )));
     }
     Ok(std::time::Duration::from_secs(total))
 }
@@ -53,7 +61,11 @@ pub fn options(g: &GlobalOptions, a: &PruneArgs) -> Result<PruneOptions> {
     Ok(PruneOptions {
         dry_run: a.dry_run,
         max_unused: parse_max_unused(&a.max_unused, crate::commands::backup::parse_size)?,
-        max_repack_size: a.max_repack_size.as_deref().map(crate::commands::backup::parse_size).transpose()?,
+        max_repack_size: a
+            .max_repack_size
+            .as_deref()
+            .map(crate::commands::backup::parse_size)
+            .transpose()?,
         keep_delete: parse_duration(&a.keep_delete)?,
         pack_size: (g.pack_size.clamp(1, 1024) as usize) << 20,
     })
@@ -65,7 +77,11 @@ pub fn run(g: &GlobalOptions, a: PruneArgs) -> Result<i32> {
 }
 
 /// Prune an open repository (also used by `forget --prune`).
-pub fn run_with(g: &GlobalOptions, repo: &std::sync::Arc<cairn_repository::Repository>, a: &PruneArgs) -> Result<i32> {
+pub fn run_with(
+    g: &GlobalOptions,
+    repo: &std::sync::Arc<cairn_repository::Repository>,
+    a: &PruneArgs,
+) -> Result<i32> {
     let opts = options(g, a)?;
     let r = prune(repo, &opts, &PruneProgress::default())?;
     if g.json {
@@ -76,21 +92,40 @@ pub fn run_with(g: &GlobalOptions, repo: &std::sync::Arc<cairn_repository::Repos
         return Ok(0);
     }
     let would = if r.dry_run { "would " } else { "" };
-    println!("{} snapshots, {} packs, {}", r.snapshots, r.packs_total, bytes(r.size_total));
+    println!(
+        "{} snapshots, {} packs, {}",
+        r.snapshots,
+        r.packs_total,
+        bytes(r.size_total)
+    );
     println!("used:   {} blobs, {}", r.blobs_used, bytes(r.size_used));
     println!("unused: {} blobs, {}", r.blobs_unused, bytes(r.size_unused));
-    println!("{would}mark {} unused packs for deletion ({})", r.packs_marked + r.packs_unindexed, bytes(r.size_marked));
+    println!(
+        "{would}mark {} unused packs for deletion ({})",
+        r.packs_marked + r.packs_unindexed,
+        bytes(r.size_marked)
+    );
     println!(
         "{would}repack {} partly used packs ({}), copying {} of used data",
         r.packs_repacked,
         bytes(r.size_repacked),
         bytes(r.size_rewritten)
     );
-    println!("{would}delete {} packs marked earlier ({})", r.packs_deleted, bytes(r.size_deleted));
+    println!(
+        "{would}delete {} packs marked earlier ({})",
+        r.packs_deleted,
+        bytes(r.size_deleted)
+    );
     if r.packs_recovered > 0 {
-        println!("{would}keep {} marked packs that snapshots need again", r.packs_recovered);
+        println!(
+            "{would}keep {} marked packs that snapshots need again",
+            r.packs_recovered
+        );
     }
-    println!("unused space left in partly used packs: {}", bytes(r.size_unused_after));
+    println!(
+        "unused space left in partly used packs: {}",
+        bytes(r.size_unused_after)
+    );
     println!("space {would}freed now: {}", bytes(r.size_freed_now));
     if r.size_freed_eventually > r.size_freed_now {
         println!(
@@ -100,7 +135,10 @@ pub fn run_with(g: &GlobalOptions, repo: &std::sync::Arc<cairn_repository::Repos
         );
     }
     if !r.dry_run {
-        println!("wrote {} new packs and {} index files, removed {} index files", r.packs_written, r.index_files_written, r.index_files_removed);
+        println!(
+            "wrote {} new packs and {} index files, removed {} index files",
+            r.packs_written, r.index_files_written, r.index_files_removed
+        );
     }
     Ok(0)
 }

@@ -31,12 +31,25 @@ enum ReadError {
 }
 
 /// Store a stream's chunks; returns the blob ids and the byte count.
-fn store_chunks(reader: impl Read, size_hint: Option<u64>, repo: &Repository, saver: &BlobSaver, progress: &BackupProgress, cancel: Option<&AtomicBool>) -> std::result::Result<FileOut, ReadError> {
+fn store_chunks(
+    reader: impl Read,
+    size_hint: Option<u64>,
+    repo: &Repository,
+    saver: &BlobSaver,
+    progress: &BackupProgress,
+    cancel: Option<&AtomicBool>,
+) -> std::result::Result<FileOut, ReadError> {
     let mut stream = repo.chunker().stream(reader, size_hint);
-    let mut out = FileOut { content: Vec::new(), size: 0 };
+    let mut out = FileOut {
+        content: Vec::new(),
+        size: 0,
+    };
     loop {
         if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
-            return Err(ReadError::Repo(Error::new(crate::Kind::Interrupted, "interrupted")));
+            return Err(ReadError::Repo(Error::new(
+                crate::Kind::Interrupted,
+                "interrupted",
+            )));
         }
         let chunk = match stream.next_chunk() {
             Ok(Some(c)) => c,
@@ -46,7 +59,9 @@ fn store_chunks(reader: impl Read, size_hint: Option<u64>, repo: &Repository, sa
         let id = repo.blob_id(&chunk);
         let len = chunk.len() as u64;
         if !saver.known(&id) {
-            saver.save_with_id(BlobKind::Data, id, chunk).map_err(ReadError::Repo)?;
+            saver
+                .save_with_id(BlobKind::Data, id, chunk)
+                .map_err(ReadError::Repo)?;
         }
         out.content.push(id);
         out.size += len;
@@ -57,8 +72,15 @@ fn store_chunks(reader: impl Read, size_hint: Option<u64>, repo: &Repository, sa
 
 fn open_source(path: &std::path::Path) -> std::io::Result<std::fs::File> {
     // O_NOATIME keeps the backup from changing what it backs up; only the owner (or root) may use it.
-    match std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOATIME | libc::O_NOFOLLOW).open(path) {
-        Err(e) if e.raw_os_error() == Some(libc::EPERM) => std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(path),
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOATIME | libc::O_NOFOLLOW)
+        .open(path)
+    {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path),
         r => r,
     }
 }
@@ -84,7 +106,9 @@ pub(super) fn reader_loop(
         }
         let result = open_source(&job.path)
             .map_err(ReadError::Source)
-            .and_then(|f| store_chunks(f, Some(job.size_hint), repo, saver, progress, Some(cancel)));
+            .and_then(|f| {
+                store_chunks(f, Some(job.size_hint), repo, saver, progress, Some(cancel))
+            });
         match result {
             Ok(out) => {
                 add(&progress.files_done, 1);
@@ -127,7 +151,14 @@ pub(super) fn backup_stream(
     let had_before = parent_tree
         .and_then(|t| repo.load_tree(&t).ok())
         .is_some_and(|t| t.nodes.iter().any(|n| n.name.as_bytes() == name.as_bytes()));
-    add(if had_before { &counters.files_changed } else { &counters.files_new }, 1);
+    add(
+        if had_before {
+            &counters.files_changed
+        } else {
+            &counters.files_new
+        },
+        1,
+    );
     let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
     let mut node = Node::new(name, NodeKind::File);
     node.mode = 0o100644;

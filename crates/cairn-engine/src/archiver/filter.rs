@@ -48,10 +48,12 @@ impl Filters {
         if self.exclude_caches && file_starts_with(&dir.join("CACHEDIR.TAG"), CACHEDIR_SIGNATURE) {
             return true;
         }
-        self.exclude_if_present.iter().any(|spec| match spec.split_once(':') {
-            Some((name, header)) => file_starts_with(&dir.join(name), header.as_bytes()),
-            None => dir.join(spec).symlink_metadata().is_ok(),
-        })
+        self.exclude_if_present
+            .iter()
+            .any(|spec| match spec.split_once(':') {
+                Some((name, header)) => file_starts_with(&dir.join(name), header.as_bytes()),
+                None => dir.join(spec).symlink_metadata().is_ok(),
+            })
     }
 
     /// The .gitignore matcher for `dir`, if it has one and the option is on.
@@ -91,7 +93,9 @@ pub fn git_ignored(stack: &[Gitignore], path: &Path, is_dir: bool) -> bool {
 
 fn file_starts_with(path: &Path, header: &[u8]) -> bool {
     use std::io::Read;
-    let Ok(f) = std::fs::File::open(path) else { return false };
+    let Ok(f) = std::fs::File::open(path) else {
+        return false;
+    };
     let mut buf = vec![0u8; header.len()];
     f.take(header.len() as u64).read_exact(&mut buf).is_ok() && buf == header
 }

@@ -18,10 +18,20 @@ pub struct NameCache {
 
 impl NameCache {
     pub fn user(&self, uid: u32) -> String {
-        self.users.lock().unwrap().entry(uid).or_insert_with(|| lookup_user(uid)).clone()
+        self.users
+            .lock()
+            .unwrap()
+            .entry(uid)
+            .or_insert_with(|| lookup_user(uid))
+            .clone()
     }
     pub fn group(&self, gid: u32) -> String {
-        self.groups.lock().unwrap().entry(gid).or_insert_with(|| lookup_group(gid)).clone()
+        self.groups
+            .lock()
+            .unwrap()
+            .entry(gid)
+            .or_insert_with(|| lookup_group(gid))
+            .clone()
     }
 }
 
@@ -31,7 +41,10 @@ fn lookup_user(uid: u32) -> String {
     unsafe {
         let mut pwd: libc::passwd = std::mem::zeroed();
         let mut out: *mut libc::passwd = std::ptr::null_mut();
-        if libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut out) == 0 && !out.is_null() && !pwd.pw_name.is_null() {
+        if libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut out) == 0
+            && !out.is_null()
+            && !pwd.pw_name.is_null()
+        {
             return CStr::from_ptr(pwd.pw_name).to_string_lossy().into_owned();
         }
     }
@@ -44,7 +57,10 @@ fn lookup_group(gid: u32) -> String {
     unsafe {
         let mut grp: libc::group = std::mem::zeroed();
         let mut out: *mut libc::group = std::ptr::null_mut();
-        if libc::getgrgid_r(gid, &mut grp, buf.as_mut_ptr(), buf.len(), &mut out) == 0 && !out.is_null() && !grp.gr_name.is_null() {
+        if libc::getgrgid_r(gid, &mut grp, buf.as_mut_ptr(), buf.len(), &mut out) == 0
+            && !out.is_null()
+            && !grp.gr_name.is_null()
+        {
             return CStr::from_ptr(grp.gr_name).to_string_lossy().into_owned();
         }
     }
@@ -74,14 +90,23 @@ pub fn kind_of(meta: &Metadata) -> Option<NodeKind> {
 
 /// A node for `path` from its `lstat` metadata; content and subtree are
 /// filled in later. The link target and xattrs are read here.
-pub fn node_from_metadata(path: &Path, name: &[u8], meta: &Metadata, names: &NameCache) -> std::io::Result<Node> {
+pub fn node_from_metadata(
+    path: &Path,
+    name: &[u8],
+    meta: &Metadata,
+    names: &NameCache,
+) -> std::io::Result<Node> {
     let kind = kind_of(meta).ok_or_else(|| std::io::Error::other("unknown file type"))?;
     let mut n = Node::new(ByteString(name.to_vec()), kind);
     n.mode = meta.mode();
     n.mtime = meta.mtime() * 1_000_000_000 + meta.mtime_nsec();
     // A directory's atime changes whenever it is listed (by this backup too):
     // recording it would make every backup see every directory as changed.
-    n.atime = if kind == NodeKind::Dir { n.mtime } else { meta.atime() * 1_000_000_000 + meta.atime_nsec() };
+    n.atime = if kind == NodeKind::Dir {
+        n.mtime
+    } else {
+        meta.atime() * 1_000_000_000 + meta.atime_nsec()
+    };
     n.ctime = meta.ctime() * 1_000_000_000 + meta.ctime_nsec();
     n.uid = meta.uid();
     n.gid = meta.gid();
@@ -92,7 +117,11 @@ pub fn node_from_metadata(path: &Path, name: &[u8], meta: &Metadata, names: &Nam
     n.links = meta.nlink();
     match kind {
         NodeKind::File => n.size = meta.size(),
-        NodeKind::Symlink => n.linktarget = Some(ByteString(std::fs::read_link(path)?.as_os_str().as_bytes().to_vec())),
+        NodeKind::Symlink => {
+            n.linktarget = Some(ByteString(
+                std::fs::read_link(path)?.as_os_str().as_bytes().to_vec(),
+            ))
+        }
         NodeKind::Dev | NodeKind::Chardev => n.rdev = meta.rdev(),
         _ => {}
     }

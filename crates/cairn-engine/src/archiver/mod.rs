@@ -17,8 +17,8 @@
 //! stored is reused by the next run.
 
 mod files;
-mod fsnode;
 pub mod filter;
+mod fsnode;
 mod scan;
 mod walker;
 
@@ -41,7 +41,10 @@ pub type ErrorSink = Arc<dyn Fn(&Path, &str) + Send + Sync>;
 pub enum Source {
     Paths(Vec<PathBuf>),
     /// A stream stored as one file `/<name>` (e.g. a database dump).
-    Stream { name: String, reader: Box<dyn Read + Send> },
+    Stream {
+        name: String,
+        reader: Box<dyn Read + Send>,
+    },
 }
 
 pub struct BackupOptions {
@@ -125,7 +128,9 @@ pub fn absolute(path: &Path) -> Result<PathBuf> {
     let abs = if path.is_absolute() {
         path.to_path_buf()
     } else {
-        std::env::current_dir().map_err(|e| Error::io(e, "reading the current directory"))?.join(path)
+        std::env::current_dir()
+            .map_err(|e| Error::io(e, "reading the current directory"))?
+            .join(path)
     };
     let mut out = PathBuf::from("/");
     for c in abs.components() {
@@ -141,7 +146,12 @@ pub fn absolute(path: &Path) -> Result<PathBuf> {
 }
 
 /// Run a backup and write its snapshot.
-pub fn backup(repo: Arc<Repository>, source: Source, mut opts: BackupOptions, progress: Arc<BackupProgress>) -> Result<BackupResult> {
+pub fn backup(
+    repo: Arc<Repository>,
+    source: Source,
+    mut opts: BackupOptions,
+    progress: Arc<BackupProgress>,
+) -> Result<BackupResult> {
     let start = chrono::Local::now().fixed_offset();
     // Packs from an interrupted earlier run: index them so their data is not uploaded again.
     repo.recover_unindexed_packs()?;
@@ -165,23 +175,45 @@ pub fn backup(repo: Arc<Repository>, source: Source, mut opts: BackupOptions, pr
             abs.sort();
             abs.dedup();
             if opts.scan {
-                scan::start(walker::clean_targets(&abs), opts.filters.clone(), progress.clone(), opts.cancel.clone());
+                scan::start(
+                    walker::clean_targets(&abs),
+                    opts.filters.clone(),
+                    progress.clone(),
+                    opts.cancel.clone(),
+                );
             }
             let w = walker::Walker::new(&repo, &saver, &opts, &progress, &counters);
             let (tree, errors) = w.run(&abs, parent_tree)?;
-            (tree, abs.iter().map(|p| p.display().to_string()).collect(), errors)
+            (
+                tree,
+                abs.iter().map(|p| p.display().to_string()).collect(),
+                errors,
+            )
         }
         Source::Stream { name, reader } => {
             if name.is_empty() || name.contains('/') {
-                return Err(Error::usage(format!("invalid --stdin-filename {name:?}: a file name without '/' is needed")));
+                return Err(Error::usage(format!(
+                    "invalid --stdin-filename {name:?}: a file name without '/' is needed"
+                )));
             }
-            let tree = files::backup_stream(&repo, &saver, &name, reader, &progress, &counters, parent_tree)?;
+            let tree = files::backup_stream(
+                &repo,
+                &saver,
+                &name,
+                reader,
+                &progress,
+                &counters,
+                parent_tree,
+            )?;
             (tree, vec![format!("/{name}")], 0)
         }
     };
     if opts.cancel.load(Ordering::Relaxed) {
         drop(saver);
-        return Err(Error::new(Kind::Interrupted, "backup interrupted; no snapshot was written (data stored so far will be reused)"));
+        return Err(Error::new(
+            Kind::Interrupted,
+            "backup interrupted; no snapshot was written (data stored so far will be reused)",
+        ));
     }
     let stats = saver.finish()?;
     if let Some(check) = opts.before_snapshot.take() {
@@ -223,5 +255,10 @@ pub fn backup(repo: Arc<Repository>, source: Source, mut opts: BackupOptions, pr
         summary: Some(summary),
     };
     let snapshot_id = repo.save_snapshot(&snapshot)?;
-    Ok(BackupResult { snapshot_id, snapshot, errors, packs: stats.packs })
+    Ok(BackupResult {
+        snapshot_id,
+        snapshot,
+        errors,
+        packs: stats.packs,
+    })
 }

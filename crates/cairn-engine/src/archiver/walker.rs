@@ -60,11 +60,20 @@ struct Out {
 
 fn find_old<'t>(tree: Option<&'t Tree>, name: &[u8]) -> Option<&'t Node> {
     let t = tree?;
-    t.nodes.binary_search_by(|n| n.name.as_bytes().cmp(name)).ok().map(|i| &t.nodes[i])
+    t.nodes
+        .binary_search_by(|n| n.name.as_bytes().cmp(name))
+        .ok()
+        .map(|i| &t.nodes[i])
 }
 
 impl<'a> Walker<'a> {
-    pub(super) fn new(repo: &'a Arc<Repository>, saver: &'a BlobSaver, opts: &'a BackupOptions, progress: &'a BackupProgress, counters: &'a Counters) -> Self {
+    pub(super) fn new(
+        repo: &'a Arc<Repository>,
+        saver: &'a BlobSaver,
+        opts: &'a BackupOptions,
+        progress: &'a BackupProgress,
+        counters: &'a Counters,
+    ) -> Self {
         Walker {
             repo,
             saver,
@@ -91,13 +100,27 @@ impl<'a> Walker<'a> {
                 std::thread::Builder::new()
                     .name(format!("read-{i}"))
                     .spawn_scoped(s, move || {
-                        reader_loop(rx, self.repo, self.saver, self.progress, self.opts.on_error.as_ref(), &self.fatal, &self.opts.cancel)
+                        reader_loop(
+                            rx,
+                            self.repo,
+                            self.saver,
+                            self.progress,
+                            self.opts.on_error.as_ref(),
+                            &self.fatal,
+                            &self.opts.cancel,
+                        )
                     })
                     .expect("spawn reader");
             }
             drop(file_rx);
-            std::thread::Builder::new().name("trees".into()).spawn_scoped(s, || self.finisher(dir_rx)).expect("spawn finisher");
-            let out = Out { files: file_tx, dirs: dir_tx };
+            std::thread::Builder::new()
+                .name("trees".into())
+                .spawn_scoped(s, || self.finisher(dir_rx))
+                .expect("spawn finisher");
+            let out = Out {
+                files: file_tx,
+                dirs: dir_tx,
+            };
             // The walk recurses once per directory level: give it a roomy stack.
             let walk = std::thread::Builder::new()
                 .name("walk".into())
@@ -105,8 +128,13 @@ impl<'a> Walker<'a> {
                 .spawn_scoped(s, move || {
                     let old_tree = parent_tree.and_then(|id| self.repo.load_tree(&id).ok());
                     let mut gi = Vec::new();
-                    let children = self.walk_virtual(Path::new("/"), &kept, old_tree.as_ref(), &mut gi, &out);
-                    let _ = out.dirs.send(DirJob { children, old: parent_tree, reply: root_tx });
+                    let children =
+                        self.walk_virtual(Path::new("/"), &kept, old_tree.as_ref(), &mut gi, &out);
+                    let _ = out.dirs.send(DirJob {
+                        children,
+                        old: parent_tree,
+                        reply: root_tx,
+                    });
                 })
                 .expect("spawn walker");
             let _ = walk.join();
@@ -115,7 +143,12 @@ impl<'a> Walker<'a> {
         if let Some(e) = self.fatal.lock().unwrap().take() {
             return Err(e);
         }
-        let root = root_rx.recv().map_err(|_| Error::new(crate::Kind::Interrupted, "backup stopped before the root tree was written"))?;
+        let root = root_rx.recv().map_err(|_| {
+            Error::new(
+                crate::Kind::Interrupted,
+                "backup stopped before the root tree was written",
+            )
+        })?;
         Ok((root, self.errors.load(Ordering::Relaxed)))
     }
 
@@ -133,7 +166,14 @@ impl<'a> Walker<'a> {
 
     /// The directories above the targets: each gets the metadata of the
     /// real directory, and holds only the targets below it.
-    fn walk_virtual(&self, prefix: &Path, targets: &[PathBuf], old_tree: Option<&Tree>, gi: &mut Vec<Gitignore>, out: &Out) -> Vec<Child> {
+    fn walk_virtual(
+        &self,
+        prefix: &Path,
+        targets: &[PathBuf],
+        old_tree: Option<&Tree>,
+        gi: &mut Vec<Gitignore>,
+        out: &Out,
+    ) -> Vec<Child> {
         let mut children = Vec::new();
         let depth = prefix.components().count();
         let mut i = 0;
@@ -154,11 +194,22 @@ impl<'a> Walker<'a> {
                     children.push(c);
                 }
             } else {
-                match path.symlink_metadata().and_then(|m| node_from_metadata(&path, name.as_bytes(), &m, &self.names)) {
+                match path
+                    .symlink_metadata()
+                    .and_then(|m| node_from_metadata(&path, name.as_bytes(), &m, &self.names))
+                {
                     Ok(node) => {
-                        let old_sub = old.filter(|o| o.kind == NodeKind::Dir).and_then(|o| o.subtree);
+                        let old_sub = old
+                            .filter(|o| o.kind == NodeKind::Dir)
+                            .and_then(|o| o.subtree);
                         let old_sub_tree = old_sub.and_then(|id| self.repo.load_tree(&id).ok());
-                        let sub = self.walk_virtual(&path, &targets[i..group_end], old_sub_tree.as_ref(), gi, out);
+                        let sub = self.walk_virtual(
+                            &path,
+                            &targets[i..group_end],
+                            old_sub_tree.as_ref(),
+                            gi,
+                            out,
+                        );
                         children.push(self.dir_job(node, sub, old_sub, out));
                     }
                     Err(e) => self.report(&path, &e.to_string()),
@@ -171,14 +222,25 @@ impl<'a> Walker<'a> {
 
     fn dir_job(&self, node: Node, children: Vec<Child>, old: Option<Id>, out: &Out) -> Child {
         let (tx, rx) = bounded(1);
-        let _ = out.dirs.send(DirJob { children, old, reply: tx });
+        let _ = out.dirs.send(DirJob {
+            children,
+            old,
+            reply: tx,
+        });
         add(&self.progress.dirs_done, 1);
         Child::Dir(node, rx)
     }
 
     /// One file system entry. `parent_dev` is the device of the directory
     /// holding it (None for a backup target).
-    fn entry(&self, path: &Path, old: Option<&Node>, parent_dev: Option<u64>, gi: &mut Vec<Gitignore>, out: &Out) -> Option<Child> {
+    fn entry(
+        &self,
+        path: &Path,
+        old: Option<&Node>,
+        parent_dev: Option<u64>,
+        gi: &mut Vec<Gitignore>,
+        out: &Out,
+    ) -> Option<Child> {
         let meta = match path.symlink_metadata() {
             Ok(m) => m,
             Err(e) => {
@@ -213,9 +275,24 @@ impl<'a> Walker<'a> {
                     add(&self.progress.bytes_done, node.size);
                     return Some(Child::Ready(node));
                 }
-                add(if old.is_some_and(|o| o.kind == NodeKind::File) { &self.counters.files_changed } else { &self.counters.files_new }, 1);
+                add(
+                    if old.is_some_and(|o| o.kind == NodeKind::File) {
+                        &self.counters.files_changed
+                    } else {
+                        &self.counters.files_new
+                    },
+                    1,
+                );
                 let (tx, rx) = bounded(1);
-                if out.files.send(FileJob { path: path.to_path_buf(), size_hint: meta.len(), reply: tx }).is_err() {
+                if out
+                    .files
+                    .send(FileJob {
+                        path: path.to_path_buf(),
+                        size_hint: meta.len(),
+                        reply: tx,
+                    })
+                    .is_err()
+                {
                     return None;
                 }
                 Some(Child::File(node, rx))
@@ -224,16 +301,29 @@ impl<'a> Walker<'a> {
                 if parent_dev.is_some() && f.excludes_dir_contents(path) {
                     return None;
                 }
-                let old_sub = old.filter(|o| o.kind == NodeKind::Dir).and_then(|o| o.subtree);
+                let old_sub = old
+                    .filter(|o| o.kind == NodeKind::Dir)
+                    .and_then(|o| o.subtree);
                 let mountpoint = f.one_file_system && parent_dev.is_some_and(|d| d != meta.dev());
-                let children = if mountpoint { Vec::new() } else { self.walk_dir(path, old_sub, meta.dev(), gi, out) };
+                let children = if mountpoint {
+                    Vec::new()
+                } else {
+                    self.walk_dir(path, old_sub, meta.dev(), gi, out)
+                };
                 Some(self.dir_job(node, children, old_sub, out))
             }
             _ => Some(Child::Ready(node)),
         }
     }
 
-    fn walk_dir(&self, dir: &Path, old_sub: Option<Id>, dev: u64, gi: &mut Vec<Gitignore>, out: &Out) -> Vec<Child> {
+    fn walk_dir(
+        &self,
+        dir: &Path,
+        old_sub: Option<Id>,
+        dev: u64,
+        gi: &mut Vec<Gitignore>,
+        out: &Out,
+    ) -> Vec<Child> {
         let old_tree = old_sub.and_then(|id| self.repo.load_tree(&id).ok());
         let mut names: Vec<std::ffi::OsString> = match std::fs::read_dir(dir) {
             Ok(rd) => {
