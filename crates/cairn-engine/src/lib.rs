@@ -11,11 +11,15 @@
 
 pub mod archiver;
 pub mod check;
+pub mod diff;
 pub mod dump;
+pub mod find;
 pub mod forget;
 pub mod pattern;
 pub mod prune;
 pub mod restore;
+pub mod rewrite;
+pub mod stats;
 pub mod tree_walk;
 
 pub use cairn_repository::{Error, Kind, Result};
