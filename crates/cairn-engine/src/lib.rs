@@ -5,21 +5,28 @@
 //! - [`tree_walk`]: depth-first traversal of a snapshot's trees, loading
 //!   one directory at a time (never the whole tree).
 //! - [`pattern`]: restic-style include/exclude patterns.
+//! - [`copy`]: copy snapshots between repositories; [`repair`]: rebuild the
+//!   index, rewrite snapshots around lost data; [`keys`]: key files;
+//!   [`unlock`]: stale lock files left by other programs.
 //!
 //! Engine functions return data and update progress counters; printing is
 //! the CLI's job.
 
 pub mod archiver;
 pub mod check;
+pub mod copy;
 pub mod diff;
 pub mod dump;
 pub mod find;
 pub mod forget;
+pub mod keys;
 pub mod pattern;
 pub mod prune;
+pub mod repair;
 pub mod restore;
 pub mod rewrite;
 pub mod stats;
 pub mod tree_walk;
+pub mod unlock;
 
 pub use cairn_repository::{Error, Kind, Result};
