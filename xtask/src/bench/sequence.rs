@@ -1,0 +1,340 @@
+//! One tool's run of one data set's operations (a "sequence"), on a fresh
+//! repository, and how each operation is invoked and measured.
+//!
+//! Both tools take the same arguments and differ only in the names of
+//! their environment variables. Errors inside an operation become a failed
+//! row; only harness errors (copying the tree, removing directories) stop
+//! the run.
+
+use std::collections::HashSet;
+use std::ffi::OsString;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+use super::report::{self, Sample};
+use super::{data, fsutil, mutate, run, Dirs, SetKind};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(super) enum Op {
+    Init,
+    Backup,
+    Rebackup,
+    MutateBackup,
+    Restore,
+    Check,
+    /// Two more mutate + backup rounds (untimed), then the timed forget.
+    ForgetPrune,
+    Ls,
+}
+
+impl Op {
+    pub(super) fn label(self) -> &'static str {
+        match self {
+            Op::Init => "init",
+            Op::Backup => "backup",
+            Op::Rebackup => "re-backup unchanged",
+            Op::MutateBackup => "backup after mutate",
+            Op::Restore => "restore",
+            Op::Check => "check --read-data",
+            Op::ForgetPrune => "forget --keep-last 1 --prune",
+            Op::Ls => "ls -l latest",
+        }
+    }
+
+    /// Rows whose repository size the table shows.
+    pub(super) fn shows_size(label: &str) -> bool {
+        [Op::Backup, Op::MutateBackup, Op::ForgetPrune]
+            .iter()
+            .any(|op| op.label() == label)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(super) enum ToolKind {
+    Cairn,
+    Restic,
+}
+
+pub(super) struct Tool {
+    pub(super) kind: ToolKind,
+    /// The binary, or why there is none.
+    pub(super) bin: Result<PathBuf, String>,
+    pub(super) version: String,
+}
+
+impl Tool {
+    pub(super) fn name(&self) -> &'static str {
+        match self.kind {
+            ToolKind::Cairn => "cairn",
+            ToolKind::Restic => "restic",
+        }
+    }
+
+    /// Both tools take the same arguments; only the variable names differ.
+    pub(super) fn env(&self, dirs: &Dirs) -> Vec<(&'static str, OsString)> {
+        let cache = dirs.cache.join(self.name());
+        let (repo_var, password_var, cache_var) = match self.kind {
+            ToolKind::Cairn => ("CAIRN_REPOSITORY", "CAIRN_PASSWORD", "CAIRN_CACHE_DIR"),
+            ToolKind::Restic => ("RESTIC_REPOSITORY", "RESTIC_PASSWORD", "RESTIC_CACHE_DIR"),
+        };
+        vec![
+            (repo_var, dirs.repo(self.name()).into()),
+            (password_var, "cairn-bench-password".into()),
+            (cache_var, cache.join("tool").into()),
+            ("XDG_CACHE_HOME", cache.join("xdg").into()),
+        ]
+    }
+}
+
+pub(super) struct Bench {
+    pub(super) dirs: Dirs,
+    pub(super) timeout: Duration,
+    pub(super) samples: Vec<Sample>,
+    /// (tool, op) pairs whose failure was already printed.
+    pub(super) reported: HashSet<(ToolKind, Op)>,
+}
+
+impl Bench {
+    /// One tool's run of all of `set`'s operations, on a fresh repository.
+    pub(super) fn sequence(
+        &mut self,
+        set: SetKind,
+        prepared: &data::Prepared,
+        tool: &Tool,
+        rep: usize,
+        reps: usize,
+    ) -> Result<()> {
+        eprintln!(
+            "[bench] {} rep {}/{reps}: {}",
+            set.name(),
+            rep + 1,
+            tool.name()
+        );
+        let repo = self.dirs.repo(tool.name());
+        fsutil::remove(&repo)?;
+        fsutil::remove(&self.dirs.cache.join(tool.name()))?;
+        fs::create_dir_all(&self.dirs.repos)?;
+        // Why the remaining operations cannot run, once something they need failed.
+        let mut blocked: Option<String> = tool.bin.as_ref().err().cloned();
+        // The directory backed up: `tree` is copied, since mutate changes it.
+        let source = if set == SetKind::Tree && blocked.is_none() {
+            let work = self.dirs.work.join("tree");
+            fsutil::remove(&work)?;
+            fs::create_dir_all(&self.dirs.work)?;
+            fsutil::copy_tree(&prepared.dir, &work)?;
+            work
+        } else {
+            prepared.dir.clone()
+        };
+
+        if blocked.is_none() {
+            if let Err(e) = self.exec(tool, Op::Init, &["init".into()], None) {
+                blocked = Some(format!("init failed: {e}"));
+            }
+        }
+        let mut round = 0;
+        for &op in set.ops() {
+            if let Some(why) = &blocked {
+                self.record_failure(set, op, tool, rep, why.clone());
+                continue;
+            }
+            let result = self.operation(set, op, tool, &source, prepared, &mut round);
+            match result {
+                Ok(m) => {
+                    let size = if matches!(
+                        op,
+                        Op::Backup | Op::Rebackup | Op::MutateBackup | Op::ForgetPrune
+                    ) {
+                        Some(fsutil::usage(&repo)?)
+                    } else {
+                        None
+                    };
+                    eprintln!(
+                        "[bench]   {:<6} {:<29} {:>8.2} s  cpu {:>7.2} s  rss {:>9}{}",
+                        tool.name(),
+                        op.label(),
+                        m.wall.as_secs_f64(),
+                        (m.user + m.sys).as_secs_f64(),
+                        report::bytes(m.max_rss_kib * 1024),
+                        size.map(|u| format!("  repo {}", report::bytes(u.disk_bytes)))
+                            .unwrap_or_default()
+                    );
+                    self.samples.push(Sample {
+                        set: set.name(),
+                        op: op.label(),
+                        tool: tool.name(),
+                        rep,
+                        ok: true,
+                        wall_s: m.wall.as_secs_f64(),
+                        user_s: m.user.as_secs_f64(),
+                        sys_s: m.sys.as_secs_f64(),
+                        max_rss_kib: m.max_rss_kib,
+                        repo_disk_bytes: size.map(|u| u.disk_bytes),
+                        repo_file_bytes: size.map(|u| u.bytes),
+                        error: None,
+                    });
+                }
+                Err(e) => {
+                    let message = format!("{e:#}");
+                    if op == Op::Backup {
+                        blocked = Some(format!("the first backup failed: {message}"));
+                    }
+                    self.record_failure(set, op, tool, rep, message);
+                }
+            }
+        }
+        fsutil::remove(&repo)?;
+        fsutil::remove(&self.dirs.restore)?;
+        Ok(())
+    }
+
+    /// Runs one timed operation (and its untimed preparation).
+    fn operation(
+        &mut self,
+        set: SetKind,
+        op: Op,
+        tool: &Tool,
+        source: &Path,
+        prepared: &data::Prepared,
+        round: &mut u64,
+    ) -> Result<run::Measured> {
+        let backup_args: Vec<OsString> = match &prepared.stdin_file {
+            Some(_) => ["backup", "--stdin", "--stdin-filename", "dump.sql"]
+                .map(OsString::from)
+                .to_vec(),
+            None => vec!["backup".into(), source.into()],
+        };
+        let stdin = prepared.stdin_file.as_deref();
+        let mut mutate = |work: &Path| -> Result<()> {
+            *round += 1;
+            let m = mutate::mutate(work, *round).context("mutating the tree")?;
+            eprintln!(
+                "[bench]   mutate round {round}: {} appended, {} edited, {} new, {} deleted, {} renamed, {} written",
+                m.appended,
+                m.edited,
+                m.created,
+                m.deleted,
+                m.renamed,
+                report::bytes(m.bytes_written)
+            );
+            Ok(())
+        };
+        let measured = match op {
+            Op::Init => unreachable!("init runs before the operations"),
+            Op::Backup | Op::Rebackup => self.exec(tool, op, &backup_args, stdin)?,
+            Op::MutateBackup => {
+                mutate(source)?;
+                self.exec(tool, op, &backup_args, stdin)?
+            }
+            Op::Restore => {
+                let target = self.dirs.restore.join(tool.name());
+                fsutil::remove(&target)?;
+                fs::create_dir_all(&target)?;
+                let args = [
+                    "restore".into(),
+                    "latest".into(),
+                    "--target".into(),
+                    target.clone().into(),
+                ];
+                let measured = self.exec(tool, op, &args, None)?;
+                // A wrong restore gets no number: compare counts and bytes.
+                let (want, got) = (fsutil::usage(source)?, fsutil::usage(&target)?);
+                fsutil::remove(&target)?;
+                if (want.files, want.bytes) != (got.files, got.bytes) {
+                    bail!(
+                        "restore is incomplete: {} files, {} bytes restored; the source has {} files, {} bytes",
+                        got.files,
+                        got.bytes,
+                        want.files,
+                        want.bytes
+                    );
+                }
+                measured
+            }
+            Op::Check => self.exec(tool, op, &["check".into(), "--read-data".into()], None)?,
+            Op::Ls => self.exec(tool, op, &["ls".into(), "-l".into(), "latest".into()], None)?,
+            Op::ForgetPrune => {
+                if set == SetKind::Tree {
+                    for _ in 0..2 {
+                        mutate(source)?;
+                        self.exec(tool, op, &backup_args, stdin)
+                            .context("a backup before forget")?;
+                    }
+                }
+                let args = ["forget", "--keep-last", "1", "--prune"].map(OsString::from);
+                self.exec(tool, op, &args, None)?
+            }
+        };
+        Ok(measured)
+    }
+
+    /// Runs a tool command; fails with the exit status and stderr tail.
+    fn exec(
+        &mut self,
+        tool: &Tool,
+        op: Op,
+        args: &[OsString],
+        stdin: Option<&Path>,
+    ) -> Result<run::Measured> {
+        let bin = tool.bin.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let log = self.dirs.logs.join(format!(
+            "{}-{}.stderr",
+            tool.name(),
+            op.label().split(' ').next().unwrap_or("op")
+        ));
+        let spec = run::Spec {
+            program: bin,
+            args: args.to_vec(),
+            env: tool.env(&self.dirs),
+            stdin_file: stdin.map(Path::to_path_buf),
+            stderr_log: log.clone(),
+            timeout: self.timeout,
+        };
+        let (outcome, measured) =
+            run::run(&spec).with_context(|| format!("could not run {}", bin.display()))?;
+        if !outcome.success() {
+            let tail = run::tail(&log, 12);
+            let line = format!(
+                "{} {}",
+                tool.name(),
+                args.iter()
+                    .map(|a| a.to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
+            if self.reported.insert((tool.kind, op)) {
+                eprintln!(
+                    "[bench]   FAILED: `{line}`: {}; stderr tail:",
+                    outcome.describe()
+                );
+                for l in tail.lines() {
+                    eprintln!("[bench]     | {l}");
+                }
+            }
+            let last = tail.lines().last().unwrap_or("").to_string();
+            bail!("`{line}` failed ({}): {last}", outcome.describe());
+        }
+        Ok(measured)
+    }
+
+    fn record_failure(&mut self, set: SetKind, op: Op, tool: &Tool, rep: usize, error: String) {
+        eprintln!("[bench]   {:<6} {:<29} failed", tool.name(), op.label());
+        self.samples.push(Sample {
+            set: set.name(),
+            op: op.label(),
+            tool: tool.name(),
+            rep,
+            ok: false,
+            wall_s: 0.0,
+            user_s: 0.0,
+            sys_s: 0.0,
+            max_rss_kib: 0,
+            repo_disk_bytes: None,
+            repo_file_bytes: None,
+            error: Some(error),
+        });
+    }
+}
