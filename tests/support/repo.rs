@@ -164,3 +164,61 @@ pub fn pack_blobs(env: &crate::TestEnv, pack: &str) -> Vec<PackBlob> {
         })
         .collect()
 }
+
+/// SHA-256 of a file, lowercase hex.
+pub fn sha256_file(path: &Path) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    let mut f = std::fs::File::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    std::io::copy(&mut f, &mut h).unwrap();
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Everything in the repository that breaks repo-format.md §1: files other
+/// than `config`, `keys/*`, `snapshots/*`, `index/*`, `data/xy/*` (and
+/// `locks/*`), names that are not the SHA-256 of the bytes, packs in the
+/// wrong shard. Temporary files are reported too (`allow_temp` to accept
+/// them, e.g. after a crash).
+pub fn layout_violations(repo: &Path, allow_temp: bool) -> Vec<String> {
+    let mut v = Vec::new();
+    let mut stack = vec![repo.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let p = e.path();
+            let rel = p.strip_prefix(repo).unwrap().to_string_lossy().into_owned();
+            let parts: Vec<&str> = rel.split('/').collect();
+            if e.file_type().unwrap().is_dir() {
+                let ok = matches!(parts.as_slice(), ["keys" | "snapshots" | "index" | "data" | "locks"])
+                    || matches!(parts.as_slice(), ["data", x] if x.len() == 2 && x.bytes().all(|b| b.is_ascii_hexdigit()));
+                if !ok {
+                    v.push(format!("unexpected directory {rel}"));
+                }
+                stack.push(p);
+                continue;
+            }
+            let name = *parts.last().unwrap();
+            if !is_hex_name(name) {
+                if rel == "config" || (allow_temp && name.starts_with('.')) {
+                    continue;
+                }
+                v.push(format!("unexpected file {rel}"));
+                continue;
+            }
+            match parts.as_slice() {
+                ["keys" | "snapshots" | "index" | "locks", _] => {}
+                ["data", shard, n] if n.starts_with(shard) => {}
+                _ => {
+                    v.push(format!("misplaced file {rel}"));
+                    continue;
+                }
+            }
+            let h = sha256_file(&p);
+            if h != name {
+                v.push(format!("{rel}: named {name} but its SHA-256 is {h}"));
+            }
+        }
+    }
+    v.sort();
+    v
+}

@@ -352,3 +352,90 @@ pub fn assert_manifest_matches_with(expected: &Manifest, actual: &Path, opts: Op
     let e = Manifest { root: PathBuf::from("/nonexistent-saved-manifest"), ..expected.clone() };
     fail_with(&expected.root, actual, diff(&e, &a, opts));
 }
+
+#[cfg(test)]
+mod tests {
+    //! The comparison must see every kind of difference it promises to.
+    use super::*;
+    use filetime::FileTime;
+    use std::os::unix::fs::{symlink, PermissionsExt};
+
+    fn two_equal_trees() -> (tempfile::TempDir, PathBuf, PathBuf) {
+        let d = tempfile::tempdir().unwrap();
+        let (a, b) = (d.path().join("a"), d.path().join("b"));
+        for root in [&a, &b] {
+            fs_tree(root);
+        }
+        (d, a, b)
+    }
+
+    fn fs_tree(root: &Path) {
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        std::fs::write(root.join("f"), b"0123456789").unwrap();
+        std::fs::write(root.join(OsStr::from_bytes(b"bad-\xff")), b"x").unwrap();
+        std::fs::write(root.join("sub/g"), b"g").unwrap();
+        std::fs::write(root.join("sub/h"), b"h").unwrap();
+        symlink("f", root.join("l")).unwrap();
+        let t = FileTime::from_unix_time(1_500_000_000, 5);
+        for p in ["f", "sub/g", "sub/h", "sub", "l", ""] {
+            filetime::set_symlink_file_times(root.join(p), t, t).unwrap();
+        }
+        filetime::set_symlink_file_times(root.join(OsStr::from_bytes(b"bad-\xff")), t, t).unwrap();
+        filetime::set_symlink_file_times(root, t, t).unwrap();
+    }
+
+    fn diffs(a: &Path, b: &Path) -> Vec<String> {
+        let o = Options::default();
+        diff(&Manifest::take_with(a, o), &Manifest::take_with(b, o), o)
+    }
+
+    fn touch_parent(root: &Path, rel: &str) {
+        // Keep the parent's mtime as the tree had it, so only `rel` differs.
+        let parent = root.join(rel).parent().unwrap().to_path_buf();
+        let t = FileTime::from_unix_time(1_500_000_000, 5);
+        filetime::set_symlink_file_times(&parent, t, t).unwrap();
+    }
+
+    #[test]
+    fn equal_trees_have_no_differences() {
+        let (_d, a, b) = two_equal_trees();
+        assert_eq!(diffs(&a, &b), Vec::<String>::new());
+    }
+
+    #[test]
+    fn every_difference_is_reported() {
+        let (_d, a, b) = two_equal_trees();
+        // Content (same size), mode, mtime by one nanosecond, symlink target,
+        // a missing and an unexpected file, hard link vs copy, xattr.
+        std::fs::write(b.join("f"), b"0123X56789").unwrap();
+        filetime::set_file_mtime(b.join("f"), FileTime::from_unix_time(1_500_000_000, 5)).unwrap();
+        std::fs::set_permissions(b.join("sub/g"), std::fs::Permissions::from_mode(0o600)).unwrap();
+        filetime::set_file_mtime(b.join("sub/h"), FileTime::from_unix_time(1_500_000_000, 6)).unwrap();
+        std::fs::remove_file(b.join("l")).unwrap();
+        symlink("g", b.join("l")).unwrap();
+        filetime::set_symlink_file_times(b.join("l"), FileTime::from_unix_time(1_500_000_000, 5), FileTime::from_unix_time(1_500_000_000, 5)).unwrap();
+        std::fs::remove_file(b.join(OsStr::from_bytes(b"bad-\xff"))).unwrap();
+        std::fs::write(b.join("extra"), b"").unwrap();
+        std::fs::hard_link(a.join("sub/g"), a.join("g-link")).unwrap();
+        std::fs::copy(b.join("sub/g"), b.join("g-link")).unwrap();
+        let xattrs = xattr::set(a.join("sub/h"), "user.k", b"v").is_ok();
+        touch_parent(&a, "g-link");
+        touch_parent(&b, "g-link");
+        let d = diffs(&a, &b).join("\n");
+        for want in [
+            "different:  f: content",
+            "first different byte at offset 4",
+            "different:  sub/g: mode: expected 100644, got 100600",
+            "different:  sub/h: mtime: expected 1500000000.000000005, got 1500000000.000000006",
+            "different:  l: symlink target: expected f, got g",
+            "missing:    bad-\\xFF (File)",
+            "unexpected: extra (File)",
+            "different:  g-link: hard links: expected g-link, sub/g, got ",
+        ] {
+            assert!(d.contains(want), "{want:?} not reported in:\n{d}");
+        }
+        if xattrs {
+            assert!(d.contains("different:  sub/h: xattrs: expected {user.k=v}, got {}"), "{d}");
+        }
+    }
+}

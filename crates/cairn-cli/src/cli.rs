@@ -77,4 +77,16 @@ pub enum Command {
     Check(CheckArgs),
     /// Remove data no snapshot needs (lock-free: safe beside running backups)
     Prune(PruneArgs),
+    /// Remove snapshots by policy (--keep-*) or by id
+    Forget(ForgetArgs),
+    /// Add, remove or set the tags of snapshots
+    Tag(TagArgs),
+    /// Show the differences between two snapshots
+    Diff(DiffArgs),
+    /// Find files, directories, blobs or trees in snapshots
+    Find(FindArgs),
+    /// Show sizes, deduplication and compression of snapshots
+    Stats(StatsArgs),
+    /// Write snapshots again without excluded files
+    Rewrite(RewriteArgs),
 }

@@ -3,7 +3,7 @@
 
 use cairn_tests::cmd::num;
 use cairn_tests::gen::{compressible_file, random_file, Rng};
-use cairn_tests::repo::{files, packs};
+use cairn_tests::repo::{files, hash_all, layout_violations, packs};
 use cairn_tests::{assert_manifest_matches, restored, Manifest, TestEnv};
 use filetime::FileTime;
 use std::fs;
@@ -43,6 +43,7 @@ fn unchanged_backup_stores_no_data_and_uses_the_parent() {
     assert!(num(&first, "data_blobs") >= nfiles, "first backup: {first}");
     let packs_before = packs(&env.repo).len();
     let index_before = files(&env.repo, "index").len();
+    let repo_before = hash_all(&env.repo);
 
     let second = env.backup_json([&src]);
     let report = format!("second backup summary: {second}");
@@ -58,6 +59,11 @@ fn unchanged_backup_stores_no_data_and_uses_the_parent() {
         packs_after - packs_before
     );
     assert!(files(&env.repo, "index").len() <= index_before + 1);
+    // Files are written once and never modified or removed.
+    let repo_after = hash_all(&env.repo);
+    for (name, hash) in &repo_before {
+        assert_eq!(repo_after.get(name), Some(hash), "{name} was changed or removed by the second backup");
+    }
 
     let snaps = env.snapshots();
     assert_eq!(snaps.len(), 2);
@@ -161,4 +167,41 @@ fn modified_added_and_deleted_files_restore_exactly_per_snapshot() {
         assert_manifest_matches(manifest, &restored(&target, &src));
     }
     env.cairn(["check", "--read-data"]).run().success();
+    assert_eq!(layout_violations(&env.repo, false), Vec::<String>::new(), "repository layout (repo-format.md §1)");
+}
+
+#[test]
+fn two_backups_at_once_share_the_repository() {
+    let env = TestEnv::new();
+    let (a, b) = (env.mkdir("a"), env.mkdir("b"));
+    // The same 24 MiB in both (both may store it), and data of their own.
+    random_file(&a.join("shared.bin"), 24 * MIB, 20);
+    random_file(&b.join("shared.bin"), 24 * MIB, 20);
+    random_file(&a.join("own.bin"), 8 * MIB, 21);
+    random_file(&b.join("own.bin"), 8 * MIB, 22);
+    env.init();
+    let mut children = Vec::new();
+    for dir in [&a, &b] {
+        let mut c = env.cairn(["backup", "--json", "--pack-size", "4"]);
+        c.arg(dir);
+        let cmdline = c.command_line();
+        children.push((c.command().spawn().unwrap(), cmdline));
+    }
+    for (mut child, cmdline) in children {
+        let (status, stdout, stderr) = cairn_tests::cmd::wait_capturing(&mut child, std::time::Duration::from_secs(120), &cmdline);
+        cairn_tests::Out { cmdline, status, stdout, stderr }.success();
+    }
+    assert_eq!(env.snapshots().len(), 2);
+    env.cairn(["check", "--read-data"]).run().success();
+    for dir in [&a, &b] {
+        let target = env.path(format!("t-{}", dir.file_name().unwrap().to_string_lossy()));
+        let id = env.snapshots().iter().find(|s| s["paths"][0] == dir.display().to_string()).unwrap()["id"].as_str().unwrap().to_string();
+        env.restore(&id, &target, &[]);
+        cairn_tests::assert_trees_equal(dir, &restored(&target, dir));
+    }
+    // A third backup of the shared data stores nothing new.
+    let c = env.mkdir("c");
+    fs::copy(a.join("shared.bin"), c.join("shared.bin")).unwrap();
+    let s = env.backup_json([&c]);
+    assert_eq!(num(&s, "data_blobs"), 0, "{s}");
 }

@@ -69,7 +69,10 @@ fn killed_backup_resumes_without_uploading_again() {
     assert!(packed < total - 2 * PACK, "the backup was nearly done when killed ({packed} of {total} bytes)");
     assert!(env.snapshots().is_empty(), "a killed backup left a snapshot");
 
-    // The repository is consistent as it is.
+    // The repository is consistent as it is: only complete files under
+    // their hash names (and maybe temporary files), and check passes.
+    let bad = cairn_tests::repo::layout_violations(&env.repo, true);
+    assert!(bad.is_empty(), "after SIGKILL:\n{}", bad.join("\n"));
     env.cairn(["check"]).run().success();
 
     // Run it again: what reached the repository is not uploaded again.

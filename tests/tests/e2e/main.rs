@@ -12,6 +12,7 @@
 //! | `interrupt` | SIGKILL midway, then the next backup uploads only what is missing; SIGINT exits 130 |
 //! | `bad_input` | wrong password, missing or existing repository, unreadable files, damaged packs and index files, bad flags |
 //! | `filters` | backup excludes, restore include/exclude |
+//! | `sources` | several paths, a single file, relative paths, symlinks as paths, 5000 small files, `--one-file-system` |
 //! | `output` | `ls`, `ls --json`, `snapshots --json`, `cat`, `dump`, the default repository |
 
 mod bad_input;
@@ -20,4 +21,5 @@ mod incremental;
 mod interrupt;
 mod output;
 mod roundtrip;
+mod sources;
 mod stream;

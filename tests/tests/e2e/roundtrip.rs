@@ -240,6 +240,8 @@ fn every_file_type_and_metadata_round_trips() {
     assert!(v.stdout_str().contains("verified"), "restore --verify does not say what it verified:\n{}", v.describe());
     assert_trees_equal(&src, &restored(&target2, &src));
     env.cairn(["check", "--read-data"]).run().success();
+    let bad = cairn_tests::repo::layout_violations(&env.repo, false);
+    assert!(bad.is_empty(), "the repository breaks repo-format.md §1:\n{}", bad.join("\n"));
 }
 
 #[test]

@@ -69,6 +69,9 @@ pub struct BackupArgs {
     /// The command for --stdin-from-command
     #[arg(last = true)]
     pub command: Vec<String>,
+    /// The snapshot's time (RFC 3339) instead of now; for tests and imports
+    #[arg(long, hide = true)]
+    pub time: Option<String>,
 }
 
 /// "100", "10K", "1.5M", "2G", "1T" (binary units) → bytes.
@@ -153,6 +156,14 @@ pub fn run(g: &GlobalOptions, a: BackupArgs) -> Result<i32> {
         }
     }
     let filters = filters(&a)?;
+    let time = a
+        .time
+        .as_deref()
+        .map(|t| {
+            chrono::DateTime::parse_from_rfc3339(t)
+                .map_err(|e| Error::usage(format!("invalid --time {t:?}: {e} (expected RFC 3339, e.g. 2024-02-29T12:00:00+01:00)")))
+        })
+        .transpose()?;
 
     let backend = crate::repo::backend(g)?;
     let repo = if a.init && !backend.exists(FileKind::Config, "config")? {
@@ -293,7 +304,7 @@ pub fn run(g: &GlobalOptions, a: BackupArgs) -> Result<i32> {
         on_error: Some(on_error),
         cancel: cancel.clone(),
         before_snapshot,
-        time: None,
+        time,
     };
     let progress = Arc::new(BackupProgress::default());
     let reporter = {

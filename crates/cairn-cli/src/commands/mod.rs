@@ -6,8 +6,14 @@ mod cat;
 pub use cat::CatArgs;
 mod check;
 pub use check::CheckArgs;
+mod diff;
+pub use diff::DiffArgs;
 mod dump;
 pub use dump::DumpArgs;
+mod find;
+pub use find::FindArgs;
+mod forget;
+pub use forget::ForgetArgs;
 mod init;
 pub use init::InitArgs;
 mod ls;
@@ -16,8 +22,15 @@ pub use prune::PruneArgs;
 pub use ls::LsArgs;
 mod restore;
 pub use restore::RestoreArgs;
+mod rewrite;
+pub use rewrite::RewriteArgs;
+mod select;
 mod snapshots;
 pub use snapshots::SnapshotsArgs;
+mod stats;
+pub use stats::StatsArgs;
+mod tag;
+pub use tag::TagArgs;
 
 use crate::cli::{Cli, Command, SnapshotFilterArgs};
 use cairn_repository::{Result, SnapshotFilter};
@@ -34,6 +47,12 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Restore(a) => restore::run(g, a),
         Command::Check(a) => check::run(g, a),
         Command::Prune(a) => prune::run(g, a),
+        Command::Forget(a) => forget::run(g, a),
+        Command::Tag(a) => tag::run(g, a),
+        Command::Diff(a) => diff::run(g, a),
+        Command::Find(a) => find::run(g, a),
+        Command::Stats(a) => stats::run(g, a),
+        Command::Rewrite(a) => rewrite::run(g, a),
     }
 }
 
