@@ -105,7 +105,11 @@ struct Differ<'a> {
 }
 
 fn dir_path(prefix: &str, name: &str, is_dir: bool) -> String {
-    let mut p = if prefix.ends_with('/') { format!("{prefix}{name}") } else { format!("{prefix}/{name}") };
+    let mut p = if prefix.ends_with('/') {
+        format!("{prefix}{name}")
+    } else {
+        format!("{prefix}/{name}")
+    };
     if is_dir {
         p.push('/');
     }
@@ -119,10 +123,17 @@ impl Differ<'_> {
 
     fn load(&self, id: Option<Id>, path: &str) -> Result<Vec<Node>> {
         let Some(id) = id else { return Ok(vec![]) };
-        let mut nodes = self.repo.load_tree(&id).map_err(|e| Error::new(e.kind, format!("directory {path}: {}", e.message)))?.nodes;
+        let mut nodes = self
+            .repo
+            .load_tree(&id)
+            .map_err(|e| Error::new(e.kind, format!("directory {path}: {}", e.message)))?
+            .nodes;
         nodes.sort_by(|a, b| a.name.cmp(&b.name));
         if let Some(bad) = nodes.iter().find(|n| !valid_name(n.name.as_bytes())) {
-            return Err(Error::corrupt(format!("directory {path}"), format!("invalid entry name {:?}", bad.name)));
+            return Err(Error::corrupt(
+                format!("directory {path}"),
+                format!("invalid entry name {:?}", bad.name),
+            ));
         }
         Ok(nodes)
     }
@@ -132,14 +143,27 @@ impl Differ<'_> {
         let Some(id) = subtree else { return Ok(()) };
         let modifier = if added { "+" } else { "-" };
         let mut found = vec![];
-        tree_walk::walk(self.repo, id, Path::new(dir.trim_end_matches('/')), &mut |p: &Path, n: &Node| {
-            found.push((p.to_string_lossy().into_owned(), n.clone()));
-            Ok(Visit::Continue)
-        })?;
+        tree_walk::walk(
+            self.repo,
+            id,
+            Path::new(dir.trim_end_matches('/')),
+            &mut |p: &Path, n: &Node| {
+                found.push((p.to_string_lossy().into_owned(), n.clone()));
+                Ok(Visit::Continue)
+            },
+        )?;
         for (p, n) in found {
-            let path = if n.kind == NodeKind::Dir { format!("{p}/") } else { p };
+            let path = if n.kind == NodeKind::Dir {
+                format!("{p}/")
+            } else {
+                p
+            };
             self.change(path, modifier)?;
-            let (stat, set) = if added { (&mut self.stats.added, &mut self.after) } else { (&mut self.stats.removed, &mut self.before) };
+            let (stat, set) = if added {
+                (&mut self.stats.added, &mut self.after)
+            } else {
+                (&mut self.stats.removed, &mut self.before)
+            };
             stat.add(&n);
             add_blobs(set, &n);
         }
@@ -266,8 +290,22 @@ impl Differ<'_> {
 /// Compare tree `from` with tree `to` (each a snapshot's root tree, or a
 /// directory's subtree). `on_change` is called for each difference, in
 /// path order.
-pub fn diff(repo: &Repository, from: Id, to: Id, opts: DiffOptions, on_change: &mut dyn FnMut(Change) -> Result<()>) -> Result<DiffStats> {
-    let mut d = Differ { repo, opts, on_change, stats: DiffStats::default(), before: BlobSet::new(), after: BlobSet::new(), common_trees: vec![] };
+pub fn diff(
+    repo: &Repository,
+    from: Id,
+    to: Id,
+    opts: DiffOptions,
+    on_change: &mut dyn FnMut(Change) -> Result<()>,
+) -> Result<DiffStats> {
+    let mut d = Differ {
+        repo,
+        opts,
+        on_change,
+        stats: DiffStats::default(),
+        before: BlobSet::new(),
+        after: BlobSet::new(),
+        common_trees: vec![],
+    };
     d.before.insert((BlobKind::Tree, from));
     d.after.insert((BlobKind::Tree, to));
     if from != to {
@@ -324,7 +362,14 @@ mod tests {
                 file(&s, "edit", b"old old", 4),
                 chmod.clone(),
                 file(&s, "gone", &noise(100, 1), 100),
-                dir(&s, "olddir", vec![file(&s, "inner", b"i", 4), dir(&s, "deep", vec![file(&s, "f", b"f", 4)])]),
+                dir(
+                    &s,
+                    "olddir",
+                    vec![
+                        file(&s, "inner", b"i", 4),
+                        dir(&s, "deep", vec![file(&s, "f", b"f", 4)]),
+                    ],
+                ),
                 file(&s, "becomes-dir", b"b", 4),
                 same.clone(),
             ],
@@ -363,14 +408,26 @@ mod tests {
             ]
         );
         assert_eq!(st.changed_files, 1);
-        assert_eq!((st.added.files, st.added.dirs, st.removed.files, st.removed.dirs), (3, 0, 3, 2));
+        assert_eq!(
+            (
+                st.added.files,
+                st.added.dirs,
+                st.removed.files,
+                st.removed.dirs
+            ),
+            (3, 0, 3, 2)
+        );
         // Added data: "new new" (2 blobs: "new ", "new"), c, the new file; the shared blobs are not new.
         assert_eq!(st.added.data_blobs, 4, "{st:?}");
         // Trees: the new root and becomes-dir; bytes: 1 + 4 + 3 + 50 of data, and the trees.
         assert_eq!(st.added.tree_blobs, 2);
         assert!(st.added.bytes > 58, "{st:?}");
         // Removed: "old " and "old", the gone file, b, inner, f; trees: the root, olddir, deep.
-        assert_eq!((st.removed.data_blobs, st.removed.tree_blobs), (6, 3), "{st:?}");
+        assert_eq!(
+            (st.removed.data_blobs, st.removed.tree_blobs),
+            (6, 3),
+            "{st:?}"
+        );
         // Same trees: nothing.
         let (lines, st) = run(&repo, a, a, DiffOptions::default());
         assert!(lines.is_empty());
@@ -388,7 +445,14 @@ mod tests {
         s.finish().unwrap();
         let (lines, _) = run(&repo, a, b, DiffOptions::default());
         assert_eq!(lines, ["M? /f"]);
-        let (lines, _) = run(&repo, a, b, DiffOptions { metadata_dirs: true });
+        let (lines, _) = run(
+            &repo,
+            a,
+            b,
+            DiffOptions {
+                metadata_dirs: true,
+            },
+        );
         assert_eq!(lines, ["U /d/", "M? /f"]);
     }
 }

@@ -35,7 +35,11 @@ impl FindPattern {
             if p.is_empty() {
                 return Err(Error::usage("empty find pattern"));
             }
-            let full = if p.starts_with('/') { p.to_string() } else { format!("**/{p}") };
+            let full = if p.starts_with('/') {
+                p.to_string()
+            } else {
+                format!("**/{p}")
+            };
             let glob = GlobBuilder::new(&full)
                 .literal_separator(true)
                 .case_insensitive(ignore_case)
@@ -45,8 +49,13 @@ impl FindPattern {
             b.add(glob);
             kept.push(p.to_string());
         }
-        let set = b.build().map_err(|e| Error::usage(format!("invalid patterns: {e}")))?;
-        Ok(FindPattern { set, reach: PatternSet::new(&kept, ignore_case)? })
+        let set = b
+            .build()
+            .map_err(|e| Error::usage(format!("invalid patterns: {e}")))?;
+        Ok(FindPattern {
+            set,
+            reach: PatternSet::new(&kept, ignore_case)?,
+        })
     }
 
     pub fn matches(&self, path: &Path) -> bool {
@@ -61,16 +70,26 @@ impl FindPattern {
 
 /// Call `on_match` for every node of the tree `root` (a snapshot's root
 /// tree) whose path matches, in walk order.
-pub fn find_paths(repo: &Repository, root: Id, pattern: &FindPattern, on_match: &mut dyn FnMut(&Path, &Node) -> Result<()>) -> Result<()> {
-    tree_walk::walk(repo, root, Path::new("/"), &mut |path: &Path, node: &Node| {
-        if pattern.matches(path) {
-            on_match(path, node)?;
-        }
-        if node.kind == NodeKind::Dir && !pattern.may_match_below(path) {
-            return Ok(Visit::SkipChildren);
-        }
-        Ok(Visit::Continue)
-    })
+pub fn find_paths(
+    repo: &Repository,
+    root: Id,
+    pattern: &FindPattern,
+    on_match: &mut dyn FnMut(&Path, &Node) -> Result<()>,
+) -> Result<()> {
+    tree_walk::walk(
+        repo,
+        root,
+        Path::new("/"),
+        &mut |path: &Path, node: &Node| {
+            if pattern.matches(path) {
+                on_match(path, node)?;
+            }
+            if node.kind == NodeKind::Dir && !pattern.may_match_below(path) {
+                return Ok(Visit::SkipChildren);
+            }
+            Ok(Visit::Continue)
+        },
+    )
 }
 
 /// Where an id was found.
@@ -100,11 +119,19 @@ impl IdSearch {
         for s in ids {
             let s = s.as_ref().to_ascii_lowercase();
             if s.is_empty() || s.len() > 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(Error::usage(format!("invalid {} id {:?} (expected hex digits)", if blobs { "blob" } else { "tree" }, s)));
+                return Err(Error::usage(format!(
+                    "invalid {} id {:?} (expected hex digits)",
+                    if blobs { "blob" } else { "tree" },
+                    s
+                )));
             }
             prefixes.push(s);
         }
-        Ok(IdSearch { prefixes, blobs, clean: HashSet::new() })
+        Ok(IdSearch {
+            prefixes,
+            blobs,
+            clean: HashSet::new(),
+        })
     }
 
     fn wanted(&self, id: &Id) -> bool {
@@ -113,9 +140,19 @@ impl IdSearch {
     }
 
     /// Search one snapshot's tree; hits are reported in walk order.
-    pub fn search(&mut self, repo: &Repository, root: Id, on_hit: &mut dyn FnMut(IdHit) -> Result<()>) -> Result<()> {
+    pub fn search(
+        &mut self,
+        repo: &Repository,
+        root: Id,
+        on_hit: &mut dyn FnMut(IdHit) -> Result<()>,
+    ) -> Result<()> {
         if !self.blobs && self.wanted(&root) {
-            on_hit(IdHit { kind: "tree", id: root, path: PathBuf::from("/"), parent_tree: None })?;
+            on_hit(IdHit {
+                kind: "tree",
+                id: root,
+                path: PathBuf::from("/"),
+                parent_tree: None,
+            })?;
         }
         if self.clean.contains(&root) {
             return Ok(());
@@ -144,14 +181,26 @@ impl IdSearch {
                         let parent = self.stack.last().map_or(self.root, |f| f.0);
                         for id in &node.content {
                             if self.s.wanted(id) {
-                                self.hit(IdHit { kind: "blob", id: *id, path: path.to_path_buf(), parent_tree: Some(parent) })?;
+                                self.hit(IdHit {
+                                    kind: "blob",
+                                    id: *id,
+                                    path: path.to_path_buf(),
+                                    parent_tree: Some(parent),
+                                })?;
                             }
                         }
                     }
                     NodeKind::Dir => {
-                        let Some(sub) = node.subtree else { return Ok(Visit::SkipChildren) };
+                        let Some(sub) = node.subtree else {
+                            return Ok(Visit::SkipChildren);
+                        };
                         if !self.s.blobs && self.s.wanted(&sub) {
-                            self.hit(IdHit { kind: "tree", id: sub, path: path.to_path_buf(), parent_tree: None })?;
+                            self.hit(IdHit {
+                                kind: "tree",
+                                id: sub,
+                                path: path.to_path_buf(),
+                                parent_tree: None,
+                            })?;
                         }
                         if self.s.clean.contains(&sub) {
                             return Ok(Visit::SkipChildren);
@@ -173,7 +222,13 @@ impl IdSearch {
                 Ok(())
             }
         }
-        let mut v = V { s: self, on_hit, stack: vec![], root, found_any: false };
+        let mut v = V {
+            s: self,
+            on_hit,
+            stack: vec![],
+            root,
+            found_any: false,
+        };
         tree_walk::walk(repo, root, Path::new("/"), &mut v)?;
         if !v.found_any {
             self.clean.insert(root);
@@ -197,7 +252,9 @@ mod tests {
         assert!(p.matches(Path::new("/etc/hosts")));
         assert!(!p.matches(Path::new("/x/etc/hosts")));
         assert!(!p.matches(Path::new("/a/b/X.JPG")));
-        assert!(FindPattern::new(&["*.jpg"], true).unwrap().matches(Path::new("/a/X.JPG")));
+        assert!(FindPattern::new(&["*.jpg"], true)
+            .unwrap()
+            .matches(Path::new("/a/X.JPG")));
         let anchored = FindPattern::new(&["/etc/host*"], false).unwrap();
         assert!(anchored.may_match_below(Path::new("/etc")));
         assert!(!anchored.may_match_below(Path::new("/home")));
@@ -210,9 +267,16 @@ mod tests {
         let s = saver(&repo);
         let f = file(&s, "pic.jpg", &noise(300, 3), 100);
         let blob = f.content[1];
-        let sub = dir(&s, "photos", vec![f.clone(), file(&s, "notes.txt", b"n", 8)]);
+        let sub = dir(
+            &s,
+            "photos",
+            vec![f.clone(), file(&s, "notes.txt", b"n", 8)],
+        );
         let sub_tree = sub.subtree.unwrap();
-        let root = tree(&s, vec![dir(&s, "home", vec![sub]), file(&s, "top.jpg", b"t", 8)]);
+        let root = tree(
+            &s,
+            vec![dir(&s, "home", vec![sub]), file(&s, "top.jpg", b"t", 8)],
+        );
         let root2 = tree(&s, vec![file(&s, "other", b"o", 8)]);
         s.finish().unwrap();
 
@@ -248,7 +312,13 @@ mod tests {
                 })
                 .unwrap();
         }
-        assert_eq!(found, [("tree", "/home/photos".to_string()), ("tree", "/".to_string())]);
+        assert_eq!(
+            found,
+            [
+                ("tree", "/home/photos".to_string()),
+                ("tree", "/".to_string())
+            ]
+        );
         assert!(IdSearch::new(&["xyz"], true).is_err());
     }
 }

@@ -29,7 +29,10 @@
 use crate::{Error, Result};
 use cairn_repository::format::snapshot::Snapshot;
 use cairn_repository::format::Id;
-use chrono::{DateTime, Datelike, Duration as ChronoDuration, FixedOffset, NaiveDate, NaiveDateTime, Timelike, Utc};
+use chrono::{
+    DateTime, Datelike, Duration as ChronoDuration, FixedOffset, NaiveDate, NaiveDateTime,
+    Timelike, Utc,
+};
 use std::fmt;
 
 /// A count that never runs out (`--keep-daily unlimited`).
@@ -62,7 +65,9 @@ impl CalendarDuration {
     /// Parse `1y2m3d4h`. Every number needs a unit; negative numbers and
     /// unknown units are errors.
     pub fn parse(s: &str) -> Result<CalendarDuration> {
-        let bad = |why: String| Error::usage(format!("invalid duration {s:?}: {why} (expected e.g. 1y2m3d4h: years, months, days, hours)"));
+        let bad = |why: String| {
+            Error::usage(format!("invalid duration {s:?}: {why} (expected e.g. 1y2m3d4h: years, months, days, hours)"))
+        };
         let t = s.trim();
         if t.is_empty() {
             return Err(bad("it is empty".into()));
@@ -75,9 +80,14 @@ impl CalendarDuration {
             }
             let digits = rest.bytes().take_while(|b| b.is_ascii_digit()).count();
             if digits == 0 {
-                return Err(bad(format!("no number before {:?}", &rest[..rest.chars().next().map_or(0, char::len_utf8)])));
+                return Err(bad(format!(
+                    "no number before {:?}",
+                    &rest[..rest.chars().next().map_or(0, char::len_utf8)]
+                )));
             }
-            let n: u32 = rest[..digits].parse().map_err(|_| bad(format!("{} is too large", &rest[..digits])))?;
+            let n: u32 = rest[..digits]
+                .parse()
+                .map_err(|_| bad(format!("{} is too large", &rest[..digits])))?;
             rest = &rest[digits..];
             let Some(unit) = rest.chars().next() else {
                 return Err(bad(format!("no unit after {n}")));
@@ -98,7 +108,9 @@ impl CalendarDuration {
     /// calendar (normalised as Go's `AddDate`), then hours as elapsed time.
     pub fn before(&self, t: DateTime<Utc>, offset_at: OffsetAt) -> DateTime<Utc> {
         let local = t.with_timezone(&offset_at(t)).naive_local();
-        let months = local.year() as i64 * 12 + local.month0() as i64 - self.years as i64 * 12 - self.months as i64;
+        let months = local.year() as i64 * 12 + local.month0() as i64
+            - self.years as i64 * 12
+            - self.months as i64;
         let (y, m0) = (months.div_euclid(12) as i32, months.rem_euclid(12) as u32);
         // Day overflow (31 Feb) and underflow roll into the next or previous months, as Go does.
         let day_offset = local.day() as i64 - 1 - self.days as i64;
@@ -122,7 +134,12 @@ fn from_local(wall: NaiveDateTime, offset_at: OffsetAt) -> DateTime<Utc> {
 impl fmt::Display for CalendarDuration {
     /// As restic prints it: the non-zero parts, `1y2m3d4h`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (n, u) in [(self.years, 'y'), (self.months, 'm'), (self.days, 'd'), (self.hours, 'h')] {
+        for (n, u) in [
+            (self.years, 'y'),
+            (self.months, 'm'),
+            (self.days, 'd'),
+            (self.hours, 'h'),
+        ] {
             if n != 0 {
                 write!(f, "{n}{u}")?;
             }
@@ -135,12 +152,18 @@ impl fmt::Display for CalendarDuration {
 pub fn parse_count(s: &str) -> Result<u32> {
     match s.trim() {
         "unlimited" => Ok(UNLIMITED),
-        t if t.starts_with('-') => Err(Error::usage(format!("invalid count {s:?}: negative values are not allowed, use 'unlimited' instead"))),
+        t if t.starts_with('-') => Err(Error::usage(format!(
+            "invalid count {s:?}: negative values are not allowed, use 'unlimited' instead"
+        ))),
         t => t
             .parse::<u32>()
             .ok()
             .filter(|&n| n != UNLIMITED)
-            .ok_or_else(|| Error::usage(format!("invalid count {s:?}: expected a number or 'unlimited'"))),
+            .ok_or_else(|| {
+                Error::usage(format!(
+                    "invalid count {s:?}: expected a number or 'unlimited'"
+                ))
+            }),
     }
 }
 
@@ -184,7 +207,13 @@ impl fmt::Display for Policy {
         let c: Vec<String> = counts
             .iter()
             .filter(|(n, _)| *n != 0)
-            .map(|(n, what)| if *n == UNLIMITED { format!("all {what}") } else { format!("{n} {what}") })
+            .map(|(n, what)| {
+                if *n == UNLIMITED {
+                    format!("all {what}")
+                } else {
+                    format!("{n} {what}")
+                }
+            })
             .collect();
         if !c.is_empty() {
             parts.push(format!("{} snapshots", c.join(", ")));
@@ -205,7 +234,10 @@ impl fmt::Display for Policy {
             parts.push(format!("all snapshots with tags [{}]", t.join(",")));
         }
         if !self.within.is_zero() {
-            parts.push(format!("all snapshots within {} of the newest", self.within));
+            parts.push(format!(
+                "all snapshots within {} of the newest",
+                self.within
+            ));
         }
         write!(f, "keep {}", parts.join(", "))
     }
@@ -221,21 +253,33 @@ pub struct GroupBy {
 
 impl Default for GroupBy {
     fn default() -> Self {
-        GroupBy { host: true, paths: true, tags: false }
+        GroupBy {
+            host: true,
+            paths: true,
+            tags: false,
+        }
     }
 }
 
 impl GroupBy {
     /// `host,paths,tags` in any combination (`path`, `tag` too); `""`: one group.
     pub fn parse(s: &str) -> Result<GroupBy> {
-        let mut g = GroupBy { host: false, paths: false, tags: false };
+        let mut g = GroupBy {
+            host: false,
+            paths: false,
+            tags: false,
+        };
         for part in s.split(',').map(str::trim) {
             match part {
                 "host" | "hosts" => g.host = true,
                 "path" | "paths" => g.paths = true,
                 "tag" | "tags" => g.tags = true,
                 "" => {}
-                other => return Err(Error::usage(format!("invalid --group-by {s:?}: unknown option {other:?} (use host, paths, tags)"))),
+                other => {
+                    return Err(Error::usage(format!(
+                    "invalid --group-by {s:?}: unknown option {other:?} (use host, paths, tags)"
+                )))
+                }
             }
         }
         Ok(g)
@@ -315,10 +359,19 @@ pub struct GroupResult {
 
 /// Group `snapshots` and apply `policy` to each group. Groups come out in
 /// key order.
-pub fn forget(snapshots: Vec<(Id, Snapshot)>, policy: &Policy, by: GroupBy, now: DateTime<Utc>, offset_at: OffsetAt) -> Vec<GroupResult> {
+pub fn forget(
+    snapshots: Vec<(Id, Snapshot)>,
+    policy: &Policy,
+    by: GroupBy,
+    now: DateTime<Utc>,
+    offset_at: OffsetAt,
+) -> Vec<GroupResult> {
     let mut groups: std::collections::BTreeMap<GroupKey, Vec<(Id, Snapshot)>> = Default::default();
     for (id, s) in snapshots {
-        groups.entry(GroupKey::of(&s, by)).or_default().push((id, s));
+        groups
+            .entry(GroupKey::of(&s, by))
+            .or_default()
+            .push((id, s));
     }
     groups
         .into_iter()
@@ -343,7 +396,12 @@ impl Bucket {
     /// The bucket of a snapshot (`nr`: its position, for `Always`).
     fn of(self, t: DateTime<Utc>, nr: usize, offset_at: OffsetAt) -> i64 {
         let l = t.with_timezone(&offset_at(t));
-        let (y, m, d, h) = (l.year() as i64, l.month() as i64, l.day() as i64, l.hour() as i64);
+        let (y, m, d, h) = (
+            l.year() as i64,
+            l.month() as i64,
+            l.day() as i64,
+            l.hour() as i64,
+        );
         match self {
             Bucket::Always => nr as i64,
             Bucket::Hour => ((y * 100 + m) * 100 + d) * 100 + h,
@@ -363,7 +421,12 @@ fn has_tags(s: &Snapshot, list: &[String]) -> bool {
 }
 
 /// Apply `policy` to one group. Returns (kept, removed), newest first.
-pub fn apply_policy(mut list: Vec<(Id, Snapshot)>, policy: &Policy, now: DateTime<Utc>, offset_at: OffsetAt) -> (Vec<Kept>, Vec<(Id, Snapshot)>) {
+pub fn apply_policy(
+    mut list: Vec<(Id, Snapshot)>,
+    policy: &Policy,
+    now: DateTime<Utc>,
+    offset_at: OffsetAt,
+) -> (Vec<Kept>, Vec<(Id, Snapshot)>) {
     list.sort_by(|a, b| b.1.time.cmp(&a.1.time).then(a.0.cmp(&b.0)));
     let n = list.len();
     struct Counted {
@@ -380,7 +443,12 @@ pub fn apply_policy(mut list: Vec<(Id, Snapshot)>, policy: &Policy, now: DateTim
         (policy.monthly, Bucket::Month, "monthly snapshot"),
         (policy.yearly, Bucket::Year, "yearly snapshot"),
     ]
-    .map(|(count, bucket, reason)| Counted { count, bucket, last: None, reason });
+    .map(|(count, bucket, reason)| Counted {
+        count,
+        bucket,
+        last: None,
+        reason,
+    });
     struct Within {
         within: CalendarDuration,
         bucket: Bucket,
@@ -394,10 +462,19 @@ pub fn apply_policy(mut list: Vec<(Id, Snapshot)>, policy: &Policy, now: DateTim
         (policy.within_monthly, Bucket::Month, "monthly within"),
         (policy.within_yearly, Bucket::Year, "yearly within"),
     ]
-    .map(|(within, bucket, reason)| Within { within, bucket, last: None, reason });
+    .map(|(within, bucket, reason)| Within {
+        within,
+        bucket,
+        last: None,
+        reason,
+    });
     // The newest snapshot that is not in the future; `None`: all are, and
     // every snapshot counts as within any duration (as restic's zero time).
-    let latest = list.iter().map(|(_, s)| s.time.with_timezone(&Utc)).filter(|t| *t < now).max();
+    let latest = list
+        .iter()
+        .map(|(_, s)| s.time.with_timezone(&Utc))
+        .filter(|t| *t < now)
+        .max();
     let is_within = |t: DateTime<Utc>, d: &CalendarDuration| match latest {
         Some(l) => t > d.before(l, offset_at),
         None => true,
@@ -442,8 +519,20 @@ pub fn apply_policy(mut list: Vec<(Id, Snapshot)>, policy: &Policy, now: DateTim
             remove.push((id, s));
         } else {
             let c = |i: usize| counted[i].count;
-            let counters = Counters { last: c(0), hourly: c(1), daily: c(2), weekly: c(3), monthly: c(4), yearly: c(5) };
-            keep.push(Kept { id, snapshot: s, reasons, counters });
+            let counters = Counters {
+                last: c(0),
+                hourly: c(1),
+                daily: c(2),
+                weekly: c(3),
+                monthly: c(4),
+                yearly: c(5),
+            };
+            keep.push(Kept {
+                id,
+                snapshot: s,
+                reasons,
+                counters,
+            });
         }
     }
     (keep, remove)

@@ -45,12 +45,25 @@ pub struct Rewriter<'a> {
 }
 
 impl<'a> Rewriter<'a> {
-    pub fn new(repo: &'a Repository, saver: Option<&'a BlobSaver>, exclude: &'a PatternSet) -> Self {
-        Rewriter { repo, saver, exclude, cache: HashMap::new() }
+    pub fn new(
+        repo: &'a Repository,
+        saver: Option<&'a BlobSaver>,
+        exclude: &'a PatternSet,
+    ) -> Self {
+        Rewriter {
+            repo,
+            saver,
+            exclude,
+            cache: HashMap::new(),
+        }
     }
 
     /// Rewrite a snapshot's root tree. `on_excluded` sees each dropped node.
-    pub fn rewrite(&mut self, root: Id, on_excluded: &mut dyn FnMut(&Path, &Node)) -> Result<Rewritten> {
+    pub fn rewrite(
+        &mut self,
+        root: Id,
+        on_excluded: &mut dyn FnMut(&Path, &Node),
+    ) -> Result<Rewritten> {
         self.tree(Path::new("/"), root, on_excluded)
     }
 
@@ -61,17 +74,31 @@ impl<'a> Rewriter<'a> {
         }
     }
 
-    fn tree(&mut self, path: &Path, id: Id, on_excluded: &mut dyn FnMut(&Path, &Node)) -> Result<Rewritten> {
+    fn tree(
+        &mut self,
+        path: &Path,
+        id: Id,
+        on_excluded: &mut dyn FnMut(&Path, &Node),
+    ) -> Result<Rewritten> {
         if let Some(r) = self.cache.get(&(path.to_path_buf(), id)) {
             return Ok(r.clone());
         }
-        let bytes = self.repo.read_blob(&id).map_err(|e| Error::new(e.kind, format!("directory {}: {}", path.display(), e.message)))?;
-        let tree = Tree::from_bytes(&bytes).map_err(|e| Error::format(format!("tree {}", id.short()), e))?;
+        let bytes = self.repo.read_blob(&id).map_err(|e| {
+            Error::new(
+                e.kind,
+                format!("directory {}: {}", path.display(), e.message),
+            )
+        })?;
+        let tree = Tree::from_bytes(&bytes)
+            .map_err(|e| Error::format(format!("tree {}", id.short()), e))?;
         let mut out = Vec::with_capacity(tree.nodes.len());
         let (mut changed, mut removed, mut size) = (false, 0, TreeSize::default());
         for mut node in tree.nodes {
             if !valid_name(node.name.as_bytes()) {
-                return Err(Error::corrupt(format!("directory {}", path.display()), format!("invalid entry name {:?}", node.name)));
+                return Err(Error::corrupt(
+                    format!("directory {}", path.display()),
+                    format!("invalid entry name {:?}", node.name),
+                ));
             }
             let p = join_name(path, node.name.as_bytes());
             if self.exclude.matches(&p) {
@@ -99,8 +126,17 @@ impl<'a> Rewriter<'a> {
             }
             out.push(node);
         }
-        let tree = if changed { self.save(Tree { nodes: out }.to_bytes())? } else { self.save(bytes)? };
-        let r = Rewritten { tree, changed, removed, size };
+        let tree = if changed {
+            self.save(Tree { nodes: out }.to_bytes())?
+        } else {
+            self.save(bytes)?
+        };
+        let r = Rewritten {
+            tree,
+            changed,
+            removed,
+            size,
+        };
         self.cache.insert((path.to_path_buf(), id), r.clone());
         Ok(r)
     }
@@ -122,7 +158,15 @@ mod tests {
             &s,
             vec![
                 keep,
-                dir(&s, "mixed", vec![file(&s, "b.txt", b"bb", 8), file(&s, "c.tmp", b"c", 8), dir(&s, "cache", vec![file(&s, "x", b"x", 8)])]),
+                dir(
+                    &s,
+                    "mixed",
+                    vec![
+                        file(&s, "b.txt", b"bb", 8),
+                        file(&s, "c.tmp", b"c", 8),
+                        dir(&s, "cache", vec![file(&s, "x", b"x", 8)]),
+                    ],
+                ),
                 file(&s, "top.tmp", b"t", 8),
             ],
         );
@@ -131,17 +175,29 @@ mod tests {
 
         // Dry run: ids computed, nothing stored.
         let mut dropped = vec![];
-        let dry = Rewriter::new(&repo, None, &ex).rewrite(root, &mut |p, _| dropped.push(p.display().to_string())).unwrap();
+        let dry = Rewriter::new(&repo, None, &ex)
+            .rewrite(root, &mut |p, _| dropped.push(p.display().to_string()))
+            .unwrap();
         assert_eq!(dropped, ["/mixed/c.tmp", "/mixed/cache", "/top.tmp"]);
         assert!(dry.changed);
-        assert_eq!((dry.removed, dry.size), (3, TreeSize { files: 2, bytes: 5 }));
+        assert_eq!(
+            (dry.removed, dry.size),
+            (3, TreeSize { files: 2, bytes: 5 })
+        );
         assert!(repo.lookup(&dry.tree).is_none());
 
         let s = saver(&repo);
-        let r = Rewriter::new(&repo, Some(&s), &ex).rewrite(root, &mut |_, _| {}).unwrap();
+        let r = Rewriter::new(&repo, Some(&s), &ex)
+            .rewrite(root, &mut |_, _| {})
+            .unwrap();
         s.finish().unwrap();
         assert_eq!(r, dry);
-        assert_eq!(find_node(&repo, r.tree, Path::new("/keep")).unwrap().subtree, Some(keep_id));
+        assert_eq!(
+            find_node(&repo, r.tree, Path::new("/keep"))
+                .unwrap()
+                .subtree,
+            Some(keep_id)
+        );
         let mut paths = vec![];
         walk(&repo, r.tree, Path::new("/"), &mut |p: &Path, _: &Node| {
             paths.push(p.display().to_string());
@@ -152,7 +208,9 @@ mod tests {
 
         // Nothing to exclude: same root id.
         let none = PatternSet::new(&["nomatch"], false).unwrap();
-        let r = Rewriter::new(&repo, None, &none).rewrite(root, &mut |_, _| {}).unwrap();
+        let r = Rewriter::new(&repo, None, &none)
+            .rewrite(root, &mut |_, _| {})
+            .unwrap();
         assert_eq!((r.tree, r.changed), (root, false));
     }
 }

@@ -114,7 +114,12 @@ impl<'a> StatsCollector<'a> {
         self.repo
             .lookup(id)
             .map(|l| l.raw_length as u64)
-            .ok_or_else(|| Error::corrupt(format!("blob {id}"), "not in any index (data lost? run `cairn check`)"))
+            .ok_or_else(|| {
+                Error::corrupt(
+                    format!("blob {id}"),
+                    "not in any index (data lost? run `cairn check`)",
+                )
+            })
     }
 
     /// Add one snapshot's tree.
@@ -125,44 +130,53 @@ impl<'a> StatsCollector<'a> {
         }
         let mut hardlinks: HashSet<(u64, u64)> = HashSet::new();
         let mode = self.mode;
-        tree_walk::walk(self.repo, root, Path::new("/"), &mut |path: &Path, n: &Node| {
-            match mode {
-                Mode::RestoreSize => {
-                    self.stats.total_file_count += 1;
-                    if n.links <= 1 || n.kind == NodeKind::Dir || n.inode == 0 || hardlinks.insert((n.inode, n.device)) {
-                        self.stats.total_size += n.size;
-                    }
-                    if n.kind == NodeKind::File {
-                        self.blobs.extend(n.content.iter().copied());
-                    }
-                }
-                Mode::FilesByContents if n.kind == NodeKind::File => {
-                    if self.contents_seen.insert(contents_id(n)) {
-                        self.stats.total_size += n.size;
+        tree_walk::walk(
+            self.repo,
+            root,
+            Path::new("/"),
+            &mut |path: &Path, n: &Node| {
+                match mode {
+                    Mode::RestoreSize => {
                         self.stats.total_file_count += 1;
+                        if n.links <= 1
+                            || n.kind == NodeKind::Dir
+                            || n.inode == 0
+                            || hardlinks.insert((n.inode, n.device))
+                        {
+                            self.stats.total_size += n.size;
+                        }
+                        if n.kind == NodeKind::File {
+                            self.blobs.extend(n.content.iter().copied());
+                        }
                     }
-                }
-                Mode::BlobsPerFile if n.kind == NodeKind::File => {
-                    if self.contents_seen.insert(contents_id(n)) {
-                        use std::os::unix::ffi::OsStrExt;
-                        let key = path.as_os_str().as_bytes().to_vec();
-                        for id in &n.content {
-                            let size = self.raw_length(id)?;
-                            let set = self.file_blobs.entry(key.clone()).or_insert_with(|| {
-                                self.stats.total_file_count += 1;
-                                HashSet::new()
-                            });
-                            if set.insert(*id) {
-                                self.stats.total_size += size;
-                                self.stats.total_blob_count += 1;
+                    Mode::FilesByContents if n.kind == NodeKind::File => {
+                        if self.contents_seen.insert(contents_id(n)) {
+                            self.stats.total_size += n.size;
+                            self.stats.total_file_count += 1;
+                        }
+                    }
+                    Mode::BlobsPerFile if n.kind == NodeKind::File => {
+                        if self.contents_seen.insert(contents_id(n)) {
+                            use std::os::unix::ffi::OsStrExt;
+                            let key = path.as_os_str().as_bytes().to_vec();
+                            for id in &n.content {
+                                let size = self.raw_length(id)?;
+                                let set = self.file_blobs.entry(key.clone()).or_insert_with(|| {
+                                    self.stats.total_file_count += 1;
+                                    HashSet::new()
+                                });
+                                if set.insert(*id) {
+                                    self.stats.total_size += size;
+                                    self.stats.total_blob_count += 1;
+                                }
                             }
                         }
                     }
+                    _ => {}
                 }
-                _ => {}
-            }
-            Ok(Visit::Continue)
-        })
+                Ok(Visit::Continue)
+            },
+        )
     }
 
     fn add_raw(&mut self, root: Id) -> Result<()> {
@@ -189,7 +203,12 @@ impl<'a> StatsCollector<'a> {
         let index = self.repo.index();
         let mut s = [0u64; 6];
         for id in &self.blobs {
-            let l = index.get(id).ok_or_else(|| Error::corrupt(format!("blob {id}"), "not in any index (data lost? run `cairn check`)"))?;
+            let l = index.get(id).ok_or_else(|| {
+                Error::corrupt(
+                    format!("blob {id}"),
+                    "not in any index (data lost? run `cairn check`)",
+                )
+            })?;
             let uncompressed = l.raw_length as u64 + SEAL_OVERHEAD as u64;
             s[0] += l.raw_length as u64;
             s[1] += l.length as u64;
@@ -204,7 +223,8 @@ impl<'a> StatsCollector<'a> {
     }
 
     pub fn finish(mut self) -> Result<Stats> {
-        let [plain, stored, uncompressed, comp_stored, comp_uncompressed, count] = self.blob_sizes()?;
+        let [plain, stored, uncompressed, comp_stored, comp_uncompressed, count] =
+            self.blob_sizes()?;
         let ratio = |a: u64, b: u64| if b > 0 { a as f64 / b as f64 } else { 0.0 };
         let st = &mut self.stats;
         match self.mode {
@@ -214,7 +234,11 @@ impl<'a> StatsCollector<'a> {
                 st.total_blob_count = count;
                 st.compression_ratio = ratio(comp_uncompressed, comp_stored);
                 st.compression_progress = ratio(comp_uncompressed, uncompressed) * 100.0;
-                st.compression_space_saving = if uncompressed > 0 { (1.0 - ratio(stored, uncompressed)) * 100.0 } else { 0.0 };
+                st.compression_space_saving = if uncompressed > 0 {
+                    (1.0 - ratio(stored, uncompressed)) * 100.0
+                } else {
+                    0.0
+                };
             }
             Mode::RestoreSize => {
                 st.raw_data_size = plain;
@@ -258,7 +282,10 @@ mod tests {
         };
         let r = run(Mode::RestoreSize, 2);
         // Nodes: a, d, b, z, h1, h2; the hard link counted once.
-        assert_eq!((r.snapshots_count, r.total_file_count, r.total_size), (2, 12, 2 * (4000 + 4000 + 10_000 + 4)));
+        assert_eq!(
+            (r.snapshots_count, r.total_file_count, r.total_size),
+            (2, 12, 2 * (4000 + 4000 + 10_000 + 4))
+        );
         // Unique data: 4 noise blobs, 1 zero blob of 5000, "hard".
         assert_eq!(r.raw_data_size, 4000 + 5000 + 4);
         assert!((r.dedup_ratio - 36008.0 / 9004.0).abs() < 1e-9, "{r:?}");
@@ -268,13 +295,21 @@ mod tests {
         assert_eq!((r.total_file_count, r.total_size), (3, 4000 + 10_000 + 4));
 
         let r = run(Mode::BlobsPerFile, 1);
-        assert_eq!((r.total_file_count, r.total_blob_count, r.total_size), (3, 4 + 1 + 1, 4000 + 5000 + 4));
+        assert_eq!(
+            (r.total_file_count, r.total_blob_count, r.total_size),
+            (3, 4 + 1 + 1, 4000 + 5000 + 4)
+        );
 
         let r = run(Mode::RawData, 3);
         // Blobs: 6 data, trees: root and d.
         assert_eq!(r.total_blob_count, 8);
         assert!(r.total_uncompressed_size > r.total_size);
-        assert!(r.compression_ratio > 1.0 && r.compression_progress > 0.0 && r.compression_space_saving > 0.0, "{r:?}");
+        assert!(
+            r.compression_ratio > 1.0
+                && r.compression_progress > 0.0
+                && r.compression_space_saving > 0.0,
+            "{r:?}"
+        );
         assert!(Mode::parse("bogus").is_err());
     }
 }
