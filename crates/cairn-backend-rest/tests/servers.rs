@@ -1,0 +1,216 @@
+//! The `rest:` backend against real servers on 127.0.0.1: `cairn serve`
+//! (in this process, on its own threads) and `rclone serve restic` (the
+//! binary from `$RCLONE_BIN` or `rclone` on PATH).
+
+use cairn_backend::{conformance, Backend, ErrorKind, FileKind, RetryBackend, RetryPolicy};
+use cairn_backend_rest::{RestBackend, RestOptions};
+use cairn_server::{RunningServer, Server, ServerOptions};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn serve(root: &Path, f: impl FnOnce(&mut ServerOptions)) -> RunningServer {
+    let mut o = ServerOptions { path: root.to_path_buf(), listen: "127.0.0.1:0".into(), no_auth: true, quiet: true, ..Default::default() };
+    f(&mut o);
+    Server::new(o).expect("start cairn serve").spawn()
+}
+
+fn client(url: &str) -> RestBackend {
+    RestBackend::new(url, RestOptions::default()).unwrap()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn wait_listening(addr: SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on {addr}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn rclone_bin() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("RCLONE_BIN").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    std::env::var_os("PATH")
+        .and_then(|path| std::env::split_paths(&path).map(|d| d.join("rclone")).find(|p| p.is_file()))
+}
+
+/// `rclone serve restic` on a free port; killed when dropped.
+struct Rclone {
+    child: Child,
+    url: String,
+}
+
+impl Rclone {
+    fn start(dir: &Path, extra: &[&str]) -> Option<Rclone> {
+        let Some(bin) = rclone_bin() else {
+            eprintln!("note: rclone is not installed (set RCLONE_BIN or install Debian's rclone): the rclone test did nothing");
+            return None;
+        };
+        let port = free_port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let child = Command::new(bin)
+            .args(["serve", "restic", "--addr", &addr.to_string()])
+            .args(extra)
+            .arg(dir)
+            .env("RCLONE_CONFIG", dir.join("rclone.conf"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start rclone");
+        wait_listening(addr);
+        Some(Rclone { child, url: format!("rest:http://{addr}/") })
+    }
+}
+
+impl Drop for Rclone {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn conformance_against_cairn_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path(), |_| {});
+    // The root repository, and one two levels down.
+    conformance::run(&client(server.url()));
+    conformance::run(&client(&format!("{}alice/laptop/", server.url())));
+    // The files are where a local repository has them.
+    assert!(dir.path().join("alice/laptop/config").is_file());
+    assert!(dir.path().join("alice/laptop/data/ff").is_dir());
+}
+
+#[test]
+fn conformance_against_rclone() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(rclone) = Rclone::start(&dir.path().join("root"), &[]) else { return };
+    conformance::run(&client(&format!("{}repo/", rclone.url)));
+    assert!(dir.path().join("root/repo/config").is_file());
+}
+
+#[test]
+fn the_same_repository_through_cairn_serve_and_as_a_local_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path(), |_| {});
+    let rest = client(&format!("{}r/", server.url()));
+    rest.create().unwrap();
+    let data = b"pack bytes".to_vec();
+    let name = conformance::name_of(&data);
+    rest.write(FileKind::Data, &name, &data).unwrap();
+    let local = cairn_backend::LocalBackend::new(dir.path().join("r"));
+    assert_eq!(local.read(FileKind::Data, &name).unwrap(), data);
+    let listed = local.list(FileKind::Data).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(dir.path().join("r/data").join(&name[..2]).join(&name).is_file());
+}
+
+#[test]
+fn errors_have_kinds_and_name_the_object() {
+    let dir = tempfile::tempdir().unwrap();
+    let htpasswd = dir.path().join("htpasswd");
+    std::fs::write(&htpasswd, "alice:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n").unwrap(); // password
+    let server = serve(&dir.path().join("root"), |o| {
+        o.no_auth = false;
+        o.htpasswd_file = Some(htpasswd.clone());
+        o.append_only = true;
+        o.max_size = Some(100_000);
+    });
+    let addr = server.addr();
+    let good = client(&format!("rest:http://alice:password@{addr}/repo/"));
+    good.create().unwrap();
+
+    // Wrong password: Denied, and the password is not in the message.
+    let bad = client(&format!("rest:http://alice:hunter2@{addr}/repo/"));
+    let e = bad.stat(FileKind::Config, "config").unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Denied);
+    assert!(e.message.contains("401") && !e.message.contains("hunter2"), "{}", e.message);
+
+    // Credentials from the options (the CLI's environment variables).
+    let opts = RestOptions { username: Some("alice".into()), password: Some("password".into()), ..Default::default() };
+    RestBackend::new(&format!("rest:http://{addr}/repo/"), opts).unwrap().list(FileKind::Key).unwrap();
+
+    // Append-only: a delete is refused, a lock's is not.
+    let data = vec![7u8; 1000];
+    let name = conformance::name_of(&data);
+    good.write(FileKind::Snapshot, &name, &data).unwrap();
+    let e = good.remove(FileKind::Snapshot, &name).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Denied);
+    assert!(e.message.contains(&format!("DELETE snapshots/{name}")) && e.message.contains("403"), "{}", e.message);
+    assert!(good.exists(FileKind::Snapshot, &name).unwrap());
+    good.write(FileKind::Lock, &name, &data).unwrap();
+    good.remove(FileKind::Lock, &name).unwrap();
+
+    // Writing an existing file: AlreadyExists.
+    assert_eq!(good.write(FileKind::Snapshot, &name, &data).unwrap_err().kind, ErrorKind::AlreadyExists);
+
+    // Past the quota: NoSpace, and nothing stored.
+    let big = vec![1u8; 200_000];
+    let big_name = conformance::name_of(&big);
+    let e = good.write(FileKind::Data, &big_name, &big).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::NoSpace, "{}", e.message);
+    assert!(e.message.contains("507"), "{}", e.message);
+    assert!(!good.exists(FileKind::Data, &big_name).unwrap());
+
+    // A missing file.
+    let e = good.read(FileKind::Index, &big_name).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::NotFound);
+    assert!(e.message.contains(&format!("index/{big_name}")), "{}", e.message);
+}
+
+#[test]
+fn a_restarted_server_is_waited_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path(), |_| {});
+    let addr = server.addr();
+    let url = format!("{}repo/", server.url());
+    let b = RetryBackend::new(
+        client(&url),
+        RetryPolicy { max_attempts: 20, initial_delay: Duration::from_millis(100), max_delay: Duration::from_millis(500) },
+    );
+    b.create().unwrap();
+    server.stop();
+    // Down: a plain client fails at once with a transient error.
+    assert_eq!(client(&url).list(FileKind::Key).unwrap_err().kind, ErrorKind::Transient);
+    // Back up on the same port a little later; the retrying client gets through.
+    let root = dir.path().to_path_buf();
+    let restarter = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(700));
+        serve(&root, |o| o.listen = addr.to_string())
+    });
+    let data = b"snapshot".to_vec();
+    b.write(FileKind::Snapshot, &conformance::name_of(&data), &data).unwrap();
+    let _server = restarter.join().unwrap();
+    assert_eq!(b.list(FileKind::Snapshot).unwrap().len(), 1);
+}
+
+#[test]
+fn tls_with_a_private_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+    let (cert_pem, key_pem) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_pem, cert.cert.pem()).unwrap();
+    std::fs::write(&key_pem, cert.key_pair.serialize_pem()).unwrap();
+    let server = serve(&dir.path().join("root"), |o| {
+        o.tls = true;
+        o.tls_cert = Some(cert_pem.clone());
+        o.tls_key = Some(key_pem.clone());
+    });
+    assert!(server.url().starts_with("https://"));
+    let url = format!("rest:{}repo/", server.url());
+
+    // Not trusted without --cacert: a permanent error that says what to do.
+    let e = client(&url).create().unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Permanent, "{}", e.message);
+    assert!(e.message.contains("--cacert"), "{}", e.message);
+
+    let opts = RestOptions { cacert: vec![cert_pem.clone()], ..Default::default() };
+    conformance::run(&RestBackend::new(&url, opts).unwrap());
+}
