@@ -14,7 +14,7 @@
 use crate::pattern::PatternSet;
 use crate::tree_walk::{join_name, valid_name};
 use crate::{Error, Result};
-use cairn_repository::format::tree::{Node, NodeKind, Tree};
+use cairn_repository::format::tree::{NodeKind, Tree};
 use cairn_repository::format::{BlobKind, Id};
 use cairn_repository::{BlobSaver, Repository};
 use std::collections::HashMap;
@@ -32,8 +32,8 @@ pub struct TreeSize {
 pub struct Rewritten {
     pub tree: Id,
     pub changed: bool,
-    /// Excluded nodes (a directory counts once, not its contents).
-    pub removed: u64,
+    /// The excluded paths (a directory once, not its contents), in tree order.
+    pub excluded: Vec<PathBuf>,
     pub size: TreeSize,
 }
 
@@ -58,13 +58,9 @@ impl<'a> Rewriter<'a> {
         }
     }
 
-    /// Rewrite a snapshot's root tree. `on_excluded` sees each dropped node.
-    pub fn rewrite(
-        &mut self,
-        root: Id,
-        on_excluded: &mut dyn FnMut(&Path, &Node),
-    ) -> Result<Rewritten> {
-        self.tree(Path::new("/"), root, on_excluded)
+    /// Rewrite a snapshot's root tree.
+    pub fn rewrite(&mut self, root: Id) -> Result<Rewritten> {
+        self.tree(Path::new("/"), root)
     }
 
     fn save(&self, bytes: Vec<u8>) -> Result<Id> {
@@ -74,12 +70,7 @@ impl<'a> Rewriter<'a> {
         }
     }
 
-    fn tree(
-        &mut self,
-        path: &Path,
-        id: Id,
-        on_excluded: &mut dyn FnMut(&Path, &Node),
-    ) -> Result<Rewritten> {
+    fn tree(&mut self, path: &Path, id: Id) -> Result<Rewritten> {
         if let Some(r) = self.cache.get(&(path.to_path_buf(), id)) {
             return Ok(r.clone());
         }
@@ -92,7 +83,7 @@ impl<'a> Rewriter<'a> {
         let tree = Tree::from_bytes(&bytes)
             .map_err(|e| Error::format(format!("tree {}", id.short()), e))?;
         let mut out = Vec::with_capacity(tree.nodes.len());
-        let (mut changed, mut removed, mut size) = (false, 0, TreeSize::default());
+        let (mut changed, mut excluded, mut size) = (false, vec![], TreeSize::default());
         for mut node in tree.nodes {
             if !valid_name(node.name.as_bytes()) {
                 return Err(Error::corrupt(
@@ -102,19 +93,18 @@ impl<'a> Rewriter<'a> {
             }
             let p = join_name(path, node.name.as_bytes());
             if self.exclude.matches(&p) {
-                on_excluded(&p, &node);
                 changed = true;
-                removed += 1;
+                excluded.push(p);
                 continue;
             }
             match (node.kind, node.subtree) {
                 (NodeKind::Dir, Some(sub)) => {
-                    let r = self.tree(&p, sub, on_excluded)?;
+                    let r = self.tree(&p, sub)?;
                     if r.changed {
                         changed = true;
                         node.subtree = Some(r.tree);
                     }
-                    removed += r.removed;
+                    excluded.extend(r.excluded.iter().cloned());
                     size.files += r.size.files;
                     size.bytes += r.size.bytes;
                 }
@@ -134,7 +124,7 @@ impl<'a> Rewriter<'a> {
         let r = Rewritten {
             tree,
             changed,
-            removed,
+            excluded,
             size,
         };
         self.cache.insert((path.to_path_buf(), id), r.clone());
@@ -147,6 +137,7 @@ mod tests {
     use super::*;
     use crate::tree_walk::testutil::*;
     use crate::tree_walk::{find_node, walk, Visit};
+    use cairn_repository::format::tree::Node;
 
     #[test]
     fn excludes_and_keeps_unchanged_subtrees() {
@@ -174,22 +165,15 @@ mod tests {
         let ex = PatternSet::new(&["*.tmp", "mixed/cache"], false).unwrap();
 
         // Dry run: ids computed, nothing stored.
-        let mut dropped = vec![];
-        let dry = Rewriter::new(&repo, None, &ex)
-            .rewrite(root, &mut |p, _| dropped.push(p.display().to_string()))
-            .unwrap();
+        let dry = Rewriter::new(&repo, None, &ex).rewrite(root).unwrap();
+        let dropped: Vec<String> = dry.excluded.iter().map(|p| p.display().to_string()).collect();
         assert_eq!(dropped, ["/mixed/c.tmp", "/mixed/cache", "/top.tmp"]);
         assert!(dry.changed);
-        assert_eq!(
-            (dry.removed, dry.size),
-            (3, TreeSize { files: 2, bytes: 5 })
-        );
+        assert_eq!(dry.size, TreeSize { files: 2, bytes: 5 });
         assert!(repo.lookup(&dry.tree).is_none());
 
         let s = saver(&repo);
-        let r = Rewriter::new(&repo, Some(&s), &ex)
-            .rewrite(root, &mut |_, _| {})
-            .unwrap();
+        let r = Rewriter::new(&repo, Some(&s), &ex).rewrite(root).unwrap();
         s.finish().unwrap();
         assert_eq!(r, dry);
         assert_eq!(
@@ -209,7 +193,7 @@ mod tests {
         // Nothing to exclude: same root id.
         let none = PatternSet::new(&["nomatch"], false).unwrap();
         let r = Rewriter::new(&repo, None, &none)
-            .rewrite(root, &mut |_, _| {})
+            .rewrite(root)
             .unwrap();
         assert_eq!((r.tree, r.changed), (root, false));
     }

@@ -76,10 +76,9 @@ pub fn run(g: &GlobalOptions, a: RewriteArgs) -> Result<i32> {
     };
     let mut rewriter = Rewriter::new(&repo, saver.as_ref(), &patterns);
     // New snapshots, written only once the saver has stored every tree.
-    let mut pending: Vec<(Id, Snapshot, u64)> = Vec::new();
+    let mut pending: Vec<(Id, Snapshot, usize)> = Vec::new();
     for (id, s) in &chosen {
-        let mut excluded = Vec::new();
-        let r = rewriter.rewrite(s.tree, &mut |p, _| excluded.push(p.display().to_string()))?;
+        let r = rewriter.rewrite(s.tree)?;
         if text {
             println!(
                 "snapshot {} of {:?} at {}:",
@@ -89,8 +88,8 @@ pub fn run(g: &GlobalOptions, a: RewriteArgs) -> Result<i32> {
                     .with_timezone(&chrono::Local)
                     .format("%Y-%m-%d %H:%M:%S")
             );
-            for p in &excluded {
-                println!("  excluding {p}");
+            for p in &r.excluded {
+                println!("  excluding {}", p.display());
             }
         }
         if !r.changed {
@@ -113,7 +112,7 @@ pub fn run(g: &GlobalOptions, a: RewriteArgs) -> Result<i32> {
         summary.total_files_processed = r.size.files;
         summary.total_bytes_processed = r.size.bytes;
         new.summary = Some(summary);
-        pending.push((*id, new, r.removed));
+        pending.push((*id, new, r.excluded.len()));
     }
     if let Some(s) = saver {
         s.finish()?;
