@@ -74,12 +74,75 @@ impl Chunker {
         n.max(1).min(buf.len())
     }
 
+    /// Look for the end of the chunk that starts at `buf[0]`, testing
+    /// positions from `from` on (positions before it are known not to be
+    /// boundaries). Exactly the cut points of fastcdc's `cut_gear` over the
+    /// whole stream; the gear hash at a position depends only on the 64
+    /// bytes before it, so a scan can resume without rescanning.
+    ///
+    /// Returns `Ok(len)` for a chunk, or `Err(next_from)` when `buf` holds no
+    /// boundary and is shorter than a max-size chunk, and the stream has
+    /// more (`eof` false).
+    pub fn find_boundary(&self, buf: &[u8], from: usize, eof: bool) -> Result<usize, usize> {
+        let p = self.params;
+        let (min, avg, max) = (p.min_size as usize, p.avg_size as usize, p.max_size as usize);
+        let len = buf.len();
+        if len <= min {
+            return if eof { Ok(len) } else { Err(0) };
+        }
+        let remaining = len.min(max);
+        let limit1 = avg.min(remaining) / 2;
+        let limit2 = remaining / 2;
+        let gear: &[u64; 256] = self.gear.as_ref().try_into().expect("256 gear entries");
+        let gear_ls: &[u64; 256] = self.gear_ls.as_ref().try_into().expect("256 gear entries");
+        let (mask_s, mask_l) = (self.mask_s, self.mask_l);
+        let (mask_s_ls, mask_l_ls) = (mask_s << 1, mask_l << 1);
+        let start = (min / 2).max(from / 2);
+        let mut hash: u64 = 0;
+        // Warm the hash over the 32 pairs before `start`: older bytes have shifted out.
+        for index in start.saturating_sub(32).max(min / 2)..start {
+            let a = index * 2;
+            hash = (hash << 2).wrapping_add(gear_ls[buf[a] as usize]);
+            hash = hash.wrapping_add(gear[buf[a + 1] as usize]);
+        }
+        let mut index = start;
+        while index < limit1 {
+            let a = index * 2;
+            hash = (hash << 2).wrapping_add(gear_ls[buf[a] as usize]);
+            if hash & mask_s_ls == 0 {
+                return Ok(a);
+            }
+            hash = hash.wrapping_add(gear[buf[a + 1] as usize]);
+            if hash & mask_s == 0 {
+                return Ok(a + 1);
+            }
+            index += 1;
+        }
+        while index < limit2 {
+            let a = index * 2;
+            hash = (hash << 2).wrapping_add(gear_ls[buf[a] as usize]);
+            if hash & mask_l_ls == 0 {
+                return Ok(a);
+            }
+            hash = hash.wrapping_add(gear[buf[a + 1] as usize]);
+            if hash & mask_l == 0 {
+                return Ok(a + 1);
+            }
+            index += 1;
+        }
+        if len >= max || eof {
+            Ok(remaining)
+        } else {
+            Err(limit2 * 2)
+        }
+    }
+
     /// Iterate over the chunks of a reader. Memory: the current chunk plus
     /// at most one read (1 MiB) beyond it.
     pub fn stream<R: Read>(&self, reader: R, size_hint: Option<u64>) -> ChunkStream<'_, R> {
         const READ: u64 = 1 << 20;
         let first = size_hint.map_or(READ, |n| (n + 1).min(READ)) as usize;
-        ChunkStream { chunker: self, reader, buf: Vec::new(), eof: false, want: first }
+        ChunkStream { chunker: self, reader, buf: Vec::new(), eof: false, want: first, scanned: 0 }
     }
 }
 
@@ -91,6 +154,8 @@ pub struct ChunkStream<'a, R> {
     eof: bool,
     /// Bytes to have in `buf` before looking for a boundary.
     want: usize,
+    /// Positions in `buf` already known not to be boundaries.
+    scanned: usize,
 }
 
 impl<R: Read> ChunkStream<'_, R> {
@@ -121,15 +186,16 @@ impl<R: Read> ChunkStream<'_, R> {
             if self.buf.is_empty() {
                 return Ok(None);
             }
-            let n = self.chunker.next_boundary(&self.buf);
-            if n == self.buf.len() && n < max && !self.eof {
-                // No boundary in what we have yet: read more (up to a max-size chunk).
-                self.want = (self.buf.len() + (1 << 20)).min(max);
-                if self.want <= self.buf.len() {
-                    self.want = max;
+            let n = match self.chunker.find_boundary(&self.buf, self.scanned, self.eof) {
+                Ok(n) => n.max(1),
+                Err(scanned) => {
+                    // No boundary in what we have yet: read more (up to a max-size chunk).
+                    self.scanned = scanned;
+                    self.want = (self.buf.len() + (1 << 20)).min(max).max(self.buf.len() + 1);
+                    continue;
                 }
-                continue;
-            }
+            };
+            self.scanned = 0;
             let mut rest = Vec::with_capacity((self.buf.len() - n).max(1 << 20));
             rest.extend_from_slice(&self.buf[n..]);
             self.buf.truncate(n);
@@ -201,6 +267,24 @@ mod tests {
         let same_prefix = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
         let same_suffix = a.iter().rev().zip(b.iter().rev()).take_while(|(x, y)| x == y).count();
         assert!(same_prefix + same_suffix + 3 >= a.len());
+    }
+
+    #[test]
+    fn find_boundary_equals_fastcdc() {
+        let p = ChunkerParams { min_size: 1024, avg_size: 4096, max_size: 16384 };
+        let c = Chunker::new(p, 7);
+        let d = data(200_000);
+        for start in (0..150_000).step_by(3_331) {
+            for len in [10, 1024, 1025, 3000, 4096, 4097, 9999, 16384, 16385, 40_000] {
+                let buf = &d[start..(start + len).min(d.len())];
+                let want = c.next_boundary(buf);
+                assert_eq!(c.find_boundary(buf, 0, true), Ok(want), "start {start} len {len}");
+                // Resuming from any earlier scan point gives the same answer.
+                if let Err(from) = c.find_boundary(&buf[..buf.len() / 2], 0, false) {
+                    assert_eq!(c.find_boundary(buf, from, true), Ok(want), "resumed, start {start} len {len}");
+                }
+            }
+        }
     }
 
     #[test]

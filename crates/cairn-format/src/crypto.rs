@@ -7,7 +7,7 @@
 //! all sealed this way.
 
 use crate::{FormatError, Id};
-use chacha20poly1305::aead::{Aead, KeyInit};
+use chacha20poly1305::aead::{Aead, AeadInPlace, KeyInit};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use rand::RngCore;
 
@@ -20,6 +20,8 @@ const ENC_RAW: u8 = 0;
 const ENC_ZSTD: u8 = 1;
 
 thread_local! {
+    /// Compressed output before sealing; reused so large blobs cost no allocation.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     /// One zstd context per thread, reused: creating one costs more than compressing a small blob.
     static COMPRESSOR: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { std::cell::RefCell::new(None) };
 }
@@ -90,9 +92,29 @@ impl Cipher {
         out
     }
 
-    /// Encode (compressing when `level` is set and it pays) and seal.
+    /// Encode (compressing when `level` is set and it pays) and seal, with
+    /// one copy of the payload: compressed into a per-thread scratch buffer,
+    /// then encrypted in place in the output.
     pub fn seal(&self, plaintext: &[u8], level: Option<i32>) -> Vec<u8> {
-        self.seal_encoded(&encode(plaintext, level))
+        SCRATCH.with(|cell| {
+            let mut scratch = cell.borrow_mut();
+            let (enc, body): (u8, &[u8]) = if compress_into(plaintext, level, &mut scratch) { (ENC_ZSTD, &scratch) } else { (ENC_RAW, plaintext) };
+            let mut nonce = [0u8; NONCE_LEN];
+            rand::thread_rng().fill_bytes(&mut nonce);
+            let mut out = Vec::with_capacity(NONCE_LEN + 1 + body.len() + TAG_LEN);
+            out.extend_from_slice(&nonce);
+            out.push(enc);
+            out.extend_from_slice(body);
+            let tag = self
+                .0
+                .encrypt_in_place_detached(XNonce::from_slice(&nonce), b"", &mut out[NONCE_LEN..])
+                .expect("XChaCha20-Poly1305 encryption cannot fail for in-memory buffers");
+            out.extend_from_slice(&tag);
+            if scratch.capacity() > 2 << 20 {
+                *scratch = Vec::new(); // a rare large chunk: do not keep its buffer
+            }
+            out
+        })
     }
 
     /// Open a sealed object; returns the encoded payload (encoding byte first).
@@ -110,36 +132,37 @@ impl Cipher {
     }
 }
 
+/// Compress `plaintext` into `out` (replacing its contents) when that makes
+/// it smaller; false when it should be stored as is.
+fn compress_into(plaintext: &[u8], level: Option<i32>, out: &mut Vec<u8>) -> bool {
+    let Some(level) = level else { return false };
+    if plaintext.len() < 64 || !worth_compressing(plaintext) {
+        return false;
+    }
+    out.clear();
+    out.reserve(zstd::zstd_safe::compress_bound(plaintext.len()));
+    let written = COMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().map(|(l, _)| *l) != Some(level) {
+            let mut c = zstd::bulk::Compressor::new(level).ok()?;
+            // The content size bounds decoding; a checksum would be redundant with the AEAD tag.
+            c.include_contentsize(true).ok()?;
+            c.include_checksum(false).ok()?;
+            *slot = Some((level, c));
+        }
+        slot.as_mut()?.1.compress_to_buffer(plaintext, out).ok()
+    });
+    matches!(written, Some(n) if n < plaintext.len())
+}
+
 /// Prefix the encoding byte, compressing with zstd at `level` when that makes
 /// the payload smaller.
 pub fn encode(plaintext: &[u8], level: Option<i32>) -> Vec<u8> {
-    if let Some(level) = level {
-        if plaintext.len() >= 64 && worth_compressing(plaintext) {
-            let bound = zstd::zstd_safe::compress_bound(plaintext.len());
-            let mut out = vec![0u8; 1 + bound];
-            out[0] = ENC_ZSTD;
-            let written = COMPRESSOR.with(|cell| {
-                let mut slot = cell.borrow_mut();
-                if slot.as_ref().map(|(l, _)| *l) != Some(level) {
-                    let mut c = zstd::bulk::Compressor::new(level).ok()?;
-                    // The content size bounds decoding; a checksum would be redundant with the AEAD tag.
-                    c.include_contentsize(true).ok()?;
-                    c.include_checksum(false).ok()?;
-                    *slot = Some((level, c));
-                }
-                slot.as_mut()?.1.compress_to_buffer(plaintext, &mut out[1..]).ok()
-            });
-            if let Some(n) = written {
-                if n < plaintext.len() {
-                    out.truncate(1 + n);
-                    return out;
-                }
-            }
-        }
-    }
-    let mut out = Vec::with_capacity(plaintext.len() + 1);
-    out.push(ENC_RAW);
-    out.extend_from_slice(plaintext);
+    let mut compressed = Vec::new();
+    let (enc, body): (u8, &[u8]) = if compress_into(plaintext, level, &mut compressed) { (ENC_ZSTD, &compressed) } else { (ENC_RAW, plaintext) };
+    let mut out = Vec::with_capacity(body.len() + 1);
+    out.push(enc);
+    out.extend_from_slice(body);
     out
 }
 
