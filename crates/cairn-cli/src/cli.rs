@@ -77,6 +77,14 @@ pub enum Command {
     Check(CheckArgs),
     /// Remove data no snapshot needs (lock-free: safe beside running backups)
     Prune(PruneArgs),
+    /// Manage the keys (passwords) that open the repository
+    Key(KeyArgs),
+    /// Copy snapshots from another repository
+    Copy(CopyArgs),
+    /// Repair a damaged repository: rebuild the index, rewrite broken snapshots
+    Repair(RepairArgs),
+    /// Remove stale lock files left by other programs (cairn itself needs no locks)
+    Unlock(UnlockArgs),
     /// Remove snapshots by policy (--keep-*) or by id
     Forget(ForgetArgs),
     /// Add, remove or set the tags of snapshots

@@ -156,6 +156,60 @@ pub fn password(g: &GlobalOptions, confirm: bool) -> Result<Vec<u8>> {
     Err(Error::usage("no password: set CAIRN_PASSWORD, --password-file/CAIRN_PASSWORD_FILE or --password-command"))
 }
 
+/// Where a secret other than the repository's password comes from: the
+/// new password of `key add`/`key passwd`, or the source repository's
+/// password of `copy` and `init --copy-chunker-params`.
+pub struct SecretSource<'a> {
+    /// An environment variable holding the secret itself.
+    pub env: Option<&'a str>,
+    pub file: Option<&'a std::path::Path>,
+    pub command: Option<&'a str>,
+    /// The options that give it, for the error when none does.
+    pub options: &'a str,
+    /// The terminal prompt, when there is a terminal.
+    pub prompt: &'a str,
+}
+
+/// Read a secret from, in order, its environment variable, file, command,
+/// or a prompt (twice with `confirm`).
+pub fn secret(src: &SecretSource, confirm: bool) -> Result<Vec<u8>> {
+    if let Some(p) = src.env.and_then(std::env::var_os) {
+        use std::os::unix::ffi::OsStrExt;
+        return Ok(p.as_bytes().to_vec());
+    }
+    if let Some(f) = src.file {
+        let bytes = std::fs::read(f).map_err(|e| Error::io(e, format!("reading password file {}", f.display())))?;
+        return Ok(first_line(&bytes));
+    }
+    if let Some(cmd) = src.command {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .stdin(std::process::Stdio::inherit())
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .map_err(|e| Error::new(Kind::Command, format!("running password command {cmd:?}: {e}")))?;
+        if !out.status.success() {
+            return Err(Error::new(Kind::Command, format!("password command {cmd:?} failed ({})", out.status)));
+        }
+        return Ok(first_line(&out.stdout));
+    }
+    if std::io::stdin().is_terminal() || std::io::stderr().is_terminal() {
+        let p = rpassword::prompt_password(src.prompt).map_err(|e| Error::io(e, "reading the password from the terminal"))?;
+        if confirm {
+            let again = rpassword::prompt_password("enter password again: ").map_err(|e| Error::io(e, "reading the password"))?;
+            if again != p {
+                return Err(Error::usage("passwords do not match"));
+            }
+        }
+        if p.is_empty() {
+            return Err(Error::usage("an empty password is not allowed"));
+        }
+        return Ok(p.into_bytes());
+    }
+    Err(Error::usage(format!("no password: {}", src.options)))
+}
+
 pub fn open(g: &GlobalOptions) -> Result<Arc<Repository>> {
     let backend = backend(g)?;
     // Fail on a missing repository before asking for a password.

@@ -6,6 +6,8 @@ mod cat;
 pub use cat::CatArgs;
 mod check;
 pub use check::CheckArgs;
+mod copy;
+pub use copy::CopyArgs;
 mod diff;
 pub use diff::DiffArgs;
 mod dump;
@@ -16,10 +18,14 @@ mod forget;
 pub use forget::ForgetArgs;
 mod init;
 pub use init::InitArgs;
+mod key;
+pub use key::KeyArgs;
 mod ls;
 pub mod prune;
 pub use prune::PruneArgs;
 pub use ls::LsArgs;
+mod repair;
+pub use repair::RepairArgs;
 mod restore;
 pub use restore::RestoreArgs;
 mod rewrite;
@@ -31,6 +37,8 @@ mod stats;
 pub use stats::StatsArgs;
 mod tag;
 pub use tag::TagArgs;
+mod unlock;
+pub use unlock::UnlockArgs;
 
 use crate::cli::{Cli, Command, SnapshotFilterArgs};
 use cairn_repository::{Result, SnapshotFilter};
@@ -47,6 +55,10 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Restore(a) => restore::run(g, a),
         Command::Check(a) => check::run(g, a),
         Command::Prune(a) => prune::run(g, a),
+        Command::Key(a) => key::run(g, a),
+        Command::Copy(a) => copy::run(g, a),
+        Command::Repair(a) => repair::run(g, a),
+        Command::Unlock(a) => unlock::run(g, a),
         Command::Forget(a) => forget::run(g, a),
         Command::Tag(a) => tag::run(g, a),
         Command::Diff(a) => diff::run(g, a),
