@@ -22,6 +22,8 @@ const ENC_ZSTD: u8 = 1;
 thread_local! {
     /// Compressed output before sealing; reused so large blobs cost no allocation.
     static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// A zstd decompression context per thread (creating one costs more than decoding a blob).
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { std::cell::RefCell::new(None) };
     /// One zstd context per thread, reused: creating one costs more than compressing a small blob.
     static COMPRESSOR: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { std::cell::RefCell::new(None) };
 }
@@ -212,8 +214,14 @@ pub fn decode(encoded: &[u8], max_len: usize) -> Result<Vec<u8>, FormatError> {
                 return Err(FormatError::corrupt("compressed payload", format!("claims {size} bytes, at most {max_len} expected")));
             }
             let mut out = Vec::with_capacity(size as usize);
-            let mut d = zstd::bulk::Decompressor::new().map_err(|e| FormatError::corrupt("compressed payload", e))?;
-            d.decompress_to_buffer(frame, &mut out).map_err(|e| FormatError::corrupt("compressed payload", e))?;
+            DECOMPRESSOR.with(|cell| {
+                let mut slot = cell.borrow_mut();
+                if slot.is_none() {
+                    *slot = Some(zstd::bulk::Decompressor::new().map_err(|e| FormatError::corrupt("compressed payload", e))?);
+                }
+                let d = slot.as_mut().expect("just set");
+                d.decompress_to_buffer(frame, &mut out).map_err(|e| FormatError::corrupt("compressed payload", e))
+            })?;
             if out.len() as u64 != size {
                 return Err(FormatError::corrupt("compressed payload", "decoded size differs from the frame header"));
             }
