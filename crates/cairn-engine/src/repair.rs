@@ -229,8 +229,7 @@ pub enum Outcome {
 #[derive(Clone, Debug)]
 pub struct SnapshotRepair {
     pub id: Id,
-    /// Damage found while rewriting this snapshot (a damaged directory
-    /// shared with an earlier snapshot is listed there only).
+    /// Damage found in this snapshot, by snapshot path.
     pub damage: Vec<(PathBuf, Damage)>,
     pub outcome: Outcome,
     /// The broken snapshot was removed (`forget`, or a lost root).
@@ -262,7 +261,7 @@ pub fn repair_snapshots(
 ) -> Result<RepairSnapshotsReport> {
     let stored = load_index_of_stored_packs(repo)?;
     let saver = if opts.dry_run { None } else { Some(BlobSaver::new(repo.clone(), opts.saver.clone())) };
-    let mut rw = Rewriter { repo, saver: saver.as_ref(), stored: &stored, trees: HashMap::new(), damage: Vec::new() };
+    let mut rw = Rewriter { repo, saver: saver.as_ref(), stored: &stored, trees: HashSet::new(), damage: Vec::new() };
     let mut report = RepairSnapshotsReport::default();
     let mut new_snapshots: Vec<(usize, Snapshot)> = Vec::new();
     for (id, sn) in snapshots {
@@ -322,8 +321,8 @@ struct Rewriter<'a> {
     repo: &'a Repository,
     saver: Option<&'a BlobSaver>,
     stored: &'a HashSet<Id>,
-    /// Tree id → its repaired id (the same id if nothing below it was lost).
-    trees: HashMap<Id, Id>,
+    /// Trees found intact (nothing below them lost).
+    trees: HashSet<Id>,
     damage: Vec<(PathBuf, Damage)>,
 }
 
@@ -396,9 +395,15 @@ impl Rewriter<'_> {
     }
 
     /// The repaired id of the tree `root`, or `None` if it is lost itself.
+    ///
+    /// Depth first with an explicit stack; a directory is stored after its
+    /// subdirectories, once their new ids are known. Only trees found
+    /// intact are remembered across snapshots: a damaged tree is walked
+    /// again for each snapshot holding it, so each lists its own damage
+    /// (only the paths down to the damage; intact subtrees are skipped).
     fn rewrite(&mut self, root: Id) -> Result<Option<Id>> {
-        if let Some(&t) = self.trees.get(&root) {
-            return Ok(Some(t));
+        if self.trees.contains(&root) {
+            return Ok(Some(root));
         }
         let tree = match self.load(&root) {
             Ok(t) => t,
@@ -415,29 +420,19 @@ impl Rewriter<'_> {
             while top.next < top.nodes.len() {
                 let node = &mut top.nodes[top.next];
                 if let (NodeKind::Dir, Some(sub)) = (node.kind, node.subtree) {
-                    let path = join_name(&top.path, node.name.as_bytes());
-                    match self.trees.get(&sub) {
-                        Some(&t) => {
-                            top.changed |= t != sub;
-                            node.subtree = Some(t);
-                        }
-                        None => match self.load(&sub) {
+                    if !self.trees.contains(&sub) {
+                        let path = join_name(&top.path, node.name.as_bytes());
+                        match self.load(&sub) {
                             Ok(tree) => {
                                 descend = Some((sub, tree, path));
                                 break;
                             }
                             Err(reason) => {
                                 self.damage.push((path, Damage::DirEmptied { reason }));
-                                let empty = Tree::default().to_bytes();
-                                let eid = self.repo.blob_id(&empty);
-                                if let Some(s) = self.saver {
-                                    s.save_with_id(BlobKind::Tree, eid, empty)?;
-                                }
-                                // Not memoised: the next snapshot reports its own damage.
-                                node.subtree = Some(eid);
+                                node.subtree = Some(self.save(Vec::new())?);
                                 top.changed = true;
                             }
-                        },
+                        }
                     }
                 }
                 top.next += 1;
@@ -448,12 +443,18 @@ impl Rewriter<'_> {
                 continue;
             }
             let done = stack.pop().expect("non-empty stack");
-            let id = if done.changed { self.save(done.nodes)? } else { done.id };
-            self.trees.insert(done.id, id);
-            if stack.is_empty() {
-                return Ok(Some(id));
-            }
-            // The parent's loop finds the subtree's new id in `trees`.
+            let id = if done.changed {
+                self.save(done.nodes)?
+            } else {
+                self.trees.insert(done.id);
+                done.id
+            };
+            let Some(parent) = stack.last_mut() else { return Ok(Some(id)) };
+            // The parent waits at the directory just finished.
+            let node = &mut parent.nodes[parent.next];
+            parent.changed |= node.subtree != Some(id);
+            node.subtree = Some(id);
+            parent.next += 1;
         }
     }
 }
@@ -489,6 +490,7 @@ mod tests {
         repo: Arc<Repository>,
         snap: Id,
         lost_packs: Vec<Id>,
+        root: Id,
     }
 
     fn fixture(dir: &Path) -> Fixture {
@@ -508,7 +510,7 @@ mod tests {
         let root = tree(&s, vec![data]);
         s.finish().unwrap();
         let snap = repo.save_snapshot(&snapshot(root)).unwrap();
-        Fixture { repo, snap, lost_packs }
+        Fixture { repo, snap, lost_packs, root }
     }
 
     fn dir_node(s: &BlobSaver, name: &str, nodes: Vec<Node>) -> Node {
@@ -628,5 +630,30 @@ mod tests {
         assert_eq!(names(&repo, sn.tree, &["data"]), vec!["g", "sub"]);
         assert!(names(&repo, sn.tree, &["data", "sub"]).is_empty());
         assert_eq!(repo.backend().list(FileKind::Snapshot).unwrap().len(), 2, "a and its repaired copy");
+    }
+
+    #[test]
+    fn every_snapshot_sharing_damage_reports_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let f = fixture(tmp.path());
+        let repo = &f.repo;
+        let mut other = snapshot(f.root);
+        other.hostname = "second".into();
+        repo.save_snapshot(&other).unwrap();
+        for p in &f.lost_packs {
+            repo.backend().remove(FileKind::Data, &p.to_hex()).unwrap();
+        }
+        let (snaps, _) = load_snapshots(repo).unwrap();
+        let r = repair_snapshots(repo, &snaps, &[], &RepairSnapshotsOptions::default()).unwrap();
+        assert_eq!(r.changed(), 2);
+        for s in &r.snapshots {
+            assert_eq!(s.damage, vec![(PathBuf::from("/data/lost"), Damage::FileDropped { missing: 3, blobs: 3 })]);
+        }
+        let [a, b] = &r.snapshots[..] else { panic!() };
+        let tree = |s: &SnapshotRepair| match s.outcome {
+            Outcome::Repaired { new: Some(n) } => repo.load_snapshot(&n).unwrap().tree,
+            ref o => panic!("{o:?}"),
+        };
+        assert_eq!(tree(a), tree(b), "the same repaired tree");
     }
 }
