@@ -21,7 +21,7 @@ pub struct Cli {
 
 #[derive(Args, Debug, Clone)]
 pub struct GlobalOptions {
-    /// Repository: a local path (or local:PATH). Default: a repository under your data directory
+    /// Repository: a local path (or local:PATH), or rest:http(s)://[user:pass@]host:port/path/ (user and password also from CAIRN_REST_USERNAME, CAIRN_REST_PASSWORD). Default: a repository under your data directory
     #[arg(short = 'r', long = "repo", env = "CAIRN_REPOSITORY", global = true)]
     pub repo: Option<String>,
     /// Read the password from the first line of this file
@@ -42,6 +42,9 @@ pub struct GlobalOptions {
     /// Target pack size in MiB
     #[arg(long, env = "CAIRN_PACK_SIZE", default_value_t = 16, global = true)]
     pub pack_size: u32,
+    /// Trust the certificate authority in this PEM file for rest: over HTTPS (repeatable)
+    #[arg(long, env = "CAIRN_CACERT", value_name = "FILE", global = true)]
+    pub cacert: Vec<PathBuf>,
 }
 
 #[derive(Args, Debug, Default, Clone)]
@@ -97,4 +100,6 @@ pub enum Command {
     Stats(StatsArgs),
     /// Write snapshots again without excluded files
     Rewrite(RewriteArgs),
+    /// Serve repositories over HTTP to restic and cairn (rest-server's protocol and flags)
+    Serve(ServeArgs),
 }

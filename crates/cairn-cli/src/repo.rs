@@ -20,13 +20,20 @@ pub fn default_repository() -> Result<PathBuf> {
     Ok(PathBuf::from(home).join(".local/share/cairn/repository"))
 }
 
-pub fn backend_for(spec: &str) -> Result<Arc<dyn Backend>> {
+/// The backend for a repository location: a local path, `local:PATH`, or
+/// `rest:URL` (retried on transient failures, warning on stderr unless --quiet).
+pub fn backend_for(spec: &str, g: &GlobalOptions) -> Result<Arc<dyn Backend>> {
     if let Some(path) = spec.strip_prefix("local:") {
         return Ok(Arc::new(LocalBackend::new(path)));
     }
+    if spec.starts_with("rest:") {
+        return rest_backend(spec, g);
+    }
     if let Some((scheme, _)) = spec.split_once(':') {
         if !scheme.contains('/') && scheme.len() > 1 {
-            return Err(Error::usage(format!("unknown repository type {scheme:?} in {spec:?} (supported: a local path, local:PATH)")));
+            return Err(Error::usage(format!(
+                "unknown repository type {scheme:?} in {spec:?} (supported: a local path, local:PATH, rest:URL)"
+            )));
         }
     }
     if spec.is_empty() {
@@ -35,9 +42,27 @@ pub fn backend_for(spec: &str) -> Result<Arc<dyn Backend>> {
     Ok(Arc::new(LocalBackend::new(spec)))
 }
 
+fn rest_backend(spec: &str, g: &GlobalOptions) -> Result<Arc<dyn Backend>> {
+    use cairn_repository::backend::{RetryBackend, RetryPolicy};
+    let opts = cairn_backend_rest::RestOptions {
+        username: std::env::var("CAIRN_REST_USERNAME").ok().filter(|u| !u.is_empty()),
+        password: std::env::var("CAIRN_REST_PASSWORD").ok(),
+        cacert: g.cacert.clone(),
+        ..Default::default()
+    };
+    let rest = cairn_backend_rest::RestBackend::new(spec, opts).map_err(|e| Error::usage(e.message))?;
+    let mut b = RetryBackend::new(rest, RetryPolicy::default());
+    if !g.quiet {
+        b = b.with_notify(|e, attempt, wait| {
+            eprintln!("warning: {e}; retrying in {:.1} s (attempt {} of {})", wait.as_secs_f64(), attempt + 1, RetryPolicy::default().max_attempts)
+        });
+    }
+    Ok(Arc::new(b))
+}
+
 pub fn backend(g: &GlobalOptions) -> Result<Arc<dyn Backend>> {
     match &g.repo {
-        Some(r) => backend_for(r),
+        Some(r) => backend_for(r, g),
         None => {
             let path = default_repository()?;
             if !g.quiet {

@@ -31,6 +31,8 @@ pub use restore::RestoreArgs;
 mod rewrite;
 pub use rewrite::RewriteArgs;
 mod select;
+mod serve;
+pub use serve::ServeArgs;
 mod snapshots;
 pub use snapshots::SnapshotsArgs;
 mod stats;
@@ -65,6 +67,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Find(a) => find::run(g, a),
         Command::Stats(a) => stats::run(g, a),
         Command::Rewrite(a) => rewrite::run(g, a),
+        Command::Serve(a) => serve::run(g, a),
     }
 }
 
