@@ -166,6 +166,23 @@ fn set(v: &[&str]) -> BTreeSet<String> {
 }
 
 #[test]
+fn restore_include_of_one_hard_link_gives_the_file() {
+    // Only the second name of a hard-linked pair is selected: it must be
+    // restored as a file with the contents, not as a link to nothing.
+    let env = TestEnv::new();
+    let src = env.mkdir("src");
+    write(&src, "first/data", b"hard-linked contents");
+    fs::create_dir(src.join("second")).unwrap();
+    fs::hard_link(src.join("first/data"), src.join("second/data")).unwrap();
+    env.init();
+    env.backup_json([&src]);
+    for (name, pattern) in [("t-second", "second"), ("t-first", "first")] {
+        let got = restore_files(&env, &src, name, &["--include", pattern]);
+        assert_eq!(got, set(&[&format!("{pattern}/data")]), "restore --include {pattern}");
+    }
+}
+
+#[test]
 fn restore_include_and_exclude() {
     let (env, src) = restore_env();
     assert_eq!(restore_files(&env, &src, "t-include", &["--include", "*.txt"]), set(&["a.txt", "sub/c.txt", "sub/deep/e.txt"]));
@@ -187,4 +204,30 @@ fn restore_include_and_exclude() {
         set(&["a.txt", "sub/c.txt", "sub/deep/e.txt", "other/H.TXT"])
     );
     assert_eq!(restore_files(&env, &src, "t-none", &["--include", "*.nothing"]), set(&[]));
+}
+
+#[test]
+fn exclude_pattern_forms() {
+    // restic's pattern rules: a pattern without a leading `/` matches at
+    // any depth; with one it is anchored at the file system root; `**`
+    // spans directories; a directory match excludes everything below it.
+    let env = TestEnv::new();
+    let src = env.mkdir("src");
+    let s = src.as_path();
+    for f in ["top.txt", "sub/d.txt", "sub/keep.md", "a/b/c/gen1.rs", "a/gen2.rs", "a/b/keep.rs", "anchored/x", "other/anchored/y", "skipdir/z", "deep/skipdir/w"] {
+        write(s, f, f.as_bytes());
+    }
+    env.init();
+    let anchored = format!("{}/anchored", src.display());
+    env.cairn(["backup", "--exclude", "sub/*.txt", "--exclude", "a/**/gen*", "--exclude", &anchored, "--exclude", "skipdir"])
+        .arg(&src)
+        .run()
+        .success();
+    let have = snapshot_files(&env, &src);
+    assert_present_absent(
+        &have,
+        &["top.txt", "sub/keep.md", "a/b/keep.rs", "other/anchored/y"],
+        &["sub/d.txt", "a/b/c/gen1.rs", "a/gen2.rs", "anchored/x", "skipdir/z", "deep/skipdir/w"],
+        "exclude patterns",
+    );
 }

@@ -150,6 +150,13 @@ fn modified_added_and_deleted_files_restore_exactly_per_snapshot() {
     fs::write(src.join("shrinks.txt"), b"short now\n").unwrap();
     fs::rename(src.join("dir0/r2.bin"), src.join("renamed.bin")).unwrap();
     fs::write(src.join("empty-new"), b"").unwrap();
+    fs::remove_dir_all(src.join("dir1")).unwrap();
+    fs::write(src.join("dir1"), b"a directory became a file\n").unwrap();
+    fs::rename(src.join("added.txt"), src.join("to-dir")).unwrap();
+    fs::remove_file(src.join("to-dir")).unwrap();
+    fs::create_dir(src.join("to-dir")).unwrap();
+    fs::write(src.join("to-dir/inside"), b"a file became a directory\n").unwrap();
+    fs::write(src.join("added.txt"), b"new in generation 2\n").unwrap();
 
     let s3 = env.backup_json([&src]);
     let m3 = Manifest::take(&src);

@@ -95,7 +95,41 @@ fn killed_backup_resumes_without_uploading_again() {
     }
 
     env.cairn(["check", "--read-data"]).run().success();
+
+    // Kill a restore midway too, then restore again over what it left.
     let target = env.path("target");
+    let mut c = env.cairn(["restore", "latest", "--target"]);
+    c.arg(&target);
+    let cmdline = c.command_line();
+    let mut child = c.command().stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let written = |t: &std::path::Path| -> u64 {
+        let mut n = 0;
+        let mut stack = vec![t.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                let md = e.metadata().unwrap();
+                if md.is_dir() { stack.push(e.path()) } else { n += md.len() }
+            }
+        }
+        n
+    };
+    let mut killed = false;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if written(&target) > total / 4 {
+            child.kill().unwrap();
+            killed = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    wait_timeout(&mut child, Duration::from_secs(60), &cmdline);
+    if !killed {
+        note!("the restore finished before it could be killed");
+    }
     env.restore("latest", &target, &[]);
     assert_trees_equal(&src, &restored(&target, &src));
 }

@@ -242,6 +242,47 @@ fn dump_files_and_directories() {
 }
 
 #[test]
+fn dump_of_a_directory_with_long_odd_names_and_hard_links_untars_exactly() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    if !tar_available() {
+        cairn_tests::note!("skipped: no tar");
+        return;
+    }
+    let env = TestEnv::new();
+    let src = env.mkdir("src");
+    let long_dir = src.join("d".repeat(200)).join("e".repeat(200));
+    fs::create_dir_all(&long_dir).unwrap();
+    fs::write(long_dir.join("f".repeat(250)), b"a path longer than 255 bytes").unwrap();
+    fs::write(src.join(OsStr::from_bytes(b"non-utf8-\xff\xfe")), b"odd name").unwrap();
+    fs::write(src.join("linked"), b"hard").unwrap();
+    fs::hard_link(src.join("linked"), src.join("linked-too")).unwrap();
+    fs::create_dir(src.join("empty-dir")).unwrap();
+    symlink("linked", src.join("sym")).unwrap();
+    cairn_tests::gen::random_file(&src.join("big.bin"), 9 << 20, 4);
+    fs::write(src.join("exec.sh"), b"#!/bin/sh\n").unwrap();
+    fs::set_permissions(src.join("exec.sh"), fs::Permissions::from_mode(0o750)).unwrap();
+    env.init();
+    env.backup_json([&src]);
+
+    let tar = env.path("dump.tar");
+    let mut c = env.cairn(["dump", "latest"]);
+    c.arg(&src);
+    let out = c.run().success();
+    fs::write(&tar, &out.stdout).unwrap();
+    let x = env.mkdir("untar");
+    let st = std::process::Command::new("tar").arg("-xpf").arg(&tar).arg("-C").arg(&x).status().unwrap();
+    assert!(st.success(), "tar cannot extract the dump");
+    // Where the directory's contents landed in the archive.
+    let root = [restored(&x, &src), x.join(src.file_name().unwrap()), x.clone()]
+        .into_iter()
+        .find(|p| p.join("linked").exists())
+        .expect("the dumped files are in the tar");
+    let opts = cairn_tests::tree::Options { xattrs: false, owner: false, mtime: false, symlink_mtime: false, root_meta: false };
+    cairn_tests::tree::assert_trees_equal_with(&src, &root, opts);
+}
+
+#[test]
 fn default_repository_and_password_sources() {
     let env = TestEnv::new();
     let src = small_tree(&env);

@@ -99,6 +99,14 @@ pub fn make_every_kind_tree(root: &Path) -> Made {
         f.write_all_at(b"end", SPARSE_LEN - 3).unwrap();
     }
     let sparse = allocated_bytes(&p("sparse.img")) < SPARSE_LEN / 16;
+    // Only a hole; data followed by a hole up to the end.
+    fs::File::create(p("hole-only.img")).unwrap().set_len(20 * MIB).unwrap();
+    {
+        let f = fs::File::create(p("trailing-hole.img")).unwrap();
+        use std::io::Write;
+        (&f).write_all(b"data, then nothing").unwrap();
+        f.set_len(30 * MIB + 5).unwrap();
+    }
     if !sparse {
         note!("roundtrip: this file system does not keep files sparse; sparse restore not checked");
     }
@@ -217,6 +225,12 @@ fn every_file_type_and_metadata_round_trips() {
             "sparse.img restored with {got} bytes allocated for a {SPARSE_LEN}-byte file with a few bytes of data: not sparse"
         );
     }
+    if made.sparse {
+        for (name, max) in [("hole-only.img", 0), ("trailing-hole.img", 9 * MIB)] {
+            let got = allocated_bytes(&out.join(name));
+            assert!(got <= max, "{name} restored with {got} bytes allocated (at most {max} expected)");
+        }
+    }
     if made.xattrs {
         assert_eq!(xattr::get(out.join("tiny.txt"), "user.comment").unwrap().as_deref(), Some(&b"a comment"[..]));
     }
@@ -285,4 +299,44 @@ fn restore_over_an_existing_different_tree_makes_it_exact() {
     assert_eq!(fs::read(out2.join("was-a-dir/inner/keep")).unwrap(), b"mine");
     assert_eq!(fs::read(out2.join("d/f")).unwrap(), b"final f\n");
     assert_eq!(fs::read(out2.join("a")).unwrap(), b"final a\n");
+}
+
+#[test]
+fn sparse_file_larger_than_4_gib_round_trips() {
+    // Offsets past 4 GiB must not wrap (u32 arithmetic anywhere in the
+    // chain would put data at the wrong place).
+    use std::os::unix::fs::FileExt;
+    const G4: u64 = 1 << 32;
+    let env = TestEnv::new();
+    let src = env.mkdir("src");
+    let path = src.join("huge.img");
+    let f = fs::File::create(&path).unwrap();
+    let marks: [(u64, &[u8]); 4] = [(0, b"head"), (G4 - 2, b"across"), (G4 + 12345, b"past 4 GiB"), (G4 + 512 * MIB - 4, b"tail")];
+    for (off, data) in marks {
+        f.write_all_at(data, off).unwrap();
+    }
+    drop(f);
+    if allocated_bytes(&path) > 64 * MIB {
+        note!("skipped: this file system does not keep files sparse");
+        return;
+    }
+    env.init();
+    env.backup_json([&src]);
+    let target = env.path("target");
+    env.restore("latest", &target, &[]);
+    let r = restored(&target, &path);
+    let md = fs::metadata(&r).unwrap();
+    assert_eq!(md.len(), G4 + 512 * MIB);
+    let g = fs::File::open(&r).unwrap();
+    for (off, data) in marks {
+        let mut buf = vec![0u8; data.len()];
+        g.read_exact_at(&mut buf, off).unwrap();
+        assert_eq!(buf, data, "at offset {off}");
+    }
+    // And zeros right around the marks.
+    let mut buf = [1u8; 16];
+    g.read_exact_at(&mut buf, G4 + 12345 + 10).unwrap();
+    assert_eq!(buf, [0u8; 16]);
+    let got = allocated_bytes(&r);
+    assert!(got < 256 * MIB, "the 4.5 GiB sparse file was restored with {} MiB allocated", got / MIB);
 }

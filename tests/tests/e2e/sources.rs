@@ -135,3 +135,32 @@ fn one_file_system_does_not_cross_mount_points() {
     env.restore("latest", &t2, &[]);
     assert_eq!(fs::read(restored(&t2, &src).join("mnt/elsewhere.txt")).unwrap(), b"on another file system");
 }
+
+#[test]
+fn overlapping_and_unnormalized_paths_and_an_empty_directory() {
+    let env = TestEnv::new();
+    let src = env.mkdir("src");
+    fs::create_dir(src.join("sub")).unwrap();
+    fs::write(src.join("sub/x"), b"x").unwrap();
+    fs::write(src.join("y"), b"y").unwrap();
+    env.init();
+    // A path inside another, the same path twice, `..` and a trailing slash.
+    let odd = format!("{}/../src/", src.display());
+    env.cairn(["backup"]).arg(&src).arg(src.join("sub")).arg(&odd).run().success();
+    let snaps = env.snapshots();
+    let paths = snaps[0]["paths"].as_array().unwrap();
+    assert!(paths.iter().all(|p| !p.as_str().unwrap().contains("..")), "unnormalized paths recorded: {paths:?}");
+    let target = env.path("target");
+    env.restore("latest", &target, &[]);
+    assert_trees_equal(&src, &restored(&target, &src));
+    let listing = env.cairn(["ls", "latest"]).run().success().stdout_str();
+    let x = format!("{}/sub/x", src.display());
+    assert_eq!(listing.lines().filter(|l| *l == x).count(), 1, "sub/x listed more than once:\n{listing}");
+
+    // An empty directory.
+    let empty = env.mkdir("empty");
+    env.backup_json([&empty]);
+    let t2 = env.path("t2");
+    env.restore("latest", &t2, &[]);
+    assert_trees_equal(&empty, &restored(&t2, &empty));
+}
