@@ -142,32 +142,28 @@ impl Differ<'_> {
     fn one_side(&mut self, added: bool, dir: &str, subtree: Option<Id>) -> Result<()> {
         let Some(id) = subtree else { return Ok(()) };
         let modifier = if added { "+" } else { "-" };
-        let mut found = vec![];
+        // Reported as the walk goes: one directory listing in memory at a time.
+        let repo = self.repo;
         tree_walk::walk(
-            self.repo,
+            repo,
             id,
             Path::new(dir.trim_end_matches('/')),
             &mut |p: &Path, n: &Node| {
-                found.push((p.to_string_lossy().into_owned(), n.clone()));
+                let mut path = p.to_string_lossy().into_owned();
+                if n.kind == NodeKind::Dir {
+                    path.push('/');
+                }
+                self.change(path, modifier)?;
+                let (stat, set) = if added {
+                    (&mut self.stats.added, &mut self.after)
+                } else {
+                    (&mut self.stats.removed, &mut self.before)
+                };
+                stat.add(n);
+                add_blobs(set, n);
                 Ok(Visit::Continue)
             },
-        )?;
-        for (p, n) in found {
-            let path = if n.kind == NodeKind::Dir {
-                format!("{p}/")
-            } else {
-                p
-            };
-            self.change(path, modifier)?;
-            let (stat, set) = if added {
-                (&mut self.stats.added, &mut self.after)
-            } else {
-                (&mut self.stats.removed, &mut self.before)
-            };
-            stat.add(&n);
-            add_blobs(set, &n);
-        }
-        Ok(())
+        )
     }
 
     fn tree(&mut self, prefix: &str, t1: Option<Id>, t2: Option<Id>) -> Result<()> {
