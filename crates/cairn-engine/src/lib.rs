@@ -8,6 +8,9 @@
 //! - [`copy`]: copy snapshots between repositories; [`repair`]: rebuild the
 //!   index, rewrite snapshots around lost data; [`keys`]: key files;
 //!   [`unlock`]: stale lock files left by other programs.
+//! - [`forget`]: which snapshots a retention policy keeps (pure, no I/O);
+//!   [`diff`], [`find`], [`stats`]: comparing, searching and measuring
+//!   snapshots; [`rewrite`]: snapshot trees without excluded paths.
 //!
 //! Engine functions return data and update progress counters; printing is
 //! the CLI's job.
