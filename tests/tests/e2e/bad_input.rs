@@ -407,3 +407,30 @@ fn damaged_snapshot_and_config_give_a_clear_error() {
     assert_ne!(out.code(), 12, "a damaged config is not a wrong password:\n{}", out.describe());
     out.one_line_error();
 }
+
+#[test]
+fn bad_option_values_and_empty_repositories() {
+    let env = TestEnv::new();
+    let src = env.mkdir("src");
+    env.init();
+    assert_eq!(env.snapshots(), Vec::<serde_json::Value>::new());
+    let table = env.cairn(["snapshots"]).run().success().stdout_str();
+    assert!(table.contains("0 snapshots"), "{table}");
+    let target = env.path("target");
+    for args in [
+        vec!["restore".to_string(), "latest".into(), "--target".into(), target.display().to_string()],
+        vec!["ls".into(), "latest".into()],
+        vec!["dump".into(), "latest".into(), "/x".into()],
+        vec!["backup".into(), "--stdin".into(), "--stdin-filename".into(), "a/b".into()],
+        vec!["backup".into(), src.display().to_string(), "--exclude-larger-than".into(), "lots".into()],
+        vec!["backup".into(), src.display().to_string(), "--parent".into(), "deadbeef".into()],
+        vec!["backup".into(), src.display().to_string(), "--exclude-file".into(), env.path("no-such-file").display().to_string()],
+        vec!["backup".into(), "--stdin-from-command".into()],
+        vec!["--compression".into(), "extreme".into(), "backup".into(), src.display().to_string()],
+    ] {
+        let out = env.cairn(&args).run();
+        assert_eq!(out.code(), 1, "{}", out.describe());
+        out.one_line_error();
+    }
+    assert!(env.snapshots().is_empty());
+}

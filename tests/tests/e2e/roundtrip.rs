@@ -248,6 +248,17 @@ fn every_file_type_and_metadata_round_trips() {
         restored(&target, tmp_parent).display()
     );
 
+    // Restoring again into the same target changes nothing.
+    env.restore("latest", &target, &[]);
+    assert_trees_equal(&src, &out);
+
+    // A second backup reuses the parent's nodes: its restore must be just as exact.
+    let again = env.backup_json([&src]);
+    assert_eq!(again["data_blobs"], 0, "nothing changed: {again}");
+    let target3 = env.path("target-second");
+    env.restore("latest", &target3, &[]);
+    assert_trees_equal(&src, &restored(&target3, &src));
+
     // --verify reads everything back; check --read-data reads every blob.
     let target2 = env.path("target-verify");
     let v = env.restore("latest", &target2, &["--verify"]);
@@ -339,4 +350,60 @@ fn sparse_file_larger_than_4_gib_round_trips() {
     assert_eq!(buf, [0u8; 16]);
     let got = allocated_bytes(&r);
     assert!(got < 256 * MIB, "the 4.5 GiB sparse file was restored with {} MiB allocated", got / MIB);
+}
+
+#[test]
+fn metadata_only_changes_are_backed_up() {
+    // chmod, chown, xattrs and directory mtimes change no content: the
+    // second backup must still record them (ctime tells a file changed).
+    let env = TestEnv::new();
+    let src = env.mkdir("src");
+    fs::create_dir(src.join("d")).unwrap();
+    fs::write(src.join("d/f"), b"content stays the same").unwrap();
+    fs::write(src.join("g"), b"so does this").unwrap();
+    env.init();
+    env.backup_json([&src]);
+
+    set_mode(&src.join("d/f"), 0o600);
+    set_mode(&src.join("d"), 0o750);
+    if is_root() {
+        std::os::unix::fs::lchown(src.join("g"), Some(4242), Some(4343)).unwrap();
+    }
+    let _ = xattr::set(src.join("g"), "user.added", b"later");
+    let t = FileTime::from_unix_time(1_234_567_890, 987_654_321);
+    filetime::set_file_mtime(src.join("d"), t).unwrap();
+    filetime::set_file_mtime(src.join("d/f"), t).unwrap();
+    let s2 = env.backup_json([&src]);
+    assert_eq!(s2["data_blobs"], 0, "only metadata changed: {s2}");
+    let target = env.path("target");
+    env.restore("latest", &target, &[]);
+    assert_trees_equal(&src, &restored(&target, &src));
+}
+
+#[test]
+fn special_files_as_backup_paths_do_not_block() {
+    // A fifo or a device given directly must be stored as such, never
+    // opened (reading a fifo blocks forever); a socket in the tree too.
+    let env = TestEnv::new();
+    let src = env.mkdir("src");
+    mkfifo(&src.join("fifo"), 0o600);
+    let _listener = std::os::unix::net::UnixListener::bind(src.join("socket")).unwrap();
+    fs::write(src.join("plain"), b"plain").unwrap();
+    env.init();
+    let mut c = env.cairn(["backup"]);
+    c.arg(src.join("fifo")).arg(&src).timeout(std::time::Duration::from_secs(60));
+    c.run().success();
+    let target = env.path("target");
+    env.restore("latest", &target, &[]);
+    let r = restored(&target, &src);
+    assert_eq!(Manifest::take(&r).get("fifo").map(|e| e.kind), Some(Kind::Fifo));
+    assert_eq!(fs::read(r.join("plain")).unwrap(), b"plain");
+    if is_root() && std::path::Path::new("/dev/null").exists() {
+        let mut c = env.cairn(["backup", "/dev/null"]);
+        c.timeout(std::time::Duration::from_secs(60));
+        c.run().success();
+        let listing = env.cairn(["ls", "--json", "latest", "/dev/null"]).run().success();
+        let node = listing.json_lines().into_iter().find(|v| v["path"] == "/dev/null").expect("/dev/null listed");
+        assert_eq!(node["type"], "chardev", "{node}");
+    }
 }

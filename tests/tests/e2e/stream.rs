@@ -102,6 +102,15 @@ fn stdin_from_command_that_fails_stores_no_snapshot() {
     cairn_tests::repo::assert_unchanged(&before, &cairn_tests::repo::hash_all(&env.repo.join("snapshots")), "a failed --stdin-from-command");
     env.cairn(["check"]).run().success();
 
+    // A command that closes its output early and fails later, and one
+    // killed by a signal, fail the same way.
+    for script in ["printf data; exec >&-; sleep 0.3; exit 4", "printf data; kill -9 $$"] {
+        let out = env.cairn(["backup", "--stdin-from-command", "--stdin-filename", "db.sql", "--", "sh", "-c", script]).run();
+        assert_ne!(out.code(), 0, "`sh -c {script:?}` failed, the backup must too:\n{}", out.describe());
+        out.one_line_error();
+        assert!(env.snapshots().is_empty(), "a snapshot was stored for `sh -c {script:?}`");
+    }
+
     // A command that cannot even start.
     let out = env.cairn(["backup", "--stdin-from-command", "--", "/nonexistent/dumper"]).run();
     assert_ne!(out.code(), 0, "{}", out.describe());
