@@ -44,22 +44,37 @@ fn make_data(root: &Path, seed: u64) {
 /// first repository's password is the copy source's.
 fn other(env: &TestEnv, repo: &Path, args: &[&str]) -> Cairn {
     let mut c = env.cairn(args);
-    c.env("CAIRN_REPOSITORY", repo).env("CAIRN_PASSWORD", TARGET_PASSWORD).env("CAIRN_FROM_PASSWORD", &env.password);
+    c.env("CAIRN_REPOSITORY", repo)
+        .env("CAIRN_PASSWORD", TARGET_PASSWORD)
+        .env("CAIRN_FROM_PASSWORD", &env.password);
     c
 }
 
 fn json_lines_of(out: &cairn_tests::Out, kind: &str) -> Vec<Value> {
-    out.json_lines().into_iter().filter(|v| v["message_type"] == kind).collect()
+    out.json_lines()
+        .into_iter()
+        .filter(|v| v["message_type"] == kind)
+        .collect()
 }
 
 fn str_of(v: &Value, field: &str) -> String {
-    v[field].as_str().unwrap_or_else(|| panic!("field {field:?} is not a string in {v}")).to_string()
+    v[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("field {field:?} is not a string in {v}"))
+        .to_string()
 }
 
 /// `key list --json`, parsed.
 fn keys(env: &TestEnv, password: &str) -> Vec<Value> {
-    let out = env.cairn(["key", "list", "--json"]).env("CAIRN_PASSWORD", password).run().success();
-    out.json().as_array().expect("key list --json prints an array").clone()
+    let out = env
+        .cairn(["key", "list", "--json"])
+        .env("CAIRN_PASSWORD", password)
+        .run()
+        .success();
+    out.json()
+        .as_array()
+        .expect("key list --json prints an array")
+        .clone()
 }
 
 fn write_secret(env: &TestEnv, name: &str, secret: &str) -> PathBuf {
@@ -80,11 +95,26 @@ fn keys_add_list_remove_passwd() {
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0]["current"], true);
     let first = str_of(&listed[0], "id");
-    assert!(listed[0]["created"].is_string() && listed[0]["hostName"].is_string() && listed[0]["userName"].is_string());
+    assert!(
+        listed[0]["created"].is_string()
+            && listed[0]["hostName"].is_string()
+            && listed[0]["userName"].is_string()
+    );
 
     // Add a second password; both open the repository.
     let second_pw = write_secret(&env, "second", "second password");
-    let out = env.cairn(["key", "add", "--json", "--host", "elsewhere", "--new-password-file"]).arg(&second_pw).run().success();
+    let out = env
+        .cairn([
+            "key",
+            "add",
+            "--json",
+            "--host",
+            "elsewhere",
+            "--new-password-file",
+        ])
+        .arg(&second_pw)
+        .run()
+        .success();
     let second = str_of(&out.json(), "id");
     let listed = keys(&env, "second password");
     assert_eq!(listed.len(), 2);
@@ -92,21 +122,39 @@ fn keys_add_list_remove_passwd() {
     assert_eq!(str_of(me, "id"), second);
     assert_eq!(me["hostName"], "elsewhere");
     let text = env.cairn(["key", "list"]).run().success().stdout_str();
-    assert!(text.contains(&format!("*{}", &first[..8])) && text.contains(&format!(" {}", &second[..8])), "{text}");
+    assert!(
+        text.contains(&format!("*{}", &first[..8])) && text.contains(&format!(" {}", &second[..8])),
+        "{text}"
+    );
 
     // The key in use cannot be removed; another can, by a unique prefix.
     let out = env.cairn(["key", "remove", &first[..10]]).run();
-    assert!(out.one_line_error().contains("in use"), "{}", out.describe());
+    assert!(
+        out.one_line_error().contains("in use"),
+        "{}",
+        out.describe()
+    );
     env.cairn(["key", "remove", &second[..6]]).run().success();
-    env.cairn(["snapshots"]).env("CAIRN_PASSWORD", "second password").run().expect_code(12);
+    env.cairn(["snapshots"])
+        .env("CAIRN_PASSWORD", "second password")
+        .run()
+        .expect_code(12);
 
     // The last key cannot be removed.
     let out = env.cairn(["key", "remove", &first]).run();
-    assert!(out.one_line_error().contains("only key"), "{}", out.describe());
+    assert!(
+        out.one_line_error().contains("only key"),
+        "{}",
+        out.describe()
+    );
 
     // passwd: the new password works, the old one does not, one key remains.
     let new_pw = write_secret(&env, "new", "brand new password");
-    let out = env.cairn(["key", "passwd", "--json", "--new-password-file"]).arg(&new_pw).run().success();
+    let out = env
+        .cairn(["key", "passwd", "--json", "--new-password-file"])
+        .arg(&new_pw)
+        .run()
+        .success();
     assert_eq!(str_of(&out.json(), "removed"), first);
     let new_key = str_of(&out.json(), "id");
     let out = env.cairn(["snapshots"]).run().expect_code(12);
@@ -117,11 +165,23 @@ fn keys_add_list_remove_passwd() {
     assert_eq!(str_of(&listed[0], "id"), new_key);
     // And the data is still there.
     let target = env.path("restore");
-    env.cairn(["restore", "latest", "--target"]).arg(&target).env("CAIRN_PASSWORD", "brand new password").run().success();
+    env.cairn(["restore", "latest", "--target"])
+        .arg(&target)
+        .env("CAIRN_PASSWORD", "brand new password")
+        .run()
+        .success();
     assert_trees_equal(&data, &restored(&target, &data));
 
     // --new-password-command works too.
-    env.cairn(["key", "add", "--new-password-command", "echo from a command"]).env("CAIRN_PASSWORD", "brand new password").run().success();
+    env.cairn([
+        "key",
+        "add",
+        "--new-password-command",
+        "echo from a command",
+    ])
+    .env("CAIRN_PASSWORD", "brand new password")
+    .run()
+    .success();
     assert_eq!(keys(&env, "from a command").len(), 2);
 }
 
@@ -132,35 +192,79 @@ fn keys_bad_input() {
     let pw = write_secret(&env, "pw", "x");
     // Keys until two share a first hex digit (at most 17 by pigeonhole).
     let prefix = loop {
-        let ids: Vec<String> = keys(&env, &env.password).iter().map(|k| str_of(k, "id")).collect();
+        let ids: Vec<String> = keys(&env, &env.password)
+            .iter()
+            .map(|k| str_of(k, "id"))
+            .collect();
         let mut firsts: Vec<char> = ids.iter().map(|i| i.chars().next().unwrap()).collect();
         firsts.sort();
         if let Some(w) = firsts.windows(2).find(|w| w[0] == w[1]) {
             break w[0].to_string();
         }
-        env.cairn(["key", "add", "--new-password-file"]).arg(&pw).run().success();
+        env.cairn(["key", "add", "--new-password-file"])
+            .arg(&pw)
+            .run()
+            .success();
     };
     let out = env.cairn(["key", "remove", &prefix]).run();
-    assert!(out.one_line_error().contains("ambiguous"), "{}", out.describe());
-    let ids: Vec<String> = keys(&env, &env.password).iter().map(|k| str_of(k, "id")).collect();
-    let unknown = (0..=255u8).map(|b| format!("{b:02x}")).find(|p| !ids.iter().any(|i| i.starts_with(p))).unwrap();
+    assert!(
+        out.one_line_error().contains("ambiguous"),
+        "{}",
+        out.describe()
+    );
+    let ids: Vec<String> = keys(&env, &env.password)
+        .iter()
+        .map(|k| str_of(k, "id"))
+        .collect();
+    let unknown = (0..=255u8)
+        .map(|b| format!("{b:02x}"))
+        .find(|p| !ids.iter().any(|i| i.starts_with(p)))
+        .unwrap();
     let out = env.cairn(["key", "remove", &unknown]).run();
-    assert!(out.one_line_error().contains("no key with id"), "{}", out.describe());
+    assert!(
+        out.one_line_error().contains("no key with id"),
+        "{}",
+        out.describe()
+    );
     let out = env.cairn(["key", "remove", "not-hex"]).run();
-    assert!(out.one_line_error().contains("invalid key id"), "{}", out.describe());
+    assert!(
+        out.one_line_error().contains("invalid key id"),
+        "{}",
+        out.describe()
+    );
     // No new password given and no terminal: a clear error, nothing added.
     let before = ids.len();
     let out = env.cairn(["key", "add"]).run();
-    assert!(out.one_line_error().contains("--new-password-file"), "{}", out.describe());
-    let out = env.cairn(["key", "add", "--new-password-file"]).arg(env.path("missing")).run();
+    assert!(
+        out.one_line_error().contains("--new-password-file"),
+        "{}",
+        out.describe()
+    );
+    let out = env
+        .cairn(["key", "add", "--new-password-file"])
+        .arg(env.path("missing"))
+        .run();
     out.one_line_error();
     let empty = write_secret(&env, "empty", "");
-    let out = env.cairn(["key", "add", "--new-password-file"]).arg(&empty).run();
-    assert!(out.one_line_error().contains("empty password"), "{}", out.describe());
+    let out = env
+        .cairn(["key", "add", "--new-password-file"])
+        .arg(&empty)
+        .run();
+    assert!(
+        out.one_line_error().contains("empty password"),
+        "{}",
+        out.describe()
+    );
     assert_eq!(keys(&env, &env.password).len(), before);
     // Wrong password and missing repository.
-    env.cairn(["key", "list"]).env("CAIRN_PASSWORD", "nope").run().expect_code(12);
-    env.cairn(["key", "list"]).env("CAIRN_REPOSITORY", env.path("nothing")).run().expect_code(10);
+    env.cairn(["key", "list"])
+        .env("CAIRN_PASSWORD", "nope")
+        .run()
+        .expect_code(12);
+    env.cairn(["key", "list"])
+        .env("CAIRN_REPOSITORY", env.path("nothing"))
+        .run()
+        .expect_code(10);
 }
 
 /// Copy every source snapshot, check the events, and return source id → target id.
@@ -168,7 +272,10 @@ fn copy_all(env: &TestEnv, target: &Path, extra: &[&str]) -> (Vec<(String, Strin
     let mut args = vec!["copy", "--json", "--from-repo", env.repo.to_str().unwrap()];
     args.extend_from_slice(extra);
     let out = other(env, target, &args).run().success();
-    let pairs = json_lines_of(&out, "snapshot_copied").iter().map(|v| (str_of(v, "source"), str_of(v, "target"))).collect();
+    let pairs = json_lines_of(&out, "snapshot_copied")
+        .iter()
+        .map(|v| (str_of(v, "source"), str_of(v, "target")))
+        .collect();
     (pairs, out.summary())
 }
 
@@ -193,10 +300,16 @@ fn copy_between_different_keys() {
     for (source, manifest) in [(&s1, &m1), (&s2, &m2)] {
         let copy = &pairs.iter().find(|(s, _)| s == source).unwrap().1;
         let dir = env.path(format!("restore-{}", &copy[..8]));
-        other(&env, &target, &["restore", copy, "--target"]).arg(&dir).run().success();
+        other(&env, &target, &["restore", copy, "--target"])
+            .arg(&dir)
+            .run()
+            .success();
         assert_manifest_matches(manifest, &restored(&dir, &data));
     }
-    let snaps = other(&env, &target, &["snapshots", "--json"]).run().success().json();
+    let snaps = other(&env, &target, &["snapshots", "--json"])
+        .run()
+        .success()
+        .json();
     let snaps = snaps.as_array().unwrap();
     assert_eq!(snaps.len(), 2);
     for s in snaps {
@@ -210,7 +323,15 @@ fn copy_between_different_keys() {
     let before = hash_all(&target);
     let (pairs, summary) = copy_all(&env, &target, &[]);
     assert!(pairs.is_empty());
-    assert_eq!((num(&summary, "snapshots_skipped"), num(&summary, "bytes_read"), num(&summary, "packs")), (2, 0, 0), "{summary}");
+    assert_eq!(
+        (
+            num(&summary, "snapshots_skipped"),
+            num(&summary, "bytes_read"),
+            num(&summary, "packs")
+        ),
+        (2, 0, 0),
+        "{summary}"
+    );
     assert_unchanged(&before, &hash_all(&target), "a second copy");
 
     // A new snapshot: only its new data is stored.
@@ -219,16 +340,27 @@ fn copy_between_different_keys() {
     let packs_before: u64 = packs(&target).iter().map(|p| p.1).sum();
     let (pairs, summary) = copy_all(&env, &target, &[&s3[..8]]);
     assert_eq!(pairs.len(), 1);
-    assert_eq!(num(&summary, "data_blobs"), 1, "only new.txt is new: {summary}");
+    assert_eq!(
+        num(&summary, "data_blobs"),
+        1,
+        "only new.txt is new: {summary}"
+    );
     let added: u64 = packs(&target).iter().map(|p| p.1).sum::<u64>() - packs_before;
-    assert!(added < 64 * KIB, "{added} bytes of packs added for an 11-byte file");
+    assert!(
+        added < 64 * KIB,
+        "{added} bytes of packs added for an 11-byte file"
+    );
     note!("copy of a snapshot with one new file stored {added} bytes");
 
     // Backing up the same files directly into the target stores new data:
     // the keys differ, so blob ids differ (the contrast to the next test).
     let moved = env.path("moved");
     std::fs::rename(&data, &moved).unwrap();
-    let summary = other(&env, &target, &["backup", "--json"]).arg(&moved).run().success().summary();
+    let summary = other(&env, &target, &["backup", "--json"])
+        .arg(&moved)
+        .run()
+        .success()
+        .summary();
     assert!(num(&summary, "data_blobs") > 0, "{summary}");
 }
 
@@ -242,41 +374,78 @@ fn copy_with_shared_chunker_params() {
 
     let target = env.path("target");
     let from = env.repo.to_str().unwrap().to_string();
-    let out = other(&env, &target, &["init", "--json", "--from-repo", &from, "--copy-chunker-params"]).run().success();
+    let out = other(
+        &env,
+        &target,
+        &[
+            "init",
+            "--json",
+            "--from-repo",
+            &from,
+            "--copy-chunker-params",
+        ],
+    )
+    .run()
+    .success();
     assert_eq!(out.json()["message_type"], "initialized");
     let (pairs, summary) = copy_all(&env, &target, &[]);
     assert_eq!(pairs.len(), 1);
     assert_eq!(summary["shared_blob_ids"], true);
     let source_snap = env.snapshots()[0].clone();
-    let copied = other(&env, &target, &["cat", "snapshot", &pairs[0].1]).run().success().json();
-    assert_eq!(copied["tree"], source_snap["tree"], "trees are copied unchanged");
+    let copied = other(&env, &target, &["cat", "snapshot", &pairs[0].1])
+        .run()
+        .success()
+        .json();
+    assert_eq!(
+        copied["tree"], source_snap["tree"],
+        "trees are copied unchanged"
+    );
 
     // The same files backed up directly into the target (elsewhere, so no
     // parent snapshot helps): every chunk is already there.
     let elsewhere = env.path("elsewhere");
     std::fs::rename(&data, &elsewhere).unwrap();
-    let summary = other(&env, &target, &["backup", "--json"]).arg(&elsewhere).run().success().summary();
+    let summary = other(&env, &target, &["backup", "--json"])
+        .arg(&elsewhere)
+        .run()
+        .success()
+        .summary();
     assert_eq!(num(&summary, "data_blobs"), 0, "{summary}");
     std::fs::rename(&elsewhere, &data).unwrap();
 
     // New data reaching the target first (a direct backup) is not read from
     // the source when a snapshot holding it is copied.
     random_file(&data.join("new-big.bin"), 4 * MIB, 77);
-    let in_target = other(&env, &target, &["backup", "--json", "--force"]).arg(&data).run().success().summary();
+    let in_target = other(&env, &target, &["backup", "--json", "--force"])
+        .arg(&data)
+        .run()
+        .success()
+        .summary();
     assert!(num(&in_target, "data_blobs") >= 2, "{in_target}");
     let s2 = str_of(&env.backup_json([&data]), "snapshot_id");
     let before: u64 = packs(&target).iter().map(|p| p.1).sum();
     let (pairs, summary) = copy_all(&env, &target, &[&s2]);
     assert_eq!(pairs.len(), 1);
     assert_eq!(num(&summary, "data_blobs"), 0, "{summary}");
-    assert!(num(&summary, "blobs_skipped") >= num(&in_target, "data_blobs"), "{summary}");
-    assert!(num(&summary, "bytes_read") < 64 * KIB, "only trees may be read from the source: {summary}");
+    assert!(
+        num(&summary, "blobs_skipped") >= num(&in_target, "data_blobs"),
+        "{summary}"
+    );
+    assert!(
+        num(&summary, "bytes_read") < 64 * KIB,
+        "only trees may be read from the source: {summary}"
+    );
     let added = packs(&target).iter().map(|p| p.1).sum::<u64>() - before;
     assert!(added < 64 * KIB, "{added}");
     let dir = env.path("restore");
-    other(&env, &target, &["restore", &pairs[0].1, "--target"]).arg(&dir).run().success();
+    other(&env, &target, &["restore", &pairs[0].1, "--target"])
+        .arg(&dir)
+        .run()
+        .success();
     assert_trees_equal(&data, &restored(&dir, &data));
-    other(&env, &target, &["check", "--read-data"]).run().success();
+    other(&env, &target, &["check", "--read-data"])
+        .run()
+        .success();
 }
 
 #[test]
@@ -285,36 +454,70 @@ fn repair_index_after_deleting_all_index_files() {
     env.init();
     let data = env.mkdir("data");
     make_data(&data, 30);
-    env.backup_json(["--pack-size", "1"].iter().map(OsStr::new).chain([data.as_os_str()]));
+    env.backup_json(
+        ["--pack-size", "1"]
+            .iter()
+            .map(OsStr::new)
+            .chain([data.as_os_str()]),
+    );
     std::fs::write(data.join("more.txt"), b"more\n").unwrap();
-    env.backup_json(["--pack-size", "1"].iter().map(OsStr::new).chain([data.as_os_str()]));
+    env.backup_json(
+        ["--pack-size", "1"]
+            .iter()
+            .map(OsStr::new)
+            .chain([data.as_os_str()]),
+    );
     let index_files = cairn_tests::repo::files(&env.repo, "index");
     assert!(!index_files.is_empty());
     for (p, _) in &index_files {
         std::fs::remove_file(p).unwrap();
     }
     let out = env.cairn(["check"]).run();
-    assert!(!out.status.success(), "check must fail without an index:\n{}", out.describe());
+    assert!(
+        !out.status.success(),
+        "check must fail without an index:\n{}",
+        out.describe()
+    );
 
     let before_packs = packs(&env.repo);
     let out = env.cairn(["repair", "index", "--json"]).run().success();
     let s = out.summary();
     assert_eq!(num(&s, "packs"), before_packs.len() as u64, "{s}");
     assert_eq!(s["unreadable_packs"].as_array().unwrap().len(), 0);
-    assert_eq!((num(&s, "old_index_files"), num(&s, "index_files_removed")), (0, 0));
+    assert_eq!(
+        (num(&s, "old_index_files"), num(&s, "index_files_removed")),
+        (0, 0)
+    );
     assert!(num(&s, "index_files_written") >= 1);
-    assert_eq!(packs(&env.repo), before_packs, "repair index never touches packs");
+    assert_eq!(
+        packs(&env.repo),
+        before_packs,
+        "repair index never touches packs"
+    );
     env.cairn(["check", "--read-data"]).run().success();
     let target = env.path("restore");
     env.restore("latest", &target, &[]);
     assert_trees_equal(&data, &restored(&target, &data));
 
     // Run again over a healthy index: old files replaced by new ones.
-    let old: Vec<String> = cairn_tests::repo::files(&env.repo, "index").iter().map(|(p, _)| file_name(p)).collect();
-    let s = env.cairn(["repair", "index", "--json"]).run().success().summary();
+    let old: Vec<String> = cairn_tests::repo::files(&env.repo, "index")
+        .iter()
+        .map(|(p, _)| file_name(p))
+        .collect();
+    let s = env
+        .cairn(["repair", "index", "--json"])
+        .run()
+        .success()
+        .summary();
     assert_eq!(num(&s, "index_files_removed"), old.len() as u64);
-    let new: Vec<String> = cairn_tests::repo::files(&env.repo, "index").iter().map(|(p, _)| file_name(p)).collect();
-    assert!(new.iter().all(|n| !old.contains(n)), "old {old:?} new {new:?}");
+    let new: Vec<String> = cairn_tests::repo::files(&env.repo, "index")
+        .iter()
+        .map(|(p, _)| file_name(p))
+        .collect();
+    assert!(
+        new.iter().all(|n| !old.contains(n)),
+        "old {old:?} new {new:?}"
+    );
     env.cairn(["check"]).run().success();
 }
 
@@ -324,13 +527,30 @@ fn repair_index_reports_damaged_pack() {
     env.init();
     let data = env.mkdir("data");
     make_data(&data, 40);
-    env.backup_json(["--pack-size", "1"].iter().map(OsStr::new).chain([data.as_os_str()]));
+    env.backup_json(
+        ["--pack-size", "1"]
+            .iter()
+            .map(OsStr::new)
+            .chain([data.as_os_str()]),
+    );
     let all = packs(&env.repo);
-    let (victim, size) = all.iter().find(|(p, _)| pack_blobs(&env, &file_name(p))[0].kind == "data").unwrap().clone();
+    let (victim, size) = all
+        .iter()
+        .find(|(p, _)| pack_blobs(&env, &file_name(p))[0].kind == "data")
+        .unwrap()
+        .clone();
     cairn_tests::repo::truncate(&victim, size - 3);
     let out = env.cairn(["repair", "index"]).run().success();
-    assert!(out.stderr.contains(&file_name(&victim)), "the damaged pack is reported:\n{}", out.describe());
-    let s = env.cairn(["repair", "index", "--json"]).run().success().summary();
+    assert!(
+        out.stderr.contains(&file_name(&victim)),
+        "the damaged pack is reported:\n{}",
+        out.describe()
+    );
+    let s = env
+        .cairn(["repair", "index", "--json"])
+        .run()
+        .success()
+        .summary();
     assert_eq!(s["unreadable_packs"][0]["id"], file_name(&victim), "{s}");
     assert_eq!(num(&s, "packs"), all.len() as u64);
 }
@@ -342,7 +562,11 @@ fn files_in_pack(env: &TestEnv, snapshot: &str, pack: &str, data: &Path) -> Vec<
     let mut files: Vec<String> = pack_blobs(env, pack)
         .iter()
         .flat_map(|b| by_blob.get(&b.id).cloned().unwrap_or_default())
-        .map(|p| p.strip_prefix(&prefix).unwrap_or_else(|| panic!("{p} not under {prefix}")).to_string())
+        .map(|p| {
+            p.strip_prefix(&prefix)
+                .unwrap_or_else(|| panic!("{p} not under {prefix}"))
+                .to_string()
+        })
         .collect();
     files.sort();
     files.dedup();
@@ -355,28 +579,63 @@ fn repair_snapshots_after_deleting_a_pack() {
     env.init();
     let data = env.mkdir("data");
     make_data(&data, 50);
-    let snap = str_of(&env.backup_json(["--pack-size", "1"].iter().map(OsStr::new).chain([data.as_os_str()])), "snapshot_id");
+    let snap = str_of(
+        &env.backup_json(
+            ["--pack-size", "1"]
+                .iter()
+                .map(OsStr::new)
+                .chain([data.as_os_str()]),
+        ),
+        "snapshot_id",
+    );
     let manifest = Manifest::take(&data);
 
     // Lose the pack holding sub/a.bin's data.
     let by_blob = files_by_blob(&env, &snap);
     let a_bin = format!("{}/sub/a.bin", data.display());
-    let a_blob = by_blob.iter().find(|(_, files)| files.contains(&a_bin)).unwrap().0.clone();
-    let (victim, _) = packs(&env.repo).into_iter().find(|(p, _)| pack_blobs(&env, &file_name(p)).iter().any(|b| b.id == a_blob)).unwrap();
+    let a_blob = by_blob
+        .iter()
+        .find(|(_, files)| files.contains(&a_bin))
+        .unwrap()
+        .0
+        .clone();
+    let (victim, _) = packs(&env.repo)
+        .into_iter()
+        .find(|(p, _)| {
+            pack_blobs(&env, &file_name(p))
+                .iter()
+                .any(|b| b.id == a_blob)
+        })
+        .unwrap();
     let lost = files_in_pack(&env, &snap, &file_name(&victim), &data);
     note!("deleting pack {} loses {lost:?}", file_name(&victim));
-    assert!(lost.contains(&"sub/a.bin".to_string()) && lost.len() < manifest.paths_of(cairn_tests::tree::Kind::File).len());
+    assert!(
+        lost.contains(&"sub/a.bin".to_string())
+            && lost.len() < manifest.paths_of(cairn_tests::tree::Kind::File).len()
+    );
     std::fs::remove_file(&victim).unwrap();
     let out = env.cairn(["check"]).run();
-    assert!(!out.status.success(), "check must see the lost pack:\n{}", out.describe());
+    assert!(
+        !out.status.success(),
+        "check must see the lost pack:\n{}",
+        out.describe()
+    );
 
     // A dry run changes nothing and says what it would do.
     let before = hash_all(&env.repo);
-    let out = env.cairn(["repair", "snapshots", "--dry-run", "--json"]).run().success();
+    let out = env
+        .cairn(["repair", "snapshots", "--dry-run", "--json"])
+        .run()
+        .success();
     let s = &json_lines_of(&out, "snapshot")[0];
     assert_eq!(s["outcome"], "repaired");
     assert!(s["new"].is_null());
-    let damaged: Vec<String> = s["damage"].as_array().unwrap().iter().map(|d| str_of(d, "path")).collect();
+    let damaged: Vec<String> = s["damage"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| str_of(d, "path"))
+        .collect();
     assert_eq!(damaged.len(), lost.len(), "{damaged:?} vs {lost:?}");
     assert!(out.summary()["dry_run"] == true);
     assert_unchanged(&before, &hash_all(&env.repo), "repair snapshots --dry-run");
@@ -388,16 +647,33 @@ fn repair_snapshots_after_deleting_a_pack() {
     let repaired = str_of(s, "new");
     assert_eq!(s["removed"], false);
     assert_eq!(env.snapshots().len(), 2);
-    assert!(!env.cairn(["check"]).run().status.success(), "the broken original is still there");
+    assert!(
+        !env.cairn(["check"]).run().status.success(),
+        "the broken original is still there"
+    );
 
     // With --forget: the original goes, check passes.
-    let out = env.cairn(["repair", "snapshots", "--forget", &snap[..8]]).run().success();
-    assert!(out.stdout_str().contains("removed the broken snapshot"), "{}", out.describe());
+    let out = env
+        .cairn(["repair", "snapshots", "--forget", &snap[..8]])
+        .run()
+        .success();
+    assert!(
+        out.stdout_str().contains("removed the broken snapshot"),
+        "{}",
+        out.describe()
+    );
     let snaps = env.snapshots();
     assert_eq!(snaps.len(), 2, "two repaired copies of one snapshot");
     for s in &snaps {
         assert_eq!(str_of(s, "original"), snap);
-        assert!(s["tags"].as_array().unwrap().iter().any(|t| t == "repaired"), "{s}");
+        assert!(
+            s["tags"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|t| t == "repaired"),
+            "{s}"
+        );
     }
     env.cairn(["check", "--read-data"]).run().success();
 
@@ -411,12 +687,20 @@ fn repair_snapshots_after_deleting_a_pack() {
     assert_manifest_matches(&expected, &restored(&target, &data));
     // And nothing is left to repair.
     let out = env.cairn(["repair", "snapshots"]).run().success();
-    assert!(out.stdout_str().contains("no snapshots were modified"), "{}", out.describe());
+    assert!(
+        out.stdout_str().contains("no snapshots were modified"),
+        "{}",
+        out.describe()
+    );
 }
 
 /// The pack holding a blob, by reading pack headers.
 fn pack_of(env: &TestEnv, blob: &str) -> PathBuf {
-    packs(&env.repo).into_iter().find(|(p, _)| pack_blobs(env, &file_name(p)).iter().any(|b| b.id == blob)).unwrap().0
+    packs(&env.repo)
+        .into_iter()
+        .find(|(p, _)| pack_blobs(env, &file_name(p)).iter().any(|b| b.id == blob))
+        .unwrap()
+        .0
 }
 
 #[test]
@@ -437,22 +721,47 @@ fn repair_snapshots_lost_tree_and_unreadable_snapshot() {
     let bad = str_of(&env.backup_json([&data]), "snapshot_id");
     cairn_tests::repo::flip_bit(&env.repo.join("snapshots").join(&bad), 30);
 
-    let root1 = str_of(&env.cairn(["cat", "snapshot", &s1]).run().success().json(), "tree");
-    let root2 = str_of(&env.cairn(["cat", "snapshot", &s2]).run().success().json(), "tree");
+    let root1 = str_of(
+        &env.cairn(["cat", "snapshot", &s1]).run().success().json(),
+        "tree",
+    );
+    let root2 = str_of(
+        &env.cairn(["cat", "snapshot", &s2]).run().success().json(),
+        "tree",
+    );
     let pack1 = pack_of(&env, &root1);
-    assert_ne!(pack1, pack_of(&env, &root2), "snapshot 2's new trees are in a pack of their own");
+    assert_ne!(
+        pack1,
+        pack_of(&env, &root2),
+        "snapshot 2's new trees are in a pack of their own"
+    );
     std::fs::remove_file(&pack1).unwrap();
 
-    let out = env.cairn(["repair", "snapshots", "--forget", "--json"]).run().success();
+    let out = env
+        .cairn(["repair", "snapshots", "--forget", "--json"])
+        .run()
+        .success();
     let unreadable = json_lines_of(&out, "unreadable_snapshot");
     assert_eq!(unreadable.len(), 1, "{}", out.describe());
-    assert_eq!((str_of(&unreadable[0], "id"), &unreadable[0]["removed"]), (bad.clone(), &Value::Bool(true)));
+    assert_eq!(
+        (str_of(&unreadable[0], "id"), &unreadable[0]["removed"]),
+        (bad.clone(), &Value::Bool(true))
+    );
     let lines = json_lines_of(&out, "snapshot");
     let one = lines.iter().find(|l| str_of(l, "id") == s1).unwrap();
-    assert_eq!((&one["outcome"], &one["removed"]), (&Value::from("removed"), &Value::Bool(true)), "root lost: {one}");
+    assert_eq!(
+        (&one["outcome"], &one["removed"]),
+        (&Value::from("removed"), &Value::Bool(true)),
+        "root lost: {one}"
+    );
     let two = lines.iter().find(|l| str_of(l, "id") == s2).unwrap();
     assert_eq!(two["outcome"], "repaired", "{two}");
-    let damaged: Vec<String> = two["damage"].as_array().unwrap().iter().map(|d| str_of(d, "path")).collect();
+    let damaged: Vec<String> = two["damage"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| str_of(d, "path"))
+        .collect();
     assert_eq!(damaged, vec![format!("{}/other", data.display())]);
     let target = env.path("restore");
     env.restore(str_of(two, "new").as_str(), &target, &[]);
@@ -476,50 +785,140 @@ fn bad_input_copy_and_init() {
     let src = env.repo.to_str().unwrap();
 
     let out = other(&env, &target, &["copy"]).run();
-    assert!(out.one_line_error().contains("--from-repo"), "{}", out.describe());
-    let out = other(&env, &target, &["copy", "--from-repo", env.path("nowhere").to_str().unwrap()]).run().expect_code(10);
-    assert!(out.one_line_error().contains("source repository"), "{}", out.describe());
-    let out = other(&env, &target, &["copy", "--from-repo", src]).env("CAIRN_FROM_PASSWORD", "wrong").run().expect_code(12);
-    assert!(out.one_line_error().contains("source repository"), "{}", out.describe());
+    assert!(
+        out.one_line_error().contains("--from-repo"),
+        "{}",
+        out.describe()
+    );
+    let out = other(
+        &env,
+        &target,
+        &["copy", "--from-repo", env.path("nowhere").to_str().unwrap()],
+    )
+    .run()
+    .expect_code(10);
+    assert!(
+        out.one_line_error().contains("source repository"),
+        "{}",
+        out.describe()
+    );
+    let out = other(&env, &target, &["copy", "--from-repo", src])
+        .env("CAIRN_FROM_PASSWORD", "wrong")
+        .run()
+        .expect_code(12);
+    assert!(
+        out.one_line_error().contains("source repository"),
+        "{}",
+        out.describe()
+    );
     // The password from a file, or a command, instead of the environment.
     let pw = write_secret(&env, "srcpw", &env.password);
-    other(&env, &target, &["copy", "--from-repo", src, "--from-password-file"])
-        .arg(&pw)
-        .env_remove("CAIRN_FROM_PASSWORD")
-        .run()
-        .success();
+    other(
+        &env,
+        &target,
+        &["copy", "--from-repo", src, "--from-password-file"],
+    )
+    .arg(&pw)
+    .env_remove("CAIRN_FROM_PASSWORD")
+    .run()
+    .success();
     let cmd = format!("cat {}", pw.display());
-    let out = other(&env, &target, &["copy", "--json", "--from-password-command", &cmd])
-        .env("CAIRN_FROM_REPOSITORY", src)
-        .env_remove("CAIRN_FROM_PASSWORD")
-        .run()
-        .success();
+    let out = other(
+        &env,
+        &target,
+        &["copy", "--json", "--from-password-command", &cmd],
+    )
+    .env("CAIRN_FROM_REPOSITORY", src)
+    .env_remove("CAIRN_FROM_PASSWORD")
+    .run()
+    .success();
     assert_eq!(num(&out.summary(), "snapshots_skipped"), 1);
-    let out = other(&env, &target, &["copy", "--from-repo", src]).env_remove("CAIRN_FROM_PASSWORD").run();
-    assert!(out.one_line_error().contains("CAIRN_FROM_PASSWORD"), "{}", out.describe());
+    let out = other(&env, &target, &["copy", "--from-repo", src])
+        .env_remove("CAIRN_FROM_PASSWORD")
+        .run();
+    assert!(
+        out.one_line_error().contains("CAIRN_FROM_PASSWORD"),
+        "{}",
+        out.describe()
+    );
     let out = other(&env, &target, &["copy", "--from-repo", src, "deadbeef"]).run();
-    assert!(out.one_line_error().contains("no snapshot with id deadbeef"), "{}", out.describe());
+    assert!(
+        out.one_line_error()
+            .contains("no snapshot with id deadbeef"),
+        "{}",
+        out.describe()
+    );
     let out = other(&env, &target, &["copy", "--from-repo", src, "zz"]).run();
     out.one_line_error();
     // The target missing: exit 10 too; the same repository on both sides refused.
-    other(&env, &env.path("no-target"), &["copy", "--from-repo", src]).run().expect_code(10);
-    let out = env.cairn(["copy", "--from-repo", src]).env("CAIRN_FROM_PASSWORD", &env.password).run();
-    assert!(out.one_line_error().contains("same repository"), "{}", out.describe());
+    other(&env, &env.path("no-target"), &["copy", "--from-repo", src])
+        .run()
+        .expect_code(10);
+    let out = env
+        .cairn(["copy", "--from-repo", src])
+        .env("CAIRN_FROM_PASSWORD", &env.password)
+        .run();
+    assert!(
+        out.one_line_error().contains("same repository"),
+        "{}",
+        out.describe()
+    );
 
     // init --copy-chunker-params.
     let t2 = env.path("t2");
     let out = other(&env, &t2, &["init", "--from-repo", src]).run();
-    assert!(out.one_line_error().contains("--copy-chunker-params"), "{}", out.describe());
-    other(&env, &t2, &["init", "--from-repo", src, "--copy-chunker-params"]).env("CAIRN_FROM_PASSWORD", "wrong").run().expect_code(12);
-    other(&env, &t2, &["init", "--from-repo", env.path("nowhere").to_str().unwrap(), "--copy-chunker-params"]).run().expect_code(10);
-    assert!(!t2.join("config").exists(), "a failed init leaves no repository");
-    let out = other(&env, &target, &["init", "--from-repo", src, "--copy-chunker-params"]).run();
-    assert!(out.one_line_error().contains("already exists"), "{}", out.describe());
+    assert!(
+        out.one_line_error().contains("--copy-chunker-params"),
+        "{}",
+        out.describe()
+    );
+    other(
+        &env,
+        &t2,
+        &["init", "--from-repo", src, "--copy-chunker-params"],
+    )
+    .env("CAIRN_FROM_PASSWORD", "wrong")
+    .run()
+    .expect_code(12);
+    other(
+        &env,
+        &t2,
+        &[
+            "init",
+            "--from-repo",
+            env.path("nowhere").to_str().unwrap(),
+            "--copy-chunker-params",
+        ],
+    )
+    .run()
+    .expect_code(10);
+    assert!(
+        !t2.join("config").exists(),
+        "a failed init leaves no repository"
+    );
+    let out = other(
+        &env,
+        &target,
+        &["init", "--from-repo", src, "--copy-chunker-params"],
+    )
+    .run();
+    assert!(
+        out.one_line_error().contains("already exists"),
+        "{}",
+        out.describe()
+    );
 
     // repair on a missing repository, unknown snapshot ids.
-    env.cairn(["repair", "index"]).env("CAIRN_REPOSITORY", env.path("nothing")).run().expect_code(10);
+    env.cairn(["repair", "index"])
+        .env("CAIRN_REPOSITORY", env.path("nothing"))
+        .run()
+        .expect_code(10);
     let out = env.cairn(["repair", "snapshots", "abcdef12"]).run();
-    assert!(out.one_line_error().contains("no snapshot"), "{}", out.describe());
+    assert!(
+        out.one_line_error().contains("no snapshot"),
+        "{}",
+        out.describe()
+    );
 }
 
 #[test]
@@ -527,18 +926,33 @@ fn unlock_leaves_foreign_locks_unless_remove_all() {
     let env = TestEnv::new();
     env.init();
     let out = env.cairn(["unlock"]).run().success();
-    assert!(out.stdout_str().contains("no lock files"), "{}", out.describe());
+    assert!(
+        out.stdout_str().contains("no lock files"),
+        "{}",
+        out.describe()
+    );
     // A lock file some other program wrote (not sealed with our key).
     let locks = env.repo.join("locks");
     std::fs::create_dir_all(&locks).unwrap();
     let name = "ab".repeat(32);
-    std::fs::write(locks.join(&name), b"{\"time\":\"2020-01-01T00:00:00Z\",\"hostname\":\"x\",\"pid\":1}").unwrap();
+    std::fs::write(
+        locks.join(&name),
+        b"{\"time\":\"2020-01-01T00:00:00Z\",\"hostname\":\"x\",\"pid\":1}",
+    )
+    .unwrap();
     let s = env.cairn(["unlock", "--json"]).run().success().summary();
     assert_eq!(s["removed"].as_array().unwrap().len(), 0, "{s}");
     assert_eq!(s["kept"][0]["id"], name.as_str());
     assert!(locks.join(&name).exists());
-    let s = env.cairn(["unlock", "--remove-all", "--json"]).run().success().summary();
+    let s = env
+        .cairn(["unlock", "--remove-all", "--json"])
+        .run()
+        .success()
+        .summary();
     assert_eq!(s["removed"][0]["id"], name.as_str());
     assert!(!locks.join(&name).exists());
-    env.cairn(["unlock"]).env("CAIRN_PASSWORD", "wrong").run().expect_code(12);
+    env.cairn(["unlock"])
+        .env("CAIRN_PASSWORD", "wrong")
+        .run()
+        .expect_code(12);
 }

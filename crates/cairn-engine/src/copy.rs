@@ -49,7 +49,10 @@ pub struct CopyOptions {
 
 impl Default for CopyOptions {
     fn default() -> Self {
-        CopyOptions { saver: SaverOptions::default(), readers: 4 }
+        CopyOptions {
+            saver: SaverOptions::default(),
+            readers: 4,
+        }
     }
 }
 
@@ -68,7 +71,11 @@ pub struct CopyProgress {
 #[derive(Clone, Debug)]
 pub enum CopyEvent {
     /// Copied into the new target snapshot `target`.
-    Copied { source: Id, target: Id, stats: SaverStats },
+    Copied {
+        source: Id,
+        target: Id,
+        stats: SaverStats,
+    },
     /// The target already holds a copy: `existing`.
     Skipped { source: Id, existing: Id },
 }
@@ -98,7 +105,13 @@ pub fn persistent_id(id: &Id, s: &Snapshot) -> Id {
 /// Is `candidate` (id `candidate_id`, in the target) a copy of the source
 /// snapshot `source` (id `source_id`)? Everything but `parent` and
 /// `original` must agree; the tree only when `compare_tree`.
-pub fn is_copy_of(source_id: &Id, source: &Snapshot, candidate_id: &Id, candidate: &Snapshot, compare_tree: bool) -> bool {
+pub fn is_copy_of(
+    source_id: &Id,
+    source: &Snapshot,
+    candidate_id: &Id,
+    candidate: &Snapshot,
+    compare_tree: bool,
+) -> bool {
     let key = persistent_id(source_id, source);
     if candidate.original != Some(key) && *candidate_id != key {
         return false;
@@ -130,7 +143,9 @@ pub fn copy(
     on_event: &mut dyn FnMut(&CopyEvent),
 ) -> Result<CopyReport> {
     if src.config().id == dst.config().id {
-        return Err(Error::usage("the source and the target are the same repository"));
+        return Err(Error::usage(
+            "the source and the target are the same repository",
+        ));
     }
     // Packs an interrupted earlier copy stored: index them, so they are not stored again.
     dst.recover_unindexed_packs()?;
@@ -145,23 +160,35 @@ pub fn copy(
         data: HashMap::new(),
         progress,
     };
-    let mut report = CopyReport { shared_ids, ..Default::default() };
+    let mut report = CopyReport {
+        shared_ids,
+        ..Default::default()
+    };
     let mut done: HashSet<Id> = HashSet::new();
     for (sid, sn) in snapshots {
         if !done.insert(*sid) {
             continue;
         }
-        if let Some((tid, _)) = targets.iter().find(|(tid, t)| is_copy_of(sid, sn, tid, t, shared_ids)) {
-            let ev = CopyEvent::Skipped { source: *sid, existing: *tid };
+        if let Some((tid, _)) = targets
+            .iter()
+            .find(|(tid, t)| is_copy_of(sid, sn, tid, t, shared_ids))
+        {
+            let ev = CopyEvent::Skipped {
+                source: *sid,
+                existing: *tid,
+            };
             on_event(&ev);
             report.events.push(ev);
             progress.snapshots_done.fetch_add(1, Ordering::Relaxed);
             continue;
         }
         let saver = BlobSaver::new(dst.clone(), opts.saver.clone());
-        let tree = copier
-            .copy_tree(&saver, sn.tree)
-            .map_err(|e| Error::new(e.kind, format!("copying snapshot {}: {}", sid.short(), e.message)))?;
+        let tree = copier.copy_tree(&saver, sn.tree).map_err(|e| {
+            Error::new(
+                e.kind,
+                format!("copying snapshot {}: {}", sid.short(), e.message),
+            )
+        })?;
         let stats = saver.finish()?;
         let mut copy = sn.clone();
         copy.tree = tree;
@@ -169,7 +196,11 @@ pub fn copy(
         copy.original = Some(persistent_id(sid, sn));
         let nid = dst.save_snapshot(&copy)?;
         add_stats(&mut report.stats, &stats);
-        let ev = CopyEvent::Copied { source: *sid, target: nid, stats };
+        let ev = CopyEvent::Copied {
+            source: *sid,
+            target: nid,
+            stats,
+        };
         on_event(&ev);
         report.events.push(ev);
         targets.push((nid, copy));
@@ -238,7 +269,10 @@ impl Copier<'_> {
                             node.subtree = Some(t);
                         }
                         None => {
-                            descend = Some((sub, crate::tree_walk::join_name(&top.path, node.name.as_bytes())));
+                            descend = Some((
+                                sub,
+                                crate::tree_walk::join_name(&top.path, node.name.as_bytes()),
+                            ));
                             break;
                         }
                     }
@@ -262,20 +296,39 @@ impl Copier<'_> {
     fn open(&mut self, saver: &BlobSaver, id: Id, path: PathBuf) -> Result<Frame> {
         // With shared ids, a tree the target has is read from the target.
         let from_target = self.shared_ids && self.dst.index().contains(&id);
-        let bytes = if from_target { self.dst.read_blob(&id) } else { self.src.read_blob(&id) }
-            .map_err(|e| Error::new(e.kind, format!("directory {}: {}", path.display(), e.message)))?;
+        let bytes = if from_target {
+            self.dst.read_blob(&id)
+        } else {
+            self.src.read_blob(&id)
+        }
+        .map_err(|e| {
+            Error::new(
+                e.kind,
+                format!("directory {}: {}", path.display(), e.message),
+            )
+        })?;
         if !from_target {
             self.count_read(bytes.len());
         }
-        let tree = Tree::from_bytes(&bytes).map_err(|e| Error::format(format!("tree {} of {}", id.short(), path.display()), e))?;
+        let tree = Tree::from_bytes(&bytes)
+            .map_err(|e| Error::format(format!("tree {} of {}", id.short(), path.display()), e))?;
         let mut nodes = tree.nodes;
         let changed = self.copy_contents(saver, &mut nodes, &path)?;
-        Ok(Frame { src_id: id, path, bytes, nodes, next: 0, changed })
+        Ok(Frame {
+            src_id: id,
+            path,
+            bytes,
+            nodes,
+            next: 0,
+            changed,
+        })
     }
 
     fn count_read(&self, n: usize) {
         self.progress.blobs_read.fetch_add(1, Ordering::Relaxed);
-        self.progress.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
+        self.progress
+            .bytes_read
+            .fetch_add(n as u64, Ordering::Relaxed);
     }
 
     /// Store a finished tree in the target; returns its target id.
@@ -303,7 +356,11 @@ impl Copier<'_> {
         let mut queued = HashSet::new();
         for n in nodes.iter().filter(|n| n.kind == NodeKind::File) {
             for id in &n.content {
-                let have = if self.shared_ids { saver.known(id) } else { self.data.contains_key(id) };
+                let have = if self.shared_ids {
+                    saver.known(id)
+                } else {
+                    self.data.contains_key(id)
+                };
                 if have {
                     if self.shared_ids {
                         self.progress.blobs_skipped.fetch_add(1, Ordering::Relaxed);
@@ -321,12 +378,18 @@ impl Copier<'_> {
                     let file = nodes
                         .iter()
                         .find(|n| n.content.contains(id))
-                        .map(|n| crate::tree_walk::join_name(dir, n.name.as_bytes()).display().to_string())
+                        .map(|n| {
+                            crate::tree_walk::join_name(dir, n.name.as_bytes())
+                                .display()
+                                .to_string()
+                        })
                         .unwrap_or_default();
                     Error::new(e.kind, format!("file {file}: {}", e.message))
                 })?;
                 progress.blobs_read.fetch_add(1, Ordering::Relaxed);
-                progress.bytes_read.fetch_add(data.len() as u64, Ordering::Relaxed);
+                progress
+                    .bytes_read
+                    .fetch_add(data.len() as u64, Ordering::Relaxed);
                 Ok::<_, Error>((*id, data))
             })?;
             for (sid, data) in blobs {
@@ -363,7 +426,9 @@ mod tests {
     fn snapshot(tree: Id, secs: i64) -> Snapshot {
         Snapshot {
             version: 1,
-            time: chrono::DateTime::from_timestamp(secs, 5).unwrap().fixed_offset(),
+            time: chrono::DateTime::from_timestamp(secs, 5)
+                .unwrap()
+                .fixed_offset(),
             tree,
             paths: vec!["/data".into()],
             hostname: "h".into(),
@@ -384,7 +449,15 @@ mod tests {
         let repo = repo();
         let s = saver(&repo);
         let big = noise(300_000, 7);
-        let data = dir(&s, "data", vec![file(&s, "big", &big, 50_000), dir(&s, "sub", vec![file(&s, "small", b"small", 10)]), file(&s, "dup", &big, 50_000)]);
+        let data = dir(
+            &s,
+            "data",
+            vec![
+                file(&s, "big", &big, 50_000),
+                dir(&s, "sub", vec![file(&s, "small", b"small", 10)]),
+                file(&s, "dup", &big, 50_000),
+            ],
+        );
         let root = tree(&s, vec![data]);
         s.finish().unwrap();
         let sid = repo.save_snapshot(&snapshot(root, 1_700_000_000)).unwrap();
@@ -394,9 +467,18 @@ mod tests {
     fn read_file(repo: &Repository, root: Id, path: &[&str]) -> Vec<u8> {
         let mut t = repo.load_tree(&root).unwrap();
         for (i, name) in path.iter().enumerate() {
-            let n = t.nodes.iter().find(|n| n.name.as_bytes() == name.as_bytes()).unwrap().clone();
+            let n = t
+                .nodes
+                .iter()
+                .find(|n| n.name.as_bytes() == name.as_bytes())
+                .unwrap()
+                .clone();
             if i + 1 == path.len() {
-                return n.content.iter().flat_map(|id| repo.read_blob(id).unwrap()).collect();
+                return n
+                    .content
+                    .iter()
+                    .flat_map(|id| repo.read_blob(id).unwrap())
+                    .collect();
             }
             t = repo.load_tree(&n.subtree.unwrap()).unwrap();
         }
@@ -416,20 +498,30 @@ mod tests {
         let p = CopyProgress::default();
         let r = copy(&src, &dst, &snaps, &CopyOptions::default(), &p, &mut |_| {}).unwrap();
         assert!(!r.shared_ids);
-        let [CopyEvent::Copied { target, stats, .. }] = r.events.as_slice() else { panic!("{:?}", r.events) };
-        assert_eq!(stats.data_blobs, 7, "6 distinct chunks of big (dup deduplicated) + small");
+        let [CopyEvent::Copied { target, stats, .. }] = r.events.as_slice() else {
+            panic!("{:?}", r.events)
+        };
+        assert_eq!(
+            stats.data_blobs, 7,
+            "6 distinct chunks of big (dup deduplicated) + small"
+        );
         let copied = dst.load_snapshot(target).unwrap();
         assert_eq!(copied.original, Some(sid));
         assert_eq!(copied.parent, None);
         assert_ne!(copied.tree, snaps[0].1.tree);
         assert_eq!(read_file(&dst, copied.tree, &["data", "big"]), big);
         assert_eq!(read_file(&dst, copied.tree, &["data", "dup"]), big);
-        assert_eq!(read_file(&dst, copied.tree, &["data", "sub", "small"]), b"small");
+        assert_eq!(
+            read_file(&dst, copied.tree, &["data", "sub", "small"]),
+            b"small"
+        );
 
         // Again: skipped, nothing read.
         let p = CopyProgress::default();
         let r = copy(&src, &dst, &snaps, &CopyOptions::default(), &p, &mut |_| {}).unwrap();
-        assert!(matches!(r.events.as_slice(), [CopyEvent::Skipped { existing, .. }] if existing == target));
+        assert!(
+            matches!(r.events.as_slice(), [CopyEvent::Skipped { existing, .. }] if existing == target)
+        );
         assert_eq!(r.blobs_read, 0);
         assert_eq!(dst.list_snapshots().unwrap().len(), 1);
         // The same repository is refused.
@@ -440,11 +532,20 @@ mod tests {
     fn shared_ids_copy_trees_unchanged_and_skip_known_blobs() {
         let (src, _, big) = source();
         src.load_index().unwrap();
-        let key = MasterKey { data_key: MasterKey::random().data_key, ..src.key().clone() };
+        let key = MasterKey {
+            data_key: MasterKey::random().data_key,
+            ..src.key().clone()
+        };
         let mut config = Config::new();
         config.chunker = src.config().chunker;
-        let opts = OpenOptions { kdf: KdfParams::INSECURE_TEST, ..Default::default() };
-        let dst = Arc::new(Repository::init_with(Arc::new(MemoryBackend::new()), b"other", opts, key, config).unwrap());
+        let opts = OpenOptions {
+            kdf: KdfParams::INSECURE_TEST,
+            ..Default::default()
+        };
+        let dst = Arc::new(
+            Repository::init_with(Arc::new(MemoryBackend::new()), b"other", opts, key, config)
+                .unwrap(),
+        );
         // The target already holds part of the data.
         let s = saver(&dst);
         let _ = file(&s, "x", &big[..100_000], 50_000);
@@ -454,11 +555,17 @@ mod tests {
         let p = CopyProgress::default();
         let r = copy(&src, &dst, &snaps, &CopyOptions::default(), &p, &mut |_| {}).unwrap();
         assert!(r.shared_ids);
-        let [CopyEvent::Copied { target, stats, .. }] = r.events.as_slice() else { panic!() };
+        let [CopyEvent::Copied { target, stats, .. }] = r.events.as_slice() else {
+            panic!()
+        };
         let copied = dst.load_snapshot(target).unwrap();
         assert_eq!(copied.tree, snaps[0].1.tree, "trees copied unchanged");
         assert_eq!(stats.data_blobs, 5, "7 chunks, 2 already in the target");
-        assert_eq!(r.blobs_read, 5 + 3, "5 data blobs and 3 trees read from the source");
+        assert_eq!(
+            r.blobs_read,
+            5 + 3,
+            "5 data blobs and 3 trees read from the source"
+        );
         assert_eq!(read_file(&dst, copied.tree, &["data", "big"]), big);
     }
 
@@ -472,16 +579,25 @@ mod tests {
         c.tree = Id::sha256(b"other tree");
         let cid = Id::sha256(b"c");
         assert!(is_copy_of(&aid, &a, &cid, &c, false));
-        assert!(!is_copy_of(&aid, &a, &cid, &c, true), "trees compared with shared ids");
+        assert!(
+            !is_copy_of(&aid, &a, &cid, &c, true),
+            "trees compared with shared ids"
+        );
         c.tags.reverse();
-        assert!(is_copy_of(&aid, &a, &cid, &c, false), "tag order does not matter");
+        assert!(
+            is_copy_of(&aid, &a, &cid, &c, false),
+            "tag order does not matter"
+        );
         let mut later = c.clone();
         later.time = a.time + chrono::Duration::nanoseconds(1);
         assert!(!is_copy_of(&aid, &a, &cid, &later, false));
         let mut host = c.clone();
         host.hostname = "x".into();
         assert!(!is_copy_of(&aid, &a, &cid, &host, false));
-        assert!(!is_copy_of(&Id::sha256(b"other"), &a, &cid, &c, false), "another original");
+        assert!(
+            !is_copy_of(&Id::sha256(b"other"), &a, &cid, &c, false),
+            "another original"
+        );
         // Copying a copy back: the source's original is the candidate itself.
         assert!(is_copy_of(&cid, &c, &aid, &a, false));
     }

@@ -36,14 +36,30 @@ pub struct KeyInfo {
 pub fn list_keys(repo: &Repository) -> Result<Vec<KeyInfo>> {
     let mut out = Vec::new();
     for f in repo.backend().list(FileKind::Key)? {
-        let Some(id) = Id::from_hex(&f.name) else { continue };
+        let Some(id) = Id::from_hex(&f.name) else {
+            continue;
+        };
         let current = id == repo.key_id();
-        let parsed = repo
-            .load_file(FileKind::Key, &id)
-            .and_then(|b| KeyFile::parse(&b).map_err(|e| Error::format(format!("key {}", id.short()), e)));
+        let parsed = repo.load_file(FileKind::Key, &id).and_then(|b| {
+            KeyFile::parse(&b).map_err(|e| Error::format(format!("key {}", id.short()), e))
+        });
         out.push(match parsed {
-            Ok(kf) => KeyInfo { id, current, username: kf.username, hostname: kf.hostname, created: Some(kf.created), error: None },
-            Err(e) => KeyInfo { id, current, username: String::new(), hostname: String::new(), created: None, error: Some(e.message) },
+            Ok(kf) => KeyInfo {
+                id,
+                current,
+                username: kf.username,
+                hostname: kf.hostname,
+                created: Some(kf.created),
+                error: None,
+            },
+            Err(e) => KeyInfo {
+                id,
+                current,
+                username: String::new(),
+                hostname: String::new(),
+                created: None,
+                error: Some(e.message),
+            },
         });
     }
     out.sort_by_key(|k| (k.created.is_none(), k.created, k.id));
@@ -54,19 +70,36 @@ pub fn list_keys(repo: &Repository) -> Result<Vec<KeyInfo>> {
 /// listed key file names).
 pub fn resolve_prefix(names: &[String], spec: &str) -> Result<Id> {
     if spec.is_empty() || spec.len() > 64 || !spec.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(Error::usage(format!("invalid key id {spec:?} (expected hex digits, as `cairn key list` shows)")));
+        return Err(Error::usage(format!(
+            "invalid key id {spec:?} (expected hex digits, as `cairn key list` shows)"
+        )));
     }
     let spec = spec.to_ascii_lowercase();
     let matches: Vec<&String> = names.iter().filter(|n| n.starts_with(&spec)).collect();
     match matches.as_slice() {
-        [] => Err(Error::not_found(format!("no key with id {spec} (see `cairn key list`)"))),
-        [one] => Id::from_hex(one).ok_or_else(|| Error::corrupt(format!("key {one}"), "invalid file name")),
-        many => Err(Error::new(Kind::Ambiguous, format!("key id prefix {spec} is ambiguous: it matches {} keys", many.len()))),
+        [] => Err(Error::not_found(format!(
+            "no key with id {spec} (see `cairn key list`)"
+        ))),
+        [one] => Id::from_hex(one)
+            .ok_or_else(|| Error::corrupt(format!("key {one}"), "invalid file name")),
+        many => Err(Error::new(
+            Kind::Ambiguous,
+            format!(
+                "key id prefix {spec} is ambiguous: it matches {} keys",
+                many.len()
+            ),
+        )),
     }
 }
 
 fn key_names(repo: &Repository) -> Result<Vec<String>> {
-    Ok(repo.backend().list(FileKind::Key)?.into_iter().map(|f| f.name).filter(|n| Id::from_hex(n).is_some()).collect())
+    Ok(repo
+        .backend()
+        .list(FileKind::Key)?
+        .into_iter()
+        .map(|f| f.name)
+        .filter(|n| Id::from_hex(n).is_some())
+        .collect())
 }
 
 /// Find a key by id or unique prefix.
@@ -75,11 +108,18 @@ pub fn find_key(repo: &Repository, spec: &str) -> Result<Id> {
 }
 
 /// Add a key file for `password`, recording `hostname` and `username`.
-pub fn add_key(repo: &Repository, password: &[u8], kdf: KdfParams, hostname: &str, username: &str) -> Result<Id> {
+pub fn add_key(
+    repo: &Repository,
+    password: &[u8],
+    kdf: KdfParams,
+    hostname: &str,
+    username: &str,
+) -> Result<Id> {
     if password.is_empty() {
         return Err(Error::usage("an empty password is not allowed"));
     }
-    let kf = KeyFile::create(repo.key(), password, kdf, hostname, username).map_err(|e| Error::format("new key", e))?;
+    let kf = KeyFile::create(repo.key(), password, kdf, hostname, username)
+        .map_err(|e| Error::format("new key", e))?;
     repo.save_file(FileKind::Key, &kf.to_bytes())
 }
 
@@ -107,7 +147,13 @@ pub fn remove_key(repo: &Repository, id: &Id) -> Result<()> {
 
 /// Replace the key in use by a new one for `password`: the new key is
 /// stored first, then the old one removed. Returns (new, removed).
-pub fn change_password(repo: &Repository, password: &[u8], kdf: KdfParams, hostname: &str, username: &str) -> Result<(Id, Id)> {
+pub fn change_password(
+    repo: &Repository,
+    password: &[u8],
+    kdf: KdfParams,
+    hostname: &str,
+    username: &str,
+) -> Result<(Id, Id)> {
     let old = repo.key_id();
     let new = add_key(repo, password, kdf, hostname, username)?;
     if new != old {
@@ -134,7 +180,10 @@ mod tests {
         let all = names(&[&a, &b]);
         assert_eq!(resolve_prefix(&all, "abab").unwrap().to_hex(), a);
         assert_eq!(resolve_prefix(&all, "ABC").unwrap().to_hex(), b);
-        assert_eq!(resolve_prefix(&all, "ab").unwrap_err().kind, Kind::Ambiguous);
+        assert_eq!(
+            resolve_prefix(&all, "ab").unwrap_err().kind,
+            Kind::Ambiguous
+        );
         assert_eq!(resolve_prefix(&all, "ff").unwrap_err().kind, Kind::NotFound);
         assert_eq!(resolve_prefix(&all, "xyz").unwrap_err().kind, Kind::Usage);
         assert_eq!(resolve_prefix(&all, "").unwrap_err().kind, Kind::Usage);
@@ -142,27 +191,51 @@ mod tests {
 
     #[test]
     fn add_remove_passwd() {
-        let opts = OpenOptions { kdf: KdfParams::INSECURE_TEST, hostname: "h".into(), username: "u".into(), ..Default::default() };
+        let opts = OpenOptions {
+            kdf: KdfParams::INSECURE_TEST,
+            hostname: "h".into(),
+            username: "u".into(),
+            ..Default::default()
+        };
         let backend: Arc<dyn cairn_repository::backend::Backend> = Arc::new(MemoryBackend::new());
         let repo = Repository::init(backend.clone(), b"one", opts.clone()).unwrap();
         let first = repo.key_id();
         // The only key, and the key in use: refused.
         assert_eq!(remove_key(&repo, &first).unwrap_err().kind, Kind::Usage);
         let second = add_key(&repo, b"two", KdfParams::INSECURE_TEST, "other", "me").unwrap();
-        assert_eq!(remove_key(&repo, &first).unwrap_err().kind, Kind::Usage, "the key in use");
+        assert_eq!(
+            remove_key(&repo, &first).unwrap_err().kind,
+            Kind::Usage,
+            "the key in use"
+        );
         let keys = list_keys(&repo).unwrap();
         assert_eq!(keys.len(), 2);
-        assert!(keys.iter().any(|k| k.id == first && k.current && k.hostname == "h"));
-        assert!(keys.iter().any(|k| k.id == second && !k.current && k.hostname == "other" && k.username == "me"));
+        assert!(keys
+            .iter()
+            .any(|k| k.id == first && k.current && k.hostname == "h"));
+        assert!(keys
+            .iter()
+            .any(|k| k.id == second && !k.current && k.hostname == "other" && k.username == "me"));
         remove_key(&repo, &second).unwrap();
-        assert!(Repository::open(backend.clone(), b"two", opts.clone()).is_err(), "removed key still opens");
+        assert!(
+            Repository::open(backend.clone(), b"two", opts.clone()).is_err(),
+            "removed key still opens"
+        );
 
-        let (new, old) = change_password(&repo, b"three", KdfParams::INSECURE_TEST, "h", "u").unwrap();
+        let (new, old) =
+            change_password(&repo, b"three", KdfParams::INSECURE_TEST, "h", "u").unwrap();
         assert_eq!(old, first);
-        assert!(matches!(Repository::open(backend.clone(), b"one", opts.clone()), Err(e) if e.kind == Kind::WrongPassword));
+        assert!(
+            matches!(Repository::open(backend.clone(), b"one", opts.clone()), Err(e) if e.kind == Kind::WrongPassword)
+        );
         let again = Repository::open(backend, b"three", opts).unwrap();
         assert_eq!(again.key_id(), new);
         assert_eq!(list_keys(&again).unwrap().len(), 1);
-        assert_eq!(add_key(&again, b"", KdfParams::INSECURE_TEST, "", "").unwrap_err().kind, Kind::Usage);
+        assert_eq!(
+            add_key(&again, b"", KdfParams::INSECURE_TEST, "", "")
+                .unwrap_err()
+                .kind,
+            Kind::Usage
+        );
     }
 }

@@ -64,15 +64,26 @@ pub struct RepairIndexReport {
 }
 
 /// Rebuild the index from the pack headers; see the module docs.
-pub fn repair_index(repo: &Repository, threads: usize, progress: &RepairProgress) -> Result<RepairIndexReport> {
+pub fn repair_index(
+    repo: &Repository,
+    threads: usize,
+    progress: &RepairProgress,
+) -> Result<RepairIndexReport> {
     let threads = threads.max(1);
     let mut r = RepairIndexReport::default();
     // Index files first: every pack they list was stored before them, so it is in the pack listing below.
-    let old: Vec<Id> = repo.backend().list(FileKind::Index)?.iter().filter_map(|f| Id::from_hex(&f.name)).collect();
+    let old: Vec<Id> = repo
+        .backend()
+        .list(FileKind::Index)?
+        .iter()
+        .filter_map(|f| Id::from_hex(&f.name))
+        .collect();
     r.old_index_files = old.len();
     let mut marks: HashMap<Id, Option<i64>> = HashMap::new();
     for batch in old.chunks(64) {
-        let loaded = parallel_map(batch, threads, |id| Ok::<_, Error>(repo.load_index_file(id)))?;
+        let loaded = parallel_map(batch, threads, |id| {
+            Ok::<_, Error>(repo.load_index_file(id))
+        })?;
         for (id, f) in batch.iter().zip(loaded) {
             match f {
                 Ok(f) => {
@@ -87,10 +98,16 @@ pub fn repair_index(repo: &Repository, threads: usize, progress: &RepairProgress
             }
         }
     }
-    let packs: Vec<(Id, u64)> =
-        repo.backend().list(FileKind::Data)?.into_iter().filter_map(|f| Id::from_hex(&f.name).map(|id| (id, f.size))).collect();
+    let packs: Vec<(Id, u64)> = repo
+        .backend()
+        .list(FileKind::Data)?
+        .into_iter()
+        .filter_map(|f| Id::from_hex(&f.name).map(|id| (id, f.size)))
+        .collect();
     r.packs = packs.len();
-    progress.packs_total.store(packs.len() as u64, Ordering::Relaxed);
+    progress
+        .packs_total
+        .store(packs.len() as u64, Ordering::Relaxed);
 
     let mut index = Index::new();
     let mut written = HashSet::new();
@@ -119,7 +136,11 @@ pub fn repair_index(repo: &Repository, threads: usize, progress: &RepairProgress
                     let marked = marks.get(id).copied().flatten();
                     r.marked_packs += marked.is_some() as usize;
                     r.blobs += blobs.len();
-                    file.packs.push(IndexPack { id: *id, marked, blobs });
+                    file.packs.push(IndexPack {
+                        id: *id,
+                        marked,
+                        blobs,
+                    });
                     if file.blob_count() >= BLOBS_PER_INDEX_FILE {
                         flush(&mut file, &mut index)?;
                     }
@@ -149,8 +170,18 @@ fn is_not_found(e: &Error) -> bool {
 /// so that only blobs that can be read count as present. Index files that
 /// cannot be read are skipped. Returns the set of stored packs.
 pub fn load_index_of_stored_packs(repo: &Repository) -> Result<HashSet<Id>> {
-    let stored: HashSet<Id> = repo.backend().list(FileKind::Data)?.iter().filter_map(|f| Id::from_hex(&f.name)).collect();
-    let files: Vec<Id> = repo.backend().list(FileKind::Index)?.iter().filter_map(|f| Id::from_hex(&f.name)).collect();
+    let stored: HashSet<Id> = repo
+        .backend()
+        .list(FileKind::Data)?
+        .iter()
+        .filter_map(|f| Id::from_hex(&f.name))
+        .collect();
+    let files: Vec<Id> = repo
+        .backend()
+        .list(FileKind::Index)?
+        .iter()
+        .filter_map(|f| Id::from_hex(&f.name))
+        .collect();
     let mut index = Index::new();
     for batch in files.chunks(64) {
         let loaded = parallel_map(batch, 4, |id| Ok::<_, Error>(repo.load_index_file(id).ok()))?;
@@ -170,7 +201,12 @@ pub type LoadedSnapshots = (Vec<(Id, Snapshot)>, Vec<(Id, Error)>);
 
 /// Load every snapshot file, separating the unreadable ones.
 pub fn load_snapshots(repo: &Repository) -> Result<LoadedSnapshots> {
-    let ids: Vec<Id> = repo.backend().list(FileKind::Snapshot)?.iter().filter_map(|f| Id::from_hex(&f.name)).collect();
+    let ids: Vec<Id> = repo
+        .backend()
+        .list(FileKind::Snapshot)?
+        .iter()
+        .filter_map(|f| Id::from_hex(&f.name))
+        .collect();
     let loaded = parallel_map(&ids, 8, |id| Ok::<_, Error>(repo.load_snapshot(id)))?;
     let (mut good, mut bad) = (Vec::new(), Vec::new());
     for (id, s) in ids.into_iter().zip(loaded) {
@@ -208,8 +244,13 @@ pub enum Damage {
 impl std::fmt::Display for Damage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Damage::FileDropped { missing, blobs } => write!(f, "file removed: {missing} of its {blobs} data blobs are lost"),
-            Damage::DirEmptied { reason } => write!(f, "directory replaced with an empty one: {reason}"),
+            Damage::FileDropped { missing, blobs } => write!(
+                f,
+                "file removed: {missing} of its {blobs} data blobs are lost"
+            ),
+            Damage::DirEmptied { reason } => {
+                write!(f, "directory replaced with an empty one: {reason}")
+            }
             Damage::BadEntry { reason } => write!(f, "entry removed: {reason}"),
         }
     }
@@ -246,7 +287,10 @@ pub struct RepairSnapshotsReport {
 
 impl RepairSnapshotsReport {
     pub fn changed(&self) -> usize {
-        self.snapshots.iter().filter(|s| s.outcome != Outcome::Intact).count()
+        self.snapshots
+            .iter()
+            .filter(|s| s.outcome != Outcome::Intact)
+            .count()
     }
 }
 
@@ -260,8 +304,18 @@ pub fn repair_snapshots(
     opts: &RepairSnapshotsOptions,
 ) -> Result<RepairSnapshotsReport> {
     let stored = load_index_of_stored_packs(repo)?;
-    let saver = if opts.dry_run { None } else { Some(BlobSaver::new(repo.clone(), opts.saver.clone())) };
-    let mut rw = Rewriter { repo, saver: saver.as_ref(), stored: &stored, trees: HashSet::new(), damage: Vec::new() };
+    let saver = if opts.dry_run {
+        None
+    } else {
+        Some(BlobSaver::new(repo.clone(), opts.saver.clone()))
+    };
+    let mut rw = Rewriter {
+        repo,
+        saver: saver.as_ref(),
+        stored: &stored,
+        trees: HashSet::new(),
+        damage: Vec::new(),
+    };
     let mut report = RepairSnapshotsReport::default();
     let mut new_snapshots: Vec<(usize, Snapshot)> = Vec::new();
     for (id, sn) in snapshots {
@@ -281,14 +335,22 @@ pub fn repair_snapshots(
                 Outcome::Repaired { new: None }
             }
         };
-        report.snapshots.push(SnapshotRepair { id: *id, damage, outcome, removed: false });
+        report.snapshots.push(SnapshotRepair {
+            id: *id,
+            damage,
+            outcome,
+            removed: false,
+        });
     }
     drop(rw);
     if let Some(s) = saver {
         report.stats = s.finish()?;
     }
     if opts.dry_run {
-        report.unreadable = unreadable.iter().map(|(id, e)| (*id, e.message.clone(), false)).collect();
+        report.unreadable = unreadable
+            .iter()
+            .map(|(id, e)| (*id, e.message.clone(), false))
+            .collect();
         return Ok(report);
     }
     // Every new snapshot is stored before anything is removed.
@@ -367,21 +429,48 @@ impl Rewriter<'_> {
         let mut changed = false;
         let mut seen = HashSet::new();
         for n in tree.nodes {
-            let p = join_name(&path, if valid_name(n.name.as_bytes()) { n.name.as_bytes() } else { b"?" });
+            let p = join_name(
+                &path,
+                if valid_name(n.name.as_bytes()) {
+                    n.name.as_bytes()
+                } else {
+                    b"?"
+                },
+            );
             if !valid_name(n.name.as_bytes()) {
-                self.damage.push((p, Damage::BadEntry { reason: format!("invalid name {:?}", n.name) }));
+                self.damage.push((
+                    p,
+                    Damage::BadEntry {
+                        reason: format!("invalid name {:?}", n.name),
+                    },
+                ));
                 changed = true;
                 continue;
             }
             if !seen.insert(n.name.clone()) {
-                self.damage.push((p, Damage::BadEntry { reason: "a second entry with this name".into() }));
+                self.damage.push((
+                    p,
+                    Damage::BadEntry {
+                        reason: "a second entry with this name".into(),
+                    },
+                ));
                 changed = true;
                 continue;
             }
             if n.kind == NodeKind::File {
-                let missing = n.content.iter().filter(|b| !self.available(b, BlobKind::Data)).count();
+                let missing = n
+                    .content
+                    .iter()
+                    .filter(|b| !self.available(b, BlobKind::Data))
+                    .count();
                 if missing > 0 {
-                    self.damage.push((p, Damage::FileDropped { missing, blobs: n.content.len() }));
+                    self.damage.push((
+                        p,
+                        Damage::FileDropped {
+                            missing,
+                            blobs: n.content.len(),
+                        },
+                    ));
                     changed = true;
                     continue;
                 }
@@ -391,7 +480,13 @@ impl Rewriter<'_> {
         if changed {
             nodes.sort_by(|a, b| a.name.cmp(&b.name));
         }
-        Frame { id, path, nodes, next: 0, changed }
+        Frame {
+            id,
+            path,
+            nodes,
+            next: 0,
+            changed,
+        }
     }
 
     /// The repaired id of the tree `root`, or `None` if it is lost itself.
@@ -408,7 +503,12 @@ impl Rewriter<'_> {
         let tree = match self.load(&root) {
             Ok(t) => t,
             Err(reason) => {
-                self.damage.push((PathBuf::from("/"), Damage::DirEmptied { reason: format!("the snapshot's root: {reason}") }));
+                self.damage.push((
+                    PathBuf::from("/"),
+                    Damage::DirEmptied {
+                        reason: format!("the snapshot's root: {reason}"),
+                    },
+                ));
                 return Ok(None);
             }
         };
@@ -449,7 +549,9 @@ impl Rewriter<'_> {
                 self.trees.insert(done.id);
                 done.id
             };
-            let Some(parent) = stack.last_mut() else { return Ok(Some(id)) };
+            let Some(parent) = stack.last_mut() else {
+                return Ok(Some(id));
+            };
             // The parent waits at the directory just finished.
             let node = &mut parent.nodes[parent.next];
             parent.changed |= node.subtree != Some(id);
@@ -503,14 +605,25 @@ mod tests {
         let s = saver(&repo);
         let lost = file(&s, "lost", &noise(90_000, 2), 30_000);
         s.finish().unwrap();
-        let lost_packs: Vec<Id> = repo.index().packs().iter().copied().filter(|p| !before.contains(p)).collect();
+        let lost_packs: Vec<Id> = repo
+            .index()
+            .packs()
+            .iter()
+            .copied()
+            .filter(|p| !before.contains(p))
+            .collect();
         let s = saver(&repo);
         // A directory whose tree blob goes into the lost packs' neighbour: kept.
         let data = dir_node(&s, "data", vec![keep, sub, lost]);
         let root = tree(&s, vec![data]);
         s.finish().unwrap();
         let snap = repo.save_snapshot(&snapshot(root)).unwrap();
-        Fixture { repo, snap, lost_packs, root }
+        Fixture {
+            repo,
+            snap,
+            lost_packs,
+            root,
+        }
     }
 
     fn dir_node(s: &BlobSaver, name: &str, nodes: Vec<Node>) -> Node {
@@ -520,7 +633,11 @@ mod tests {
     fn names(repo: &Repository, tree: Id, path: &[&str]) -> Vec<String> {
         let mut t = repo.load_tree(&tree).unwrap();
         for p in path {
-            let n = t.nodes.iter().find(|n| n.name.as_bytes() == p.as_bytes()).unwrap();
+            let n = t
+                .nodes
+                .iter()
+                .find(|n| n.name.as_bytes() == p.as_bytes())
+                .unwrap();
             t = repo.load_tree(&n.subtree.unwrap()).unwrap();
         }
         t.nodes.iter().map(|n| n.name.to_string_lossy()).collect()
@@ -536,16 +653,29 @@ mod tests {
         let old = repo.backend().list(FileKind::Index).unwrap().len();
         let r = repair_index(repo, 2, &RepairProgress::default()).unwrap();
         assert!(r.unreadable_packs.is_empty() && r.unreadable_index_files.is_empty());
-        assert_eq!((r.old_index_files, r.index_files_removed, r.index_files_written), (old, old, 1));
+        assert_eq!(
+            (
+                r.old_index_files,
+                r.index_files_removed,
+                r.index_files_written
+            ),
+            (old, old, 1)
+        );
         assert_eq!((r.blobs, r.marked_packs), (blobs, 0));
 
         // Mark a pack, as prune does (the only index file lists it marked): the mark survives a rebuild.
         let marked = f.lost_packs[0];
         let only = Id::from_hex(&repo.backend().list(FileKind::Index).unwrap()[0].name).unwrap();
         let mut file = repo.load_index_file(&only).unwrap();
-        file.packs.iter_mut().find(|p| p.id == marked).unwrap().marked = Some(1234);
+        file.packs
+            .iter_mut()
+            .find(|p| p.id == marked)
+            .unwrap()
+            .marked = Some(1234);
         repo.save_index_file(&file).unwrap();
-        repo.backend().remove(FileKind::Index, &only.to_hex()).unwrap();
+        repo.backend()
+            .remove(FileKind::Index, &only.to_hex())
+            .unwrap();
         let r = repair_index(repo, 2, &RepairProgress::default()).unwrap();
         assert_eq!(r.marked_packs, 1);
         repo.load_index().unwrap();
@@ -581,15 +711,44 @@ mod tests {
         }
         let (snaps, bad) = load_snapshots(repo).unwrap();
         assert!(bad.is_empty());
-        let dry = repair_snapshots(repo, &snaps, &[], &RepairSnapshotsOptions { dry_run: true, ..Default::default() }).unwrap();
+        let dry = repair_snapshots(
+            repo,
+            &snaps,
+            &[],
+            &RepairSnapshotsOptions {
+                dry_run: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         assert_eq!(dry.changed(), 1);
         assert_eq!(dry.snapshots[0].outcome, Outcome::Repaired { new: None });
         assert_eq!(repo.backend().list(FileKind::Snapshot).unwrap().len(), 1);
 
-        let r = repair_snapshots(repo, &snaps, &[], &RepairSnapshotsOptions { forget: true, ..Default::default() }).unwrap();
+        let r = repair_snapshots(
+            repo,
+            &snaps,
+            &[],
+            &RepairSnapshotsOptions {
+                forget: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         let s = &r.snapshots[0];
-        assert_eq!(s.damage, vec![(PathBuf::from("/data/lost"), Damage::FileDropped { missing: 3, blobs: 3 })]);
-        let Outcome::Repaired { new: Some(new) } = s.outcome else { panic!("{:?}", s.outcome) };
+        assert_eq!(
+            s.damage,
+            vec![(
+                PathBuf::from("/data/lost"),
+                Damage::FileDropped {
+                    missing: 3,
+                    blobs: 3
+                }
+            )]
+        );
+        let Outcome::Repaired { new: Some(new) } = s.outcome else {
+            panic!("{:?}", s.outcome)
+        };
         assert!(s.removed);
         let sn = repo.load_snapshot(&new).unwrap();
         assert_eq!(sn.tags, vec!["repaired"]);
@@ -612,24 +771,41 @@ mod tests {
         s.finish().unwrap();
         let sub_pack = repo.lookup(&sub.subtree.unwrap()).unwrap().pack;
         let s = saver(&repo);
-        let root = tree(&s, vec![dir(&s, "data", vec![sub, file(&s, "g", b"g", 10)])]);
+        let root = tree(
+            &s,
+            vec![dir(&s, "data", vec![sub, file(&s, "g", b"g", 10)])],
+        );
         s.finish().unwrap();
         let a = repo.save_snapshot(&snapshot(root)).unwrap();
-        let b = repo.save_snapshot(&snapshot(Id::sha256(b"no such tree"))).unwrap();
-        repo.backend().remove(FileKind::Data, &sub_pack.to_hex()).unwrap();
+        let b = repo
+            .save_snapshot(&snapshot(Id::sha256(b"no such tree")))
+            .unwrap();
+        repo.backend()
+            .remove(FileKind::Data, &sub_pack.to_hex())
+            .unwrap();
 
         let (snaps, _) = load_snapshots(repo.as_ref()).unwrap();
         let r = repair_snapshots(&repo, &snaps, &[], &RepairSnapshotsOptions::default()).unwrap();
         let ra = r.snapshots.iter().find(|s| s.id == a).unwrap();
         let rb = r.snapshots.iter().find(|s| s.id == b).unwrap();
         assert_eq!((&rb.outcome, rb.removed), (&Outcome::Removed, true));
-        assert!(matches!(&ra.damage[..], [(p, Damage::DirEmptied { .. })] if p == Path::new("/data/sub")), "{:?}", ra.damage);
-        let Outcome::Repaired { new: Some(new) } = ra.outcome else { panic!("{:?}", ra.outcome) };
+        assert!(
+            matches!(&ra.damage[..], [(p, Damage::DirEmptied { .. })] if p == Path::new("/data/sub")),
+            "{:?}",
+            ra.damage
+        );
+        let Outcome::Repaired { new: Some(new) } = ra.outcome else {
+            panic!("{:?}", ra.outcome)
+        };
         assert!(!ra.removed, "kept without forget");
         let sn = repo.load_snapshot(&new).unwrap();
         assert_eq!(names(&repo, sn.tree, &["data"]), vec!["g", "sub"]);
         assert!(names(&repo, sn.tree, &["data", "sub"]).is_empty());
-        assert_eq!(repo.backend().list(FileKind::Snapshot).unwrap().len(), 2, "a and its repaired copy");
+        assert_eq!(
+            repo.backend().list(FileKind::Snapshot).unwrap().len(),
+            2,
+            "a and its repaired copy"
+        );
     }
 
     #[test]
@@ -647,7 +823,16 @@ mod tests {
         let r = repair_snapshots(repo, &snaps, &[], &RepairSnapshotsOptions::default()).unwrap();
         assert_eq!(r.changed(), 2);
         for s in &r.snapshots {
-            assert_eq!(s.damage, vec![(PathBuf::from("/data/lost"), Damage::FileDropped { missing: 3, blobs: 3 })]);
+            assert_eq!(
+                s.damage,
+                vec![(
+                    PathBuf::from("/data/lost"),
+                    Damage::FileDropped {
+                        missing: 3,
+                        blobs: 3
+                    }
+                )]
+            );
         }
         let [a, b] = &r.snapshots[..] else { panic!() };
         let tree = |s: &SnapshotRepair| match s.outcome {

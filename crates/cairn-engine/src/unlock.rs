@@ -35,15 +35,34 @@ impl LockInfo {
         let v: serde_json::Value = serde_json::from_slice(json).ok()?;
         Some(LockInfo {
             time: chrono::DateTime::parse_from_rfc3339(v.get("time")?.as_str()?).ok()?,
-            exclusive: v.get("exclusive").and_then(|e| e.as_bool()).unwrap_or(false),
-            hostname: v.get("hostname").and_then(|h| h.as_str()).unwrap_or_default().to_string(),
-            username: v.get("username").and_then(|h| h.as_str()).unwrap_or_default().to_string(),
-            pid: v.get("pid").and_then(|p| p.as_u64()).and_then(|p| u32::try_from(p).ok())?,
+            exclusive: v
+                .get("exclusive")
+                .and_then(|e| e.as_bool())
+                .unwrap_or(false),
+            hostname: v
+                .get("hostname")
+                .and_then(|h| h.as_str())
+                .unwrap_or_default()
+                .to_string(),
+            username: v
+                .get("username")
+                .and_then(|h| h.as_str())
+                .unwrap_or_default()
+                .to_string(),
+            pid: v
+                .get("pid")
+                .and_then(|p| p.as_u64())
+                .and_then(|p| u32::try_from(p).ok())?,
         })
     }
 
     /// Why this lock is stale, or `None` if it may still be held.
-    pub fn stale(&self, now: chrono::DateTime<chrono::Utc>, this_host: &str, alive: impl Fn(u32) -> bool) -> Option<String> {
+    pub fn stale(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        this_host: &str,
+        alive: impl Fn(u32) -> bool,
+    ) -> Option<String> {
         let age = now.signed_duration_since(self.time);
         if age > STALE_AFTER {
             return Some(format!("not refreshed for {} minutes", age.num_minutes()));
@@ -57,7 +76,9 @@ impl LockInfo {
 
 /// Does a process with this id exist (on this host)?
 pub fn process_alive(pid: u32) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else { return false };
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
     if pid <= 0 {
         return false;
     }
@@ -83,10 +104,19 @@ pub struct UnlockReport {
 }
 
 /// Judge one lock file's bytes.
-pub fn judge(repo: &Repository, bytes: &[u8], now: chrono::DateTime<chrono::Utc>, this_host: &str) -> LockState {
+pub fn judge(
+    repo: &Repository,
+    bytes: &[u8],
+    now: chrono::DateTime<chrono::Utc>,
+    this_host: &str,
+) -> LockState {
     let plain = match repo.cipher().open(bytes, 1 << 20) {
         Ok(p) => p,
-        Err(_) => return LockState::Opaque("not sealed with this repository's key (another program's lock?)".into()),
+        Err(_) => {
+            return LockState::Opaque(
+                "not sealed with this repository's key (another program's lock?)".into(),
+            )
+        }
     };
     match LockInfo::parse(&plain) {
         Some(l) => match l.stale(now, this_host, process_alive) {
@@ -102,7 +132,9 @@ pub fn unlock(repo: &Repository, remove_all: bool, this_host: &str) -> Result<Un
     let mut r = UnlockReport::default();
     let now = chrono::Utc::now();
     for f in repo.backend().list(FileKind::Lock)? {
-        let Some(id) = Id::from_hex(&f.name) else { continue };
+        let Some(id) = Id::from_hex(&f.name) else {
+            continue;
+        };
         let bytes = match repo.backend().read(FileKind::Lock, &f.name) {
             Ok(b) => b,
             // Removed meanwhile by its owner.
@@ -110,9 +142,27 @@ pub fn unlock(repo: &Repository, remove_all: bool, this_host: &str) -> Result<Un
             Err(e) => return Err(Error::from(e)),
         };
         let (remove, why) = match judge(repo, &bytes, now, this_host) {
-            LockState::Stale(l, why) => (true, format!("stale lock by {}@{} pid {}: {why}", l.username, l.hostname, l.pid)),
-            LockState::Active(l) if remove_all => (true, format!("lock by {}@{} pid {} (--remove-all)", l.username, l.hostname, l.pid)),
-            LockState::Active(l) => (false, format!("lock by {}@{} pid {} is not stale", l.username, l.hostname, l.pid)),
+            LockState::Stale(l, why) => (
+                true,
+                format!(
+                    "stale lock by {}@{} pid {}: {why}",
+                    l.username, l.hostname, l.pid
+                ),
+            ),
+            LockState::Active(l) if remove_all => (
+                true,
+                format!(
+                    "lock by {}@{} pid {} (--remove-all)",
+                    l.username, l.hostname, l.pid
+                ),
+            ),
+            LockState::Active(l) => (
+                false,
+                format!(
+                    "lock by {}@{} pid {} is not stale",
+                    l.username, l.hostname, l.pid
+                ),
+            ),
             LockState::Opaque(why) if remove_all => (true, format!("{why} (--remove-all)")),
             LockState::Opaque(why) => (false, why),
         };
@@ -141,10 +191,20 @@ mod tests {
         let now = chrono::Utc::now();
         let l = LockInfo::parse(&lock("here", 42, 5)).unwrap();
         assert_eq!(l.stale(now, "here", |_| true), None);
-        assert!(l.stale(now, "here", |_| false).unwrap().contains("no longer runs"));
-        assert_eq!(l.stale(now, "elsewhere", |_| false), None, "another host's pid says nothing");
+        assert!(l
+            .stale(now, "here", |_| false)
+            .unwrap()
+            .contains("no longer runs"));
+        assert_eq!(
+            l.stale(now, "elsewhere", |_| false),
+            None,
+            "another host's pid says nothing"
+        );
         let old = LockInfo::parse(&lock("elsewhere", 42, 31)).unwrap();
-        assert!(old.stale(now, "here", |_| true).unwrap().contains("not refreshed"));
+        assert!(old
+            .stale(now, "here", |_| true)
+            .unwrap()
+            .contains("not refreshed"));
         assert!(LockInfo::parse(b"{}").is_none());
         assert!(process_alive(std::process::id()));
     }
@@ -152,12 +212,20 @@ mod tests {
     #[test]
     fn removes_only_stale_decryptable_locks() {
         let repo = repo();
-        let seal = |b: Vec<u8>| repo.save_file(FileKind::Lock, &repo.cipher().seal(&b, None)).unwrap();
+        let seal = |b: Vec<u8>| {
+            repo.save_file(FileKind::Lock, &repo.cipher().seal(&b, None))
+                .unwrap()
+        };
         let live = seal(lock("here", std::process::id(), 1));
         let dead = seal(lock("elsewhere", 1, 90));
-        let foreign = repo.save_file(FileKind::Lock, b"sealed with some other key, or not at all").unwrap();
+        let foreign = repo
+            .save_file(FileKind::Lock, b"sealed with some other key, or not at all")
+            .unwrap();
         let r = unlock(&repo, false, "here").unwrap();
-        assert_eq!(r.removed.iter().map(|x| x.0).collect::<Vec<_>>(), vec![dead]);
+        assert_eq!(
+            r.removed.iter().map(|x| x.0).collect::<Vec<_>>(),
+            vec![dead]
+        );
         let mut kept: Vec<Id> = r.kept.iter().map(|x| x.0).collect();
         kept.sort();
         let mut want = vec![live, foreign];

@@ -36,13 +36,15 @@ pub struct FromRepoArgs {
 impl FromRepoArgs {
     /// Open the source repository; errors say it is the source.
     pub fn open(&self, g: &GlobalOptions) -> Result<Arc<Repository>> {
-        let spec = self
-            .from_repo
-            .as_deref()
-            .ok_or_else(|| Error::usage("no source repository: give --from-repo (or set CAIRN_FROM_REPOSITORY)"))?;
-        let backend = crate::repo::backend_for(spec)?;
+        let spec = self.from_repo.as_deref().ok_or_else(|| {
+            Error::usage("no source repository: give --from-repo (or set CAIRN_FROM_REPOSITORY)")
+        })?;
+        let backend = crate::repo::backend_for(spec, g)?;
         if !backend.exists(FileKind::Config, "config")? {
-            return Err(Error::new(Kind::NoRepository, format!("source repository {} does not exist", backend.location())));
+            return Err(Error::new(
+                Kind::NoRepository,
+                format!("source repository {} does not exist", backend.location()),
+            ));
         }
         let pw = crate::repo::secret(
             &SecretSource {
@@ -74,15 +76,22 @@ pub fn run(g: &GlobalOptions, a: CopyArgs) -> Result<i32> {
     let target = crate::repo::open(g)?;
     let source = a.from.open(g)?;
     let filter = super::snapshot_filter(&a.filter);
-    let selected: Vec<(Id, Snapshot)> = if a.snapshots.is_empty() {
-        source.list_snapshots()?.into_iter().filter(|(_, s)| filter.matches(s)).collect()
-    } else {
-        let mut v = Vec::new();
-        for spec in &a.snapshots {
-            v.push(source.find_snapshot(spec, &filter).map_err(|e| Error::new(e.kind, format!("source repository: {}", e.message)))?);
-        }
-        v
-    };
+    let selected: Vec<(Id, Snapshot)> =
+        if a.snapshots.is_empty() {
+            source
+                .list_snapshots()?
+                .into_iter()
+                .filter(|(_, s)| filter.matches(s))
+                .collect()
+        } else {
+            let mut v = Vec::new();
+            for spec in &a.snapshots {
+                v.push(source.find_snapshot(spec, &filter).map_err(|e| {
+                    Error::new(e.kind, format!("source repository: {}", e.message))
+                })?);
+            }
+            v
+        };
     source.load_index()?;
     target.load_index()?;
 
@@ -100,14 +109,22 @@ pub fn run(g: &GlobalOptions, a: CopyArgs) -> Result<i32> {
         })
     };
     let opts = CopyOptions {
-        saver: SaverOptions { pack_size: (g.pack_size.clamp(1, 1024) as usize) << 20, ..Default::default() },
+        saver: SaverOptions {
+            pack_size: (g.pack_size.clamp(1, 1024) as usize) << 20,
+            ..Default::default()
+        },
         ..Default::default()
     };
-    let by_id: std::collections::HashMap<Id, &Snapshot> = selected.iter().map(|(id, s)| (*id, s)).collect();
+    let by_id: std::collections::HashMap<Id, &Snapshot> =
+        selected.iter().map(|(id, s)| (*id, s)).collect();
     let mut print = |ev: &CopyEvent| {
         if g.json {
             json_line(&match ev {
-                CopyEvent::Copied { source, target, stats } => json!({
+                CopyEvent::Copied {
+                    source,
+                    target,
+                    stats,
+                } => json!({
                     "message_type": "snapshot_copied",
                     "source": source.to_hex(),
                     "target": target.to_hex(),
@@ -124,7 +141,11 @@ pub fn run(g: &GlobalOptions, a: CopyArgs) -> Result<i32> {
             });
         } else if !g.quiet {
             match ev {
-                CopyEvent::Copied { source, target, stats } => {
+                CopyEvent::Copied {
+                    source,
+                    target,
+                    stats,
+                } => {
                     let s = by_id[source];
                     println!(
                         "snapshot {} of {} at {}: copied to {} ({} new blobs, {})",
@@ -137,14 +158,22 @@ pub fn run(g: &GlobalOptions, a: CopyArgs) -> Result<i32> {
                     );
                 }
                 CopyEvent::Skipped { source, existing } => {
-                    println!("snapshot {}: skipped, already copied as {}", source.short(), existing.short());
+                    println!(
+                        "snapshot {}: skipped, already copied as {}",
+                        source.short(),
+                        existing.short()
+                    );
                 }
             }
         }
     };
     let report = copy(&source, &target, &selected, &opts, &progress, &mut print)?;
     reporter.finish();
-    let copied = report.events.iter().filter(|e| matches!(e, CopyEvent::Copied { .. })).count();
+    let copied = report
+        .events
+        .iter()
+        .filter(|e| matches!(e, CopyEvent::Copied { .. }))
+        .count();
     let skipped = report.events.len() - copied;
     if g.json {
         json_line(&json!({

@@ -24,7 +24,9 @@ pub fn run(g: &GlobalOptions, a: InitArgs) -> Result<i32> {
         init_from(g, &a.from)?
     } else {
         if a.from.from_repo.is_some() && std::env::var_os("CAIRN_FROM_REPOSITORY").is_none() {
-            return Err(Error::usage("--from-repo is only used with --copy-chunker-params"));
+            return Err(Error::usage(
+                "--from-repo is only used with --copy-chunker-params",
+            ));
         }
         crate::repo::init(g)?
     };
@@ -42,7 +44,10 @@ pub fn run(g: &GlobalOptions, a: InitArgs) -> Result<i32> {
             repo.location()
         );
         if a.copy_chunker_params {
-            println!("with the chunker parameters and blob ids of {}", a.from.from_repo.as_deref().unwrap_or_default());
+            println!(
+                "with the chunker parameters and blob ids of {}",
+                a.from.from_repo.as_deref().unwrap_or_default()
+            );
         }
         println!(
             "Please note that knowledge of your password is required to access the repository."
@@ -57,13 +62,26 @@ pub fn run(g: &GlobalOptions, a: InitArgs) -> Result<i32> {
 fn init_from(g: &GlobalOptions, from: &FromRepoArgs) -> Result<Arc<Repository>> {
     let backend = crate::repo::backend(g)?;
     if backend.exists(FileKind::Config, "config")? {
-        return Err(Error::new(Kind::AlreadyInitialized, format!("repository {} already exists", backend.location())));
+        return Err(Error::new(
+            Kind::AlreadyInitialized,
+            format!("repository {} already exists", backend.location()),
+        ));
     }
     let source = from.open(g)?;
     let fresh = MasterKey::random();
-    let key = MasterKey { data_key: fresh.data_key, id_key: source.key().id_key, chunker_seed: source.key().chunker_seed };
+    let key = MasterKey {
+        data_key: fresh.data_key,
+        id_key: source.key().id_key,
+        chunker_seed: source.key().chunker_seed,
+    };
     let mut config = Config::new();
     config.chunker = source.config().chunker;
     let pw = crate::repo::password(g, true)?;
-    Ok(Arc::new(Repository::init_with(backend, &pw, crate::repo::open_options(g)?, key, config)?))
+    Ok(Arc::new(Repository::init_with(
+        backend,
+        &pw,
+        crate::repo::open_options(g)?,
+        key,
+        config,
+    )?))
 }

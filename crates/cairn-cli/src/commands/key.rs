@@ -76,11 +76,18 @@ pub fn run(g: &GlobalOptions, a: KeyArgs) -> Result<i32> {
         }
         KeyCommand::Passwd(n) => {
             let (pw, host, user) = new_key(&n)?;
-            let (new, old) = keys::change_password(&repo, &pw, crate::repo::open_options(g)?.kdf, &host, &user)?;
+            let (new, old) =
+                keys::change_password(&repo, &pw, crate::repo::open_options(g)?.kdf, &host, &user)?;
             if g.json {
-                json_line(&json!({"message_type": "password_changed", "id": new.to_hex(), "removed": old.to_hex()}));
+                json_line(
+                    &json!({"message_type": "password_changed", "id": new.to_hex(), "removed": old.to_hex()}),
+                );
             } else if !g.quiet {
-                println!("saved new key with id {}, removed the old key {}", new.short(), old.short());
+                println!(
+                    "saved new key with id {}, removed the old key {}",
+                    new.short(),
+                    old.short()
+                );
             }
             Ok(0)
         }
@@ -108,7 +115,11 @@ fn list(g: &GlobalOptions, repo: &Repository) -> Result<i32> {
     let list = keys::list_keys(repo)?;
     let created = |k: &keys::KeyInfo| {
         k.created
-            .map(|c| c.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S").to_string())
+            .map(|c| {
+                c.with_timezone(&chrono::Local)
+                    .format("%Y-%m-%d %H:%M:%S")
+                    .to_string()
+            })
             .unwrap_or_default()
     };
     if g.json {
@@ -137,19 +148,40 @@ fn list(g: &GlobalOptions, repo: &Repository) -> Result<i32> {
         .map(|k| {
             let id = format!("{}{}", if k.current { "*" } else { " " }, k.id.short());
             match &k.error {
-                Some(e) => [id, String::new(), String::new(), format!("(unreadable: {e})")],
+                Some(e) => [
+                    id,
+                    String::new(),
+                    String::new(),
+                    format!("(unreadable: {e})"),
+                ],
                 None => [id, k.username.clone(), k.hostname.clone(), created(k)],
             }
         })
         .collect();
-    let header = [" ID".to_string(), "User".into(), "Host".into(), "Created".into()];
+    let header = [
+        " ID".to_string(),
+        "User".into(),
+        "Host".into(),
+        "Created".into(),
+    ];
     let mut w = [0usize; 4];
     for r in std::iter::once(&header).chain(rows.iter()) {
         for (i, c) in r.iter().enumerate() {
             w[i] = w[i].max(c.chars().count());
         }
     }
-    let line = |r: &[String; 4]| format!("{:w0$}  {:w1$}  {:w2$}  {}", r[0], r[1], r[2], r[3], w0 = w[0], w1 = w[1], w2 = w[2]);
+    let line = |r: &[String; 4]| {
+        format!(
+            "{:w0$}  {:w1$}  {:w2$}  {}",
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            w0 = w[0],
+            w1 = w[1],
+            w2 = w[2]
+        )
+    };
     println!("{}", line(&header).trim_end());
     println!("{}", "-".repeat(w.iter().sum::<usize>() + 6));
     for r in &rows {

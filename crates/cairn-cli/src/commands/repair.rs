@@ -94,7 +94,10 @@ fn index(g: &GlobalOptions) -> Result<i32> {
             eprintln!("warning: pack {id} is not indexed, its header cannot be read: {e}");
         }
         for (id, e) in &r.unreadable_index_files {
-            eprintln!("warning: old index file {} could not be read (replaced): {e}", id.short());
+            eprintln!(
+                "warning: old index file {} could not be read (replaced): {e}",
+                id.short()
+            );
         }
         if !g.quiet {
             println!(
@@ -104,7 +107,10 @@ fn index(g: &GlobalOptions) -> Result<i32> {
                 r.packs,
                 r.marked_packs
             );
-            println!("wrote {} new index files, removed {} old ones", r.index_files_written, r.index_files_removed);
+            println!(
+                "wrote {} new index files, removed {} old ones",
+                r.index_files_written, r.index_files_removed
+            );
         }
     }
     Ok(0)
@@ -114,7 +120,10 @@ fn snapshots(g: &GlobalOptions, a: RepairSnapshotsArgs) -> Result<i32> {
     let repo = crate::repo::open(g)?;
     let filter = super::snapshot_filter(&a.filter);
     let (all, unreadable) = repair::load_snapshots(&repo)?;
-    let everything = a.snapshots.is_empty() && a.filter.hosts.is_empty() && a.filter.tags.is_empty() && a.filter.paths.is_empty();
+    let everything = a.snapshots.is_empty()
+        && a.filter.hosts.is_empty()
+        && a.filter.tags.is_empty()
+        && a.filter.paths.is_empty();
     let selected = if a.snapshots.is_empty() {
         all.into_iter().filter(|(_, s)| filter.matches(s)).collect()
     } else {
@@ -123,7 +132,12 @@ fn snapshots(g: &GlobalOptions, a: RepairSnapshotsArgs) -> Result<i32> {
             let (id, _) = repo.find_snapshot(spec, &filter)?;
             match all.iter().find(|(x, _)| *x == id) {
                 Some(found) => v.push(found.clone()),
-                None => return Err(Error::corrupt(format!("snapshot {}", id.short()), "cannot be read")),
+                None => {
+                    return Err(Error::corrupt(
+                        format!("snapshot {}", id.short()),
+                        "cannot be read",
+                    ))
+                }
             }
         }
         v
@@ -133,10 +147,19 @@ fn snapshots(g: &GlobalOptions, a: RepairSnapshotsArgs) -> Result<i32> {
     let opts = RepairSnapshotsOptions {
         dry_run: a.dry_run,
         forget: a.forget,
-        saver: SaverOptions { pack_size: (g.pack_size.clamp(1, 1024) as usize) << 20, ..Default::default() },
+        saver: SaverOptions {
+            pack_size: (g.pack_size.clamp(1, 1024) as usize) << 20,
+            ..Default::default()
+        },
     };
     let r = repair::repair_snapshots(&repo, &selected, &unreadable, &opts)?;
-    let verb = |done: &str, would: &str| if a.dry_run { would.to_string() } else { done.to_string() };
+    let verb = |done: &str, would: &str| {
+        if a.dry_run {
+            would.to_string()
+        } else {
+            done.to_string()
+        }
+    };
     for s in &r.snapshots {
         if g.json {
             let (outcome, new) = match &s.outcome {
@@ -162,9 +185,14 @@ fn snapshots(g: &GlobalOptions, a: RepairSnapshotsArgs) -> Result<i32> {
             println!("  {}: {d}", p.display());
         }
         match &s.outcome {
-            Outcome::Repaired { new: Some(n) } => println!("  saved repaired snapshot {}", n.short()),
+            Outcome::Repaired { new: Some(n) } => {
+                println!("  saved repaired snapshot {}", n.short())
+            }
             Outcome::Repaired { new: None } => println!("  would save a repaired snapshot"),
-            Outcome::Removed => println!("  {} (its root directory is lost)", verb("removed", "would be removed")),
+            Outcome::Removed => println!(
+                "  {} (its root directory is lost)",
+                verb("removed", "would be removed")
+            ),
             Outcome::Intact => {}
         }
         if s.removed && s.outcome != Outcome::Removed {
@@ -173,11 +201,24 @@ fn snapshots(g: &GlobalOptions, a: RepairSnapshotsArgs) -> Result<i32> {
     }
     for (id, e, removed) in &r.unreadable {
         if g.json {
-            json_line(&json!({"message_type": "unreadable_snapshot", "id": id.to_hex(), "error": e, "removed": removed}));
+            json_line(
+                &json!({"message_type": "unreadable_snapshot", "id": id.to_hex(), "error": e, "removed": removed}),
+            );
         } else if *removed {
-            println!("snapshot file {}: cannot be read ({e}); removed", id.short());
+            println!(
+                "snapshot file {}: cannot be read ({e}); removed",
+                id.short()
+            );
         } else {
-            eprintln!("warning: snapshot file {} cannot be read: {e}{}", id.short(), if a.dry_run { "" } else { " (--forget removes it)" });
+            eprintln!(
+                "warning: snapshot file {} cannot be read: {e}{}",
+                id.short(),
+                if a.dry_run {
+                    ""
+                } else {
+                    " (--forget removes it)"
+                }
+            );
         }
     }
     let changed = r.changed();
@@ -192,7 +233,13 @@ fn snapshots(g: &GlobalOptions, a: RepairSnapshotsArgs) -> Result<i32> {
         }));
     } else if !g.quiet {
         match changed {
-            0 => println!("{}", verb("no snapshots were modified", "no snapshots would be modified")),
+            0 => println!(
+                "{}",
+                verb(
+                    "no snapshots were modified",
+                    "no snapshots would be modified"
+                )
+            ),
             n => println!("{} {n} snapshots", verb("modified", "would modify")),
         }
     }

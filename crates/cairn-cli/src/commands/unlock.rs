@@ -8,7 +8,8 @@ use clap::Args;
 use serde_json::json;
 
 /// Shown under `cairn unlock --help`.
-const ABOUT_LOCKS: &str = "cairn itself never locks: backups, prune and the other commands are safe \
+const ABOUT_LOCKS: &str =
+    "cairn itself never locks: backups, prune and the other commands are safe \
 to run at the same time without locks (see repo-format.md §11, \"Prune without locks\"). \
 This removes lock files that another program or version left in locks/: those sealed with \
 this repository's key that are stale (not refreshed for 30 minutes, or taken on this host \
@@ -27,9 +28,13 @@ pub fn run(g: &GlobalOptions, a: UnlockArgs) -> Result<i32> {
     let r = unlock(&repo, a.remove_all, &crate::repo::hostname())?;
     if g.json {
         let list = |v: &[(cairn_repository::format::Id, String)]| {
-            v.iter().map(|(id, why)| json!({"id": id.to_hex(), "reason": why})).collect::<Vec<_>>()
+            v.iter()
+                .map(|(id, why)| json!({"id": id.to_hex(), "reason": why}))
+                .collect::<Vec<_>>()
         };
-        json_line(&json!({"message_type": "summary", "removed": list(&r.removed), "kept": list(&r.kept)}));
+        json_line(
+            &json!({"message_type": "summary", "removed": list(&r.removed), "kept": list(&r.kept)}),
+        );
         return Ok(0);
     }
     if !g.quiet {
