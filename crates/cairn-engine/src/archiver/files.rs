@@ -141,8 +141,10 @@ pub(super) fn backup_stream(
     progress: &BackupProgress,
     counters: &Counters,
     parent_tree: Option<Id>,
+    cancel: &AtomicBool,
 ) -> Result<Id> {
-    let out = match store_chunks(reader, None, repo, saver, progress, None) {
+    // Checked between chunks; a read blocked on an idle pipe ends with the pipe (or a second Ctrl-C).
+    let out = match store_chunks(reader, None, repo, saver, progress, Some(cancel)) {
         Ok(out) => out,
         Err(ReadError::Source(e)) => return Err(Error::io(e, "reading standard input")),
         Err(ReadError::Repo(e)) => return Err(e),

@@ -204,7 +204,15 @@ pub fn backup(
                 &progress,
                 &counters,
                 parent_tree,
-            )?;
+                &opts.cancel,
+            )
+            .map_err(|e| {
+                if opts.cancel.load(Ordering::Relaxed) {
+                    Error::new(Kind::Interrupted, "backup interrupted; no snapshot was written (data stored so far will be reused)")
+                } else {
+                    e
+                }
+            })?;
             (tree, vec![format!("/{name}")], 0)
         }
     };
