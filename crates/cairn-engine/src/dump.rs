@@ -58,14 +58,22 @@ struct Blobs<'a> {
 
 impl<'a> Blobs<'a> {
     fn new(repo: &'a Repository, node: &'a Node, path: &'a Path) -> Self {
-        Blobs { repo, ids: &node.content, path, next: 0, ready: VecDeque::new() }
+        Blobs {
+            repo,
+            ids: &node.content,
+            path,
+            next: 0,
+            ready: VecDeque::new(),
+        }
     }
 
     fn next_blob(&mut self) -> Result<Option<Vec<u8>>> {
         if self.ready.is_empty() && self.next < self.ids.len() {
             let window = &self.ids[self.next..(self.next + READ_AHEAD).min(self.ids.len())];
-            let blobs = parallel_map(window, READ_AHEAD, |id| self.repo.read_blob(id))
-                .map_err(|e| Error::new(e.kind, format!("{}: {}", self.path.display(), e.message)))?;
+            let blobs =
+                parallel_map(window, READ_AHEAD, |id| self.repo.read_blob(id)).map_err(|e| {
+                    Error::new(e.kind, format!("{}: {}", self.path.display(), e.message))
+                })?;
             self.next += window.len();
             self.ready.extend(blobs);
         }
@@ -87,7 +95,12 @@ impl<'a> Blobs<'a> {
 
 /// Stream a file's content: a thread fetches blobs (a few in parallel)
 /// while this one writes, with at most a few blobs in memory.
-fn write_content(repo: &Repository, node: &Node, path: &Path, writer: &mut dyn Write) -> Result<()> {
+fn write_content(
+    repo: &Repository,
+    node: &Node,
+    path: &Path,
+    writer: &mut dyn Write,
+) -> Result<()> {
     std::thread::scope(|s| {
         let (tx, rx) = crossbeam_channel::bounded::<Result<Vec<u8>>>(2);
         s.spawn(move || {
@@ -148,7 +161,11 @@ impl Read for BlobReader<'_> {
 }
 
 fn write_tar(repo: &Repository, node: &Node, path: &Path, writer: &mut dyn Write) -> Result<()> {
-    let mut v = TarWriter { repo, tar: tar::Builder::new(writer), links: HashMap::new() };
+    let mut v = TarWriter {
+        repo,
+        tar: tar::Builder::new(writer),
+        links: HashMap::new(),
+    };
     if let Some(tree) = node.subtree {
         tree_walk::walk(repo, tree, path, &mut v)?;
     }
@@ -195,7 +212,11 @@ impl<W: Write> TarWriter<'_, W> {
             }
             NodeKind::Symlink => {
                 h.set_entry_type(EntryType::Symlink);
-                let target = node.linktarget.as_ref().map(|t| t.as_bytes()).unwrap_or_default();
+                let target = node
+                    .linktarget
+                    .as_ref()
+                    .map(|t| t.as_bytes())
+                    .unwrap_or_default();
                 tar.append_link(&mut h, name, OsStr::from_bytes(target))
             }
             NodeKind::Fifo => {
@@ -203,15 +224,22 @@ impl<W: Write> TarWriter<'_, W> {
                 tar.append_data(&mut h, name, io::empty())
             }
             NodeKind::Dev | NodeKind::Chardev => {
-                h.set_entry_type(if node.kind == NodeKind::Dev { EntryType::Block } else { EntryType::Char });
+                h.set_entry_type(if node.kind == NodeKind::Dev {
+                    EntryType::Block
+                } else {
+                    EntryType::Char
+                });
                 let rdev = node.rdev as libc::dev_t;
-                h.set_device_major(libc::major(rdev)).map_err(output_error)?;
-                h.set_device_minor(libc::minor(rdev)).map_err(output_error)?;
+                h.set_device_major(libc::major(rdev))
+                    .map_err(output_error)?;
+                h.set_device_minor(libc::minor(rdev))
+                    .map_err(output_error)?;
                 tar.append_data(&mut h, name, io::empty())
             }
             NodeKind::Socket => unreachable!("sockets are skipped above"),
             NodeKind::File => {
-                let key = (node.links > 1 && (node.inode != 0 || node.device != 0)).then_some((node.device, node.inode));
+                let key = (node.links > 1 && (node.inode != 0 || node.device != 0))
+                    .then_some((node.device, node.inode));
                 if let Some(k) = key {
                     if let Some((first, left)) = self.links.get_mut(&k) {
                         h.set_entry_type(EntryType::Link);
@@ -226,7 +254,12 @@ impl<W: Write> TarWriter<'_, W> {
                 let blobs = Blobs::new(self.repo, node, path);
                 h.set_entry_type(EntryType::Regular);
                 h.set_size(blobs.total_len()?);
-                let mut reader = BlobReader { blobs, current: Vec::new(), pos: 0, error: None };
+                let mut reader = BlobReader {
+                    blobs,
+                    current: Vec::new(),
+                    pos: 0,
+                    error: None,
+                };
                 let r = tar.append_data(&mut h, name, &mut reader);
                 if let Some(e) = reader.error {
                     return Err(e);
@@ -247,18 +280,26 @@ impl<W: Write> TarWriter<'_, W> {
     /// restic write them).
     fn pax(&mut self, node: &Node) -> Result<()> {
         let mut records: Vec<(String, Vec<u8>)> = Vec::new();
-        let (secs, nanos) = (node.mtime.div_euclid(1_000_000_000), node.mtime.rem_euclid(1_000_000_000));
+        let (secs, nanos) = (
+            node.mtime.div_euclid(1_000_000_000),
+            node.mtime.rem_euclid(1_000_000_000),
+        );
         if nanos != 0 {
             records.push(("mtime".into(), format!("{secs}.{nanos:09}").into_bytes()));
         }
         for x in &node.xattrs {
-            let (Ok(name), Ok(value)) = (std::str::from_utf8(x.name.as_bytes()), x.value_bytes()) else { continue };
+            let (Ok(name), Ok(value)) = (std::str::from_utf8(x.name.as_bytes()), x.value_bytes())
+            else {
+                continue;
+            };
             records.push((format!("SCHILY.xattr.{name}"), value));
         }
         if records.is_empty() {
             return Ok(());
         }
-        self.tar.append_pax_extensions(records.iter().map(|(k, v)| (k.as_str(), v.as_slice()))).map_err(output_error)
+        self.tar
+            .append_pax_extensions(records.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
+            .map_err(output_error)
     }
 }
 
@@ -276,7 +317,18 @@ mod tests {
         let content = noise(300_000, 5);
         let mut link = Node::new("l", NodeKind::Symlink);
         link.linktarget = Some("big".into());
-        let root = tree(&s, vec![dir(&s, "d", vec![file(&s, "big", &content, 7000), file(&s, "empty", b"", 10), link])]);
+        let root = tree(
+            &s,
+            vec![dir(
+                &s,
+                "d",
+                vec![
+                    file(&s, "big", &content, 7000),
+                    file(&s, "empty", b"", 10),
+                    link,
+                ],
+            )],
+        );
         s.finish().unwrap();
         let mut out = Vec::new();
         dump(&repo, root, Path::new("/d/big"), &mut out).unwrap();
@@ -285,7 +337,11 @@ mod tests {
         dump(&repo, root, Path::new("/d/empty"), &mut out).unwrap();
         assert!(out.is_empty());
         let e = dump(&repo, root, Path::new("/d/nope"), &mut Vec::new()).unwrap_err();
-        assert!(e.kind == Kind::NotFound && e.message.contains("/d/nope"), "{}", e.message);
+        assert!(
+            e.kind == Kind::NotFound && e.message.contains("/d/nope"),
+            "{}",
+            e.message
+        );
         let e = dump(&repo, root, Path::new("/d/l"), &mut Vec::new()).unwrap_err();
         assert_eq!(e.kind, Kind::Usage);
     }
@@ -307,7 +363,13 @@ mod tests {
         }
         let repo = repo();
         let s = saver(&repo);
-        let root = tree(&s, vec![file(&s, "f", &noise(100_000, 9), 1000), dir(&s, "d", vec![file(&s, "g", &noise(10_000, 1), 100)])]);
+        let root = tree(
+            &s,
+            vec![
+                file(&s, "f", &noise(100_000, 9), 1000),
+                dir(&s, "d", vec![file(&s, "g", &noise(10_000, 1), 100)]),
+            ],
+        );
         s.finish().unwrap();
         let e = dump(&repo, root, Path::new("/f"), &mut Broken(3)).unwrap_err();
         assert_eq!(e.kind, Kind::Io);
@@ -327,7 +389,11 @@ mod tests {
         let e = dump(&repo, root, Path::new("/d/f"), &mut Vec::new()).unwrap_err();
         assert!(e.message.contains("/d/f"), "{}", e.message);
         let e = dump(&repo, root, Path::new("/d"), &mut Vec::new()).unwrap_err();
-        assert!(e.message.contains("/d/f") && e.message.contains("not in the repository index"), "{}", e.message);
+        assert!(
+            e.message.contains("/d/f") && e.message.contains("not in the repository index"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
@@ -353,7 +419,18 @@ mod tests {
         fifo.mode = libc::S_IFIFO | 0o600;
         let sock = Node::new("sock", NodeKind::Socket);
         let sub = dir(&s, "sub", vec![file(&s, "b", b"bee", 10)]);
-        let root = tree(&s, vec![dir(&s, "home", vec![dir(&s, "docs", vec![a, a2, link, fifo, sock, sub, dir(&s, "e", vec![])])])]);
+        let root = tree(
+            &s,
+            vec![dir(
+                &s,
+                "home",
+                vec![dir(
+                    &s,
+                    "docs",
+                    vec![a, a2, link, fifo, sock, sub, dir(&s, "e", vec![])],
+                )],
+            )],
+        );
         s.finish().unwrap();
 
         let mut out = Vec::new();
@@ -378,22 +455,33 @@ mod tests {
                         .map(|p| p.unwrap())
                         .map(|p| (p.key().unwrap().to_string(), p.value_bytes().to_vec()))
                         .collect();
-                    assert!(pax.contains(&("mtime".into(), b"1700000000.250000000".to_vec())), "{pax:?}");
-                    assert!(pax.contains(&("SCHILY.xattr.user.k".into(), b"v1".to_vec())), "{pax:?}");
+                    assert!(
+                        pax.contains(&("mtime".into(), b"1700000000.250000000".to_vec())),
+                        "{pax:?}"
+                    );
+                    assert!(
+                        pax.contains(&("SCHILY.xattr.user.k".into(), b"v1".to_vec())),
+                        "{pax:?}"
+                    );
                     let mut data = vec![];
                     e.read_to_end(&mut data).unwrap();
                     assert_eq!(data, big);
                 }
                 "home/docs/z-link" => {
                     assert_eq!(h.entry_type(), tar::EntryType::Link);
-                    assert_eq!(e.link_name().unwrap().unwrap(), Path::new("home/docs/a.txt"));
+                    assert_eq!(
+                        e.link_name().unwrap().unwrap(),
+                        Path::new("home/docs/a.txt")
+                    );
                 }
                 "home/docs/s" => {
                     assert_eq!(h.entry_type(), tar::EntryType::Symlink);
                     assert_eq!(e.link_name().unwrap().unwrap(), Path::new("a.txt"));
                 }
                 "home/docs/p" => assert_eq!(h.entry_type(), tar::EntryType::Fifo),
-                "home/docs/sub" | "home/docs/e" => assert_eq!(h.entry_type(), tar::EntryType::Directory),
+                "home/docs/sub" | "home/docs/e" => {
+                    assert_eq!(h.entry_type(), tar::EntryType::Directory)
+                }
                 "home/docs/sub/b" => {
                     let mut data = vec![];
                     e.read_to_end(&mut data).unwrap();
@@ -405,14 +493,28 @@ mod tests {
         }
         assert_eq!(
             seen,
-            ["home/docs/a.txt", "home/docs/e", "home/docs/p", "home/docs/s", "home/docs/sub", "home/docs/sub/b", "home/docs/z-link"]
+            [
+                "home/docs/a.txt",
+                "home/docs/e",
+                "home/docs/p",
+                "home/docs/s",
+                "home/docs/sub",
+                "home/docs/sub/b",
+                "home/docs/z-link"
+            ]
         );
 
         // Extracted by the tar crate, the tree comes back.
         let tmp = tempfile::tempdir().unwrap();
         tar::Archive::new(&out[..]).unpack(tmp.path()).unwrap();
-        assert_eq!(std::fs::read(tmp.path().join("home/docs/a.txt")).unwrap(), big);
-        assert_eq!(std::fs::read(tmp.path().join("home/docs/sub/b")).unwrap(), b"bee");
+        assert_eq!(
+            std::fs::read(tmp.path().join("home/docs/a.txt")).unwrap(),
+            big
+        );
+        assert_eq!(
+            std::fs::read(tmp.path().join("home/docs/sub/b")).unwrap(),
+            b"bee"
+        );
         use std::os::unix::fs::MetadataExt;
         let ino = |p: &str| std::fs::metadata(tmp.path().join(p)).unwrap().ino();
         assert_eq!(ino("home/docs/a.txt"), ino("home/docs/z-link"));
@@ -420,8 +522,11 @@ mod tests {
         // The whole snapshot.
         let mut all = Vec::new();
         dump(&repo, root, Path::new("/"), &mut all).unwrap();
-        let names: Vec<String> =
-            tar::Archive::new(&all[..]).entries().unwrap().map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned()).collect();
+        let names: Vec<String> = tar::Archive::new(&all[..])
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+            .collect();
         assert_eq!(names[..2], ["home", "home/docs"]);
         assert_eq!(names.len(), 9);
     }

@@ -85,7 +85,10 @@ fn load_sorted(repo: &Repository, id: &Id) -> Result<Vec<Node>> {
     if !nodes.windows(2).all(|w| w[0].name < w[1].name) {
         nodes.sort_by(|a, b| a.name.cmp(&b.name));
         if let Some(w) = nodes.windows(2).find(|w| w[0].name == w[1].name) {
-            return Err(Error::corrupt(format!("tree {}", id.short()), format!("two entries named {:?}", w[0].name)));
+            return Err(Error::corrupt(
+                format!("tree {}", id.short()),
+                format!("two entries named {:?}", w[0].name),
+            ));
         }
     }
     Ok(nodes)
@@ -97,7 +100,11 @@ fn load_sorted(repo: &Repository, id: &Id) -> Result<Vec<Node>> {
 pub fn walk(repo: &Repository, tree: Id, base: &Path, visitor: &mut dyn Visitor) -> Result<()> {
     // The starting tree is not skippable: its failure is the walk's.
     let nodes = load_sorted(repo, &tree)?;
-    let mut stack = vec![Frame { path: base.to_path_buf(), node: None, nodes: nodes.into_iter() }];
+    let mut stack = vec![Frame {
+        path: base.to_path_buf(),
+        node: None,
+        nodes: nodes.into_iter(),
+    }];
     while let Some(top) = stack.last_mut() {
         let Some(node) = top.nodes.next() else {
             let done = stack.pop().expect("non-empty stack");
@@ -107,7 +114,10 @@ pub fn walk(repo: &Repository, tree: Id, base: &Path, visitor: &mut dyn Visitor)
             continue;
         };
         if !valid_name(node.name.as_bytes()) {
-            let e = Error::corrupt(format!("directory {}", top.path.display()), format!("invalid entry name {:?}", node.name));
+            let e = Error::corrupt(
+                format!("directory {}", top.path.display()),
+                format!("invalid entry name {:?}", node.name),
+            );
             visitor.error(&top.path, e)?;
             continue;
         }
@@ -121,7 +131,13 @@ pub fn walk(repo: &Repository, tree: Id, base: &Path, visitor: &mut dyn Visitor)
                 Ok(n) => n,
                 Err(e) => {
                     // Its contents are skipped, but it was entered: leave it too.
-                    visitor.error(&path, Error::new(e.kind, format!("directory {}: {}", path.display(), e.message)))?;
+                    visitor.error(
+                        &path,
+                        Error::new(
+                            e.kind,
+                            format!("directory {}: {}", path.display(), e.message),
+                        ),
+                    )?;
                     visitor.leave_dir(&path, &node)?;
                     continue;
                 }
@@ -129,7 +145,11 @@ pub fn walk(repo: &Repository, tree: Id, base: &Path, visitor: &mut dyn Visitor)
             // A directory without a subtree is empty.
             None => Vec::new(),
         };
-        stack.push(Frame { path, node: Some(node), nodes: nodes.into_iter() });
+        stack.push(Frame {
+            path,
+            node: Some(node),
+            nodes: nodes.into_iter(),
+        });
     }
     Ok(())
 }
@@ -167,12 +187,25 @@ pub fn find_node(repo: &Repository, root_tree: Id, path: &Path) -> Result<Node> 
     let mut node = root_node(root_tree);
     let mut at = PathBuf::from("/");
     for comp in path.components() {
-        let Component::Normal(name) = comp else { continue };
-        let not_found = |why: String| Error::not_found(format!("path {} not found in the snapshot ({why})", path.display()));
+        let Component::Normal(name) = comp else {
+            continue;
+        };
+        let not_found = |why: String| {
+            Error::not_found(format!(
+                "path {} not found in the snapshot ({why})",
+                path.display()
+            ))
+        };
         let subtree = match (node.kind, node.subtree) {
             (NodeKind::Dir, Some(id)) => id,
             (NodeKind::Dir, None) => return Err(not_found(format!("{} is empty", at.display()))),
-            (kind, _) => return Err(not_found(format!("{} is a {}, not a directory", at.display(), kind.as_str()))),
+            (kind, _) => {
+                return Err(not_found(format!(
+                    "{} is a {}, not a directory",
+                    at.display(),
+                    kind.as_str()
+                )))
+            }
         };
         let tree = repo.load_tree(&subtree)?;
         let want = name.as_bytes();
@@ -204,13 +237,19 @@ pub(crate) mod testutil {
     use std::sync::Arc;
 
     pub fn repo() -> Arc<Repository> {
-        let opts = OpenOptions { kdf: KdfParams::INSECURE_TEST, ..Default::default() };
+        let opts = OpenOptions {
+            kdf: KdfParams::INSECURE_TEST,
+            ..Default::default()
+        };
         Arc::new(Repository::init(Arc::new(MemoryBackend::new()), b"pw", opts).unwrap())
     }
 
     /// A repository in a local directory, so tests can damage its files.
     pub fn local_repo(dir: &Path) -> Arc<Repository> {
-        let opts = OpenOptions { kdf: KdfParams::INSECURE_TEST, ..Default::default() };
+        let opts = OpenOptions {
+            kdf: KdfParams::INSECURE_TEST,
+            ..Default::default()
+        };
         let backend = Arc::new(cairn_repository::backend::LocalBackend::new(dir));
         Arc::new(Repository::init(backend, b"pw", opts).unwrap())
     }
@@ -229,7 +268,14 @@ pub(crate) mod testutil {
     }
 
     pub fn saver(repo: &Arc<Repository>) -> BlobSaver {
-        BlobSaver::new(repo.clone(), SaverOptions { pack_size: 64 * 1024, workers: 2, ..Default::default() })
+        BlobSaver::new(
+            repo.clone(),
+            SaverOptions {
+                pack_size: 64 * 1024,
+                workers: 2,
+                ..Default::default()
+            },
+        )
     }
 
     /// Save `data` cut into `chunk`-byte blobs; returns a file node.
@@ -241,7 +287,8 @@ pub(crate) mod testutil {
         n.atime = 1_600_000_100_000_000_000;
         n.links = 1;
         for c in data.chunks(chunk.max(1)) {
-            n.content.push(saver.save(BlobKind::Data, c.to_vec()).unwrap().0);
+            n.content
+                .push(saver.save(BlobKind::Data, c.to_vec()).unwrap().0);
         }
         n
     }
@@ -249,7 +296,9 @@ pub(crate) mod testutil {
     /// Save a tree of `nodes` (sorted here) and return a dir node for it.
     pub fn dir(saver: &BlobSaver, name: &str, mut nodes: Vec<Node>) -> Node {
         nodes.sort_by(|a, b| a.name.cmp(&b.name));
-        let (id, _) = saver.save(BlobKind::Tree, Tree { nodes }.to_bytes()).unwrap();
+        let (id, _) = saver
+            .save(BlobKind::Tree, Tree { nodes }.to_bytes())
+            .unwrap();
         let mut n = Node::new(name, NodeKind::Dir);
         n.mode = libc::S_IFDIR | 0o755;
         n.mtime = 1_500_000_000_000_000_000;
@@ -260,7 +309,10 @@ pub(crate) mod testutil {
 
     pub fn tree(saver: &BlobSaver, mut nodes: Vec<Node>) -> Id {
         nodes.sort_by(|a, b| a.name.cmp(&b.name));
-        saver.save(BlobKind::Tree, Tree { nodes }.to_bytes()).unwrap().0
+        saver
+            .save(BlobKind::Tree, Tree { nodes }.to_bytes())
+            .unwrap()
+            .0
     }
 }
 
@@ -275,11 +327,18 @@ mod tests {
     fn walks_in_order_and_skips() {
         let repo = repo();
         let s = saver(&repo);
-        let b = dir(&s, "b", vec![file(&s, "z", b"z", 4), file(&s, "y", b"y", 4)]);
+        let b = dir(
+            &s,
+            "b",
+            vec![file(&s, "z", b"z", 4), file(&s, "y", b"y", 4)],
+        );
         let skip = dir(&s, "skip", vec![file(&s, "never", b"n", 4)]);
         let mut weird = file(&s, "x", b"raw", 4);
         weird.name = ByteString(vec![b'q', 0xff]);
-        let root = tree(&s, vec![file(&s, "c", b"c", 4), b, skip, weird, dir(&s, "a", vec![])]);
+        let root = tree(
+            &s,
+            vec![file(&s, "c", b"c", 4), b, skip, weird, dir(&s, "a", vec![])],
+        );
         s.finish().unwrap();
 
         let mut seen = vec![];
@@ -288,7 +347,11 @@ mod tests {
         impl Visitor for V<'_> {
             fn visit(&mut self, path: &Path, node: &Node) -> Result<Visit> {
                 self.0.push(path.to_string_lossy().into_owned());
-                Ok(if node.name.as_bytes() == b"skip" { Visit::SkipChildren } else { Visit::Continue })
+                Ok(if node.name.as_bytes() == b"skip" {
+                    Visit::SkipChildren
+                } else {
+                    Visit::Continue
+                })
             }
             fn leave_dir(&mut self, path: &Path, _: &Node) -> Result<()> {
                 self.1.push(path.to_string_lossy().into_owned());
@@ -296,36 +359,77 @@ mod tests {
             }
         }
         walk(&repo, root, Path::new("/"), &mut V(&mut seen, &mut left)).unwrap();
-        assert_eq!(seen, ["/a", "/b", "/b/y", "/b/z", "/c", "/q\u{fffd}", "/skip"]);
+        assert_eq!(
+            seen,
+            ["/a", "/b", "/b/y", "/b/z", "/c", "/q\u{fffd}", "/skip"]
+        );
         assert_eq!(left, ["/a", "/b"]);
 
         // A walk from a subtree names paths below its base.
         let mut paths = vec![];
         let b_node = find_node(&repo, root, Path::new("/b/")).unwrap();
-        walk(&repo, b_node.subtree.unwrap(), Path::new("/b"), &mut |p: &Path, _: &Node| {
-            paths.push(p.to_path_buf());
-            Ok(Visit::Continue)
-        })
+        walk(
+            &repo,
+            b_node.subtree.unwrap(),
+            Path::new("/b"),
+            &mut |p: &Path, _: &Node| {
+                paths.push(p.to_path_buf());
+                Ok(Visit::Continue)
+            },
+        )
         .unwrap();
         assert_eq!(paths, [PathBuf::from("/b/y"), PathBuf::from("/b/z")]);
         // Raw bytes survive into the path.
-        assert_eq!(find_node(&repo, root, &join_name(Path::new("/"), &[b'q', 0xff])).unwrap().size, 3);
+        assert_eq!(
+            find_node(&repo, root, &join_name(Path::new("/"), &[b'q', 0xff]))
+                .unwrap()
+                .size,
+            3
+        );
     }
 
     #[test]
     fn find_node_errors_name_the_path() {
         let repo = repo();
         let s = saver(&repo);
-        let root = tree(&s, vec![dir(&s, "home", vec![dir(&s, "u", vec![file(&s, "a.txt", b"hello", 2)])])]);
+        let root = tree(
+            &s,
+            vec![dir(
+                &s,
+                "home",
+                vec![dir(&s, "u", vec![file(&s, "a.txt", b"hello", 2)])],
+            )],
+        );
         s.finish().unwrap();
-        assert_eq!(find_node(&repo, root, Path::new("/home/u/a.txt")).unwrap().size, 5);
-        assert_eq!(find_node(&repo, root, Path::new("home/./u/../u/a.txt")).unwrap().size, 5);
-        assert_eq!(find_node(&repo, root, Path::new("/")).unwrap().subtree, Some(root));
+        assert_eq!(
+            find_node(&repo, root, Path::new("/home/u/a.txt"))
+                .unwrap()
+                .size,
+            5
+        );
+        assert_eq!(
+            find_node(&repo, root, Path::new("home/./u/../u/a.txt"))
+                .unwrap()
+                .size,
+            5
+        );
+        assert_eq!(
+            find_node(&repo, root, Path::new("/")).unwrap().subtree,
+            Some(root)
+        );
         let e = find_node(&repo, root, Path::new("/home/x/y")).unwrap_err();
         assert!(is_not_found(&e));
-        assert!(e.message.contains("path /home/x/y not found") && e.message.contains("in /home"), "{}", e.message);
+        assert!(
+            e.message.contains("path /home/x/y not found") && e.message.contains("in /home"),
+            "{}",
+            e.message
+        );
         let e = find_node(&repo, root, Path::new("/home/u/a.txt/z")).unwrap_err();
-        assert!(e.message.contains("/home/u/a.txt is a file"), "{}", e.message);
+        assert!(
+            e.message.contains("/home/u/a.txt is a file"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]

@@ -85,9 +85,11 @@ pub fn run(g: &GlobalOptions, a: CatArgs) -> Result<i32> {
                 return Ok(0);
             }
         }
-        other => return Err(Error::usage(format!(
+        other => {
+            return Err(Error::usage(format!(
             "cannot cat {other:?}: use config, snapshot, index, key, masterkey, pack, tree or blob"
-        ))),
+        )))
+        }
     };
     println!("{}", serde_json::to_string_pretty(&v).expect("json"));
     Ok(0)

@@ -20,7 +20,8 @@ pub(crate) fn is_root() -> bool {
 }
 
 fn cpath(path: &Path) -> io::Result<CString> {
-    CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))
 }
 
 fn check(rc: libc::c_int) -> io::Result<()> {
@@ -63,7 +64,12 @@ fn replacing<T>(path: &Path, mut create: impl FnMut() -> io::Result<T>) -> io::R
 /// for writing. Something already at `path` is replaced.
 pub(crate) fn create_file(path: &Path, size: u64) -> io::Result<File> {
     let f = replacing(path, || {
-        OpenOptions::new().write(true).create_new(true).mode(0o600).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC).open(path)
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(path)
     })?;
     if size > 0 {
         f.set_len(size)?;
@@ -73,12 +79,20 @@ pub(crate) fn create_file(path: &Path, size: u64) -> io::Result<File> {
 
 /// Open a file this restore created, for writing more of its blobs.
 pub(crate) fn open_file(path: &Path) -> io::Result<File> {
-    OpenOptions::new().write(true).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC).open(path)
+    OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
 }
 
 /// Open a restored file for reading back, without touching its atime when allowed.
 pub(crate) fn open_for_verify(path: &Path) -> io::Result<File> {
-    let open = |flags| OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | flags).open(path);
+    let open = |flags| {
+        OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | flags)
+            .open(path)
+    };
     match open(libc::O_NOATIME) {
         Err(e) if e.raw_os_error() == Some(libc::EPERM) => open(0),
         r => r,
@@ -98,7 +112,10 @@ pub(crate) fn make_dir(path: &Path, replace: bool) -> io::Result<bool> {
                 return Ok(false);
             }
             if !replace {
-                return Err(io::Error::new(io::ErrorKind::AlreadyExists, "something other than a directory is in the way"));
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    "something other than a directory is in the way",
+                ));
             }
             fs::remove_file(path)?;
             mkdir().map(|_| true)
@@ -108,7 +125,9 @@ pub(crate) fn make_dir(path: &Path, replace: bool) -> io::Result<bool> {
 }
 
 pub(crate) fn make_symlink(path: &Path, target: &[u8]) -> io::Result<()> {
-    replacing(path, || std::os::unix::fs::symlink(OsStr::from_bytes(target), path))
+    replacing(path, || {
+        std::os::unix::fs::symlink(OsStr::from_bytes(target), path)
+    })
 }
 
 pub(crate) fn make_fifo(path: &Path) -> io::Result<()> {
@@ -120,9 +139,15 @@ pub(crate) fn make_fifo(path: &Path) -> io::Result<()> {
 /// A block or character device (needs root).
 pub(crate) fn make_device(path: &Path, node: &Node) -> io::Result<()> {
     let c = cpath(path)?;
-    let kind = if node.kind == NodeKind::Dev { libc::S_IFBLK } else { libc::S_IFCHR };
+    let kind = if node.kind == NodeKind::Dev {
+        libc::S_IFBLK
+    } else {
+        libc::S_IFCHR
+    };
     // SAFETY: c is a valid NUL-terminated path.
-    replacing(path, || check(unsafe { libc::mknod(c.as_ptr(), kind | 0o600, node.rdev as libc::dev_t) }))
+    replacing(path, || {
+        check(unsafe { libc::mknod(c.as_ptr(), kind | 0o600, node.rdev as libc::dev_t) })
+    })
 }
 
 pub(crate) fn make_hard_link(existing: &Path, link: &Path) -> io::Result<()> {
@@ -130,7 +155,10 @@ pub(crate) fn make_hard_link(existing: &Path, link: &Path) -> io::Result<()> {
 }
 
 fn timespec(ns: i64) -> libc::timespec {
-    libc::timespec { tv_sec: ns.div_euclid(1_000_000_000) as libc::time_t, tv_nsec: ns.rem_euclid(1_000_000_000) as _ }
+    libc::timespec {
+        tv_sec: ns.div_euclid(1_000_000_000) as libc::time_t,
+        tv_nsec: ns.rem_euclid(1_000_000_000) as _,
+    }
 }
 
 /// Set atime and mtime (of a symlink itself, not its target).
@@ -138,7 +166,14 @@ pub(crate) fn set_times(path: &Path, atime: i64, mtime: i64) -> io::Result<()> {
     let c = cpath(path)?;
     let times = [timespec(atime), timespec(mtime)];
     // SAFETY: c is a valid path; times points to two timespecs.
-    check(unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) })
+    check(unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            times.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })
 }
 
 /// Problems found while applying metadata: errors (metadata not restored)
@@ -157,13 +192,15 @@ pub(crate) fn apply(path: &Path, node: &Node, as_root: bool) -> MetaProblems {
     let mut p = MetaProblems::default();
     if as_root {
         if let Err(e) = std::os::unix::fs::lchown(path, Some(node.uid), Some(node.gid)) {
-            p.errors.push(format!("setting owner {}:{}: {e}", node.uid, node.gid));
+            p.errors
+                .push(format!("setting owner {}:{}: {e}", node.uid, node.gid));
         }
     }
     if node.kind != NodeKind::Symlink {
         use std::os::unix::fs::PermissionsExt;
         if let Err(e) = fs::set_permissions(path, fs::Permissions::from_mode(node.mode & 0o7777)) {
-            p.errors.push(format!("setting mode {:o}: {e}", node.mode & 0o7777));
+            p.errors
+                .push(format!("setting mode {:o}: {e}", node.mode & 0o7777));
         }
     }
     for x in &node.xattrs {
@@ -171,10 +208,13 @@ pub(crate) fn apply(path: &Path, node: &Node, as_root: bool) -> MetaProblems {
         match x.value_bytes() {
             Ok(v) => {
                 if let Err(e) = xattr::set(path, name, &v) {
-                    p.warnings.push(format!("extended attribute {:?} not restored: {e}", x.name));
+                    p.warnings
+                        .push(format!("extended attribute {:?} not restored: {e}", x.name));
                 }
             }
-            Err(e) => p.warnings.push(format!("extended attribute {:?} not restored: {e}", x.name)),
+            Err(e) => p
+                .warnings
+                .push(format!("extended attribute {:?} not restored: {e}", x.name)),
         }
     }
     if let Err(e) = set_times(path, node.atime, node.mtime) {

@@ -98,7 +98,10 @@ impl RestoreOptions {
 
     fn thread_count(&self) -> usize {
         match self.threads {
-            0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(2),
+            0 => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+                .max(2),
             n => n,
         }
     }
@@ -139,11 +142,27 @@ pub struct RestoreSummary {
 
 /// Restore the tree `tree` (a snapshot's root tree, or a subtree whose
 /// snapshot path is `opts.tree_path`) into `opts.target`.
-pub fn restore(repo: &Repository, tree: Id, opts: &RestoreOptions, progress: &RestoreProgress) -> Result<RestoreSummary> {
+pub fn restore(
+    repo: &Repository,
+    tree: Id,
+    opts: &RestoreOptions,
+    progress: &RestoreProgress,
+) -> Result<RestoreSummary> {
     restore_batched(repo, tree, opts, progress, BATCH_WEIGHT)
 }
-fn restore_batched(repo: &Repository, tree: Id, opts: &RestoreOptions, progress: &RestoreProgress, batch_weight: usize) -> Result<RestoreSummary> {
-    std::fs::create_dir_all(&opts.target).map_err(|e| Error::io(e, format!("creating target directory {}", opts.target.display())))?;
+fn restore_batched(
+    repo: &Repository,
+    tree: Id,
+    opts: &RestoreOptions,
+    progress: &RestoreProgress,
+    batch_weight: usize,
+) -> Result<RestoreSummary> {
+    std::fs::create_dir_all(&opts.target).map_err(|e| {
+        Error::io(
+            e,
+            format!("creating target directory {}", opts.target.display()),
+        )
+    })?;
     let tree_path = tree_walk::normalize(&opts.tree_path);
     let mut r = Restorer::new(repo, opts, tree_path.clone(), progress, batch_weight);
     tree_walk::walk(repo, tree, &tree_path, &mut r)?;

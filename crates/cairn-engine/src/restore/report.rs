@@ -79,7 +79,10 @@ impl<'a> Report<'a> {
     }
 
     pub(super) fn into_lists(self) -> (Entries, Entries, u64) {
-        (self.errors.into_inner().unwrap(), self.warnings.into_inner().unwrap(), self.omitted.into_inner())
+        (
+            self.errors.into_inner().unwrap(),
+            self.warnings.into_inner().unwrap(),
+            self.omitted.into_inner(),
+        )
     }
 }
-

@@ -2,7 +2,10 @@
 //! files into batches, and runs each batch's phases (see the parent module).
 
 use super::write::{self, Want};
-use super::{meta, verify, FileJob, FileState, Overwrite, Report, RestoreOptions, RestoreProgress, RestoreSummary};
+use super::{
+    meta, verify, FileJob, FileState, Overwrite, Report, RestoreOptions, RestoreProgress,
+    RestoreSummary,
+};
 use crate::tree_walk::{Visit, Visitor};
 use crate::{Error, Result};
 use cairn_repository::format::tree::{Node, NodeKind};
@@ -89,7 +92,12 @@ impl Visitor for Restorer<'_> {
                     Ok(created) => {
                         self.dirs += 1;
                         let restore_meta = created || self.opts.overwrite == Overwrite::Always;
-                        self.stack.push(DirFrame { target, exists: true, failed: false, restore_meta });
+                        self.stack.push(DirFrame {
+                            target,
+                            exists: true,
+                            failed: false,
+                            restore_meta,
+                        });
                     }
                     Err(e) => {
                         self.report.io_error(&target, "creating directory", e);
@@ -98,7 +106,12 @@ impl Visitor for Restorer<'_> {
                 }
             } else if self.opts.include.may_match_below(path) {
                 // Created only if something below is restored.
-                self.stack.push(DirFrame { target, exists: false, failed: false, restore_meta: true });
+                self.stack.push(DirFrame {
+                    target,
+                    exists: false,
+                    failed: false,
+                    restore_meta: true,
+                });
             } else {
                 return Ok(Visit::SkipChildren);
             }
@@ -112,7 +125,10 @@ impl Visitor for Restorer<'_> {
     }
 
     fn leave_dir(&mut self, _path: &Path, node: &Node) -> Result<()> {
-        let frame = self.stack.pop().expect("leave_dir matches a visited directory");
+        let frame = self
+            .stack
+            .pop()
+            .expect("leave_dir matches a visited directory");
         if frame.exists && !frame.failed && frame.restore_meta {
             self.batch.dirs.push((frame.target, node.clone()));
             self.batch.weight += 1;
@@ -129,7 +145,13 @@ impl Visitor for Restorer<'_> {
 }
 
 impl<'a> Restorer<'a> {
-    pub fn new(repo: &'a Repository, opts: &'a RestoreOptions, tree_path: PathBuf, progress: &'a RestoreProgress, batch_weight: usize) -> Self {
+    pub fn new(
+        repo: &'a Repository,
+        opts: &'a RestoreOptions,
+        tree_path: PathBuf,
+        progress: &'a RestoreProgress,
+        batch_weight: usize,
+    ) -> Self {
         let chunker = repo.config().chunker;
         let zero_ids = [chunker.min_size, chunker.avg_size, chunker.max_size]
             .iter()
@@ -224,12 +246,18 @@ impl<'a> Restorer<'a> {
             }
             NodeKind::Symlink => match &node.linktarget {
                 Some(t) => meta::make_symlink(target, t.as_bytes()),
-                None => Err(io::Error::new(io::ErrorKind::InvalidData, "symlink without a target in the snapshot")),
+                None => Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "symlink without a target in the snapshot",
+                )),
             },
             NodeKind::Fifo => meta::make_fifo(target),
             NodeKind::Dev | NodeKind::Chardev if !self.as_root => {
                 p.files_total.fetch_add(1, Ordering::Relaxed);
-                self.report.error(target, "device node not restored: creating devices needs root");
+                self.report.error(
+                    target,
+                    "device node not restored: creating devices needs root",
+                );
                 return;
             }
             NodeKind::Dev | NodeKind::Chardev => meta::make_device(target, node),
@@ -241,7 +269,9 @@ impl<'a> Restorer<'a> {
                 self.files.fetch_add(1, Ordering::Relaxed);
                 p.files_done.fetch_add(1, Ordering::Relaxed);
             }
-            Err(e) => self.report.io_error(target, &format!("creating {}", node.kind.as_str()), e),
+            Err(e) => self
+                .report
+                .io_error(target, &format!("creating {}", node.kind.as_str()), e),
         }
         self.batch.weight += 1;
     }
@@ -259,7 +289,8 @@ impl<'a> Restorer<'a> {
     fn plan_file(&mut self, target: &Path, node: &Node) {
         let p = self.report.progress;
         p.files_total.fetch_add(1, Ordering::Relaxed);
-        let link_key = (node.links > 1 && (node.inode != 0 || node.device != 0)).then_some((node.device, node.inode));
+        let link_key = (node.links > 1 && (node.inode != 0 || node.device != 0))
+            .then_some((node.device, node.inode));
         if let Some(key) = link_key {
             if let Some((first, left)) = self.links.get_mut(&key) {
                 self.batch.links.push((target.to_path_buf(), first.clone()));
@@ -289,7 +320,14 @@ impl<'a> Restorer<'a> {
                 if self.zero_ids.contains(id) {
                     zero_bytes += loc.raw_length as u64;
                 } else {
-                    let w = Want { offset: loc.offset, length: loc.length, raw_length: loc.raw_length, blob: *id, file, file_offset: size };
+                    let w = Want {
+                        offset: loc.offset,
+                        length: loc.length,
+                        raw_length: loc.raw_length,
+                        blob: *id,
+                        file,
+                        file_offset: size,
+                    };
                     wants.push((loc.pack, w));
                 }
                 size += loc.raw_length as u64;
@@ -297,7 +335,8 @@ impl<'a> Restorer<'a> {
         }
         if let Some(key) = link_key {
             if self.links.len() < MAX_HARDLINKS {
-                self.links.insert(key, (target.to_path_buf(), node.links - 1));
+                self.links
+                    .insert(key, (target.to_path_buf(), node.links - 1));
             }
         }
         p.bytes_total.fetch_add(size, Ordering::Relaxed);
@@ -327,7 +366,13 @@ impl<'a> Restorer<'a> {
 
     /// Run the phases of the current batch (see the module doc).
     pub fn flush(&mut self) -> Result<()> {
-        let Batch { files, wants, links, dirs, .. } = std::mem::take(&mut self.batch);
+        let Batch {
+            files,
+            wants,
+            links,
+            dirs,
+            ..
+        } = std::mem::take(&mut self.batch);
         let report = &self.report;
         let p = report.progress;
 
@@ -337,7 +382,11 @@ impl<'a> Restorer<'a> {
             w.sort_unstable_by_key(Want::order);
         }
         packs.sort_by_key(|(id, w)| (std::cmp::Reverse(w.len()), *id));
-        let ctx = write::Ctx { repo: self.repo, files: &files, report };
+        let ctx = write::Ctx {
+            repo: self.repo,
+            files: &files,
+            report,
+        };
         for_each_parallel(&packs, self.threads, |(pack, w)| {
             if !report.has_fatal() {
                 ctx.write_pack(pack, w)
@@ -405,4 +454,3 @@ fn for_each_parallel<T: Sync>(items: &[T], threads: usize, f: impl Fn(&T) + Sync
         }
     });
 }
-

@@ -1,13 +1,13 @@
 use super::*;
 use crate::tree_walk::testutil::*;
 use cairn_repository::format::tree::{ByteString, NodeKind, Xattr};
-use std::path::Path;
 use cairn_repository::format::BlobKind;
 use cairn_repository::BlobSaver;
 use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::Path;
 use std::sync::Arc;
 
 const NON_UTF8: &[u8] = b"caf\xe9";
@@ -55,7 +55,11 @@ fn fixture(repo: Arc<Repository>) -> Fixture {
     let s = saver(&repo);
     let a = noise(200_000, 1);
     let deep = noise(70_000, 3);
-    let mut a_node = with_meta(file(&s, "a.txt", &a, 10_000), 0o640, 1_234_567_890_123_456_789);
+    let mut a_node = with_meta(
+        file(&s, "a.txt", &a, 10_000),
+        0o640,
+        1_234_567_890_123_456_789,
+    );
     a_node.xattrs = vec![Xattr::new(b"user.cairn", b"value \x00\xff")];
 
     let mut sparse = Node::new("sparse", NodeKind::File);
@@ -75,9 +79,21 @@ fn fixture(repo: Arc<Repository>) -> Fixture {
     let mut odd = file(&s, "x", b"odd name", 100);
     odd.name = ByteString(NON_UTF8.to_vec());
 
-    let sub = dir(&s, "sub", vec![file(&s, "deep.bin", &deep, 7000), hard_link(&s, "hl2")]);
-    let locked = with_meta(dir(&s, "locked", vec![file(&s, "inner.txt", b"inside", 100)]), 0o555, 1_100_000_000_000_000_000);
-    let emptydir = with_meta(dir(&s, "emptydir", vec![]), 0o700, 1_200_000_000_000_000_000);
+    let sub = dir(
+        &s,
+        "sub",
+        vec![file(&s, "deep.bin", &deep, 7000), hard_link(&s, "hl2")],
+    );
+    let locked = with_meta(
+        dir(&s, "locked", vec![file(&s, "inner.txt", b"inside", 100)]),
+        0o555,
+        1_100_000_000_000_000_000,
+    );
+    let emptydir = with_meta(
+        dir(&s, "emptydir", vec![]),
+        0o700,
+        1_200_000_000_000_000_000,
+    );
     let data = with_meta(
         dir(
             &s,
@@ -85,7 +101,11 @@ fn fixture(repo: Arc<Repository>) -> Fixture {
             vec![
                 a_node,
                 file(&s, "empty", b"", 100),
-                with_meta(file(&s, "ro.txt", b"read only", 100), 0o444, 1_000_000_000_000_000_001),
+                with_meta(
+                    file(&s, "ro.txt", b"read only", 100),
+                    0o444,
+                    1_000_000_000_000_000_001,
+                ),
                 hard_link(&s, "hl1"),
                 link,
                 special("fifo", NodeKind::Fifo, libc::S_IFIFO),
@@ -103,14 +123,26 @@ fn fixture(repo: Arc<Repository>) -> Fixture {
     );
     let root = tree(&s, vec![data]);
     s.finish().unwrap();
-    Fixture { repo, root, a, deep, sparse_len }
+    Fixture {
+        repo,
+        root,
+        a,
+        deep,
+        sparse_len,
+    }
 }
 
 fn run(f: &Fixture, opts: &RestoreOptions, batch_weight: usize) -> RestoreSummary {
     let progress = RestoreProgress::default();
     let sum = restore_batched(&f.repo, f.root, opts, &progress, batch_weight).unwrap();
-    assert_eq!(progress.bytes_done.load(Ordering::Relaxed), progress.bytes_total.load(Ordering::Relaxed));
-    assert_eq!(progress.errors.load(Ordering::Relaxed), sum.errors.len() as u64);
+    assert_eq!(
+        progress.bytes_done.load(Ordering::Relaxed),
+        progress.bytes_total.load(Ordering::Relaxed)
+    );
+    assert_eq!(
+        progress.errors.load(Ordering::Relaxed),
+        sum.errors.len() as u64
+    );
     assert_eq!(
         progress.files_done.load(Ordering::Relaxed) + progress.errors.load(Ordering::Relaxed),
         progress.files_total.load(Ordering::Relaxed),
@@ -149,7 +181,10 @@ fn restores_contents_and_metadata() {
         assert_eq!(fs::read(d.join("empty")).unwrap(), b"");
         assert_eq!(fs::read(d.join("ro.txt")).unwrap(), b"read only");
         assert_eq!(fs::read(d.join("locked/inner.txt")).unwrap(), b"inside");
-        assert_eq!(fs::read(d.join(OsStr::from_bytes(NON_UTF8))).unwrap(), b"odd name");
+        assert_eq!(
+            fs::read(d.join(OsStr::from_bytes(NON_UTF8))).unwrap(),
+            b"odd name"
+        );
         assert_eq!(fs::read(d.join("hl1")).unwrap(), noise(5000, 2));
 
         // Modes and times.
@@ -184,22 +219,36 @@ fn restores_contents_and_metadata() {
         // Sparse: the size is there, the zero blobs are not allocated.
         let sp = md("sparse");
         assert_eq!(sp.len(), f.sparse_len);
-        assert!(sp.blocks() * 512 < 256 << 10, "sparse file uses {} blocks", sp.blocks());
+        assert!(
+            sp.blocks() * 512 < 256 << 10,
+            "sparse file uses {} blocks",
+            sp.blocks()
+        );
         let content = fs::read(d.join("sparse")).unwrap();
         assert!(content[..content.len() - 4].iter().all(|&b| b == 0));
         assert!(content.ends_with(b"tail"));
 
         // Extended attributes, where the file system has them.
         if xattrs_supported(tmp.path()) {
-            assert_eq!(xattr::get(d.join("a.txt"), "user.cairn").unwrap().unwrap(), b"value \x00\xff");
+            assert_eq!(
+                xattr::get(d.join("a.txt"), "user.cairn").unwrap().unwrap(),
+                b"value \x00\xff"
+            );
             assert!(sum.warnings.is_empty(), "{:?}", sum.warnings);
         } else {
-            assert!(sum.warnings.iter().any(|(p, w)| p.ends_with("a.txt") && w.contains("user.cairn")));
+            assert!(sum
+                .warnings
+                .iter()
+                .any(|(p, w)| p.ends_with("a.txt") && w.contains("user.cairn")));
         }
 
         // Devices only as root (and a container may still refuse them).
         let dev = fs::symlink_metadata(d.join("null"));
-        let dev_errors: Vec<_> = sum.errors.iter().filter(|(p, _)| p.ends_with("null")).collect();
+        let dev_errors: Vec<_> = sum
+            .errors
+            .iter()
+            .filter(|(p, _)| p.ends_with("null"))
+            .collect();
         match dev {
             Ok(m) => {
                 assert!(meta::is_root());
@@ -217,7 +266,10 @@ fn restores_contents_and_metadata() {
         assert_eq!(sum.skipped, 1);
         // Every regular file restored with data is verified (not the second hard link).
         assert_eq!(sum.verified, 8);
-        assert_eq!(sum.bytes, 200_000 + 9 + 5000 * 2 - 5000 + 6 + 8 + f.sparse_len + 70_000);
+        assert_eq!(
+            sum.bytes,
+            200_000 + 9 + 5000 * 2 - 5000 + 6 + 8 + f.sparse_len + 70_000
+        );
     }
 }
 
@@ -230,7 +282,13 @@ fn include_and_exclude() {
         while let Some(p) = stack.pop() {
             for e in fs::read_dir(&p).unwrap() {
                 let e = e.unwrap();
-                out.push(e.path().strip_prefix(root).unwrap().to_string_lossy().into_owned());
+                out.push(
+                    e.path()
+                        .strip_prefix(root)
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned(),
+                );
                 if e.file_type().unwrap().is_dir() {
                     stack.push(e.path());
                 }
@@ -249,16 +307,27 @@ fn include_and_exclude() {
     };
 
     let (got, _, _) = restore_with(&["/data/sub"], &[]);
-    assert_eq!(got, ["data", "data/sub", "data/sub/deep.bin", "data/sub/hl2"]);
+    assert_eq!(
+        got,
+        ["data", "data/sub", "data/sub/deep.bin", "data/sub/hl2"]
+    );
 
     // A pattern matching at any depth: parents created only where needed.
     let (got, _, tmp) = restore_with(&["inner.txt"], &[]);
     assert_eq!(got, ["data", "data/locked", "data/locked/inner.txt"]);
     let md = fs::metadata(tmp.path().join("data/locked")).unwrap();
-    assert_eq!(md.mode() & 0o7777, 0o555, "a parent created for an include gets its metadata");
+    assert_eq!(
+        md.mode() & 0o7777,
+        0o555,
+        "a parent created for an include gets its metadata"
+    );
 
     let (got, _, _) = restore_with(&[], &["sub", "*.txt", "/data/sparse", "/data/null"]);
-    assert!(!got.iter().any(|n| n.contains("sub") || n.ends_with(".txt") || n == "data/sparse"), "{got:?}");
+    assert!(
+        !got.iter()
+            .any(|n| n.contains("sub") || n.ends_with(".txt") || n == "data/sparse"),
+        "{got:?}"
+    );
     assert!(got.contains(&"data/locked".to_string()) && got.contains(&"data/emptydir".to_string()));
     assert!(got.contains(&"data/hl1".to_string()));
 
@@ -313,17 +382,31 @@ fn corrupt_pack_names_the_file_and_spares_the_rest() {
     let sum = restore(&repo, root, &RestoreOptions::new(tmp.path()), &progress).unwrap();
     assert_eq!(fs::read(tmp.path().join("good.bin")).unwrap(), good);
     assert_eq!(sum.errors.len(), 2, "{:?}", sum.errors);
-    let (path, msg) = sum.errors.iter().find(|(p, _)| p.ends_with("bad.bin")).expect("bad.bin reported");
+    let (path, msg) = sum
+        .errors
+        .iter()
+        .find(|(p, _)| p.ends_with("bad.bin"))
+        .expect("bad.bin reported");
     assert_eq!(path, &tmp.path().join("bad.bin"));
-    assert!(msg.contains(&loc.id.short()) && msg.contains("authentication failed"), "{msg}");
-    let (_, msg) = sum.errors.iter().find(|(p, _)| p.ends_with("lost.bin")).expect("lost.bin reported");
+    assert!(
+        msg.contains(&loc.id.short()) && msg.contains("authentication failed"),
+        "{msg}"
+    );
+    let (_, msg) = sum
+        .errors
+        .iter()
+        .find(|(p, _)| p.ends_with("lost.bin"))
+        .expect("lost.bin reported");
     assert!(msg.contains("not in the repository index"), "{msg}");
     assert_eq!(progress.errors.load(Ordering::Relaxed), 2);
     // The damaged file's other blobs were restored; its metadata was not applied.
     let partial = fs::read(tmp.path().join("bad.bin")).unwrap();
     assert_eq!(&partial[..10_000], &bad[..10_000]);
     assert_ne!(partial, bad);
-    assert_ne!(mtime_ns(&fs::metadata(tmp.path().join("bad.bin")).unwrap()), bad_node.mtime);
+    assert_ne!(
+        mtime_ns(&fs::metadata(tmp.path().join("bad.bin")).unwrap()),
+        bad_node.mtime
+    );
 }
 
 #[test]
@@ -359,7 +442,10 @@ fn verify_detects_a_changed_file() {
     assert!(!verify::verify_file(&repo, &job(&node), &report));
     let (errors, _, _) = report.into_lists();
     assert_eq!(errors.len(), 2);
-    assert!(errors[0].1.contains("offset 20000") && errors[0].1.contains(&node.content[1].short()), "{errors:?}");
+    assert!(
+        errors[0].1.contains("offset 20000") && errors[0].1.contains(&node.content[1].short()),
+        "{errors:?}"
+    );
     assert!(errors[1].1.contains("longer"), "{errors:?}");
 }
 
@@ -387,14 +473,29 @@ fn overwrites_without_following_symlinks() {
     fs::create_dir_all(target.join("blocked/full")).unwrap();
     std::os::unix::fs::symlink(tmp.path(), target.join("d")).unwrap();
 
-    let never = RestoreOptions { overwrite: Overwrite::Never, ..RestoreOptions::new(&target) };
+    let never = RestoreOptions {
+        overwrite: Overwrite::Never,
+        ..RestoreOptions::new(&target)
+    };
     let sum = restore(&repo, root, &never, &RestoreProgress::default()).unwrap();
     assert_eq!(sum.skipped, 4);
-    assert_eq!(fs::read(target.join("plain")).unwrap(), b"old contents that are longer");
-    assert!(fs::symlink_metadata(target.join("d")).unwrap().file_type().is_symlink());
+    assert_eq!(
+        fs::read(target.join("plain")).unwrap(),
+        b"old contents that are longer"
+    );
+    assert!(fs::symlink_metadata(target.join("d"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
     assert!(!tmp.path().join("x").exists());
 
-    let sum = restore(&repo, root, &RestoreOptions::new(&target), &RestoreProgress::default()).unwrap();
+    let sum = restore(
+        &repo,
+        root,
+        &RestoreOptions::new(&target),
+        &RestoreProgress::default(),
+    )
+    .unwrap();
     assert_eq!(fs::read(target.join("plain")).unwrap(), b"new contents");
     assert_eq!(fs::read(&outside).unwrap(), b"precious");
     assert!(fs::symlink_metadata(target.join("trap")).unwrap().is_file());
@@ -404,7 +505,11 @@ fn overwrites_without_following_symlinks() {
     assert!(!tmp.path().join("x").exists());
     assert_eq!(sum.errors.len(), 1, "{:?}", sum.errors);
     assert_eq!(sum.errors[0].0, target.join("blocked"));
-    assert!(sum.errors[0].1.contains("non-empty directory"), "{:?}", sum.errors);
+    assert!(
+        sum.errors[0].1.contains("non-empty directory"),
+        "{:?}",
+        sum.errors
+    );
     assert_eq!(sum.files, 3);
 }
 
@@ -412,7 +517,13 @@ fn overwrites_without_following_symlinks() {
 fn unreadable_root_tree_is_fatal() {
     let repo = repo();
     let tmp = tempfile::tempdir().unwrap();
-    let e = restore(&repo, Id([3; 32]), &RestoreOptions::new(tmp.path()), &RestoreProgress::default()).unwrap_err();
+    let e = restore(
+        &repo,
+        Id([3; 32]),
+        &RestoreOptions::new(tmp.path()),
+        &RestoreProgress::default(),
+    )
+    .unwrap_err();
     assert_eq!(e.kind, crate::Kind::Corrupt);
 }
 
@@ -423,7 +534,15 @@ fn hostile_names_stay_inside_the_target() {
     let s = saver(&repo);
     let mut evil = file(&s, "x", b"pwned", 8);
     evil.name = ByteString(b"../escaped".to_vec());
-    let (inner, _) = s.save(BlobKind::Tree, Tree { nodes: vec![evil.clone(), file(&s, "ok", b"fine", 8)] }.to_bytes()).unwrap();
+    let (inner, _) = s
+        .save(
+            BlobKind::Tree,
+            Tree {
+                nodes: vec![evil.clone(), file(&s, "ok", b"fine", 8)],
+            }
+            .to_bytes(),
+        )
+        .unwrap();
     let mut d = Node::new("d", NodeKind::Dir);
     d.mode = libc::S_IFDIR | 0o755;
     d.subtree = Some(inner);
@@ -431,19 +550,44 @@ fn hostile_names_stay_inside_the_target() {
     lost.mode = libc::S_IFDIR | 0o700;
     lost.mtime = 1_000_000_000;
     lost.subtree = Some(Id([1; 32]));
-    let (root, _) = s.save(BlobKind::Tree, Tree { nodes: vec![evil, lost, d] }.to_bytes()).unwrap();
+    let (root, _) = s
+        .save(
+            BlobKind::Tree,
+            Tree {
+                nodes: vec![evil, lost, d],
+            }
+            .to_bytes(),
+        )
+        .unwrap();
     s.finish().unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let target = tmp.path().join("t");
-    let sum = restore(&repo, root, &RestoreOptions::new(&target), &RestoreProgress::default()).unwrap();
+    let sum = restore(
+        &repo,
+        root,
+        &RestoreOptions::new(&target),
+        &RestoreProgress::default(),
+    )
+    .unwrap();
     assert_eq!(fs::read(target.join("d/ok")).unwrap(), b"fine");
     assert!(!tmp.path().join("escaped").exists() && !target.join("escaped").exists());
     assert_eq!(sum.errors.len(), 3, "{:?}", sum.errors);
-    assert_eq!(sum.errors.iter().filter(|(_, m)| m.contains("invalid entry name")).count(), 2, "{:?}", sum.errors);
+    assert_eq!(
+        sum.errors
+            .iter()
+            .filter(|(_, m)| m.contains("invalid entry name"))
+            .count(),
+        2,
+        "{:?}",
+        sum.errors
+    );
     // An unreadable directory is reported and left empty; the walk goes on.
     let (p, m) = &sum.errors[1];
     assert_eq!(p, &target.join("c"));
     assert!(m.contains("directory /c"), "{m}");
-    assert_eq!(mtime_ns(&fs::metadata(target.join("c")).unwrap()), 1_000_000_000);
+    assert_eq!(
+        mtime_ns(&fs::metadata(target.join("c")).unwrap()),
+        1_000_000_000
+    );
     assert_eq!((sum.files, sum.dirs), (1, 2));
 }

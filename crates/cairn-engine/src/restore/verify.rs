@@ -20,16 +20,32 @@ pub(crate) fn verify_file(repo: &Repository, job: &FileJob, report: &Report) -> 
     let mut offset = 0u64;
     for id in &job.node.content {
         let Some(loc) = repo.lookup(id) else {
-            job.fail(report, &format!("verify: blob {} is not in the index", id.short()));
+            job.fail(
+                report,
+                &format!("verify: blob {} is not in the index", id.short()),
+            );
             return false;
         };
         buf.resize(loc.raw_length as usize, 0);
         if let Err(e) = f.read_exact(&mut buf) {
-            job.fail(report, &format!("verify: reading {} bytes at offset {offset}: {e}", buf.len()));
+            job.fail(
+                report,
+                &format!(
+                    "verify: reading {} bytes at offset {offset}: {e}",
+                    buf.len()
+                ),
+            );
             return false;
         }
         if repo.blob_id(&buf) != *id {
-            job.fail(report, &format!("verify: content at offset {offset} ({} bytes) does not match blob {}", buf.len(), id.short()));
+            job.fail(
+                report,
+                &format!(
+                    "verify: content at offset {offset} ({} bytes) does not match blob {}",
+                    buf.len(),
+                    id.short()
+                ),
+            );
             return false;
         }
         offset += buf.len() as u64;
@@ -38,7 +54,10 @@ pub(crate) fn verify_file(repo: &Repository, job: &FileJob, report: &Report) -> 
     match f.read(&mut extra) {
         Ok(0) => true,
         Ok(_) => {
-            job.fail(report, &format!("verify: file is longer than the {offset} bytes restored"));
+            job.fail(
+                report,
+                &format!("verify: file is longer than the {offset} bytes restored"),
+            );
             false
         }
         Err(e) => {

@@ -58,7 +58,10 @@ impl Ctx<'_> {
         for w in wants.iter() {
             *per_file.entry(w.file).or_default() += 1;
         }
-        let mut open = OpenFiles { files: HashMap::new(), left: per_file };
+        let mut open = OpenFiles {
+            files: HashMap::new(),
+            left: per_file,
+        };
         let mut i = 0;
         while i < wants.len() {
             if self.report.has_fatal() {
@@ -81,10 +84,20 @@ impl Ctx<'_> {
     }
 
     fn write_range(&self, pack: &Id, wants: &[Want], start: u64, end: u64, open: &mut OpenFiles) {
-        let buf = match self.repo.backend().read_range(FileKind::Data, &pack.to_hex(), start, Some(end - start)) {
+        let buf = match self.repo.backend().read_range(
+            FileKind::Data,
+            &pack.to_hex(),
+            start,
+            Some(end - start),
+        ) {
             Ok(b) if b.len() as u64 == end - start => b,
             Ok(b) => {
-                let msg = format!("pack {}: short read ({} of {} bytes at offset {start})", pack.short(), b.len(), end - start);
+                let msg = format!(
+                    "pack {}: short read ({} of {} bytes at offset {start})",
+                    pack.short(),
+                    b.len(),
+                    end - start
+                );
                 wants.iter().for_each(|w| self.fail(w, &msg, open));
                 return;
             }
@@ -144,7 +157,8 @@ impl Ctx<'_> {
 
     fn done(&self, w: &Want, open: &mut OpenFiles) {
         let p = &self.report.progress;
-        p.bytes_done.fetch_add(w.raw_length as u64, Ordering::Relaxed);
+        p.bytes_done
+            .fetch_add(w.raw_length as u64, Ordering::Relaxed);
         if let Some(n) = open.left.get_mut(&w.file) {
             *n -= 1;
             if *n == 0 {
