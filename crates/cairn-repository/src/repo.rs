@@ -342,7 +342,28 @@ impl Repository {
         Snapshot::open(&self.cipher, &bytes).map_err(|e| Error::format(format!("snapshot {}", id.short()), e))
     }
 
-    /// All snapshots, oldest first.
+    /// All readable snapshots, oldest first, and the error for each snapshot
+    /// file that could not be read. For listing and choosing snapshots;
+    /// anything that decides what data is needed (prune) must use the strict
+    /// [`Repository::list_snapshots`].
+    pub fn list_snapshots_lenient(&self) -> Result<(Vec<(Id, Snapshot)>, Vec<Error>)> {
+        let files = self.backend.list(FileKind::Snapshot)?;
+        let ids: Vec<Id> = files.iter().filter_map(|f| Id::from_hex(&f.name)).collect();
+        let loaded = parallel_map(&ids, LOAD_THREADS, |id| Ok::<_, Error>(self.load_snapshot(id)))?;
+        let mut good = Vec::new();
+        let mut bad = Vec::new();
+        for (id, r) in ids.into_iter().zip(loaded) {
+            match r {
+                Ok(s) => good.push((id, s)),
+                Err(e) if matches!(e.kind, Kind::Corrupt | Kind::Unsupported | Kind::Backend(BackendKind::NotFound)) => bad.push(e),
+                Err(e) => return Err(e),
+            }
+        }
+        good.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
+        Ok((good, bad))
+    }
+
+    /// All snapshots, oldest first; any unreadable snapshot file is an error.
     pub fn list_snapshots(&self) -> Result<Vec<(Id, Snapshot)>> {
         let files = self.backend.list(FileKind::Snapshot)?;
         let ids: Vec<Id> = files.iter().filter_map(|f| Id::from_hex(&f.name)).collect();
@@ -355,7 +376,7 @@ impl Repository {
     /// Resolve `latest`, a full id or a unique prefix of one.
     pub fn find_snapshot(&self, spec: &str, filter: &SnapshotFilter) -> Result<(Id, Snapshot)> {
         if spec == "latest" {
-            let all = self.list_snapshots()?;
+            let (all, _) = self.list_snapshots_lenient()?;
             return all
                 .into_iter()
                 .rev()

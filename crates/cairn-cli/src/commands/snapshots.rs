@@ -1,6 +1,7 @@
 use crate::cli::GlobalOptions;
 use crate::output::snapshot_json;
 use cairn_repository::Result;
+use crate::cli::SnapshotFilterArgs;
 use clap::Args;
 
 #[derive(Args, Debug)]
@@ -10,16 +11,16 @@ pub struct SnapshotsArgs {
     /// Snapshot ids to show (default: all)
     pub ids: Vec<String>,
 }
-use crate::cli::SnapshotFilterArgs;
 
 pub fn run(g: &GlobalOptions, a: SnapshotsArgs) -> Result<i32> {
     let repo = crate::repo::open(g)?;
     let filter = super::snapshot_filter(&a.filter);
-    let mut list: Vec<_> = repo
-        .list_snapshots()?
-        .into_iter()
-        .filter(|(_, s)| filter.matches(s))
-        .collect();
+    let (all, unreadable) = repo.list_snapshots_lenient()?;
+    // A damaged snapshot file is reported, and the others are still listed.
+    for e in &unreadable {
+        eprintln!("error: {e}");
+    }
+    let mut list: Vec<_> = all.into_iter().filter(|(_, s)| filter.matches(s)).collect();
     if !a.ids.is_empty() {
         let mut chosen = Vec::new();
         for id in &a.ids {
@@ -30,7 +31,7 @@ pub fn run(g: &GlobalOptions, a: SnapshotsArgs) -> Result<i32> {
     if g.json {
         let v: Vec<_> = list.iter().map(|(id, s)| snapshot_json(id, s)).collect();
         println!("{}", serde_json::to_string(&v).expect("json"));
-        return Ok(0);
+        return Ok(if unreadable.is_empty() { 0 } else { 1 });
     }
     let rows: Vec<[String; 5]> = list
         .iter()
@@ -79,5 +80,5 @@ pub fn run(g: &GlobalOptions, a: SnapshotsArgs) -> Result<i32> {
     }
     println!("{}", "-".repeat(widths.iter().sum::<usize>() + 8));
     println!("{} snapshots", rows.len());
-    Ok(0)
+    Ok(if unreadable.is_empty() { 0 } else { 1 })
 }
