@@ -31,7 +31,7 @@ commands:
       cargo test (e.g. `cargo xtask test -- backup_roundtrip`).
 
   bench [--quick | --smoke] [--reps N] [--only SET[,SET..]] [--dir DIR]
-        [--cairn-bin PATH] [--debug] [--strict] [--clean]
+        [--cairn-bin PATH] [--debug] [--strict] [--clean] [--rest-load]
       Benchmark cairn against restic (issue 5). Sets: tree, big, many, stdin.
       --quick        smaller data, a few minutes
       --smoke        tiny data, 1 repetition (what `test` runs)
@@ -43,6 +43,10 @@ commands:
       --strict       exit non-zero when any row failed
       --clean        remove the generated data at the end (it is kept
                      in DIR/data/<scale>/ and reused while unchanged)
+      --rest-load    instead: the REST load test (issue 4), many concurrent
+                     clients uploading and listing against `cairn serve`
+                     and `rclone serve restic`: throughput, latency, server
+                     peak RSS, nothing lost (scale with --quick / --smoke)
 
   deps
       Only install the test dependencies (the first step of `test`).
@@ -150,6 +154,7 @@ fn parse_bench(args: Vec<String>) -> Result<bench::Options> {
             "--debug" => opts.debug = true,
             "--strict" => opts.strict = bench::Strict::All,
             "--clean" => opts.clean = true,
+            "--rest-load" => opts.rest_load = true,
             "-h" | "--help" => {
                 print!("{USAGE}");
                 std::process::exit(0);

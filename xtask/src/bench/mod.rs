@@ -18,6 +18,7 @@ mod fsutil;
 mod gen;
 mod mutate;
 mod report;
+mod rest_load;
 mod run;
 mod sequence;
 
@@ -80,6 +81,8 @@ pub struct Options {
     pub strict: Strict,
     /// Remove the generated data at the end instead of keeping it cached.
     pub clean: bool,
+    /// Run the REST load test (`rest_load`) instead of the data sets.
+    pub rest_load: bool,
 }
 
 impl Default for Options {
@@ -93,6 +96,7 @@ impl Default for Options {
             debug: false,
             strict: Strict::No,
             clean: false,
+            rest_load: false,
         }
     }
 }
@@ -183,6 +187,9 @@ fn default_base() -> PathBuf {
 }
 
 pub fn run(opts: Options) -> Result<()> {
+    if opts.rest_load {
+        return rest_load::run(&opts);
+    }
     let started_at = unix_now();
     let started = Instant::now();
     let scale = opts.scale;
