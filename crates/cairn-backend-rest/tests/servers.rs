@@ -214,3 +214,44 @@ fn tls_with_a_private_ca() {
     let opts = RestOptions { cacert: vec![cert_pem.clone()], ..Default::default() };
     conformance::run(&RestBackend::new(&url, opts).unwrap());
 }
+
+/// A server of protocol version 1 only (an old rest-server): listings are
+/// names without sizes, whatever the client accepts.
+#[test]
+fn protocol_v1_listings_fall_back_to_head() {
+    use std::io::{BufRead, BufReader, Write};
+    let data = b"a key file".to_vec();
+    let name = conformance::name_of(&data);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let n = name.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut s) = conn else { return };
+            let mut line = String::new();
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            if r.read_line(&mut line).is_err() {
+                continue;
+            }
+            loop {
+                let mut h = String::new();
+                if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                    break;
+                }
+            }
+            let resp = if line.starts_with("GET /keys/ ") {
+                let body = format!("[\"{n}\",\"not-a-valid-name\"]");
+                format!("HTTP/1.1 200 OK\r\nContent-Type: application/vnd.x.restic.rest.v1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
+            } else if line.starts_with(&format!("HEAD /keys/{n} ")) {
+                "HTTP/1.1 200 OK\r\nContent-Length: 10\r\nConnection: close\r\n\r\n".to_string()
+            } else {
+                "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string()
+            };
+            let _ = s.write_all(resp.as_bytes());
+        }
+    });
+    let b = client(&format!("rest:http://{addr}/"));
+    let listed = b.list(FileKind::Key).unwrap();
+    assert_eq!(listed, vec![cairn_backend::FileInfo { name, size: 10 }]);
+    assert!(b.list(FileKind::Snapshot).unwrap_err().is_not_found());
+}

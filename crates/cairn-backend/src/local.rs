@@ -179,7 +179,8 @@ impl Backend for LocalBackend {
             FileKind::Data => {
                 let top = self.root.join("data");
                 match fs::read_dir(&top) {
-                    Ok(rd) => rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_dir()).collect(),
+                    // The entry's type comes with the directory listing: no stat per shard.
+                    Ok(rd) => rd.filter_map(|e| e.ok()).filter(|e| e.file_type().is_ok_and(|t| t.is_dir())).map(|e| e.path()).collect(),
                     Err(e) => return Err(BackendError::io(e, format!("listing {}", top.display()))),
                 }
             }

@@ -283,7 +283,7 @@ async fn get(state: &Arc<State>, ctx: &Ctx, dir: PathBuf, kind: FileKind, name: 
         };
     }
     let reader = tokio::fs::File::from_std(file).take(len);
-    let stream = tokio_util::io::ReaderStream::with_capacity(reader, 64 << 10).map_ok(Frame::data);
+    let stream = tokio_util::io::ReaderStream::with_capacity(reader, 256 << 10).map_ok(Frame::data);
     let mut r = Response::new(StreamBody::new(stream).boxed());
     *r.status_mut() = status;
     let h = r.headers_mut();

@@ -2,8 +2,8 @@
 //! to a temporary file while its SHA-256 is computed.
 //!
 //! Invariants:
-//! - the body is never held whole in memory: at most one buffer of
-//!   [`BUFFER`] bytes per upload, and at most `max_uploads` uploads hold one;
+//! - the body is never held whole in memory: at most [`BUFFER`] bytes (plus
+//!   one frame) per upload, and at most `max_uploads` uploads hold one;
 //! - a file becomes visible only complete, synced and with the right hash
 //!   (cairn-backend's [`PendingFile`]: temporary file, fsync, rename without
 //!   replacing, fsync of the directory); anything else removes the
@@ -129,8 +129,12 @@ async fn receive(state: &Arc<State>, ctx: &Ctx, repo_dir: PathBuf, kind: FileKin
     let _slot = state.uploads.acquire().await.expect("the upload semaphore is never closed");
     let (d, n) = (dir.clone(), name.to_string());
     let mut file = blocking(move || PendingFile::create(&d, &n)).await.map_err(|e| Failure::Io(e, "creating a temporary file"))?;
-    let mut hasher = Sha256::new();
-    let mut buf: Vec<u8> = Vec::with_capacity(BUFFER);
+    // No hashing at all where nothing is checked (config, --no-verify-upload).
+    let verify = kind != FileKind::Config && state.verify_upload;
+    let mut hasher = verify.then(Sha256::new);
+    // The frames as hyper hands them over (no copy), written together.
+    let mut buf: Vec<Bytes> = Vec::new();
+    let mut buffered = 0usize;
     let mut written: u64 = 0;
     let mut body = req.into_body();
     loop {
@@ -145,9 +149,11 @@ async fn receive(state: &Arc<State>, ctx: &Ctx, repo_dir: PathBuf, kind: FileKin
         if written > reservation.bytes && !reservation.grow(written - reservation.bytes) {
             return Err(Failure::Status(StatusCode::INSUFFICIENT_STORAGE, "the upload passed --max-size"));
         }
-        buf.extend_from_slice(&data);
-        if buf.len() >= BUFFER {
+        buffered += data.len();
+        buf.push(data);
+        if buffered >= BUFFER {
             (file, hasher, buf) = flush(file, hasher, buf).await?;
+            buffered = 0;
         }
     }
     if !buf.is_empty() {
@@ -159,7 +165,7 @@ async fn receive(state: &Arc<State>, ctx: &Ctx, repo_dir: PathBuf, kind: FileKin
             return Err(Failure::Status(StatusCode::BAD_REQUEST, "the body is shorter than its Content-Length"));
         }
     }
-    if kind != FileKind::Config && state.verify_upload && hex::encode(hasher.finalize()) != name {
+    if hasher.is_some_and(|h| hex::encode(h.finalize()) != name) {
         return Err(Failure::Status(StatusCode::BAD_REQUEST, "the SHA-256 of the body does not match the name"));
     }
     blocking(move || file.commit()).await.map_err(|e| {
@@ -176,12 +182,18 @@ async fn receive(state: &Arc<State>, ctx: &Ctx, repo_dir: PathBuf, kind: FileKin
     Ok(())
 }
 
-async fn flush(mut file: PendingFile, mut hasher: Sha256, mut buf: Vec<u8>) -> Result<(PendingFile, Sha256, Vec<u8>), Failure> {
+type Flushed = (PendingFile, Option<Sha256>, Vec<Bytes>);
+
+async fn flush(mut file: PendingFile, mut hasher: Option<Sha256>, mut buf: Vec<Bytes>) -> Result<Flushed, Failure> {
     blocking(move || {
-        hasher.update(&buf);
-        let r = file.write_all(&buf);
+        for chunk in &buf {
+            if let Some(h) = hasher.as_mut() {
+                h.update(chunk);
+            }
+            file.write_all(chunk)?;
+        }
         buf.clear();
-        r.map(|()| (file, hasher, buf))
+        Ok((file, hasher, buf))
     })
     .await
     .map_err(|e| Failure::Io(e, "writing the temporary file"))
