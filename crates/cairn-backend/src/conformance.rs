@@ -77,4 +77,25 @@ pub fn run(b: &dyn Backend) {
         b.remove(kind, &name).unwrap();
         assert!(!b.exists(kind, &name).unwrap());
     }
+
+    // Streamed data files, where the backend supports them: invisible until
+    // committed, gone without a trace when abandoned, never replacing a file.
+    if let Some(mut w) = b.data_writer().expect("data_writer") {
+        let body: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+        w.write_all(&body[..1000]).unwrap();
+        w.write_all(&body[1000..]).unwrap();
+        assert!(b.list(FileKind::Data).unwrap().is_empty(), "an uncommitted stream is not listed");
+        let n = name_of(&body);
+        w.commit(&n).unwrap();
+        assert_eq!(b.read(FileKind::Data, &n).unwrap(), body);
+        let mut again = b.data_writer().unwrap().unwrap();
+        again.write_all(b"other").unwrap();
+        assert_eq!(again.commit(&n).unwrap_err().kind, ErrorKind::AlreadyExists);
+        assert_eq!(b.read(FileKind::Data, &n).unwrap(), body, "commit never replaces");
+        let mut dropped = b.data_writer().unwrap().unwrap();
+        dropped.write_all(b"abandoned").unwrap();
+        drop(dropped);
+        assert_eq!(b.list(FileKind::Data).unwrap().len(), 1);
+        b.remove(FileKind::Data, &n).unwrap();
+    }
 }

@@ -153,6 +153,15 @@ pub trait Backend: Send + Sync {
         4
     }
 
+    /// Start a data file written piece by piece and named when complete
+    /// (packs are named by the SHA-256 of their bytes, known only at the
+    /// end). `None`: this backend cannot stream, and the caller keeps the
+    /// file in memory and calls [`Backend::write`]. The same contract as
+    /// `write` holds for the committed file.
+    fn data_writer(&self) -> Result<Option<Box<dyn DataWriter>>> {
+        Ok(None)
+    }
+
     fn read(&self, kind: FileKind, name: &str) -> Result<Vec<u8>> {
         self.read_range(kind, name, 0, None)
     }
@@ -164,6 +173,15 @@ pub trait Backend: Send + Sync {
             Err(e) => Err(e),
         }
     }
+}
+
+/// A data file being streamed to storage; see [`Backend::data_writer`].
+/// Dropped without [`DataWriter::commit`], nothing becomes visible.
+pub trait DataWriter: Send {
+    fn write_all(&mut self, buf: &[u8]) -> Result<()>;
+    /// Make the file durable and visible as `data/<name>`. A file of that
+    /// name already there is `AlreadyExists` (same name, same bytes).
+    fn commit(self: Box<Self>, name: &str) -> Result<()>;
 }
 
 /// Is `name` a valid name for a file of `kind`?

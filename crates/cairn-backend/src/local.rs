@@ -142,9 +142,56 @@ pub fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
     }
 }
 
+/// A pack streamed to a temporary file in `data/` (listings only look in
+/// `data/xx/`), renamed into `data/xx/<name>` when committed.
+struct LocalDataWriter {
+    file: Option<File>,
+    tmp: PathBuf,
+    backend_root: PathBuf,
+}
+
+impl crate::DataWriter for LocalDataWriter {
+    fn write_all(&mut self, buf: &[u8]) -> Result<()> {
+        let f = self.file.as_mut().expect("not committed");
+        f.write_all(buf).map_err(|e| BackendError::io(e, format!("writing {}", self.tmp.display())))
+    }
+
+    fn commit(mut self: Box<Self>, name: &str) -> Result<()> {
+        let b = LocalBackend::new(&self.backend_root);
+        let target = b.path_of(FileKind::Data, name)?;
+        let dir = b.dir_of(FileKind::Data, name);
+        let ctx = || format!("writing {}", target.display());
+        let f = self.file.take().expect("committed once");
+        f.sync_all().map_err(|e| BackendError::io(e, ctx()))?;
+        drop(f);
+        rename_noreplace(&self.tmp, &target).map_err(|e| BackendError::io(e, ctx()))?;
+        self.tmp = PathBuf::new();
+        fsync_dir(&dir).map_err(|e| BackendError::io(e, ctx()))
+    }
+}
+
+impl Drop for LocalDataWriter {
+    fn drop(&mut self) {
+        if !self.tmp.as_os_str().is_empty() {
+            self.file = None;
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
 impl Backend for LocalBackend {
     fn location(&self) -> String {
         self.root.display().to_string()
+    }
+
+    fn data_writer(&self) -> Result<Option<Box<dyn crate::DataWriter>>> {
+        let tmp = self.root.join("data").join(format!(".tmp-pack-{:016x}", rand::random::<u64>()));
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(|e| BackendError::io(e, format!("creating {}", tmp.display())))?;
+        Ok(Some(Box::new(LocalDataWriter { file: Some(file), tmp, backend_root: self.root.clone() })))
     }
 
     fn write_concurrency(&self) -> usize {

@@ -66,21 +66,27 @@ impl PackWriter {
 
     /// The finished pack bytes, their SHA-256 (the pack's name), and its entries.
     pub fn finish(mut self, cipher: &Cipher) -> (Vec<u8>, Id, Vec<PackEntry>) {
-        let mut header = Vec::with_capacity(1 + self.entries.len() * HEADER_ENTRY_LEN + 1);
-        header.push(0); // encoding byte: raw
-        header.push(PACK_HEADER_VERSION);
-        for e in &self.entries {
-            header.push(e.kind.code());
-            header.extend_from_slice(&e.length.to_le_bytes());
-            header.extend_from_slice(&e.raw_length.to_le_bytes());
-            header.extend_from_slice(&e.id.0);
-        }
-        let sealed = cipher.seal_encoded(&header);
-        self.buf.extend_from_slice(&sealed);
-        self.buf.extend_from_slice(&(sealed.len() as u32).to_le_bytes());
+        self.buf.extend_from_slice(&header_bytes(cipher, &self.entries));
         let id = Id::sha256(&self.buf);
         (self.buf, id, self.entries)
     }
+}
+
+/// What ends a pack: the sealed header listing `entries` and its length.
+pub fn header_bytes(cipher: &Cipher, entries: &[PackEntry]) -> Vec<u8> {
+    let mut header = Vec::with_capacity(2 + entries.len() * HEADER_ENTRY_LEN);
+    header.push(0); // encoding byte: raw
+    header.push(PACK_HEADER_VERSION);
+    for e in entries {
+        header.push(e.kind.code());
+        header.extend_from_slice(&e.length.to_le_bytes());
+        header.extend_from_slice(&e.raw_length.to_le_bytes());
+        header.extend_from_slice(&e.id.0);
+    }
+    let mut out = cipher.seal_encoded(&header);
+    let n = out.len() as u32;
+    out.extend_from_slice(&n.to_le_bytes());
+    out
 }
 
 /// Length of the sealed header, from the pack's last 4 bytes.

@@ -11,6 +11,7 @@
 
 mod error;
 mod index;
+mod packer;
 mod parallel;
 mod repo;
 mod saver;

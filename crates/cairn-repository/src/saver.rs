@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::repo::Repository;
 use cairn_backend::{ErrorKind as BackendKind, FileKind};
 use cairn_format::index::{IndexFile, IndexPack};
-use cairn_format::pack::{PackEntry, PackWriter};
+use crate::packer::{Body, FinishedPack, OpenPack};
 use cairn_format::{BlobKind, Id};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use std::collections::HashSet;
@@ -75,7 +75,8 @@ struct Shared {
     repo: Arc<Repository>,
     opts: SaverOptions,
     in_flight: Mutex<HashSet<Id>>,
-    open_packs: [Mutex<PackWriter>; 2],
+    /// The pack being filled, per blob kind (created at its first blob).
+    open_packs: [Mutex<Option<OpenPack>>; 2],
     error: Mutex<Option<Error>>,
     data_blobs: AtomicU64,
     tree_blobs: AtomicU64,
@@ -91,11 +92,6 @@ struct Checkpoint {
     since: Instant,
 }
 
-struct FinishedPack {
-    bytes: Vec<u8>,
-    id: Id,
-    entries: Vec<PackEntry>,
-}
 
 pub struct BlobSaver {
     shared: Arc<Shared>,
@@ -130,33 +126,36 @@ impl Shared {
 
     /// Seal one blob and add it to the open pack of its kind; returns the
     /// pack when it is full.
-    fn seal_and_pack(&self, kind: BlobKind, id: Id, data: &[u8]) -> Option<FinishedPack> {
+    fn seal_and_pack(&self, kind: BlobKind, id: Id, data: &[u8]) -> Result<Option<FinishedPack>> {
         let sealed = self.repo.cipher().seal(data, self.repo.options().compression);
         let full = {
-            let mut pack = self.open_packs[Self::slot(kind)].lock().unwrap();
-            pack.add(kind, id, &sealed, data.len() as u32);
-            if pack.len() >= self.opts.pack_size {
-                Some(std::mem::replace(&mut *pack, PackWriter::with_capacity(self.opts.pack_size + (1 << 20))))
+            let mut slot = self.open_packs[Self::slot(kind)].lock().unwrap();
+            if slot.is_none() {
+                *slot = Some(OpenPack::new(self.repo.backend().as_ref(), self.opts.pack_size + (1 << 20))?);
+            }
+            let pack = slot.as_mut().expect("just created");
+            pack.add(kind, id, &sealed, data.len() as u32)?;
+            if pack.size() >= self.opts.pack_size {
+                slot.take()
             } else {
                 None
             }
         };
-        full.map(|p| self.finish_pack(p))
-    }
-
-    fn finish_pack(&self, p: PackWriter) -> FinishedPack {
-        let (bytes, id, entries) = p.finish(self.repo.cipher());
-        FinishedPack { bytes, id, entries }
+        full.map(|p| p.finish(self.repo.cipher())).transpose()
     }
 
     fn upload(&self, p: FinishedPack) -> Result<()> {
-        match self.repo.backend().write(FileKind::Data, &p.id.to_hex(), &p.bytes) {
+        let stored = match p.body {
+            Body::Bytes(bytes) => self.repo.backend().write(FileKind::Data, &p.id.to_hex(), &bytes),
+            Body::Streamed(writer) => writer.commit(&p.id.to_hex()),
+        };
+        match stored {
             Ok(()) => {}
             Err(e) if e.kind == BackendKind::AlreadyExists => {}
             Err(e) => return Err(e.into()),
         }
         self.packs.fetch_add(1, Ordering::Relaxed);
-        self.data_added_packed.fetch_add(p.bytes.len() as u64, Ordering::Relaxed);
+        self.data_added_packed.fetch_add(p.size, Ordering::Relaxed);
         // Index before leaving the in-flight set: a concurrent save() sees the blob in one or the other.
         self.repo.index_mut().add_pack(p.id, &p.entries);
         {
@@ -203,7 +202,7 @@ impl BlobSaver {
         };
         let shared = Arc::new(Shared {
             repo,
-            open_packs: [Mutex::new(PackWriter::new()), Mutex::new(PackWriter::new())],
+            open_packs: [Mutex::new(None), Mutex::new(None)],
             opts,
             in_flight: Mutex::new(HashSet::new()),
             error: Mutex::new(None),
@@ -230,7 +229,14 @@ impl BlobSaver {
                             if shared.failed() {
                                 continue; // drain
                             }
-                            if let Some(p) = shared.seal_and_pack(kind, id, &data) {
+                            let full = match shared.seal_and_pack(kind, id, &data) {
+                                Ok(full) => full,
+                                Err(e) => {
+                                    shared.fail(e);
+                                    continue;
+                                }
+                            };
+                            if let Some(p) = full {
                                 drop(data);
                                 if uploaders_n == 0 {
                                     if let Err(e) = shared.upload(p) {
@@ -327,17 +333,17 @@ impl BlobSaver {
         let packs_tx = self.packs_tx.take().unwrap();
         if !self.shared.failed() {
             for slot in &self.shared.open_packs {
-                let p = std::mem::take(&mut *slot.lock().unwrap());
-                if p.is_empty() {
-                    continue;
-                }
-                let p = self.shared.finish_pack(p);
-                if self.uploaders.is_empty() {
-                    if let Err(e) = self.shared.upload(p) {
-                        self.shared.fail(e);
+                let Some(p) = slot.lock().unwrap().take() else { continue };
+                let stored = p.finish(self.shared.repo.cipher()).and_then(|p| {
+                    if self.uploaders.is_empty() {
+                        self.shared.upload(p)
+                    } else {
+                        let _ = packs_tx.send(p);
+                        Ok(())
                     }
-                } else {
-                    let _ = packs_tx.send(p);
+                });
+                if let Err(e) = stored {
+                    self.shared.fail(e);
                 }
             }
         }
