@@ -23,7 +23,11 @@ pub fn htpasswd(path: &Path, users: &[&str]) {
         .iter()
         .enumerate()
         .map(|(i, u)| {
-            let hash = if i % 2 == 0 { "{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=" } else { "$apr1$xxxxxxxx$dxHfLAsjHkDRmG83UXe8K0" };
+            let hash = if i % 2 == 0 {
+                "{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g="
+            } else {
+                "$apr1$xxxxxxxx$dxHfLAsjHkDRmG83UXe8K0"
+            };
             format!("{u}:{hash}\n")
         })
         .collect();
@@ -31,16 +35,25 @@ pub fn htpasswd(path: &Path, users: &[&str]) {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn find_in_path(name: &str) -> Option<PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?).map(|d| d.join(name)).find(|p| p.is_file())
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
 }
 
 /// A program from `$VAR` or PATH.
 pub fn program(var: &str, name: &str) -> Option<PathBuf> {
-    std::env::var_os(var).filter(|p| !p.is_empty()).map(PathBuf::from).or_else(|| find_in_path(name))
+    std::env::var_os(var)
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| find_in_path(name))
 }
 
 /// A server process on 127.0.0.1:`port`, killed when dropped; it can be
@@ -60,11 +73,25 @@ impl ServerProc {
     /// stderr goes to `ROOT.log`.
     pub fn cairn(root: &Path, extra: &[&str]) -> ServerProc {
         let port = free_port();
-        let mut args: Vec<OsString> = vec!["serve".into(), "--path".into(), root.into(), "--listen".into(), format!("127.0.0.1:{port}").into()];
+        let mut args: Vec<OsString> = vec![
+            "serve".into(),
+            "--path".into(),
+            root.into(),
+            "--listen".into(),
+            format!("127.0.0.1:{port}").into(),
+        ];
         args.extend(extra.iter().map(OsString::from));
         let log = root.with_extension("log");
         let tls = extra.contains(&"--tls");
-        let mut s = ServerProc { child: None, program: cairn_bin(), args, env: vec![], port, tls, log };
+        let mut s = ServerProc {
+            child: None,
+            program: cairn_bin(),
+            args,
+            env: vec![],
+            port,
+            tls,
+            log,
+        };
         s.start();
         s
     }
@@ -78,29 +105,64 @@ impl ServerProc {
         };
         std::fs::create_dir_all(root).unwrap();
         let port = free_port();
-        let args = vec!["serve".into(), "restic".into(), "--addr".into(), format!("127.0.0.1:{port}").into(), root.into()];
-        let env = vec![("RCLONE_CONFIG".into(), root.with_extension("rclone.conf").into())];
-        let mut s = ServerProc { child: None, program: bin, args, env, port, tls: false, log: root.with_extension("log") };
+        let args = vec![
+            "serve".into(),
+            "restic".into(),
+            "--addr".into(),
+            format!("127.0.0.1:{port}").into(),
+            root.into(),
+        ];
+        let env = vec![(
+            "RCLONE_CONFIG".into(),
+            root.with_extension("rclone.conf").into(),
+        )];
+        let mut s = ServerProc {
+            child: None,
+            program: bin,
+            args,
+            env,
+            port,
+            tls: false,
+            log: root.with_extension("log"),
+        };
         s.start();
         Some(s)
     }
 
     pub fn start(&mut self) {
         assert!(self.child.is_none(), "already running");
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
         let mut c = Command::new(&self.program);
-        c.args(&self.args).stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log);
+        c.args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
         for (k, v) in &self.env {
             c.env(k, v);
         }
-        self.child = Some(c.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", self.program.display())));
+        self.child = Some(
+            c.spawn()
+                .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.program.display())),
+        );
         let addr: SocketAddr = format!("127.0.0.1:{}", self.port).parse().unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
             if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("{} exited ({st}) before listening:\n{}", self.program.display(), self.log_text());
+                panic!(
+                    "{} exited ({st}) before listening:\n{}",
+                    self.program.display(),
+                    self.log_text()
+                );
             }
-            assert!(Instant::now() < deadline, "nothing listens on {addr}:\n{}", self.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "nothing listens on {addr}:\n{}",
+                self.log_text()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -117,7 +179,11 @@ impl ServerProc {
     pub fn url(&self, creds: Option<(&str, &str)>, path: &str) -> String {
         let scheme = if self.tls { "https" } else { "http" };
         let creds = creds.map(|(u, p)| format!("{u}:{p}@")).unwrap_or_default();
-        format!("rest:{scheme}://{creds}127.0.0.1:{}/{}", self.port, path.trim_start_matches('/'))
+        format!(
+            "rest:{scheme}://{creds}127.0.0.1:{}/{}",
+            self.port,
+            path.trim_start_matches('/')
+        )
     }
 
     pub fn log_text(&self) -> String {
@@ -135,7 +201,9 @@ impl Drop for ServerProc {
 pub fn restic_bin() -> Option<PathBuf> {
     let bin = program("RESTIC_BIN", "restic");
     if bin.is_none() {
-        eprintln!("note: restic is not installed (set RESTIC_BIN or `apt-get install restic`): skipped");
+        eprintln!(
+            "note: restic is not installed (set RESTIC_BIN or `apt-get install restic`): skipped"
+        );
     }
     bin
 }
@@ -161,16 +229,40 @@ where
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let cmdline = format!("restic {}", args.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" "));
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+    let cmdline = format!(
+        "restic {}",
+        args.iter()
+            .map(|a| a.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
     let (status, stdout, stderr) = wait_capturing(&mut child, Duration::from_secs(300), &cmdline);
-    let out = Out { cmdline, status, stdout, stderr };
-    assert!(!out.stderr.contains("panic:") && !out.stderr.contains("goroutine "), "`{}` crashed:\n{}", out.cmdline, out.describe());
+    let out = Out {
+        cmdline,
+        status,
+        stdout,
+        stderr,
+    };
+    assert!(
+        !out.stderr.contains("panic:") && !out.stderr.contains("goroutine "),
+        "`{}` crashed:\n{}",
+        out.cmdline,
+        out.describe()
+    );
     out
 }
 
 /// One raw HTTP/1.1 request on its own connection; (status, body).
-pub fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, Vec<u8>) {
+pub fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Vec<u8>) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
@@ -182,8 +274,15 @@ pub fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body:
     let _ = s.write_all(body);
     let mut raw = Vec::new();
     let _ = s.read_to_end(&mut raw);
-    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or_else(|| panic!("{method} {path}: no HTTP answer: {raw:?}"));
-    let status = String::from_utf8_lossy(&raw[..end]).split(' ').nth(1).and_then(|s| s.parse().ok()).expect("a status code");
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("{method} {path}: no HTTP answer: {raw:?}"));
+    let status = String::from_utf8_lossy(&raw[..end])
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status code");
     (status, raw[end + 4..].to_vec())
 }
 
@@ -193,7 +292,11 @@ pub fn basic_auth(user: &str) -> String {
     let raw = format!("{user}:{USER_PASSWORD}").into_bytes();
     let mut out = String::new();
     for chunk in raw.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
         for i in 0..4 {
             if i <= chunk.len() {
@@ -208,7 +311,8 @@ pub fn basic_auth(user: &str) -> String {
 
 /// A self-signed certificate for 127.0.0.1 and localhost: (cert.pem, key.pem).
 pub fn tls_certificate(dir: &Path) -> (PathBuf, PathBuf) {
-    let c = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+    let c =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
     std::fs::write(&cert, c.cert.pem()).unwrap();
     std::fs::write(&key, c.key_pair.serialize_pem()).unwrap();

@@ -47,7 +47,13 @@ fn source(env: &TestEnv, seed: u64) -> PathBuf {
 
 /// Restored trees are compared on contents, modes and modification times.
 fn compare(src: &Path, target: &Path) {
-    let opts = Options { xattrs: false, owner: true, mtime: true, symlink_mtime: false, root_meta: false };
+    let opts = Options {
+        xattrs: false,
+        owner: true,
+        mtime: true,
+        symlink_mtime: false,
+        root_meta: false,
+    };
     assert_trees_equal_with(src, &restored(target, src), opts);
 }
 
@@ -64,7 +70,9 @@ fn hash_all_but_locks(root: &Path) -> std::collections::BTreeMap<String, String>
 
 #[test]
 fn restic_life_cycle_against_cairn_serve() {
-    let Some(restic_bin) = restic_bin() else { return };
+    let Some(restic_bin) = restic_bin() else {
+        return;
+    };
     let env = TestEnv::new();
     let root = env.path("srv");
     std::fs::create_dir_all(&root).unwrap();
@@ -79,7 +87,8 @@ fn restic_life_cycle_against_cairn_serve() {
     std::fs::write(src.join("hello.txt"), b"changed\n").unwrap();
     random_file(&src.join("a/new.bin"), 1 << 20, 9);
     r(&["backup", src.to_str().unwrap()]).success();
-    let snaps: serde_json::Value = serde_json::from_slice(&r(&["snapshots", "--json"]).success().stdout).unwrap();
+    let snaps: serde_json::Value =
+        serde_json::from_slice(&r(&["snapshots", "--json"]).success().stdout).unwrap();
     assert_eq!(snaps.as_array().unwrap().len(), 2);
 
     let target = env.path("restore1");
@@ -88,7 +97,8 @@ fn restic_life_cycle_against_cairn_serve() {
     r(&["check", "--read-data"]).success();
 
     r(&["forget", "--keep-last", "1", "--prune"]).success();
-    let snaps: serde_json::Value = serde_json::from_slice(&r(&["snapshots", "--json"]).success().stdout).unwrap();
+    let snaps: serde_json::Value =
+        serde_json::from_slice(&r(&["snapshots", "--json"]).success().stdout).unwrap();
     assert_eq!(snaps.as_array().unwrap().len(), 1);
     r(&["check", "--read-data"]).success();
     let target = env.path("restore2");
@@ -112,7 +122,11 @@ fn cairn_life_cycle_against_cairn_serve() {
     // Credentials from the environment, not the URL.
     let repo = server.url(None, "/bob/laptop");
     let run = |args: &[&str]| {
-        env.cairn(args).env("CAIRN_REPOSITORY", &repo).env("CAIRN_REST_USERNAME", "bob").env("CAIRN_REST_PASSWORD", USER_PASSWORD).run()
+        env.cairn(args)
+            .env("CAIRN_REPOSITORY", &repo)
+            .env("CAIRN_REST_USERNAME", "bob")
+            .env("CAIRN_REST_PASSWORD", USER_PASSWORD)
+            .run()
     };
     let src = source(&env, 2);
     run(&["init"]).success();
@@ -125,19 +139,31 @@ fn cairn_life_cycle_against_cairn_serve() {
     let check = run(&["check", "--read-data"]).success();
     for out in [&first, &check] {
         let all = format!("{}{}", out.stdout_str(), out.stderr);
-        assert!(!all.contains(USER_PASSWORD), "the password was printed:\n{all}");
+        assert!(
+            !all.contains(USER_PASSWORD),
+            "the password was printed:\n{all}"
+        );
     }
     // The data is on the server's disk in the local layout: open it directly.
     let local = root.join("bob/laptop");
-    let out = env.cairn(["snapshots", "--json"]).env("CAIRN_REPOSITORY", &local).run().success();
+    let out = env
+        .cairn(["snapshots", "--json"])
+        .env("CAIRN_REPOSITORY", &local)
+        .run()
+        .success();
     assert_eq!(out.json().as_array().unwrap().len(), 2);
-    assert!(std::fs::read_dir(local.join("data")).unwrap().count() == 256, "data/00..ff");
+    assert!(
+        std::fs::read_dir(local.join("data")).unwrap().count() == 256,
+        "data/00..ff"
+    );
 }
 
 #[test]
 fn cairn_life_cycle_against_rclone() {
     let env = TestEnv::new();
-    let Some(server) = ServerProc::rclone(&env.path("rclone-root")) else { return };
+    let Some(server) = ServerProc::rclone(&env.path("rclone-root")) else {
+        return;
+    };
     let repo = server.url(None, "/repo/");
     let src = source(&env, 3);
     cairn(&env, &repo, &["init"]).success();
@@ -145,7 +171,12 @@ fn cairn_life_cycle_against_rclone() {
     random_file(&src.join("a/more.bin"), 500_000, 4);
     cairn(&env, &repo, &["backup", src.to_str().unwrap()]).success();
     let target = env.path("restore");
-    cairn(&env, &repo, &["restore", "latest", "--target", target.to_str().unwrap()]).success();
+    cairn(
+        &env,
+        &repo,
+        &["restore", "latest", "--target", target.to_str().unwrap()],
+    )
+    .success();
     compare(&src, &target);
     cairn(&env, &repo, &["check", "--read-data"]).success();
     assert!(env.path("rclone-root/repo/config").is_file());
@@ -168,11 +199,24 @@ fn append_only_blocks_forget_prune() {
         r(&["backup", src.to_str().unwrap()]).success();
         let before = hash_all_but_locks(&root.join("restic"));
         let out = r(&["forget", "--keep-last", "1", "--prune"]);
-        assert!(!out.status.success(), "forget --prune succeeded in append-only mode:\n{}", out.describe());
-        assert!(out.stderr.contains("403") || out.stderr.to_lowercase().contains("forbidden"), "{}", out.describe());
+        assert!(
+            !out.status.success(),
+            "forget --prune succeeded in append-only mode:\n{}",
+            out.describe()
+        );
+        assert!(
+            out.stderr.contains("403") || out.stderr.to_lowercase().contains("forbidden"),
+            "{}",
+            out.describe()
+        );
         let after = hash_all_but_locks(&root.join("restic"));
-        assert!(before.iter().all(|(k, v)| after.get(k) == Some(v)), "files were lost:\n{}", describe_changes(&before, &after));
-        let snaps: serde_json::Value = serde_json::from_slice(&r(&["snapshots", "--json"]).success().stdout).unwrap();
+        assert!(
+            before.iter().all(|(k, v)| after.get(k) == Some(v)),
+            "files were lost:\n{}",
+            describe_changes(&before, &after)
+        );
+        let snaps: serde_json::Value =
+            serde_json::from_slice(&r(&["snapshots", "--json"]).success().stdout).unwrap();
         assert_eq!(snaps.as_array().unwrap().len(), 2);
         r(&["check", "--read-data"]).success();
     }
@@ -185,12 +229,26 @@ fn append_only_blocks_forget_prune() {
     cairn(&env, &repo, &["backup", src.to_str().unwrap()]).success();
     let before = hash_all_but_locks(&root.join("cairn"));
     let out = cairn(&env, &repo, &["forget", "--keep-last", "1", "--prune"]);
-    assert!(!out.status.success(), "cairn forget --prune succeeded in append-only mode:\n{}", out.describe());
+    assert!(
+        !out.status.success(),
+        "cairn forget --prune succeeded in append-only mode:\n{}",
+        out.describe()
+    );
     let errors = out.error_lines();
-    assert!(errors.iter().any(|l| l.contains("403")), "{}", out.describe());
+    assert!(
+        errors.iter().any(|l| l.contains("403")),
+        "{}",
+        out.describe()
+    );
     let after = hash_all_but_locks(&root.join("cairn"));
-    assert!(before.iter().all(|(k, v)| after.get(k) == Some(v)), "files were lost:\n{}", describe_changes(&before, &after));
-    let snaps = cairn(&env, &repo, &["snapshots", "--json"]).success().json();
+    assert!(
+        before.iter().all(|(k, v)| after.get(k) == Some(v)),
+        "files were lost:\n{}",
+        describe_changes(&before, &after)
+    );
+    let snaps = cairn(&env, &repo, &["snapshots", "--json"])
+        .success()
+        .json();
     assert_eq!(snaps.as_array().unwrap().len(), 2);
     cairn(&env, &repo, &["check", "--read-data"]).success();
 }
@@ -214,16 +272,31 @@ fn private_repos_isolate_users() {
         assert!(line.contains("401"), "{line}");
     }
     let bob_elsewhere = server.url(Some(("bob", USER_PASSWORD)), "/alice/bobs/");
-    assert!(cairn(&env, &bob_elsewhere, &["init"]).one_line_error().contains("401"));
-    assert!(!root.join("alice/bobs").exists(), "bob created a repository under alice");
+    assert!(cairn(&env, &bob_elsewhere, &["init"])
+        .one_line_error()
+        .contains("401"));
+    assert!(
+        !root.join("alice/bobs").exists(),
+        "bob created a repository under alice"
+    );
 
     let bob = server.url(Some(("bob", USER_PASSWORD)), "/bob/");
     cairn(&env, &bob, &["init"]).success();
     cairn(&env, &bob, &["backup", src.to_str().unwrap()]).success();
     if let Some(restic_bin) = restic_bin() {
-        assert!(!restic(&restic_bin, &env, &bob_on_alice, ["snapshots"]).status.success());
+        assert!(!restic(&restic_bin, &env, &bob_on_alice, ["snapshots"])
+            .status
+            .success());
     }
-    assert_eq!(cairn(&env, &alice, &["snapshots", "--json"]).success().json().as_array().unwrap().len(), 1);
+    assert_eq!(
+        cairn(&env, &alice, &["snapshots", "--json"])
+            .success()
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[test]
@@ -233,19 +306,39 @@ fn bad_credentials_get_401() {
     std::fs::create_dir_all(&root).unwrap();
     htpasswd(&root.join(".htpasswd"), &["alice"]);
     let server = ServerProc::cairn(&root, &[]);
-    cairn(&env, &server.url(Some(("alice", USER_PASSWORD)), "/r/"), &["init"]).success();
+    cairn(
+        &env,
+        &server.url(Some(("alice", USER_PASSWORD)), "/r/"),
+        &["init"],
+    )
+    .success();
 
     let wrong = server.url(Some(("alice", "not-the-password-xyz")), "/r/");
     let out = cairn(&env, &wrong, &["snapshots"]);
     assert_eq!(out.code(), 1, "{}", out.describe());
     let line = out.one_line_error();
     assert!(line.contains("401"), "{line}");
-    assert!(!out.stderr.contains("not-the-password-xyz") && !out.stdout_str().contains("not-the-password-xyz"), "{}", out.describe());
+    assert!(
+        !out.stderr.contains("not-the-password-xyz")
+            && !out.stdout_str().contains("not-the-password-xyz"),
+        "{}",
+        out.describe()
+    );
 
     let out = cairn(&env, &server.url(None, "/r/"), &["snapshots"]);
     assert!(out.one_line_error().contains("401"));
     assert_eq!(http(server.port, "GET", "/r/keys/", &[], b"").0, 401);
-    assert_eq!(http(server.port, "GET", "/r/keys/", &[("Authorization", &basic_auth("alice"))], b"").0, 200);
+    assert_eq!(
+        http(
+            server.port,
+            "GET",
+            "/r/keys/",
+            &[("Authorization", &basic_auth("alice"))],
+            b""
+        )
+        .0,
+        200
+    );
     if let Some(restic_bin) = restic_bin() {
         let out = restic(&restic_bin, &env, &wrong, ["snapshots"]);
         assert!(!out.status.success(), "{}", out.describe());
@@ -257,7 +350,17 @@ fn tls_with_a_generated_certificate() {
     let env = TestEnv::new();
     let (cert, key) = tls_certificate(env.dir.path());
     let root = env.path("srv");
-    let server = ServerProc::cairn(&root, &["--no-auth", "--tls", "--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()]);
+    let server = ServerProc::cairn(
+        &root,
+        &[
+            "--no-auth",
+            "--tls",
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
     let repo = server.url(None, "/r/");
     assert!(repo.starts_with("rest:https://"));
 
@@ -266,7 +369,12 @@ fn tls_with_a_generated_certificate() {
     assert!(line.contains("--cacert"), "{line}");
 
     let src = source(&env, 6);
-    let with_ca = |args: &[&str]| env.cairn(["--cacert", cert.to_str().unwrap()]).args(args).env("CAIRN_REPOSITORY", &repo).run();
+    let with_ca = |args: &[&str]| {
+        env.cairn(["--cacert", cert.to_str().unwrap()])
+            .args(args)
+            .env("CAIRN_REPOSITORY", &repo)
+            .run()
+    };
     with_ca(&["init"]).success();
     with_ca(&["backup", src.to_str().unwrap()]).success();
     let target = env.path("restore");
@@ -276,11 +384,23 @@ fn tls_with_a_generated_certificate() {
 
     if let Some(restic_bin) = restic_bin() {
         let repo = server.url(None, "/restic/");
-        let r = |args: &[&str]| restic(&restic_bin, &env, &repo, [&["--cacert", cert.to_str().unwrap()], args].concat());
+        let r = |args: &[&str]| {
+            restic(
+                &restic_bin,
+                &env,
+                &repo,
+                [&["--cacert", cert.to_str().unwrap()], args].concat(),
+            )
+        };
         r(&["init"]).success();
         r(&["backup", src.to_str().unwrap()]).success();
         r(&["check", "--read-data"]).success();
-        assert!(!restic(&restic_bin, &env, &repo, ["snapshots"]).status.success(), "restic trusted the certificate without --cacert");
+        assert!(
+            !restic(&restic_bin, &env, &repo, ["snapshots"])
+                .status
+                .success(),
+            "restic trusted the certificate without --cacert"
+        );
     }
 }
 
@@ -312,15 +432,28 @@ fn path_traversal_touches_nothing_outside_the_root() {
         for m in ["GET", "HEAD", "DELETE", "POST"] {
             let (status, body) = http(p, m, a, &[], b"evil");
             assert!(status == 404 || status == 400, "{m} {a}: {status}");
-            assert!(!body.windows(8).any(|w| w == b"precious"), "{m} {a} leaked a file outside the root");
+            assert!(
+                !body.windows(8).any(|w| w == b"precious"),
+                "{m} {a} leaked a file outside the root"
+            );
         }
-        assert!(matches!(http(p, "POST", &format!("{a}?create=true"), &[], b"").0, 400 | 404 | 405), "create at {a}");
+        assert!(
+            matches!(
+                http(p, "POST", &format!("{a}?create=true"), &[], b"").0,
+                400 | 404 | 405
+            ),
+            "create at {a}"
+        );
     }
     let mut after = hash_all(env.dir.path());
     after.retain(|k, _| !k.starts_with("srv.log"));
     let mut before = before;
     before.retain(|k, _| !k.starts_with("srv.log"));
-    assert!(before == after, "files changed:\n{}", describe_changes(&before, &after));
+    assert!(
+        before == after,
+        "files changed:\n{}",
+        describe_changes(&before, &after)
+    );
 }
 
 #[test]
@@ -340,23 +473,56 @@ fn corrupted_upload_is_rejected() {
         f
     });
     for kind in ["data", "index", "snapshots", "keys", "locks"] {
-        let (status, _) = http(server.port, "POST", &format!("/r/{kind}/{name}"), &[], b"other bytes, same name");
+        let (status, _) = http(
+            server.port,
+            "POST",
+            &format!("/r/{kind}/{name}"),
+            &[],
+            b"other bytes, same name",
+        );
         assert_eq!(status, 400, "{kind}");
-        assert_eq!(http(server.port, "HEAD", &format!("/r/{kind}/{name}"), &[], b"").0, 404, "{kind} stored");
+        assert_eq!(
+            http(server.port, "HEAD", &format!("/r/{kind}/{name}"), &[], b"").0,
+            404,
+            "{kind} stored"
+        );
     }
     // A body cut short is refused too, and leaves nothing.
     {
         use std::io::Write;
         let mut s = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
-        s.write_all(format!("POST /r/data/{name} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nshort").as_bytes()).unwrap();
+        s.write_all(
+            format!("POST /r/data/{name} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nshort")
+                .as_bytes(),
+        )
+        .unwrap();
     }
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(http(server.port, "HEAD", &format!("/r/data/{name}"), &[], b"").0, 404);
+    assert_eq!(
+        http(server.port, "HEAD", &format!("/r/data/{name}"), &[], b"").0,
+        404
+    );
     cairn(&env, &repo, &["check", "--read-data"]).success();
-    assert!(!hash_all(&root).keys().any(|k| k.contains(".tmp-")), "a temporary file was left");
+    assert!(
+        !hash_all(&root).keys().any(|k| k.contains(".tmp-")),
+        "a temporary file was left"
+    );
     // The right bytes under that name are accepted (in a scratch repository).
-    assert_eq!(http(server.port, "POST", "/scratch/?create=true", &[], b"").0, 200);
-    assert_eq!(http(server.port, "POST", &format!("/scratch/data/{name}"), &[], &good).0, 200);
+    assert_eq!(
+        http(server.port, "POST", "/scratch/?create=true", &[], b"").0,
+        200
+    );
+    assert_eq!(
+        http(
+            server.port,
+            "POST",
+            &format!("/scratch/data/{name}"),
+            &[],
+            &good
+        )
+        .0,
+        200
+    );
 }
 
 #[test]
@@ -380,30 +546,63 @@ fn server_killed_mid_backup() {
     let deadline = Instant::now() + Duration::from_secs(120);
     while data_files(&root) < 3 {
         assert!(Instant::now() < deadline, "no pack arrived");
-        assert!(child.try_wait().unwrap().is_none(), "the backup ended before the server could be killed");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the backup ended before the server could be killed"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     server.kill();
     let killed_at = data_files(&root);
     std::thread::sleep(Duration::from_secs(2));
     server.start();
-    let (status, stdout, stderr) = cairn_tests::cmd::wait_capturing(&mut child, Duration::from_secs(300), "cairn backup");
-    let first = Out { cmdline: "cairn backup (server killed midway)".into(), status, stdout, stderr };
+    let (status, stdout, stderr) =
+        cairn_tests::cmd::wait_capturing(&mut child, Duration::from_secs(300), "cairn backup");
+    let first = Out {
+        cmdline: "cairn backup (server killed midway)".into(),
+        status,
+        stdout,
+        stderr,
+    };
     if first.status.success() {
-        assert!(first.stderr.contains("retrying"), "no retry was reported:\n{}", first.describe());
+        assert!(
+            first.stderr.contains("retrying"),
+            "no retry was reported:\n{}",
+            first.describe()
+        );
     } else {
         let errors = first.error_lines();
-        assert!(errors.iter().any(|l| l.contains("127.0.0.1")), "the error does not say which server:\n{}", first.describe());
+        assert!(
+            errors.iter().any(|l| l.contains("127.0.0.1")),
+            "the error does not say which server:\n{}",
+            first.describe()
+        );
     }
     assert!(!first.stderr.contains("panicked"), "{}", first.describe());
-    eprintln!("note: {killed_at} packs stored when the server was killed; the backup {}", if first.status.success() { "completed after retries" } else { "failed" });
+    eprintln!(
+        "note: {killed_at} packs stored when the server was killed; the backup {}",
+        if first.status.success() {
+            "completed after retries"
+        } else {
+            "failed"
+        }
+    );
 
     // A re-run completes, and the repository is intact.
     cairn(&env, &repo, &["backup", src.to_str().unwrap()]).success();
     cairn(&env, &repo, &["check", "--read-data"]).success();
     let target = env.path("restore");
-    cairn(&env, &repo, &["restore", "latest", "--target", target.to_str().unwrap()]).success();
+    cairn(
+        &env,
+        &repo,
+        &["restore", "latest", "--target", target.to_str().unwrap()],
+    )
+    .success();
     compare(&src, &target);
     // The server's own log shows no internal error.
-    assert!(!server.log_text().contains("panicked"), "{}", server.log_text());
+    assert!(
+        !server.log_text().contains("panicked"),
+        "{}",
+        server.log_text()
+    );
 }

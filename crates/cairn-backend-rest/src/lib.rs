@@ -73,7 +73,7 @@ const UNKNOWN_SIZE: u64 = 64 << 20;
 pub struct RestBackend {
     /// Ends with `/`, no credentials.
     base: Url,
-    auth: Option<(String, Option<String>)>,
+    auth: Option<Credentials>,
     client: Client,
     opts: RestOptions,
 }
@@ -84,21 +84,40 @@ struct V2Entry {
     size: u64,
 }
 
-/// Parse `rest:URL` or `URL`; the error says what is wrong with it.
-pub fn parse_url(spec: &str) -> std::result::Result<(Url, Option<(String, Option<String>)>), String> {
+/// A user name and, maybe, a password.
+pub type Credentials = (String, Option<String>);
+
+/// Parse `rest:URL` or `URL` into the URL without credentials and the
+/// credentials it held; the error says what is wrong with it.
+pub fn parse_url(spec: &str) -> std::result::Result<(Url, Option<Credentials>), String> {
     let raw = spec.strip_prefix("rest:").unwrap_or(spec);
-    let mut url = Url::parse(raw).map_err(|e| format!("invalid rest: URL {:?}: {e}", redact(raw)))?;
+    let mut url =
+        Url::parse(raw).map_err(|e| format!("invalid rest: URL {:?}: {e}", redact(raw)))?;
     if url.scheme() != "http" && url.scheme() != "https" {
-        return Err(format!("invalid rest: URL {:?}: the scheme must be http or https", redact(raw)));
+        return Err(format!(
+            "invalid rest: URL {:?}: the scheme must be http or https",
+            redact(raw)
+        ));
     }
     if url.host_str().is_none_or(|h| h.is_empty()) {
         return Err(format!("invalid rest: URL {:?}: no host", redact(raw)));
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(format!("invalid rest: URL {:?}: no query or fragment allowed", redact(raw)));
+        return Err(format!(
+            "invalid rest: URL {:?}: no query or fragment allowed",
+            redact(raw)
+        ));
     }
-    let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
-    let auth = if url.username().is_empty() { None } else { Some((decode(url.username()), url.password().map(decode))) };
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let auth = if url.username().is_empty() {
+        None
+    } else {
+        Some((decode(url.username()), url.password().map(decode)))
+    };
     let _ = url.set_username("");
     let _ = url.set_password(None);
     if !url.path().ends_with('/') {
@@ -111,9 +130,15 @@ pub fn parse_url(spec: &str) -> std::result::Result<(Url, Option<(String, Option
 /// A URL for messages: the password replaced by `***` (works on URLs that
 /// do not parse, too).
 fn redact(raw: &str) -> String {
-    let Some(start) = raw.find("://").map(|i| i + 3) else { return raw.to_string() };
-    let authority_end = raw[start..].find(['/', '?', '#']).map_or(raw.len(), |i| start + i);
-    let Some(at) = raw[start..authority_end].rfind('@').map(|i| start + i) else { return raw.to_string() };
+    let Some(start) = raw.find("://").map(|i| i + 3) else {
+        return raw.to_string();
+    };
+    let authority_end = raw[start..]
+        .find(['/', '?', '#'])
+        .map_or(raw.len(), |i| start + i);
+    let Some(at) = raw[start..authority_end].rfind('@').map(|i| start + i) else {
+        return raw.to_string();
+    };
     match raw[start..at].find(':') {
         Some(colon) => format!("{}:***{}", &raw[..start + colon], &raw[at..]),
         None => raw.to_string(),
@@ -123,7 +148,8 @@ fn redact(raw: &str) -> String {
 impl RestBackend {
     /// A backend for `url` (`rest:` prefix optional). Nothing is sent yet.
     pub fn new(url: &str, opts: RestOptions) -> Result<RestBackend> {
-        let (base, url_auth) = parse_url(url).map_err(|e| BackendError::new(ErrorKind::Permanent, e))?;
+        let (base, url_auth) =
+            parse_url(url).map_err(|e| BackendError::new(ErrorKind::Permanent, e))?;
         let auth = url_auth.or_else(|| opts.username.clone().map(|u| (u, opts.password.clone())));
         let mut b = Client::builder()
             .connect_timeout(opts.connect_timeout)
@@ -135,19 +161,40 @@ impl RestBackend {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("cairn/", env!("CARGO_PKG_VERSION")));
         for path in &opts.cacert {
-            let pem = std::fs::read(path)
-                .map_err(|e| BackendError::new(ErrorKind::Permanent, format!("--cacert {}: {e}", path.display())))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| BackendError::new(ErrorKind::Permanent, format!("--cacert {}: not PEM certificates: {e}", path.display())))?;
+            let pem = std::fs::read(path).map_err(|e| {
+                BackendError::new(
+                    ErrorKind::Permanent,
+                    format!("--cacert {}: {e}", path.display()),
+                )
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                BackendError::new(
+                    ErrorKind::Permanent,
+                    format!("--cacert {}: not PEM certificates: {e}", path.display()),
+                )
+            })?;
             if certs.is_empty() {
-                return Err(BackendError::new(ErrorKind::Permanent, format!("--cacert {}: no certificate in it", path.display())));
+                return Err(BackendError::new(
+                    ErrorKind::Permanent,
+                    format!("--cacert {}: no certificate in it", path.display()),
+                ));
             }
             for c in certs {
                 b = b.add_root_certificate(c);
             }
         }
-        let client = b.build().map_err(|e| BackendError::new(ErrorKind::Permanent, format!("setting up the HTTP client: {e}")))?;
-        Ok(RestBackend { base, auth, client, opts })
+        let client = b.build().map_err(|e| {
+            BackendError::new(
+                ErrorKind::Permanent,
+                format!("setting up the HTTP client: {e}"),
+            )
+        })?;
+        Ok(RestBackend {
+            base,
+            auth,
+            client,
+            opts,
+        })
     }
 
     /// `kind/name` as the URL path below the base (flat: the server shards).
@@ -159,7 +206,9 @@ impl RestBackend {
     }
 
     fn url(&self, rel: &str) -> Url {
-        self.base.join(rel).expect("a relative path of valid names joins")
+        self.base
+            .join(rel)
+            .expect("a relative path of valid names joins")
     }
 
     fn timeout_for(&self, bytes: u64) -> Duration {
@@ -167,7 +216,11 @@ impl RestBackend {
     }
 
     fn request(&self, method: Method, rel: &str, bytes: u64) -> RequestBuilder {
-        let mut r = self.client.request(method, self.url(rel)).header(ACCEPT, MIME_V2).timeout(self.timeout_for(bytes));
+        let mut r = self
+            .client
+            .request(method, self.url(rel))
+            .header(ACCEPT, MIME_V2)
+            .timeout(self.timeout_for(bytes));
         if let Some((u, p)) = &self.auth {
             r = r.basic_auth(u, p.as_deref());
         }
@@ -176,14 +229,18 @@ impl RestBackend {
 
     /// Send; a transport failure is `Transient` and names the request.
     fn send(&self, what: &str, r: RequestBuilder) -> Result<Response> {
-        r.send().map_err(|e| transport_error(&self.location(), what, &e))
+        r.send()
+            .map_err(|e| transport_error(&self.location(), what, &e))
     }
 
     fn check(kind: FileKind, name: &str) -> Result<()> {
         if valid_name(kind, name) {
             Ok(())
         } else {
-            Err(BackendError::new(ErrorKind::Permanent, format!("invalid {kind} file name {name:?}")))
+            Err(BackendError::new(
+                ErrorKind::Permanent,
+                format!("invalid {kind} file name {name:?}"),
+            ))
         }
     }
 
@@ -192,14 +249,24 @@ impl RestBackend {
         // A short explanation from the server, when it sent one.
         let text = resp.text().unwrap_or_default();
         let reason = status.canonical_reason().unwrap_or("");
-        let detail = text.lines().next().map(str::trim).filter(|l| !l.is_empty() && *l != reason).map(|l| {
-            let l: String = l.chars().take(200).collect();
-            format!(": {l}")
-        });
+        let detail = text
+            .lines()
+            .next()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && *l != reason)
+            .map(|l| {
+                let l: String = l.chars().take(200).collect();
+                format!(": {l}")
+            });
         let (kind, hint) = classify(status);
         BackendError::new(
             kind,
-            format!("{} {what}: the server answered {}{}{hint}", self.location(), status_line(status), detail.unwrap_or_default()),
+            format!(
+                "{} {what}: the server answered {}{}{hint}",
+                self.location(),
+                status_line(status),
+                detail.unwrap_or_default()
+            ),
         )
     }
 
@@ -214,7 +281,15 @@ impl RestBackend {
                     .get(CONTENT_LENGTH)
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.parse().ok())
-                    .ok_or_else(|| BackendError::new(ErrorKind::Permanent, format!("{} {what}: the answer has no Content-Length", self.location())))?;
+                    .ok_or_else(|| {
+                        BackendError::new(
+                            ErrorKind::Permanent,
+                            format!(
+                                "{} {what}: the answer has no Content-Length",
+                                self.location()
+                            ),
+                        )
+                    })?;
                 Ok(Some(len))
             }
             StatusCode::NOT_FOUND => Ok(None),
@@ -224,19 +299,33 @@ impl RestBackend {
 }
 
 fn status_line(s: StatusCode) -> String {
-    format!("{} {}", s.as_u16(), s.canonical_reason().unwrap_or("")).trim_end().to_string()
+    format!("{} {}", s.as_u16(), s.canonical_reason().unwrap_or(""))
+        .trim_end()
+        .to_string()
 }
 
 /// The error kind of an HTTP status, and a hint for the message.
 fn classify(s: StatusCode) -> (ErrorKind, &'static str) {
     match s.as_u16() {
         404 => (ErrorKind::NotFound, ""),
-        401 => (ErrorKind::Denied, " (wrong or missing user name and password)"),
-        403 => (ErrorKind::Denied, " (refused; is the server in append-only mode, or the repository another user's?)"),
-        507 => (ErrorKind::NoSpace, " (the server's storage or quota is full)"),
+        401 => (
+            ErrorKind::Denied,
+            " (wrong or missing user name and password)",
+        ),
+        403 => (
+            ErrorKind::Denied,
+            " (refused; is the server in append-only mode, or the repository another user's?)",
+        ),
+        507 => (
+            ErrorKind::NoSpace,
+            " (the server's storage or quota is full)",
+        ),
         408 | 429 => (ErrorKind::Transient, ""),
         500..=599 => (ErrorKind::Transient, ""),
-        300..=399 => (ErrorKind::Permanent, " (redirects are not followed; check the URL and http/https)"),
+        300..=399 => (
+            ErrorKind::Permanent,
+            " (redirects are not followed; check the URL and http/https)",
+        ),
         _ => (ErrorKind::Permanent, ""),
     }
 }
@@ -246,7 +335,9 @@ fn transport_error(location: &str, what: &str, e: &reqwest::Error) -> BackendErr
     // its sources: "error sending request: connection refused".
     let mut msg = e.to_string();
     if let Some(url) = e.url() {
-        msg = msg.replace(&format!(" for url ({url})"), "").replace(url.as_str(), "");
+        msg = msg
+            .replace(&format!(" for url ({url})"), "")
+            .replace(url.as_str(), "");
     }
     let mut src = std::error::Error::source(e);
     while let Some(s) = src {
@@ -257,10 +348,17 @@ fn transport_error(location: &str, what: &str, e: &reqwest::Error) -> BackendErr
         }
         src = s.source();
     }
-    let kind = if e.is_builder() || e.is_redirect() { ErrorKind::Permanent } else { ErrorKind::Transient };
+    let kind = if e.is_builder() || e.is_redirect() {
+        ErrorKind::Permanent
+    } else {
+        ErrorKind::Transient
+    };
     let msg = if kind == ErrorKind::Transient && tls_problem(&msg) {
         // A certificate the client does not trust will not be trusted on a retry.
-        return BackendError::new(ErrorKind::Permanent, format!("{location} {what}: {msg} (a private CA? pass its certificate with --cacert)"));
+        return BackendError::new(
+            ErrorKind::Permanent,
+            format!("{location} {what}: {msg} (a private CA? pass its certificate with --cacert)"),
+        );
     } else {
         msg
     };
@@ -303,7 +401,14 @@ impl Backend for RestBackend {
 
     fn list(&self, kind: FileKind) -> Result<Vec<FileInfo>> {
         if kind == FileKind::Config {
-            return Ok(self.head(kind, "config")?.map(|size| FileInfo { name: "config".into(), size }).into_iter().collect());
+            return Ok(self
+                .head(kind, "config")?
+                .map(|size| FileInfo {
+                    name: "config".into(),
+                    size,
+                })
+                .into_iter()
+                .collect());
         }
         let rel = format!("{}/", kind.dir());
         let what = format!("GET {rel}");
@@ -311,12 +416,33 @@ impl Backend for RestBackend {
         if !resp.status().is_success() {
             return Err(self.status_error(&what, resp));
         }
-        let v2 = resp.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|t| t.contains(MIME_V2));
-        let body = resp.bytes().map_err(|e| transport_error(&self.location(), &what, &e))?;
-        let bad = |e: serde_json::Error| BackendError::new(ErrorKind::Permanent, format!("{} {what}: the listing is not valid JSON: {e}", self.location()));
+        let v2 = resp
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.contains(MIME_V2));
+        let body = resp
+            .bytes()
+            .map_err(|e| transport_error(&self.location(), &what, &e))?;
+        let bad = |e: serde_json::Error| {
+            BackendError::new(
+                ErrorKind::Permanent,
+                format!(
+                    "{} {what}: the listing is not valid JSON: {e}",
+                    self.location()
+                ),
+            )
+        };
         if v2 {
             let entries: Vec<V2Entry> = serde_json::from_slice(&body).map_err(bad)?;
-            Ok(entries.into_iter().filter(|e| valid_name(kind, &e.name)).map(|e| FileInfo { name: e.name, size: e.size }).collect())
+            Ok(entries
+                .into_iter()
+                .filter(|e| valid_name(kind, &e.name))
+                .map(|e| FileInfo {
+                    name: e.name,
+                    size: e.size,
+                })
+                .collect())
         } else {
             // Protocol v1: names only; sizes take one HEAD each.
             let names: Vec<String> = serde_json::from_slice(&body).map_err(bad)?;
@@ -333,11 +459,24 @@ impl Backend for RestBackend {
     fn stat(&self, kind: FileKind, name: &str) -> Result<u64> {
         Self::check(kind, name)?;
         self.head(kind, name)?.ok_or_else(|| {
-            BackendError::new(ErrorKind::NotFound, format!("{} HEAD {}: the server answered 404 Not Found", self.location(), Self::rel(kind, name)))
+            BackendError::new(
+                ErrorKind::NotFound,
+                format!(
+                    "{} HEAD {}: the server answered 404 Not Found",
+                    self.location(),
+                    Self::rel(kind, name)
+                ),
+            )
         })
     }
 
-    fn read_range(&self, kind: FileKind, name: &str, offset: u64, length: Option<u64>) -> Result<Vec<u8>> {
+    fn read_range(
+        &self,
+        kind: FileKind,
+        name: &str,
+        offset: u64,
+        length: Option<u64>,
+    ) -> Result<Vec<u8>> {
         Self::check(kind, name)?;
         if length == Some(0) {
             self.stat(kind, name)?;
@@ -372,8 +511,10 @@ impl Backend for RestBackend {
         if status != StatusCode::OK && status != StatusCode::PARTIAL_CONTENT {
             return Err(self.status_error(&what, resp));
         }
-        let mut buf = Vec::with_capacity(resp.content_length().unwrap_or(0).min(256 << 20) as usize);
-        resp.copy_to(&mut buf).map_err(|e| transport_error(&self.location(), &what, &e))?;
+        let mut buf =
+            Vec::with_capacity(resp.content_length().unwrap_or(0).min(256 << 20) as usize);
+        resp.copy_to(&mut buf)
+            .map_err(|e| transport_error(&self.location(), &what, &e))?;
         // A server may ignore Range and send the whole file.
         let buf = if status == StatusCode::OK && range.is_some() {
             if (buf.len() as u64) < offset {
@@ -401,7 +542,12 @@ impl Backend for RestBackend {
     fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()> {
         Self::check(kind, name)?;
         let rel = Self::rel(kind, name);
-        let exists = || BackendError::new(ErrorKind::AlreadyExists, format!("{} POST {rel}: the file already exists", self.location()));
+        let exists = || {
+            BackendError::new(
+                ErrorKind::AlreadyExists,
+                format!("{} POST {rel}: the file already exists", self.location()),
+            )
+        };
         // Some servers (rclone) overwrite: never give them the chance.
         if self.head(kind, name)?.is_some() {
             return Err(exists());
@@ -463,9 +609,17 @@ mod tests {
 
     #[test]
     fn location_hides_the_password() {
-        let b = RestBackend::new("rest:http://alice:secret@127.0.0.1:1/r/", RestOptions::default()).unwrap();
+        let b = RestBackend::new(
+            "rest:http://alice:secret@127.0.0.1:1/r/",
+            RestOptions::default(),
+        )
+        .unwrap();
         assert_eq!(b.location(), "rest:http://alice@127.0.0.1:1/r/");
-        let o = RestOptions { username: Some("bob".into()), password: Some("pw".into()), ..Default::default() };
+        let o = RestOptions {
+            username: Some("bob".into()),
+            password: Some("pw".into()),
+            ..Default::default()
+        };
         let b = RestBackend::new("rest:http://127.0.0.1:1/", o).unwrap();
         assert_eq!(b.location(), "rest:http://bob@127.0.0.1:1/");
     }
@@ -482,7 +636,10 @@ mod tests {
     fn statuses() {
         assert_eq!(classify(StatusCode::NOT_FOUND).0, ErrorKind::NotFound);
         assert_eq!(classify(StatusCode::UNAUTHORIZED).0, ErrorKind::Denied);
-        assert_eq!(classify(StatusCode::INSUFFICIENT_STORAGE).0, ErrorKind::NoSpace);
+        assert_eq!(
+            classify(StatusCode::INSUFFICIENT_STORAGE).0,
+            ErrorKind::NoSpace
+        );
         assert_eq!(classify(StatusCode::BAD_GATEWAY).0, ErrorKind::Transient);
         assert_eq!(classify(StatusCode::BAD_REQUEST).0, ErrorKind::Permanent);
     }

@@ -11,7 +11,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn serve(root: &Path, f: impl FnOnce(&mut ServerOptions)) -> RunningServer {
-    let mut o = ServerOptions { path: root.to_path_buf(), listen: "127.0.0.1:0".into(), no_auth: true, quiet: true, ..Default::default() };
+    let mut o = ServerOptions {
+        path: root.to_path_buf(),
+        listen: "127.0.0.1:0".into(),
+        no_auth: true,
+        quiet: true,
+        ..Default::default()
+    };
     f(&mut o);
     Server::new(o).expect("start cairn serve").spawn()
 }
@@ -21,7 +27,11 @@ fn client(url: &str) -> RestBackend {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn wait_listening(addr: SocketAddr) {
@@ -36,8 +46,11 @@ fn rclone_bin() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("RCLONE_BIN").filter(|p| !p.is_empty()) {
         return Some(PathBuf::from(p));
     }
-    std::env::var_os("PATH")
-        .and_then(|path| std::env::split_paths(&path).map(|d| d.join("rclone")).find(|p| p.is_file()))
+    std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|d| d.join("rclone"))
+            .find(|p| p.is_file())
+    })
 }
 
 /// `rclone serve restic` on a free port; killed when dropped.
@@ -65,7 +78,10 @@ impl Rclone {
             .spawn()
             .expect("start rclone");
         wait_listening(addr);
-        Some(Rclone { child, url: format!("rest:http://{addr}/") })
+        Some(Rclone {
+            child,
+            url: format!("rest:http://{addr}/"),
+        })
     }
 }
 
@@ -91,7 +107,9 @@ fn conformance_against_cairn_serve() {
 #[test]
 fn conformance_against_rclone() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(rclone) = Rclone::start(&dir.path().join("root"), &[]) else { return };
+    let Some(rclone) = Rclone::start(&dir.path().join("root"), &[]) else {
+        return;
+    };
     conformance::run(&client(&format!("{}repo/", rclone.url)));
     assert!(dir.path().join("root/repo/config").is_file());
 }
@@ -109,7 +127,12 @@ fn the_same_repository_through_cairn_serve_and_as_a_local_directory() {
     assert_eq!(local.read(FileKind::Data, &name).unwrap(), data);
     let listed = local.list(FileKind::Data).unwrap();
     assert_eq!(listed.len(), 1);
-    assert!(dir.path().join("r/data").join(&name[..2]).join(&name).is_file());
+    assert!(dir
+        .path()
+        .join("r/data")
+        .join(&name[..2])
+        .join(&name)
+        .is_file());
 }
 
 #[test]
@@ -131,11 +154,22 @@ fn errors_have_kinds_and_name_the_object() {
     let bad = client(&format!("rest:http://alice:hunter2@{addr}/repo/"));
     let e = bad.stat(FileKind::Config, "config").unwrap_err();
     assert_eq!(e.kind, ErrorKind::Denied);
-    assert!(e.message.contains("401") && !e.message.contains("hunter2"), "{}", e.message);
+    assert!(
+        e.message.contains("401") && !e.message.contains("hunter2"),
+        "{}",
+        e.message
+    );
 
     // Credentials from the options (the CLI's environment variables).
-    let opts = RestOptions { username: Some("alice".into()), password: Some("password".into()), ..Default::default() };
-    RestBackend::new(&format!("rest:http://{addr}/repo/"), opts).unwrap().list(FileKind::Key).unwrap();
+    let opts = RestOptions {
+        username: Some("alice".into()),
+        password: Some("password".into()),
+        ..Default::default()
+    };
+    RestBackend::new(&format!("rest:http://{addr}/repo/"), opts)
+        .unwrap()
+        .list(FileKind::Key)
+        .unwrap();
 
     // Append-only: a delete is refused, a lock's is not.
     let data = vec![7u8; 1000];
@@ -143,13 +177,22 @@ fn errors_have_kinds_and_name_the_object() {
     good.write(FileKind::Snapshot, &name, &data).unwrap();
     let e = good.remove(FileKind::Snapshot, &name).unwrap_err();
     assert_eq!(e.kind, ErrorKind::Denied);
-    assert!(e.message.contains(&format!("DELETE snapshots/{name}")) && e.message.contains("403"), "{}", e.message);
+    assert!(
+        e.message.contains(&format!("DELETE snapshots/{name}")) && e.message.contains("403"),
+        "{}",
+        e.message
+    );
     assert!(good.exists(FileKind::Snapshot, &name).unwrap());
     good.write(FileKind::Lock, &name, &data).unwrap();
     good.remove(FileKind::Lock, &name).unwrap();
 
     // Writing an existing file: AlreadyExists.
-    assert_eq!(good.write(FileKind::Snapshot, &name, &data).unwrap_err().kind, ErrorKind::AlreadyExists);
+    assert_eq!(
+        good.write(FileKind::Snapshot, &name, &data)
+            .unwrap_err()
+            .kind,
+        ErrorKind::AlreadyExists
+    );
 
     // Past the quota: NoSpace, and nothing stored.
     let big = vec![1u8; 200_000];
@@ -162,7 +205,11 @@ fn errors_have_kinds_and_name_the_object() {
     // A missing file.
     let e = good.read(FileKind::Index, &big_name).unwrap_err();
     assert_eq!(e.kind, ErrorKind::NotFound);
-    assert!(e.message.contains(&format!("index/{big_name}")), "{}", e.message);
+    assert!(
+        e.message.contains(&format!("index/{big_name}")),
+        "{}",
+        e.message
+    );
 }
 
 #[test]
@@ -173,12 +220,19 @@ fn a_restarted_server_is_waited_for() {
     let url = format!("{}repo/", server.url());
     let b = RetryBackend::new(
         client(&url),
-        RetryPolicy { max_attempts: 20, initial_delay: Duration::from_millis(100), max_delay: Duration::from_millis(500) },
+        RetryPolicy {
+            max_attempts: 20,
+            initial_delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(500),
+        },
     );
     b.create().unwrap();
     server.stop();
     // Down: a plain client fails at once with a transient error.
-    assert_eq!(client(&url).list(FileKind::Key).unwrap_err().kind, ErrorKind::Transient);
+    assert_eq!(
+        client(&url).list(FileKind::Key).unwrap_err().kind,
+        ErrorKind::Transient
+    );
     // Back up on the same port a little later; the retrying client gets through.
     let root = dir.path().to_path_buf();
     let restarter = std::thread::spawn(move || {
@@ -186,7 +240,8 @@ fn a_restarted_server_is_waited_for() {
         serve(&root, |o| o.listen = addr.to_string())
     });
     let data = b"snapshot".to_vec();
-    b.write(FileKind::Snapshot, &conformance::name_of(&data), &data).unwrap();
+    b.write(FileKind::Snapshot, &conformance::name_of(&data), &data)
+        .unwrap();
     let _server = restarter.join().unwrap();
     assert_eq!(b.list(FileKind::Snapshot).unwrap().len(), 1);
 }
@@ -194,7 +249,8 @@ fn a_restarted_server_is_waited_for() {
 #[test]
 fn tls_with_a_private_ca() {
     let dir = tempfile::tempdir().unwrap();
-    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
     let (cert_pem, key_pem) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     std::fs::write(&cert_pem, cert.cert.pem()).unwrap();
     std::fs::write(&key_pem, cert.key_pair.serialize_pem()).unwrap();
@@ -211,7 +267,10 @@ fn tls_with_a_private_ca() {
     assert_eq!(e.kind, ErrorKind::Permanent, "{}", e.message);
     assert!(e.message.contains("--cacert"), "{}", e.message);
 
-    let opts = RestOptions { cacert: vec![cert_pem.clone()], ..Default::default() };
+    let opts = RestOptions {
+        cacert: vec![cert_pem.clone()],
+        ..Default::default()
+    };
     conformance::run(&RestBackend::new(&url, opts).unwrap());
 }
 
@@ -245,7 +304,8 @@ fn protocol_v1_listings_fall_back_to_head() {
             } else if line.starts_with(&format!("HEAD /keys/{n} ")) {
                 "HTTP/1.1 200 OK\r\nContent-Length: 10\r\nConnection: close\r\n\r\n".to_string()
             } else {
-                "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string()
+                "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    .to_string()
             };
             let _ = s.write_all(resp.as_bytes());
         }

@@ -28,7 +28,11 @@ pub struct RetryPolicy {
 impl Default for RetryPolicy {
     /// 10 attempts over about 45 seconds: long enough for a server restart.
     fn default() -> Self {
-        RetryPolicy { max_attempts: 10, initial_delay: Duration::from_millis(250), max_delay: Duration::from_secs(8) }
+        RetryPolicy {
+            max_attempts: 10,
+            initial_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(8),
+        }
     }
 }
 
@@ -45,11 +49,18 @@ pub struct RetryBackend<B: Backend> {
 
 impl<B: Backend> RetryBackend<B> {
     pub fn new(inner: B, policy: RetryPolicy) -> Self {
-        RetryBackend { inner, policy, notify: None }
+        RetryBackend {
+            inner,
+            policy,
+            notify: None,
+        }
     }
 
     /// Call `f` before each wait (to print a warning, say).
-    pub fn with_notify(mut self, f: impl Fn(&BackendError, u32, Duration) + Send + Sync + 'static) -> Self {
+    pub fn with_notify(
+        mut self,
+        f: impl Fn(&BackendError, u32, Duration) + Send + Sync + 'static,
+    ) -> Self {
         self.notify = Some(Box::new(f));
         self
     }
@@ -63,7 +74,10 @@ impl<B: Backend> RetryBackend<B> {
         let mut attempt = 1;
         loop {
             match op(attempt) {
-                Err(e) if e.kind == ErrorKind::Transient && attempt < self.policy.max_attempts.max(1) => {
+                Err(e)
+                    if e.kind == ErrorKind::Transient
+                        && attempt < self.policy.max_attempts.max(1) =>
+                {
                     let wait = jitter(delay);
                     if let Some(n) = &self.notify {
                         n(&e, attempt, wait);
@@ -73,7 +87,10 @@ impl<B: Backend> RetryBackend<B> {
                     attempt += 1;
                 }
                 Err(e) if e.kind == ErrorKind::Transient && attempt > 1 => {
-                    return Err(BackendError::new(e.kind, format!("{} (gave up after {attempt} attempts)", e.message)))
+                    return Err(BackendError::new(
+                        e.kind,
+                        format!("{} (gave up after {attempt} attempts)", e.message),
+                    ))
                 }
                 other => return other,
             }
@@ -106,7 +123,13 @@ impl<B: Backend> Backend for RetryBackend<B> {
         self.retry(|_| self.inner.stat(kind, name))
     }
 
-    fn read_range(&self, kind: FileKind, name: &str, offset: u64, length: Option<u64>) -> Result<Vec<u8>> {
+    fn read_range(
+        &self,
+        kind: FileKind,
+        name: &str,
+        offset: u64,
+        length: Option<u64>,
+    ) -> Result<Vec<u8>> {
         self.retry(|_| self.inner.read_range(kind, name, offset, length))
     }
 
@@ -153,7 +176,13 @@ mod tests {
 
     impl Flaky {
         fn new(fail: u32, kind: ErrorKind) -> Self {
-            Flaky { inner: MemoryBackend::new(), fail: AtomicU32::new(fail), kind, store_then_fail: false, calls: AtomicU32::new(0) }
+            Flaky {
+                inner: MemoryBackend::new(),
+                fail: AtomicU32::new(fail),
+                kind,
+                store_then_fail: false,
+                calls: AtomicU32::new(0),
+            }
         }
 
         fn check(&self) -> Result<()> {
@@ -181,7 +210,13 @@ mod tests {
             self.check()?;
             self.inner.stat(kind, name)
         }
-        fn read_range(&self, kind: FileKind, name: &str, offset: u64, length: Option<u64>) -> Result<Vec<u8>> {
+        fn read_range(
+            &self,
+            kind: FileKind,
+            name: &str,
+            offset: u64,
+            length: Option<u64>,
+        ) -> Result<Vec<u8>> {
             self.inner.read_range(kind, name, offset, length)
         }
         fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()> {
@@ -198,7 +233,11 @@ mod tests {
     }
 
     fn quick() -> RetryPolicy {
-        RetryPolicy { max_attempts: 4, initial_delay: Duration::ZERO, max_delay: Duration::ZERO }
+        RetryPolicy {
+            max_attempts: 4,
+            initial_delay: Duration::ZERO,
+            max_delay: Duration::ZERO,
+        }
     }
 
     const NAME: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -207,7 +246,8 @@ mod tests {
     fn transient_failures_are_retried_and_reported() {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let s = seen.clone();
-        let b = RetryBackend::new(Flaky::new(2, ErrorKind::Transient), quick()).with_notify(move |_, n, _| s.lock().unwrap().push(n));
+        let b = RetryBackend::new(Flaky::new(2, ErrorKind::Transient), quick())
+            .with_notify(move |_, n, _| s.lock().unwrap().push(n));
         assert!(b.list(FileKind::Snapshot).unwrap().is_empty());
         assert_eq!(b.inner().calls.load(Ordering::SeqCst), 3);
         assert_eq!(*seen.lock().unwrap(), vec![1, 2]);
@@ -218,16 +258,30 @@ mod tests {
         let b = RetryBackend::new(Flaky::new(100, ErrorKind::Transient), quick());
         let e = b.create().unwrap_err();
         assert_eq!(e.kind, ErrorKind::Transient);
-        assert!(e.message.contains("gave up after 4 attempts"), "{}", e.message);
+        assert!(
+            e.message.contains("gave up after 4 attempts"),
+            "{}",
+            e.message
+        );
         assert_eq!(b.inner().calls.load(Ordering::SeqCst), 4);
     }
 
     #[test]
     fn other_errors_are_not_retried() {
-        for kind in [ErrorKind::NotFound, ErrorKind::Denied, ErrorKind::NoSpace, ErrorKind::Permanent, ErrorKind::AlreadyExists] {
+        for kind in [
+            ErrorKind::NotFound,
+            ErrorKind::Denied,
+            ErrorKind::NoSpace,
+            ErrorKind::Permanent,
+            ErrorKind::AlreadyExists,
+        ] {
             let b = RetryBackend::new(Flaky::new(1, kind), quick());
             assert_eq!(b.remove(FileKind::Lock, NAME).unwrap_err().kind, kind);
-            assert_eq!(b.inner().calls.load(Ordering::SeqCst), 1, "{kind:?} was retried");
+            assert_eq!(
+                b.inner().calls.load(Ordering::SeqCst),
+                1,
+                "{kind:?} was retried"
+            );
         }
     }
 
@@ -239,7 +293,12 @@ mod tests {
         b.write(FileKind::Config, "config", b"cfg").unwrap();
         assert_eq!(b.read(FileKind::Config, "config").unwrap(), b"cfg");
         // Other bytes under an existing name are still refused.
-        assert_eq!(b.write(FileKind::Config, "config", b"other").unwrap_err().kind, ErrorKind::AlreadyExists);
+        assert_eq!(
+            b.write(FileKind::Config, "config", b"other")
+                .unwrap_err()
+                .kind,
+            ErrorKind::AlreadyExists
+        );
     }
 
     #[test]

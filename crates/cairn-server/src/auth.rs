@@ -31,7 +31,11 @@ struct Stamp {
 fn stamp(path: &Path) -> std::io::Result<Stamp> {
     use std::os::unix::fs::MetadataExt;
     let m = std::fs::metadata(path)?;
-    Ok(Stamp { len: m.len(), modified: m.modified().ok(), ino: m.ino() })
+    Ok(Stamp {
+        len: m.len(),
+        modified: m.modified().ok(),
+        ino: m.ino(),
+    })
 }
 
 struct Loaded {
@@ -49,7 +53,10 @@ pub struct Htpasswd {
 
 /// User names rest-server accepts: letters, digits, `@`, `.`, `_`, `-`.
 pub fn valid_user(name: &str) -> bool {
-    !name.is_empty() && name.chars().all(|c| c.is_alphanumeric() || "@._-".contains(c))
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || "@._-".contains(c))
 }
 
 /// Parse htpasswd text into user → hash; warnings for the lines skipped.
@@ -62,7 +69,10 @@ pub fn parse(text: &str) -> (HashMap<String, String>, Vec<String>) {
             continue;
         }
         let Some((user, rest)) = line.split_once(':') else {
-            warnings.push(format!("line {}: no ':' between user name and hash; ignored", n + 1));
+            warnings.push(format!(
+                "line {}: no ':' between user name and hash; ignored",
+                n + 1
+            ));
             continue;
         };
         let hash = rest.trim_start().split(':').next().unwrap_or("").trim_end();
@@ -83,18 +93,28 @@ pub fn parse(text: &str) -> (HashMap<String, String>, Vec<String>) {
 }
 
 fn supported_hash(hash: &str) -> bool {
-    hash.starts_with("{SHA}") || hash.starts_with("$apr1$") || ["$2a$", "$2b$", "$2y$"].iter().any(|p| hash.starts_with(p))
+    hash.starts_with("{SHA}")
+        || hash.starts_with("$apr1$")
+        || ["$2a$", "$2b$", "$2y$"].iter().any(|p| hash.starts_with(p))
 }
 
 /// Does `password` match `hash` (one of the supported forms)?
 pub fn verify(hash: &str, password: &str) -> bool {
     if let Some(b64) = hash.strip_prefix("{SHA}") {
         let digest = sha1::Sha1::digest(password.as_bytes());
-        return ct_eq(base64::engine::general_purpose::STANDARD.encode(digest).as_bytes(), b64.as_bytes());
+        return ct_eq(
+            base64::engine::general_purpose::STANDARD
+                .encode(digest)
+                .as_bytes(),
+            b64.as_bytes(),
+        );
     }
     if let Some(rest) = hash.strip_prefix("$apr1$") {
         let salt = rest.split('$').next().unwrap_or("");
-        return ct_eq(apr1(password.as_bytes(), salt.as_bytes()).as_bytes(), hash.as_bytes());
+        return ct_eq(
+            apr1(password.as_bytes(), salt.as_bytes()).as_bytes(),
+            hash.as_bytes(),
+        );
     }
     if ["$2a$", "$2b$", "$2y$"].iter().any(|p| hash.starts_with(p)) {
         return bcrypt::verify(password, hash).unwrap_or(false);
@@ -168,7 +188,10 @@ pub fn apr1(password: &[u8], salt: &[u8]) -> String {
         }
     };
     for (a, b, c) in [(0, 6, 12), (1, 7, 13), (2, 8, 14), (3, 9, 15), (4, 10, 5)] {
-        put(((fin[a] as u32) << 16) | ((fin[b] as u32) << 8) | fin[c] as u32, 4);
+        put(
+            ((fin[a] as u32) << 16) | ((fin[b] as u32) << 8) | fin[c] as u32,
+            4,
+        );
     }
     put(fin[11] as u32, 2);
     out
@@ -181,15 +204,30 @@ pub enum Check {
     Denied,
     /// Needs an expensive verification (bcrypt): the caller runs
     /// [`Htpasswd::verify_slow`] off the async threads.
-    Verify { user: String, password: String, hash: String },
+    Verify {
+        user: String,
+        password: String,
+        hash: String,
+    },
 }
 
 impl Htpasswd {
     /// Load the file; an error names the file and says what to do.
     pub fn load(path: &Path) -> Result<(Htpasswd, Vec<String>), String> {
         let (users, stamp, warnings) = read(path)?;
-        let state = Loaded { users, stamp, checked: Instant::now(), verified: HashMap::new() };
-        Ok((Htpasswd { path: path.to_path_buf(), state: Mutex::new(state) }, warnings))
+        let state = Loaded {
+            users,
+            stamp,
+            checked: Instant::now(),
+            verified: HashMap::new(),
+        };
+        Ok((
+            Htpasswd {
+                path: path.to_path_buf(),
+                state: Mutex::new(state),
+            },
+            warnings,
+        ))
     }
 
     pub fn path(&self) -> &Path {
@@ -223,7 +261,12 @@ impl Htpasswd {
             match stamp(&self.path) {
                 Ok(s) if s == st.stamp => return None,
                 Ok(_) => {}
-                Err(e) => return Some(format!("cannot check {}: {e}; keeping the users loaded", self.path.display())),
+                Err(e) => {
+                    return Some(format!(
+                        "cannot check {}: {e}; keeping the users loaded",
+                        self.path.display()
+                    ))
+                }
             }
         }
         Some(match self.reload() {
@@ -247,13 +290,21 @@ impl Htpasswd {
         };
         if let Some((d, until)) = st.verified.get(&user) {
             if *until > Instant::now() && ct_eq(d, &digest) {
-                st.verified.insert(user.clone(), (digest, Instant::now() + CACHE_FOR));
+                st.verified
+                    .insert(user.clone(), (digest, Instant::now() + CACHE_FOR));
                 return (Check::Ok(user), note);
             }
         }
         drop(st);
         if hash.starts_with('$') && !hash.starts_with("$apr1$") {
-            return (Check::Verify { user, password, hash }, note);
+            return (
+                Check::Verify {
+                    user,
+                    password,
+                    hash,
+                },
+                note,
+            );
         }
         let ok = verify(&hash, &password);
         (self.remember(user, &password, ok), note)
@@ -271,7 +322,10 @@ impl Htpasswd {
         }
         let mut st = self.state.lock().unwrap();
         st.verified.retain(|_, (_, until)| *until > Instant::now());
-        st.verified.insert(user.clone(), (verifier(&user, password), Instant::now() + CACHE_FOR));
+        st.verified.insert(
+            user.clone(),
+            (verifier(&user, password), Instant::now() + CACHE_FOR),
+        );
         Check::Ok(user)
     }
 }
@@ -284,7 +338,10 @@ fn verifier(user: &str, password: &str) -> [u8; 32] {
     h.finalize().into()
 }
 
-fn read(path: &Path) -> Result<(HashMap<String, String>, Stamp, Vec<String>), String> {
+/// Users, the file's stamp when read, and warnings about skipped lines.
+type Read = (HashMap<String, String>, Stamp, Vec<String>);
+
+fn read(path: &Path) -> Result<Read, String> {
     let what = |e: std::io::Error| format!("cannot read the htpasswd file {}: {e}", path.display());
     let st = stamp(path).map_err(what)?;
     let text = std::fs::read_to_string(path).map_err(what)?;
@@ -299,7 +356,9 @@ pub fn basic_credentials(header: &[u8]) -> Option<(String, String)> {
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
-    let raw = base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok()?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .ok()?;
     let raw = String::from_utf8(raw).ok()?;
     let (u, p) = raw.split_once(':')?;
     Some((u.to_string(), p.to_string()))
@@ -312,7 +371,10 @@ mod tests {
     #[test]
     fn apr1_matches_apache() {
         // `openssl passwd -apr1 -salt xxxxxxxx password` and Apache's htpasswd.
-        assert_eq!(apr1(b"password", b"xxxxxxxx"), "$apr1$xxxxxxxx$dxHfLAsjHkDRmG83UXe8K0");
+        assert_eq!(
+            apr1(b"password", b"xxxxxxxx"),
+            "$apr1$xxxxxxxx$dxHfLAsjHkDRmG83UXe8K0"
+        );
         assert!(verify("$apr1$xxxxxxxx$dxHfLAsjHkDRmG83UXe8K0", "password"));
         assert!(!verify("$apr1$xxxxxxxx$dxHfLAsjHkDRmG83UXe8K0", "passwore"));
     }
@@ -323,7 +385,11 @@ mod tests {
         assert!(verify("{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=", "password"));
         assert!(!verify("{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=", "Password"));
         let h = bcrypt::hash_with_result("secret", 4).unwrap();
-        for v in [bcrypt::Version::TwoA, bcrypt::Version::TwoB, bcrypt::Version::TwoY] {
+        for v in [
+            bcrypt::Version::TwoA,
+            bcrypt::Version::TwoB,
+            bcrypt::Version::TwoY,
+        ] {
             let s = h.format_for_version(v);
             assert!(verify(&s, "secret"), "{s}");
             assert!(!verify(&s, "secreT"), "{s}");
@@ -343,7 +409,10 @@ mod tests {
 
     #[test]
     fn basic_header() {
-        assert_eq!(basic_credentials(b"Basic YWxpY2U6cGE6c3M="), Some(("alice".into(), "pa:ss".into())));
+        assert_eq!(
+            basic_credentials(b"Basic YWxpY2U6cGE6c3M="),
+            Some(("alice".into(), "pa:ss".into()))
+        );
         assert_eq!(basic_credentials(b"Bearer x"), None);
         assert_eq!(basic_credentials(b"Basic !!"), None);
     }

@@ -47,7 +47,9 @@ pub struct Ctx {
 }
 
 fn body(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
 }
 
 /// An answer with the status text as its body, as Go's `http.Error` writes.
@@ -55,25 +57,37 @@ pub fn plain(status: StatusCode) -> Resp {
     let text = format!("{}\n", status.canonical_reason().unwrap_or(""));
     let mut r = Response::new(body(text));
     *r.status_mut() = status;
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-    r.headers_mut().insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r.headers_mut().insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     r
 }
 
 fn not_allowed(allow: &'static str) -> Resp {
     let mut r = plain(StatusCode::METHOD_NOT_ALLOWED);
-    r.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
+    r.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
     r
 }
 
 fn unauthorized() -> Resp {
     let mut r = plain(StatusCode::UNAUTHORIZED);
-    r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"restic\""));
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"restic\""),
+    );
     r
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f).await.expect("a blocking task panicked")
+    tokio::task::spawn_blocking(f)
+        .await
+        .expect("a blocking task panicked")
 }
 
 /// Entry point for every request.
@@ -81,10 +95,30 @@ pub async fn handle(state: Arc<State>, peer: SocketAddr, req: Request<Incoming>)
     let method = req.method().clone();
     let uri = req.uri().clone();
     let version = req.version();
-    let referer = req.headers().get(header::REFERER).and_then(|v| v.to_str().ok()).unwrap_or("-").to_string();
-    let agent = req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("-").to_string();
+    let referer = req
+        .headers()
+        .get(header::REFERER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_string();
+    let agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_string();
     let (resp, user) = dispatch(&state, req).await;
-    state.log.access(peer, &user, &method, &uri, version, resp.status(), exact_len(&resp), &referer, &agent);
+    state.log.access(
+        peer,
+        &user,
+        &method,
+        &uri,
+        version,
+        resp.status(),
+        exact_len(&resp),
+        &referer,
+        &agent,
+    );
     resp
 }
 
@@ -99,16 +133,31 @@ fn exact_len(r: &Resp) -> u64 {
 
 /// The user name, `Some("")` without authentication, or `None`: refused.
 async fn authenticate(state: &Arc<State>, req: &Request<Incoming>) -> Option<String> {
-    let Some(auth) = &state.auth else { return Some(String::new()) };
-    let header = req.headers().get(header::AUTHORIZATION).map(|v| v.as_bytes());
+    let Some(auth) = &state.auth else {
+        return Some(String::new());
+    };
+    let header = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.as_bytes());
     let (check, note) = auth.check(header);
     if let Some(note) = note {
         state.log.info(&note);
     }
     let check = match check {
-        Check::Verify { user, password, hash } => {
+        Check::Verify {
+            user,
+            password,
+            hash,
+        } => {
             let st = state.clone();
-            blocking(move || st.auth.as_ref().expect("auth is set").verify_slow(user, password, hash)).await
+            blocking(move || {
+                st.auth
+                    .as_ref()
+                    .expect("auth is set")
+                    .verify_slow(user, password, hash)
+            })
+            .await
         }
         c => c,
     };
@@ -126,16 +175,25 @@ async fn dispatch(state: &Arc<State>, req: Request<Incoming>) -> (Resp, String) 
     let Some(user) = authenticate(state, &req).await else {
         return (unauthorized(), "-".into());
     };
-    let shown_user = if user.is_empty() { "-".to_string() } else { user.clone() };
+    let shown_user = if user.is_empty() {
+        "-".to_string()
+    } else {
+        user.clone()
+    };
     let Some(route) = route::parse(&path) else {
-        state.log.debug(|| format!("{} {path}: not a valid path", req.method()));
+        state
+            .log
+            .debug(|| format!("{} {path}: not a valid path", req.method()));
         return (plain(StatusCode::NOT_FOUND), shown_user);
     };
     if state.private_repos && state.auth.is_some() && route.repo.first() != Some(&user) {
         return (unauthorized(), shown_user);
     }
     let dir = route.repo.iter().fold(state.root.clone(), |p, s| p.join(s));
-    let ctx = Ctx { user, repo: route.repo_label() };
+    let ctx = Ctx {
+        user,
+        repo: route.repo_label(),
+    };
     let m = req.method().clone();
     let resp = match route.target {
         Target::Root => match m {
@@ -145,7 +203,11 @@ async fn dispatch(state: &Arc<State>, req: Request<Incoming>) -> (Resp, String) 
         Target::Config => object(state, &ctx, dir, FileKind::Config, "config".into(), req).await,
         Target::List(kind) => match m {
             Method::GET => {
-                let v2 = req.headers().get_all(header::ACCEPT).iter().any(|v| v.to_str().is_ok_and(|s| s.contains(MIME_V2)));
+                let v2 = req
+                    .headers()
+                    .get_all(header::ACCEPT)
+                    .iter()
+                    .any(|v| v.to_str().is_ok_and(|s| s.contains(MIME_V2)));
                 list(state, dir, kind, v2).await
             }
             _ => not_allowed("GET"),
@@ -155,11 +217,21 @@ async fn dispatch(state: &Arc<State>, req: Request<Incoming>) -> (Resp, String) 
     (resp, shown_user)
 }
 
-async fn object(state: &Arc<State>, ctx: &Ctx, dir: PathBuf, kind: FileKind, name: String, req: Request<Incoming>) -> Resp {
+async fn object(
+    state: &Arc<State>,
+    ctx: &Ctx,
+    dir: PathBuf,
+    kind: FileKind,
+    name: String,
+    req: Request<Incoming>,
+) -> Resp {
     match *req.method() {
         Method::HEAD => head(state, dir, kind, name).await,
         Method::GET => {
-            let range = req.headers().get(header::RANGE).map(|v| v.to_str().unwrap_or("invalid").to_string());
+            let range = req
+                .headers()
+                .get(header::RANGE)
+                .map(|v| v.to_str().unwrap_or("invalid").to_string());
             get(state, ctx, dir, kind, name, range).await
         }
         Method::POST => crate::upload::upload(state, ctx, dir, kind, name, req).await,
@@ -174,7 +246,11 @@ fn storage_error(state: &State, what: &str, e: &BackendError) -> Resp {
         return plain(StatusCode::NOT_FOUND);
     }
     state.log.error(&format!("{what}: {e}"));
-    plain(if e.kind == cairn_backend::ErrorKind::NoSpace { StatusCode::INSUFFICIENT_STORAGE } else { StatusCode::INTERNAL_SERVER_ERROR })
+    plain(if e.kind == cairn_backend::ErrorKind::NoSpace {
+        StatusCode::INSUFFICIENT_STORAGE
+    } else {
+        StatusCode::INTERNAL_SERVER_ERROR
+    })
 }
 
 async fn create(state: &Arc<State>, dir: PathBuf, query: Option<&str>) -> Resp {
@@ -184,7 +260,9 @@ async fn create(state: &Arc<State>, dir: PathBuf, query: Option<&str>) -> Resp {
     let shown = dir.display().to_string();
     match blocking(move || cairn_backend::Backend::create(&LocalBackend::new(dir))).await {
         Ok(()) => {
-            state.log.info(&format!("created repository directories in {shown}"));
+            state
+                .log
+                .info(&format!("created repository directories in {shown}"));
             plain(StatusCode::OK)
         }
         Err(e) => storage_error(state, "creating a repository", &e),
@@ -192,11 +270,14 @@ async fn create(state: &Arc<State>, dir: PathBuf, query: Option<&str>) -> Resp {
 }
 
 async fn head(state: &Arc<State>, dir: PathBuf, kind: FileKind, name: String) -> Resp {
-    match blocking(move || cairn_backend::Backend::stat(&LocalBackend::new(dir), kind, &name)).await {
+    match blocking(move || cairn_backend::Backend::stat(&LocalBackend::new(dir), kind, &name)).await
+    {
         Ok(size) => {
             let mut r = Response::new(body(Bytes::new()));
-            r.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(size));
-            r.headers_mut().insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+            r.headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+            r.headers_mut()
+                .insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
             r
         }
         Err(e) => storage_error(state, "stat", &e),
@@ -215,23 +296,36 @@ pub enum Range {
 /// several ranges are answered with the whole file.
 pub fn parse_range(header: Option<&str>, size: u64) -> Range {
     let Some(h) = header else { return Range::Full };
-    let Some(spec) = h.strip_prefix("bytes=") else { return Range::Unsatisfiable };
-    let specs: Vec<&str> = spec.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+    let Some(spec) = h.strip_prefix("bytes=") else {
+        return Range::Unsatisfiable;
+    };
+    let specs: Vec<&str> = spec
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
     match specs.as_slice() {
         [one] => {
-            let Some((a, b)) = one.split_once('-') else { return Range::Unsatisfiable };
+            let Some((a, b)) = one.split_once('-') else {
+                return Range::Unsatisfiable;
+            };
             let (a, b) = (a.trim(), b.trim());
             if a.is_empty() {
                 // The last `b` bytes.
                 match b.parse::<u64>() {
                     Ok(n) if n > 0 && size > 0 => {
                         let n = n.min(size);
-                        Range::Part { start: size - n, len: n }
+                        Range::Part {
+                            start: size - n,
+                            len: n,
+                        }
                     }
                     _ => Range::Unsatisfiable,
                 }
             } else {
-                let Ok(start) = a.parse::<u64>() else { return Range::Unsatisfiable };
+                let Ok(start) = a.parse::<u64>() else {
+                    return Range::Unsatisfiable;
+                };
                 if start >= size {
                     return Range::Unsatisfiable;
                 }
@@ -243,7 +337,10 @@ pub fn parse_range(header: Option<&str>, size: u64) -> Range {
                         _ => return Range::Unsatisfiable,
                     }
                 };
-                Range::Part { start, len: end - start + 1 }
+                Range::Part {
+                    start,
+                    len: end - start + 1,
+                }
             }
         }
         [] => Range::Unsatisfiable,
@@ -251,14 +348,28 @@ pub fn parse_range(header: Option<&str>, size: u64) -> Range {
     }
 }
 
-async fn get(state: &Arc<State>, ctx: &Ctx, dir: PathBuf, kind: FileKind, name: String, range: Option<String>) -> Resp {
+async fn get(
+    state: &Arc<State>,
+    ctx: &Ctx,
+    dir: PathBuf,
+    kind: FileKind,
+    name: String,
+    range: Option<String>,
+) -> Resp {
     let opened = blocking(move || {
         let backend = LocalBackend::new(dir);
         let path = backend.path_of(kind, &name)?;
-        let f = std::fs::File::open(&path).map_err(|e| BackendError::io(e, format!("reading {}", path.display())))?;
-        let size = f.metadata().map_err(|e| BackendError::io(e, format!("reading {}", path.display())))?.len();
+        let f = std::fs::File::open(&path)
+            .map_err(|e| BackendError::io(e, format!("reading {}", path.display())))?;
+        let size = f
+            .metadata()
+            .map_err(|e| BackendError::io(e, format!("reading {}", path.display())))?
+            .len();
         if !f.metadata().map(|m| m.is_file()).unwrap_or(false) {
-            return Err(BackendError::new(cairn_backend::ErrorKind::NotFound, "not a file"));
+            return Err(BackendError::new(
+                cairn_backend::ErrorKind::NotFound,
+                "not a file",
+            ));
         }
         Ok((f, size))
     })
@@ -272,7 +383,10 @@ async fn get(state: &Arc<State>, ctx: &Ctx, dir: PathBuf, kind: FileKind, name: 
         Range::Part { start, len } => (StatusCode::PARTIAL_CONTENT, start, len),
         Range::Unsatisfiable => {
             let mut r = plain(StatusCode::RANGE_NOT_SATISFIABLE);
-            r.headers_mut().insert(header::CONTENT_RANGE, HeaderValue::from_str(&format!("bytes */{size}")).unwrap());
+            r.headers_mut().insert(
+                header::CONTENT_RANGE,
+                HeaderValue::from_str(&format!("bytes */{size}")).unwrap(),
+            );
             return r;
         }
     };
@@ -288,10 +402,16 @@ async fn get(state: &Arc<State>, ctx: &Ctx, dir: PathBuf, kind: FileKind, name: 
     *r.status_mut() = status;
     let h = r.headers_mut();
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     if status == StatusCode::PARTIAL_CONTENT {
-        h.insert(header::CONTENT_RANGE, HeaderValue::from_str(&format!("bytes {}-{}/{size}", start, start + len - 1)).unwrap());
+        h.insert(
+            header::CONTENT_RANGE,
+            HeaderValue::from_str(&format!("bytes {}-{}/{size}", start, start + len - 1)).unwrap(),
+        );
     }
     if kind != FileKind::Config {
         state.record(ctx, kind, Op::Read, len);
@@ -301,7 +421,12 @@ async fn get(state: &Arc<State>, ctx: &Ctx, dir: PathBuf, kind: FileKind, name: 
 
 async fn delete(state: &Arc<State>, ctx: &Ctx, dir: PathBuf, kind: FileKind, name: String) -> Resp {
     if state.append_only && kind != FileKind::Lock {
-        state.log.debug(|| format!("DELETE {}/{kind}/{name}: refused in append-only mode", ctx.repo));
+        state.log.debug(|| {
+            format!(
+                "DELETE {}/{kind}/{name}: refused in append-only mode",
+                ctx.repo
+            )
+        });
         return plain(StatusCode::FORBIDDEN);
     }
     let removed = blocking(move || {
@@ -338,14 +463,18 @@ async fn list(state: &Arc<State>, dir: PathBuf, kind: FileKind, v2: bool) -> Res
         Err(e) => return storage_error(state, "listing", &e),
     };
     let (json, mime) = if v2 {
-        let v: Vec<serde_json::Value> = files.iter().map(|f| serde_json::json!({"name": f.name, "size": f.size})).collect();
+        let v: Vec<serde_json::Value> = files
+            .iter()
+            .map(|f| serde_json::json!({"name": f.name, "size": f.size}))
+            .collect();
         (serde_json::to_vec(&v), MIME_V2)
     } else {
         let v: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
         (serde_json::to_vec(&v), MIME_V1)
     };
     let mut r = Response::new(body(json.expect("a list of names serializes")));
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
     r
 }
 
@@ -368,7 +497,10 @@ async fn metrics(state: &Arc<State>, req: Request<Incoming>) -> (Resp, String) {
         return (not_allowed("GET, HEAD"), user);
     }
     let mut r = Response::new(body(state.metrics.render()));
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
     (r, user)
 }
 
@@ -379,11 +511,26 @@ mod tests {
     #[test]
     fn ranges() {
         assert_eq!(parse_range(None, 10), Range::Full);
-        assert_eq!(parse_range(Some("bytes=0-"), 10), Range::Part { start: 0, len: 10 });
-        assert_eq!(parse_range(Some("bytes=2-4"), 10), Range::Part { start: 2, len: 3 });
-        assert_eq!(parse_range(Some("bytes=8-20"), 10), Range::Part { start: 8, len: 2 });
-        assert_eq!(parse_range(Some("bytes=-3"), 10), Range::Part { start: 7, len: 3 });
-        assert_eq!(parse_range(Some("bytes=-30"), 10), Range::Part { start: 0, len: 10 });
+        assert_eq!(
+            parse_range(Some("bytes=0-"), 10),
+            Range::Part { start: 0, len: 10 }
+        );
+        assert_eq!(
+            parse_range(Some("bytes=2-4"), 10),
+            Range::Part { start: 2, len: 3 }
+        );
+        assert_eq!(
+            parse_range(Some("bytes=8-20"), 10),
+            Range::Part { start: 8, len: 2 }
+        );
+        assert_eq!(
+            parse_range(Some("bytes=-3"), 10),
+            Range::Part { start: 7, len: 3 }
+        );
+        assert_eq!(
+            parse_range(Some("bytes=-30"), 10),
+            Range::Part { start: 0, len: 10 }
+        );
         assert_eq!(parse_range(Some("bytes=10-"), 10), Range::Unsatisfiable);
         assert_eq!(parse_range(Some("bytes=5-2"), 10), Range::Unsatisfiable);
         assert_eq!(parse_range(Some("bytes=x-2"), 10), Range::Unsatisfiable);

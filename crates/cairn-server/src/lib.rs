@@ -150,7 +150,8 @@ pub(crate) struct State {
 impl State {
     pub fn record(&self, ctx: &handler::Ctx, kind: FileKind, op: metrics::Op, bytes: u64) {
         if self.prometheus {
-            self.metrics.record(&ctx.user, &ctx.repo, kind.dir(), op, bytes);
+            self.metrics
+                .record(&ctx.user, &ctx.repo, kind.dir(), op, bytes);
         }
     }
 }
@@ -171,13 +172,24 @@ impl Server {
     pub fn new(opts: ServerOptions) -> Result<Server, ServerError> {
         let err = |s: String| ServerError(s);
         let log = log::Log::new(access_log(&opts)?, opts.debug, opts.quiet);
-        std::fs::create_dir_all(&opts.path).map_err(|e| err(format!("cannot create the data directory {}: {e}", opts.path.display())))?;
-        let root = opts.path.canonicalize().map_err(|e| err(format!("data directory {}: {e}", opts.path.display())))?;
+        std::fs::create_dir_all(&opts.path).map_err(|e| {
+            err(format!(
+                "cannot create the data directory {}: {e}",
+                opts.path.display()
+            ))
+        })?;
+        let root = opts
+            .path
+            .canonicalize()
+            .map_err(|e| err(format!("data directory {}: {e}", opts.path.display())))?;
 
         let auth = if opts.no_auth {
             None
         } else {
-            let file = opts.htpasswd_file.clone().unwrap_or_else(|| root.join(".htpasswd"));
+            let file = opts
+                .htpasswd_file
+                .clone()
+                .unwrap_or_else(|| root.join(".htpasswd"));
             let (h, warnings) = auth::Htpasswd::load(&file).map_err(|e| {
                 err(format!(
                     "{e}\n  create it with `htpasswd -B -c {} USER`, point --htpasswd-file at one, or pass --no-auth to serve without authentication",
@@ -188,7 +200,10 @@ impl Server {
                 log.error(&format!("{}: {w}", file.display()));
             }
             if h.user_count() == 0 {
-                log.error(&format!("{} has no usable users: every request will be refused", file.display()));
+                log.error(&format!(
+                    "{} has no usable users: every request will be refused",
+                    file.display()
+                ));
             }
             Some(h)
         };
@@ -197,26 +212,44 @@ impl Server {
             return Err(err("--tls-cert and --tls-key need --tls".into()));
         }
         let tls = if opts.tls {
-            let cert = opts.tls_cert.clone().unwrap_or_else(|| root.join("public_key"));
-            let key = opts.tls_key.clone().unwrap_or_else(|| root.join("private_key"));
+            let cert = opts
+                .tls_cert
+                .clone()
+                .unwrap_or_else(|| root.join("public_key"));
+            let key = opts
+                .tls_key
+                .clone()
+                .unwrap_or_else(|| root.join("private_key"));
             Some(tls::acceptor(&cert, &key, opts.tls_min_version).map_err(err)?)
         } else {
             None
         };
 
-        let quota = match opts.max_size {
-            Some(max) => Some(quota::Quota::tally(&root, max).map_err(|e| err(format!("measuring {} for --max-size: {e}", root.display())))?),
-            None => None,
-        };
+        let quota =
+            match opts.max_size {
+                Some(max) => Some(quota::Quota::tally(&root, max).map_err(|e| {
+                    err(format!("measuring {} for --max-size: {e}", root.display()))
+                })?),
+                None => None,
+            };
 
-        let (listener, activated) = listen::bind(&opts.listen, opts.socket_activation).map_err(err)?;
-        listener.set_nonblocking(true).map_err(|e| err(format!("listening socket: {e}")))?;
-        let addr = listener.local_addr().map_err(|e| err(format!("listening socket: {e}")))?;
+        let (listener, activated) =
+            listen::bind(&opts.listen, opts.socket_activation).map_err(err)?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| err(format!("listening socket: {e}")))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| err(format!("listening socket: {e}")))?;
 
         let scheme = if tls.is_some() { "https" } else { "http" };
         log.info(&format!("data directory {}", root.display()));
         log.info(&match &auth {
-            Some(a) => format!("authentication: {} ({} users)", a.path().display(), a.user_count()),
+            Some(a) => format!(
+                "authentication: {} ({} users)",
+                a.path().display(),
+                a.user_count()
+            ),
             None => "authentication disabled (--no-auth)".into(),
         });
         if opts.append_only {
@@ -231,7 +264,14 @@ impl Server {
         if opts.no_verify_upload {
             log.info("upload verification disabled (--no-verify-upload)");
         }
-        log.info(&format!("listening on {scheme}://{addr}/{}", if activated { " (socket from systemd)" } else { "" }));
+        log.info(&format!(
+            "listening on {scheme}://{addr}/{}",
+            if activated {
+                " (socket from systemd)"
+            } else {
+                ""
+            }
+        ));
 
         let state = Arc::new(State {
             root,
@@ -246,7 +286,14 @@ impl Server {
             log,
             uploads: Semaphore::new(opts.max_uploads.max(1)),
         });
-        Ok(Server { listener, state, tls, max_connections: opts.max_connections.max(1), io_timeout: opts.io_timeout, addr })
+        Ok(Server {
+            listener,
+            state,
+            tls,
+            max_connections: opts.max_connections.max(1),
+            io_timeout: opts.io_timeout,
+            addr,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -266,12 +313,16 @@ impl Server {
             let state = self.state.clone();
             tokio::spawn(reload_on_hangup(state.clone()));
             let stop = async {
-                let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+                let mut term =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                        .expect("SIGTERM handler");
                 tokio::select! {
                     _ = tokio::signal::ctrl_c() => {},
                     _ = term.recv() => {},
                 }
-                state.log.info("stopping: finishing the requests in progress");
+                state
+                    .log
+                    .info("stopping: finishing the requests in progress");
             };
             self.serve(stop).await
         })
@@ -297,15 +348,24 @@ impl Server {
                 rt.shutdown_timeout(Duration::from_secs(1));
             })
             .expect("spawn the server thread");
-        RunningServer { url, addr, stop: Some(tx), thread: Some(thread) }
+        RunningServer {
+            url,
+            addr,
+            stop: Some(tx),
+            thread: Some(thread),
+        }
     }
 
     async fn serve(self, stop: impl std::future::Future<Output = ()>) -> Result<(), ServerError> {
-        let listener = tokio::net::TcpListener::from_std(self.listener).map_err(|e| ServerError(format!("listening socket: {e}")))?;
+        let listener = tokio::net::TcpListener::from_std(self.listener)
+            .map_err(|e| ServerError(format!("listening socket: {e}")))?;
         let slots = Arc::new(Semaphore::new(self.max_connections));
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let mut http = http1::Builder::new();
-        http.timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(30)).keep_alive(true).max_buf_size(256 << 10);
+        http.timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(30))
+            .keep_alive(true)
+            .max_buf_size(256 << 10);
         tokio::pin!(stop);
         loop {
             let slot = tokio::select! {
@@ -325,7 +385,11 @@ impl Server {
                 },
             };
             let _ = stream.set_nodelay(true);
-            let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&socket2::TcpKeepalive::new().with_time(Duration::from_secs(60)).with_interval(Duration::from_secs(10)));
+            let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(
+                &socket2::TcpKeepalive::new()
+                    .with_time(Duration::from_secs(60))
+                    .with_interval(Duration::from_secs(10)),
+            );
             let mut io = TimeoutStream::new(stream);
             io.set_read_timeout(Some(self.io_timeout));
             io.set_write_timeout(Some(self.io_timeout));
@@ -343,17 +407,26 @@ impl Server {
             tokio::spawn(async move {
                 let _slot = slot;
                 let result = match tls {
-                    None => watcher.watch(http.serve_connection(TokioIo::new(io), service)).await,
+                    None => {
+                        watcher
+                            .watch(http.serve_connection(TokioIo::new(io), service))
+                            .await
+                    }
                     Some(acceptor) => {
-                        let tls_stream = match tokio::time::timeout(timeout, acceptor.accept(io)).await {
-                            Ok(Ok(s)) => s,
-                            Ok(Err(e)) => {
-                                state.log.debug(|| format!("{peer}: TLS handshake failed: {e}"));
-                                return;
-                            }
-                            Err(_) => return,
-                        };
-                        watcher.watch(http.serve_connection(TokioIo::new(tls_stream), service)).await
+                        let tls_stream =
+                            match tokio::time::timeout(timeout, acceptor.accept(io)).await {
+                                Ok(Ok(s)) => s,
+                                Ok(Err(e)) => {
+                                    state
+                                        .log
+                                        .debug(|| format!("{peer}: TLS handshake failed: {e}"));
+                                    return;
+                                }
+                                Err(_) => return,
+                            };
+                        watcher
+                            .watch(http.serve_connection(TokioIo::new(tls_stream), service))
+                            .await
                     }
                 };
                 if let Err(e) = result {
@@ -372,11 +445,14 @@ impl Server {
     }
 }
 
-
 fn base_url(addr: SocketAddr, tls: bool) -> String {
     let ip = match addr.ip() {
-        std::net::IpAddr::V4(v) if v.is_unspecified() => std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
-        std::net::IpAddr::V6(v) if v.is_unspecified() => std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+        std::net::IpAddr::V4(v) if v.is_unspecified() => {
+            std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
+        }
+        std::net::IpAddr::V6(v) if v.is_unspecified() => {
+            std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)
+        }
         ip => ip,
     };
     let scheme = if tls { "https" } else { "http" };
@@ -384,7 +460,9 @@ fn base_url(addr: SocketAddr, tls: bool) -> String {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, ServerError> {
-    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(cpus.min(8))
         .max_blocking_threads(64)
@@ -403,19 +481,27 @@ fn access_log(opts: &ServerOptions) -> Result<Option<Box<dyn std::io::Write + Se
                 .create(true)
                 .append(true)
                 .open(p)
-                .map_err(|e| ServerError(format!("cannot open the access log {}: {e}", p.display())))?;
+                .map_err(|e| {
+                    ServerError(format!("cannot open the access log {}: {e}", p.display()))
+                })?;
             Ok(Some(Box::new(f)))
         }
     }
 }
 
 async fn reload_on_hangup(state: Arc<State>) {
-    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        return;
+    };
     while hup.recv().await.is_some() {
         if let Some(a) = &state.auth {
             match a.reload() {
-                Ok(_) => state.log.info(&format!("SIGHUP: reloaded {}", a.path().display())),
-                Err(e) => state.log.error(&format!("SIGHUP: {e}; keeping the users loaded")),
+                Ok(_) => state
+                    .log
+                    .info(&format!("SIGHUP: reloaded {}", a.path().display())),
+                Err(e) => state
+                    .log
+                    .error(&format!("SIGHUP: {e}; keeping the users loaded")),
             }
         }
     }

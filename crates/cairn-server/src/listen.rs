@@ -13,13 +13,22 @@ pub fn bind(addr: &str, socket_activation: bool) -> Result<(TcpListener, bool), 
         }
     }
     if addr.starts_with("unix:") {
-        return Err(format!("--listen {addr}: unix sockets are not supported; use HOST:PORT"));
+        return Err(format!(
+            "--listen {addr}: unix sockets are not supported; use HOST:PORT"
+        ));
     }
     let candidates: Vec<SocketAddr> = if let Some(port) = addr.strip_prefix(':') {
-        let port: u16 = port.parse().map_err(|_| format!("--listen {addr}: {port:?} is not a port number"))?;
-        vec![SocketAddr::from(([0u16; 8], port)), SocketAddr::from(([0u8; 4], port))]
+        let port: u16 = port
+            .parse()
+            .map_err(|_| format!("--listen {addr}: {port:?} is not a port number"))?;
+        vec![
+            SocketAddr::from(([0u16; 8], port)),
+            SocketAddr::from(([0u8; 4], port)),
+        ]
     } else {
-        addr.to_socket_addrs().map_err(|e| format!("--listen {addr}: {e} (expected HOST:PORT or :PORT)"))?.collect()
+        addr.to_socket_addrs()
+            .map_err(|e| format!("--listen {addr}: {e} (expected HOST:PORT or :PORT)"))?
+            .collect()
     };
     let mut last = None;
     for a in &candidates {
@@ -36,8 +45,14 @@ pub fn bind(addr: &str, socket_activation: bool) -> Result<(TcpListener, bool), 
 
 fn systemd_listener() -> Result<Option<TcpListener>, String> {
     use std::os::fd::FromRawFd;
-    let pid_matches = std::env::var("LISTEN_PID").ok().and_then(|p| p.parse::<u32>().ok()) == Some(std::process::id());
-    let fds: usize = match std::env::var("LISTEN_FDS").ok().and_then(|n| n.parse().ok()) {
+    let pid_matches = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+        == Some(std::process::id());
+    let fds: usize = match std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+    {
         Some(n) if pid_matches => n,
         _ => return Ok(None),
     };

@@ -14,7 +14,11 @@ pub struct Log {
 
 impl Log {
     pub fn new(access: Option<Box<dyn Write + Send>>, debug: bool, quiet: bool) -> Log {
-        Log { access: access.map(Mutex::new), debug, quiet }
+        Log {
+            access: access.map(Mutex::new),
+            debug,
+            quiet,
+        }
     }
 
     pub fn info(&self, msg: &str) {

@@ -25,15 +25,29 @@ pub struct Metrics {
 }
 
 const NAMES: [(&str, &str, &str); 3] = [
-    ("rest_server_blob_read_total", "rest_server_blob_read_bytes_total", "read"),
-    ("rest_server_blob_write_total", "rest_server_blob_write_bytes_total", "written"),
-    ("rest_server_blob_delete_total", "rest_server_blob_delete_bytes_total", "deleted"),
+    (
+        "rest_server_blob_read_total",
+        "rest_server_blob_read_bytes_total",
+        "read",
+    ),
+    (
+        "rest_server_blob_write_total",
+        "rest_server_blob_write_bytes_total",
+        "written",
+    ),
+    (
+        "rest_server_blob_delete_total",
+        "rest_server_blob_delete_bytes_total",
+        "deleted",
+    ),
 ];
 
 impl Metrics {
     pub fn record(&self, user: &str, repo: &str, kind: &'static str, op: Op, bytes: u64) {
         let mut c = self.counters.lock().unwrap();
-        let e = c.entry((user.to_string(), repo.to_string(), kind)).or_default();
+        let e = c
+            .entry((user.to_string(), repo.to_string(), kind))
+            .or_default();
         e.count[op as usize] += 1;
         e.bytes[op as usize] += bytes;
     }
@@ -43,12 +57,20 @@ impl Metrics {
         let c = self.counters.lock().unwrap();
         let mut out = String::new();
         for (i, (total, bytes, verb)) in NAMES.iter().enumerate() {
-            for (name, help, pick_bytes) in [(total, format!("Total number of blobs {verb}"), false), (bytes, format!("Total number of bytes {verb}"), true)] {
+            for (name, help, pick_bytes) in [
+                (total, format!("Total number of blobs {verb}"), false),
+                (bytes, format!("Total number of bytes {verb}"), true),
+            ] {
                 let _ = writeln!(out, "# HELP {name} {help}");
                 let _ = writeln!(out, "# TYPE {name} counter");
                 for ((user, repo, kind), v) in c.iter() {
                     let value = if pick_bytes { v.bytes[i] } else { v.count[i] };
-                    let _ = writeln!(out, "{name}{{repo=\"{}\",type=\"{kind}\",user=\"{}\"}} {value}", escape(repo), escape(user));
+                    let _ = writeln!(
+                        out,
+                        "{name}{{repo=\"{}\",type=\"{kind}\",user=\"{}\"}} {value}",
+                        escape(repo),
+                        escape(user)
+                    );
                 }
             }
         }
@@ -57,7 +79,9 @@ impl Metrics {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -71,7 +95,9 @@ mod tests {
         let text = m.render();
         assert!(text.contains("rest_server_blob_write_total{repo=\"alice/laptop\",type=\"data\",user=\"alice\"} 2\n"), "{text}");
         assert!(text.contains("rest_server_blob_write_bytes_total{repo=\"alice/laptop\",type=\"data\",user=\"alice\"} 150\n"));
-        assert!(text.contains("rest_server_blob_delete_bytes_total{repo=\"bob\",type=\"locks\",user=\"bob\"} 10\n"));
+        assert!(text.contains(
+            "rest_server_blob_delete_bytes_total{repo=\"bob\",type=\"locks\",user=\"bob\"} 10\n"
+        ));
         assert!(text.contains("# TYPE rest_server_blob_read_total counter\n"));
     }
 }

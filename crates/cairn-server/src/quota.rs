@@ -17,7 +17,10 @@ pub struct Quota {
 impl Quota {
     /// Tally the bytes of every file under `root`.
     pub fn tally(root: &Path, max: u64) -> std::io::Result<Quota> {
-        Ok(Quota { max, used: AtomicU64::new(tree_size(root)?) })
+        Ok(Quota {
+            max,
+            used: AtomicU64::new(tree_size(root)?),
+        })
     }
 
     pub fn max(&self) -> u64 {
@@ -31,13 +34,19 @@ impl Quota {
     /// Take `n` bytes of the quota, or refuse if they do not fit.
     pub fn reserve(&self, n: u64) -> bool {
         self.used
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |u| u.checked_add(n).filter(|&t| t <= self.max))
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |u| {
+                u.checked_add(n).filter(|&t| t <= self.max)
+            })
             .is_ok()
     }
 
     /// Give `n` bytes back.
     pub fn release(&self, n: u64) {
-        let _ = self.used.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |u| Some(u.saturating_sub(n)));
+        let _ = self
+            .used
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |u| {
+                Some(u.saturating_sub(n))
+            });
     }
 }
 

@@ -68,7 +68,10 @@ fn is_reserved(segment: &str) -> bool {
 }
 
 fn valid_folder(name: &str) -> bool {
-    !name.is_empty() && name.len() <= MAX_SEGMENT && !name.starts_with('.') && !name.contains(['/', '\0', '\\'])
+    !name.is_empty()
+        && name.len() <= MAX_SEGMENT
+        && !name.starts_with('.')
+        && !name.contains(['/', '\0', '\\'])
 }
 
 /// Parse a request path (the part of the URI before `?`); `None` for anything
@@ -115,7 +118,8 @@ pub fn parse(path: &str) -> Option<Route> {
 pub fn query_param(query: Option<&str>, key: &str) -> Option<String> {
     query?.split('&').find_map(|pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (percent_decode_str(k).decode_utf8().ok()? == key).then(|| percent_decode_str(v).decode_utf8_lossy().into_owned())
+        (percent_decode_str(k).decode_utf8().ok()? == key)
+            .then(|| percent_decode_str(v).decode_utf8_lossy().into_owned())
     })
 }
 
@@ -126,7 +130,10 @@ mod tests {
     const ID: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
     fn route(repo: &[&str], target: Target) -> Option<Route> {
-        Some(Route { repo: repo.iter().map(|s| s.to_string()).collect(), target })
+        Some(Route {
+            repo: repo.iter().map(|s| s.to_string()).collect(),
+            target,
+        })
     }
 
     #[test]
@@ -134,12 +141,24 @@ mod tests {
         assert_eq!(parse("/"), route(&[], Target::Root));
         assert_eq!(parse("/config"), route(&[], Target::Config));
         assert_eq!(parse("/keys/"), route(&[], Target::List(FileKind::Key)));
-        assert_eq!(parse(&format!("/data/{ID}")), route(&[], Target::Object(FileKind::Data, ID.into())));
+        assert_eq!(
+            parse(&format!("/data/{ID}")),
+            route(&[], Target::Object(FileKind::Data, ID.into()))
+        );
         assert_eq!(parse("/alice/"), route(&["alice"], Target::Root));
         assert_eq!(parse("/alice/config"), route(&["alice"], Target::Config));
-        assert_eq!(parse("/alice/laptop/"), route(&["alice", "laptop"], Target::Root));
-        assert_eq!(parse("/alice/laptop/snapshots/"), route(&["alice", "laptop"], Target::List(FileKind::Snapshot)));
-        assert_eq!(parse(&format!("/a/b/locks/{ID}")), route(&["a", "b"], Target::Object(FileKind::Lock, ID.into())));
+        assert_eq!(
+            parse("/alice/laptop/"),
+            route(&["alice", "laptop"], Target::Root)
+        );
+        assert_eq!(
+            parse("/alice/laptop/snapshots/"),
+            route(&["alice", "laptop"], Target::List(FileKind::Snapshot))
+        );
+        assert_eq!(
+            parse(&format!("/a/b/locks/{ID}")),
+            route(&["a", "b"], Target::Object(FileKind::Lock, ID.into()))
+        );
         assert_eq!(parse("/al%69ce/config"), route(&["alice"], Target::Config));
     }
 
@@ -178,8 +197,14 @@ mod tests {
 
     #[test]
     fn query() {
-        assert_eq!(query_param(Some("create=true"), "create").as_deref(), Some("true"));
-        assert_eq!(query_param(Some("x=1&create=true"), "create").as_deref(), Some("true"));
+        assert_eq!(
+            query_param(Some("create=true"), "create").as_deref(),
+            Some("true")
+        );
+        assert_eq!(
+            query_param(Some("x=1&create=true"), "create").as_deref(),
+            Some("true")
+        );
         assert_eq!(query_param(Some("create"), "create").as_deref(), Some(""));
         assert_eq!(query_param(None, "create"), None);
     }

@@ -77,28 +77,50 @@ impl Drop for Reservation<'_> {
     }
 }
 
-pub async fn upload(state: &Arc<State>, ctx: &Ctx, dir: PathBuf, kind: FileKind, name: String, req: Request<Incoming>) -> crate::handler::Resp {
+pub async fn upload(
+    state: &Arc<State>,
+    ctx: &Ctx,
+    dir: PathBuf,
+    kind: FileKind,
+    name: String,
+    req: Request<Incoming>,
+) -> crate::handler::Resp {
     match receive(state, ctx, dir, kind, &name, req).await {
         Ok(()) => plain(StatusCode::OK),
         Err(Failure::Status(s, why)) => {
-            state.log.debug(|| format!("POST {}/{kind}/{name}: {s}: {why}", ctx.repo));
+            state
+                .log
+                .debug(|| format!("POST {}/{kind}/{name}: {s}: {why}", ctx.repo));
             plain(s)
         }
         Err(Failure::Io(e, what)) => {
             let s = io_status(&e);
-            state.log.error(&format!("POST {}/{}/{name}: {what}: {e}", ctx.repo, kind));
+            state
+                .log
+                .error(&format!("POST {}/{}/{name}: {what}: {e}", ctx.repo, kind));
             plain(s)
         }
     }
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f).await.expect("a blocking task panicked")
+    tokio::task::spawn_blocking(f)
+        .await
+        .expect("a blocking task panicked")
 }
 
-async fn receive(state: &Arc<State>, ctx: &Ctx, repo_dir: PathBuf, kind: FileKind, name: &str, req: Request<Incoming>) -> Result<(), Failure> {
+async fn receive(
+    state: &Arc<State>,
+    ctx: &Ctx,
+    repo_dir: PathBuf,
+    kind: FileKind,
+    name: &str,
+    req: Request<Incoming>,
+) -> Result<(), Failure> {
     let backend = LocalBackend::new(&repo_dir);
-    let target = backend.path_of(kind, name).map_err(|_| Failure::Status(StatusCode::NOT_FOUND, "invalid name"))?;
+    let target = backend
+        .path_of(kind, name)
+        .map_err(|_| Failure::Status(StatusCode::NOT_FOUND, "invalid name"))?;
     let dir = backend.dir_of(kind, name);
 
     // Refuse before reading the body: an existing file, a missing repository.
@@ -108,7 +130,10 @@ async fn receive(state: &Arc<State>, ctx: &Ctx, repo_dir: PathBuf, kind: FileKin
             return Err(Failure::Status(StatusCode::FORBIDDEN, "the file exists"));
         }
         if !r.is_dir() {
-            return Err(Failure::Status(StatusCode::NOT_FOUND, "the repository does not exist"));
+            return Err(Failure::Status(
+                StatusCode::NOT_FOUND,
+                "the repository does not exist",
+            ));
         }
         if !d.is_dir() {
             std::fs::create_dir_all(&d).map_err(|e| Failure::Io(e, "creating the directory"))?;
@@ -117,18 +142,35 @@ async fn receive(state: &Arc<State>, ctx: &Ctx, repo_dir: PathBuf, kind: FileKin
     })
     .await?;
 
-    let declared: Option<u64> = req.headers().get(hyper::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
-    let mut reservation = Reservation { state, bytes: 0, kept: false };
+    let declared: Option<u64> = req
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    let mut reservation = Reservation {
+        state,
+        bytes: 0,
+        kept: false,
+    };
     if let Some(n) = declared {
         if !reservation.grow(n) {
-            return Err(Failure::Status(StatusCode::INSUFFICIENT_STORAGE, "the upload would pass --max-size"));
+            return Err(Failure::Status(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "the upload would pass --max-size",
+            ));
         }
     }
 
     // One buffer per upload, and a bounded number of uploads at a time.
-    let _slot = state.uploads.acquire().await.expect("the upload semaphore is never closed");
+    let _slot = state
+        .uploads
+        .acquire()
+        .await
+        .expect("the upload semaphore is never closed");
     let (d, n) = (dir.clone(), name.to_string());
-    let mut file = blocking(move || PendingFile::create(&d, &n)).await.map_err(|e| Failure::Io(e, "creating a temporary file"))?;
+    let mut file = blocking(move || PendingFile::create(&d, &n))
+        .await
+        .map_err(|e| Failure::Io(e, "creating a temporary file"))?;
     // No hashing at all where nothing is checked (config, --no-verify-upload).
     let verify = kind != FileKind::Config && state.verify_upload;
     let mut hasher = verify.then(Sha256::new);
@@ -142,12 +184,22 @@ async fn receive(state: &Arc<State>, ctx: &Ctx, repo_dir: PathBuf, kind: FileKin
             None => break,
             Some(Ok(f)) => f,
             // The client went away or sent a malformed body (rest-server: 400).
-            Some(Err(_)) => return Err(Failure::Status(StatusCode::BAD_REQUEST, "the request body ended early")),
+            Some(Err(_)) => {
+                return Err(Failure::Status(
+                    StatusCode::BAD_REQUEST,
+                    "the request body ended early",
+                ))
+            }
         };
-        let Ok(data): Result<Bytes, _> = frame.into_data() else { continue };
+        let Ok(data): Result<Bytes, _> = frame.into_data() else {
+            continue;
+        };
         written += data.len() as u64;
         if written > reservation.bytes && !reservation.grow(written - reservation.bytes) {
-            return Err(Failure::Status(StatusCode::INSUFFICIENT_STORAGE, "the upload passed --max-size"));
+            return Err(Failure::Status(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "the upload passed --max-size",
+            ));
         }
         buffered += data.len();
         buf.push(data);
@@ -162,11 +214,17 @@ async fn receive(state: &Arc<State>, ctx: &Ctx, repo_dir: PathBuf, kind: FileKin
     drop(buf);
     if let Some(n) = declared {
         if n != written {
-            return Err(Failure::Status(StatusCode::BAD_REQUEST, "the body is shorter than its Content-Length"));
+            return Err(Failure::Status(
+                StatusCode::BAD_REQUEST,
+                "the body is shorter than its Content-Length",
+            ));
         }
     }
     if hasher.is_some_and(|h| hex::encode(h.finalize()) != name) {
-        return Err(Failure::Status(StatusCode::BAD_REQUEST, "the SHA-256 of the body does not match the name"));
+        return Err(Failure::Status(
+            StatusCode::BAD_REQUEST,
+            "the SHA-256 of the body does not match the name",
+        ));
     }
     blocking(move || file.commit()).await.map_err(|e| {
         if e.kind() == std::io::ErrorKind::AlreadyExists {
@@ -177,14 +235,20 @@ async fn receive(state: &Arc<State>, ctx: &Ctx, repo_dir: PathBuf, kind: FileKin
     })?;
     reservation.keep(written);
     if kind != FileKind::Config {
-        state.metrics.record(&ctx.user, &ctx.repo, kind.dir(), Op::Write, written);
+        state
+            .metrics
+            .record(&ctx.user, &ctx.repo, kind.dir(), Op::Write, written);
     }
     Ok(())
 }
 
 type Flushed = (PendingFile, Option<Sha256>, Vec<Bytes>);
 
-async fn flush(mut file: PendingFile, mut hasher: Option<Sha256>, mut buf: Vec<Bytes>) -> Result<Flushed, Failure> {
+async fn flush(
+    mut file: PendingFile,
+    mut hasher: Option<Sha256>,
+    mut buf: Vec<Bytes>,
+) -> Result<Flushed, Failure> {
     blocking(move || {
         for chunk in &buf {
             if let Some(h) = hasher.as_mut() {

@@ -11,7 +11,13 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 fn serve(root: &Path, f: impl FnOnce(&mut ServerOptions)) -> RunningServer {
-    let mut o = ServerOptions { path: root.to_path_buf(), listen: "127.0.0.1:0".into(), no_auth: true, quiet: true, ..Default::default() };
+    let mut o = ServerOptions {
+        path: root.to_path_buf(),
+        listen: "127.0.0.1:0".into(),
+        no_auth: true,
+        quiet: true,
+        ..Default::default()
+    };
     f(&mut o);
     Server::new(o).expect("start cairn serve").spawn()
 }
@@ -29,7 +35,10 @@ struct Resp {
 
 impl Resp {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
     fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
@@ -56,14 +65,34 @@ fn req(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], bod
 }
 
 fn parse(raw: &[u8], head: bool) -> Resp {
-    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or_else(|| panic!("no header end in {:?}", String::from_utf8_lossy(raw)));
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no header end in {:?}", String::from_utf8_lossy(raw)));
     let text = String::from_utf8_lossy(&raw[..end]).into_owned();
     let mut lines = text.split("\r\n");
-    let status: u16 = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
-    let headers: Vec<(String, String)> =
-        lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_string(), v.trim().to_string())).collect();
-    let body = if head { Vec::new() } else { raw[end + 4..].to_vec() };
-    Resp { status, headers, body }
+    let status: u16 = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let body = if head {
+        Vec::new()
+    } else {
+        raw[end + 4..].to_vec()
+    };
+    Resp {
+        status,
+        headers,
+        body,
+    }
 }
 
 const V2: &str = "application/vnd.x.restic.rest.v2";
@@ -96,12 +125,24 @@ fn status_codes_as_rest_server() {
     let s = serve(&root, |_| {});
     let a = s.addr();
 
-    assert_eq!(req(a, "POST", "/r/", &[], b"").status, 400, "create without ?create=true");
+    assert_eq!(
+        req(a, "POST", "/r/", &[], b"").status,
+        400,
+        "create without ?create=true"
+    );
     let r = req(a, "GET", "/r/", &[], b"");
     assert_eq!((r.status, r.header("Allow")), (405, Some("POST")));
-    assert_eq!(req(a, "GET", "/r/keys/", &[], b"").status, 404, "listing a missing repository");
+    assert_eq!(
+        req(a, "GET", "/r/keys/", &[], b"").status,
+        404,
+        "listing a missing repository"
+    );
     assert_eq!(req(a, "POST", "/r/?create=true", &[], b"").status, 200);
-    assert_eq!(req(a, "POST", "/r/?create=true", &[], b"").status, 200, "creating twice");
+    assert_eq!(
+        req(a, "POST", "/r/?create=true", &[], b"").status,
+        200,
+        "creating twice"
+    );
     for d in ["keys", "locks", "snapshots", "index", "data/00", "data/ff"] {
         assert!(root.join("r").join(d).is_dir(), "{d} created");
     }
@@ -118,16 +159,32 @@ fn status_codes_as_rest_server() {
 
     // listings, v1 and v2
     let r = req(a, "GET", "/r/keys/", &[], b"");
-    assert_eq!((r.status, r.header("Content-Type"), r.text().as_str()), (200, Some("application/vnd.x.restic.rest.v1"), "[]"));
+    assert_eq!(
+        (r.status, r.header("Content-Type"), r.text().as_str()),
+        (200, Some("application/vnd.x.restic.rest.v1"), "[]")
+    );
     let data: Vec<u8> = (0..5000u32).map(|i| (i * 7) as u8).collect();
     let id = sha(&data);
-    assert_eq!(req(a, "POST", &format!("/r/data/{id}"), &[], &data).status, 200);
-    assert!(root.join("r/data").join(&id[..2]).join(&id).is_file(), "data is sharded on disk");
-    assert_eq!(req(a, "POST", &format!("/r/data/{id}"), &[], &data).status, 403, "an existing file");
+    assert_eq!(
+        req(a, "POST", &format!("/r/data/{id}"), &[], &data).status,
+        200
+    );
+    assert!(
+        root.join("r/data").join(&id[..2]).join(&id).is_file(),
+        "data is sharded on disk"
+    );
+    assert_eq!(
+        req(a, "POST", &format!("/r/data/{id}"), &[], &data).status,
+        403,
+        "an existing file"
+    );
     let r = req(a, "GET", "/r/data/", &[("Accept", V2)], b"");
     assert_eq!(r.header("Content-Type"), Some(V2));
     assert_eq!(r.text(), format!("[{{\"name\":\"{id}\",\"size\":5000}}]"));
-    assert_eq!(req(a, "GET", "/r/data/", &[], b"").text(), format!("[\"{id}\"]"));
+    assert_eq!(
+        req(a, "GET", "/r/data/", &[], b"").text(),
+        format!("[\"{id}\"]")
+    );
     assert_eq!(req(a, "DELETE", "/r/data/", &[], b"").status, 405);
 
     // objects: HEAD, GET, ranges
@@ -137,35 +194,67 @@ fn status_codes_as_rest_server() {
     let r = req(a, "GET", &path, &[], b"");
     assert_eq!((r.status, r.body == data), (200, true));
     let r = req(a, "GET", &path, &[("Range", "bytes=10-19")], b"");
-    assert_eq!((r.status, r.header("Content-Range")), (206, Some("bytes 10-19/5000")));
+    assert_eq!(
+        (r.status, r.header("Content-Range")),
+        (206, Some("bytes 10-19/5000"))
+    );
     assert_eq!(r.body, &data[10..20]);
     let r = req(a, "GET", &path, &[("Range", "bytes=4990-")], b"");
     assert_eq!((r.status, &r.body[..]), (206, &data[4990..]));
     let r = req(a, "GET", &path, &[("Range", "bytes=-5")], b"");
     assert_eq!((r.status, &r.body[..]), (206, &data[4995..]));
     let r = req(a, "GET", &path, &[("Range", "bytes=5000-5010")], b"");
-    assert_eq!((r.status, r.header("Content-Range")), (416, Some("bytes */5000")));
-    assert_eq!(req(a, "GET", &path, &[("Range", "bytes=9-3")], b"").status, 416);
+    assert_eq!(
+        (r.status, r.header("Content-Range")),
+        (416, Some("bytes */5000"))
+    );
+    assert_eq!(
+        req(a, "GET", &path, &[("Range", "bytes=9-3")], b"").status,
+        416
+    );
 
     // a body that does not match its name
     let wrong = sha(b"something else");
-    let r = req(a, "POST", &format!("/r/snapshots/{wrong}"), &[], b"not that");
+    let r = req(
+        a,
+        "POST",
+        &format!("/r/snapshots/{wrong}"),
+        &[],
+        b"not that",
+    );
     assert_eq!(r.status, 400);
-    assert_eq!(req(a, "HEAD", &format!("/r/snapshots/{wrong}"), &[], b"").status, 404);
+    assert_eq!(
+        req(a, "HEAD", &format!("/r/snapshots/{wrong}"), &[], b"").status,
+        404
+    );
 
     // deletes
     assert_eq!(req(a, "DELETE", &path, &[], b"").status, 200);
-    assert_eq!(req(a, "DELETE", &path, &[], b"").status, 200, "deleting a missing file");
+    assert_eq!(
+        req(a, "DELETE", &path, &[], b"").status,
+        200,
+        "deleting a missing file"
+    );
     assert_eq!(req(a, "GET", &path, &[], b"").status, 404);
     assert_eq!(req(a, "DELETE", "/r/config", &[], b"").status, 200);
     assert_eq!(req(a, "HEAD", "/r/config", &[], b"").status, 404);
 
     // bad names and types
-    for p in ["/r/data/abc", "/r/a/unknown/", "/r/keys/XYZ", &format!("/r/data/{}", id.to_uppercase()), &format!("/r/data/{id}0")] {
+    for p in [
+        "/r/data/abc",
+        "/r/a/unknown/",
+        "/r/keys/XYZ",
+        &format!("/r/data/{}", id.to_uppercase()),
+        &format!("/r/data/{id}0"),
+    ] {
         assert_eq!(req(a, "GET", p, &[], b"").status, 404, "{p}");
     }
     // Nothing but the repository's files (no temporary files left behind).
-    assert!(files(&root).iter().all(|f| !f.contains(".tmp-")), "{:?}", files(&root));
+    assert!(
+        files(&root).iter().all(|f| !f.contains(".tmp-")),
+        "{:?}",
+        files(&root)
+    );
 }
 
 #[test]
@@ -209,13 +298,24 @@ fn hostile_paths_touch_nothing_outside_the_root() {
         let r = req(a, "POST", p, &[], &data);
         assert!(r.status == 404 || r.status == 400, "POST {p}: {}", r.status);
         let r = req(a, "POST", &format!("{p}?create=true"), &[], b"");
-        assert!(r.status == 404 || r.status == 400 || r.status == 405, "POST {p}?create=true: {}", r.status);
+        assert!(
+            r.status == 404 || r.status == 400 || r.status == 405,
+            "POST {p}?create=true: {}",
+            r.status
+        );
     }
-    assert_eq!(std::fs::read(dir.path().join("outside/config")).unwrap(), b"precious");
+    assert_eq!(
+        std::fs::read(dir.path().join("outside/config")).unwrap(),
+        b"precious"
+    );
     let mut after = files(dir.path());
     after.retain(|f| !f.starts_with("root/"));
     assert_eq!(after, before, "files outside the root changed");
-    assert!(files(&root).is_empty(), "nothing was created in the root: {:?}", files(&root));
+    assert!(
+        files(&root).is_empty(),
+        "nothing was created in the root: {:?}",
+        files(&root)
+    );
 }
 
 fn htpasswd(dir: &Path, lines: &[String]) -> PathBuf {
@@ -226,16 +326,25 @@ fn htpasswd(dir: &Path, lines: &[String]) -> PathBuf {
 
 fn basic(user: &str, pw: &str) -> String {
     use base64::Engine;
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pw}")))
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pw}"))
+    )
 }
 
 #[test]
 fn authentication_with_every_hash_form_and_reload() {
     let dir = tempfile::tempdir().unwrap();
-    let bcrypt = bcrypt::hash_with_result("bpw", 4).unwrap().format_for_version(bcrypt::Version::TwoY);
+    let bcrypt = bcrypt::hash_with_result("bpw", 4)
+        .unwrap()
+        .format_for_version(bcrypt::Version::TwoY);
     let file = htpasswd(
         dir.path(),
-        &[format!("bea:{bcrypt}"), "sam:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=".into(), "ann:$apr1$xxxxxxxx$dxHfLAsjHkDRmG83UXe8K0".into()],
+        &[
+            format!("bea:{bcrypt}"),
+            "sam:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=".into(),
+            "ann:$apr1$xxxxxxxx$dxHfLAsjHkDRmG83UXe8K0".into(),
+        ],
     );
     let s = serve(&dir.path().join("root"), |o| {
         o.no_auth = false;
@@ -246,38 +355,143 @@ fn authentication_with_every_hash_form_and_reload() {
     assert_eq!(r.status, 401);
     assert!(r.header("WWW-Authenticate").is_some());
     for (u, p) in [("bea", "bpw"), ("sam", "password"), ("ann", "password")] {
-        assert_eq!(req(a, "POST", "/r/?create=true", &[("Authorization", &basic(u, p))], b"").status, 200, "{u}");
+        assert_eq!(
+            req(
+                a,
+                "POST",
+                "/r/?create=true",
+                &[("Authorization", &basic(u, p))],
+                b""
+            )
+            .status,
+            200,
+            "{u}"
+        );
         // Cached the second time; still right.
-        assert_eq!(req(a, "GET", "/r/keys/", &[("Authorization", &basic(u, p))], b"").status, 200, "{u}");
-        assert_eq!(req(a, "GET", "/r/keys/", &[("Authorization", &basic(u, "wrong"))], b"").status, 401, "{u}");
+        assert_eq!(
+            req(
+                a,
+                "GET",
+                "/r/keys/",
+                &[("Authorization", &basic(u, p))],
+                b""
+            )
+            .status,
+            200,
+            "{u}"
+        );
+        assert_eq!(
+            req(
+                a,
+                "GET",
+                "/r/keys/",
+                &[("Authorization", &basic(u, "wrong"))],
+                b""
+            )
+            .status,
+            401,
+            "{u}"
+        );
     }
-    assert_eq!(req(a, "GET", "/r/keys/", &[("Authorization", &basic("nobody", "password"))], b"").status, 401);
-    assert_eq!(req(a, "GET", "/r/keys/", &[("Authorization", "Basic !!!")], b"").status, 401);
+    assert_eq!(
+        req(
+            a,
+            "GET",
+            "/r/keys/",
+            &[("Authorization", &basic("nobody", "password"))],
+            b""
+        )
+        .status,
+        401
+    );
+    assert_eq!(
+        req(a, "GET", "/r/keys/", &[("Authorization", "Basic !!!")], b"").status,
+        401
+    );
 
     // The file changes: a new user works, a removed one is refused.
     std::thread::sleep(Duration::from_millis(1100));
-    htpasswd(dir.path(), &["new:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=".into()]);
+    htpasswd(
+        dir.path(),
+        &["new:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=".into()],
+    );
     let deadline = Instant::now() + Duration::from_secs(5);
-    while req(a, "GET", "/r/keys/", &[("Authorization", &basic("new", "password"))], b"").status != 200 {
-        assert!(Instant::now() < deadline, "the htpasswd file was not reloaded");
+    while req(
+        a,
+        "GET",
+        "/r/keys/",
+        &[("Authorization", &basic("new", "password"))],
+        b"",
+    )
+    .status
+        != 200
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the htpasswd file was not reloaded"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert_eq!(req(a, "GET", "/r/keys/", &[("Authorization", &basic("sam", "password"))], b"").status, 401);
+    assert_eq!(
+        req(
+            a,
+            "GET",
+            "/r/keys/",
+            &[("Authorization", &basic("sam", "password"))],
+            b""
+        )
+        .status,
+        401
+    );
 }
 
 #[test]
 fn refuses_to_start_without_authentication_unless_told() {
     let dir = tempfile::tempdir().unwrap();
-    let o = ServerOptions { path: dir.path().into(), listen: "127.0.0.1:0".into(), quiet: true, ..Default::default() };
-    let e = Server::new(o).err().expect("no htpasswd file and no --no-auth").to_string();
+    let o = ServerOptions {
+        path: dir.path().into(),
+        listen: "127.0.0.1:0".into(),
+        quiet: true,
+        ..Default::default()
+    };
+    let e = Server::new(o)
+        .err()
+        .expect("no htpasswd file and no --no-auth")
+        .to_string();
     assert!(e.contains(".htpasswd") && e.contains("--no-auth"), "{e}");
     // The default file in the data directory is used when present.
-    std::fs::write(dir.path().join(".htpasswd"), "u:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n").unwrap();
-    let o = ServerOptions { path: dir.path().into(), listen: "127.0.0.1:0".into(), quiet: true, ..Default::default() };
+    std::fs::write(
+        dir.path().join(".htpasswd"),
+        "u:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n",
+    )
+    .unwrap();
+    let o = ServerOptions {
+        path: dir.path().into(),
+        listen: "127.0.0.1:0".into(),
+        quiet: true,
+        ..Default::default()
+    };
     let s = Server::new(o).unwrap().spawn();
-    assert_eq!(req(s.addr(), "GET", "/.htpasswd", &[("Authorization", &basic("u", "password"))], b"").status, 404);
+    assert_eq!(
+        req(
+            s.addr(),
+            "GET",
+            "/.htpasswd",
+            &[("Authorization", &basic("u", "password"))],
+            b""
+        )
+        .status,
+        404
+    );
     // TLS without certificate files.
-    let o = ServerOptions { path: dir.path().into(), listen: "127.0.0.1:0".into(), quiet: true, no_auth: true, tls: true, ..Default::default() };
+    let o = ServerOptions {
+        path: dir.path().into(),
+        listen: "127.0.0.1:0".into(),
+        quiet: true,
+        no_auth: true,
+        tls: true,
+        ..Default::default()
+    };
     let e = Server::new(o).err().unwrap().to_string();
     assert!(e.contains("public_key"), "{e}");
 }
@@ -285,7 +499,13 @@ fn refuses_to_start_without_authentication_unless_told() {
 #[test]
 fn private_repositories() {
     let dir = tempfile::tempdir().unwrap();
-    let file = htpasswd(dir.path(), &["alice:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=".into(), "bob:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=".into()]);
+    let file = htpasswd(
+        dir.path(),
+        &[
+            "alice:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=".into(),
+            "bob:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=".into(),
+        ],
+    );
     let s = serve(&dir.path().join("root"), |o| {
         o.no_auth = false;
         o.htpasswd_file = Some(file.clone());
@@ -294,15 +514,67 @@ fn private_repositories() {
     let a = s.addr();
     let alice = basic("alice", "password");
     let bob = basic("bob", "password");
-    assert_eq!(req(a, "POST", "/alice/?create=true", &[("Authorization", &alice)], b"").status, 200);
-    assert_eq!(req(a, "POST", "/alice/laptop/?create=true", &[("Authorization", &alice)], b"").status, 200);
-    assert_eq!(req(a, "POST", "/alice/config", &[("Authorization", &alice)], b"cfg").status, 200);
+    assert_eq!(
+        req(
+            a,
+            "POST",
+            "/alice/?create=true",
+            &[("Authorization", &alice)],
+            b""
+        )
+        .status,
+        200
+    );
+    assert_eq!(
+        req(
+            a,
+            "POST",
+            "/alice/laptop/?create=true",
+            &[("Authorization", &alice)],
+            b""
+        )
+        .status,
+        200
+    );
+    assert_eq!(
+        req(
+            a,
+            "POST",
+            "/alice/config",
+            &[("Authorization", &alice)],
+            b"cfg"
+        )
+        .status,
+        200
+    );
     for p in ["/alice/config", "/alice/keys/", "/alice/laptop/keys/"] {
-        assert_eq!(req(a, "GET", p, &[("Authorization", &bob)], b"").status, 401, "bob reads {p}");
-        assert_eq!(req(a, "GET", p, &[("Authorization", &alice)], b"").status, 200, "alice reads {p}");
+        assert_eq!(
+            req(a, "GET", p, &[("Authorization", &bob)], b"").status,
+            401,
+            "bob reads {p}"
+        );
+        assert_eq!(
+            req(a, "GET", p, &[("Authorization", &alice)], b"").status,
+            200,
+            "alice reads {p}"
+        );
     }
-    assert_eq!(req(a, "POST", "/?create=true", &[("Authorization", &bob)], b"").status, 401, "the root is nobody's");
-    assert_eq!(req(a, "DELETE", "/alice/config", &[("Authorization", &bob)], b"").status, 401);
+    assert_eq!(
+        req(a, "POST", "/?create=true", &[("Authorization", &bob)], b"").status,
+        401,
+        "the root is nobody's"
+    );
+    assert_eq!(
+        req(
+            a,
+            "DELETE",
+            "/alice/config",
+            &[("Authorization", &bob)],
+            b""
+        )
+        .status,
+        401
+    );
     assert!(dir.path().join("root/alice/config").is_file());
 }
 
@@ -316,10 +588,21 @@ fn append_only() {
     let data = b"snapshot".to_vec();
     let id = sha(&data);
     for t in ["data", "keys", "snapshots", "index", "locks"] {
-        assert_eq!(req(a, "POST", &format!("/{t}/{id}"), &[], &data).status, 200);
-        assert_eq!(req(a, "POST", &format!("/{t}/{id}"), &[], &data).status, 403, "overwrite {t}");
+        assert_eq!(
+            req(a, "POST", &format!("/{t}/{id}"), &[], &data).status,
+            200
+        );
+        assert_eq!(
+            req(a, "POST", &format!("/{t}/{id}"), &[], &data).status,
+            403,
+            "overwrite {t}"
+        );
         let expect = if t == "locks" { 200 } else { 403 };
-        assert_eq!(req(a, "DELETE", &format!("/{t}/{id}"), &[], b"").status, expect, "delete {t}");
+        assert_eq!(
+            req(a, "DELETE", &format!("/{t}/{id}"), &[], b"").status,
+            expect,
+            "delete {t}"
+        );
     }
     assert_eq!(req(a, "DELETE", "/config", &[], b"").status, 403);
     assert_eq!(req(a, "GET", "/config", &[], b"").body, b"cfg");
@@ -332,21 +615,47 @@ fn quota_across_repositories() {
     let s = serve(&dir.path().join("root"), |o| o.max_size = Some(10_000));
     let a = s.addr();
     for r in ["a", "b"] {
-        assert_eq!(req(a, "POST", &format!("/{r}/?create=true"), &[], b"").status, 200);
+        assert_eq!(
+            req(a, "POST", &format!("/{r}/?create=true"), &[], b"").status,
+            200
+        );
     }
     let d1 = vec![1u8; 6000];
     let d2 = vec![2u8; 6000];
-    assert_eq!(req(a, "POST", &format!("/a/data/{}", sha(&d1)), &[], &d1).status, 200);
-    assert_eq!(req(a, "POST", &format!("/b/data/{}", sha(&d2)), &[], &d2).status, 507, "the quota counts every repository");
-    assert_eq!(req(a, "HEAD", &format!("/b/data/{}", sha(&d2)), &[], b"").status, 404);
-    assert_eq!(req(a, "DELETE", &format!("/a/data/{}", sha(&d1)), &[], b"").status, 200);
-    assert_eq!(req(a, "POST", &format!("/b/data/{}", sha(&d2)), &[], &d2).status, 200, "a delete frees space");
+    assert_eq!(
+        req(a, "POST", &format!("/a/data/{}", sha(&d1)), &[], &d1).status,
+        200
+    );
+    assert_eq!(
+        req(a, "POST", &format!("/b/data/{}", sha(&d2)), &[], &d2).status,
+        507,
+        "the quota counts every repository"
+    );
+    assert_eq!(
+        req(a, "HEAD", &format!("/b/data/{}", sha(&d2)), &[], b"").status,
+        404
+    );
+    assert_eq!(
+        req(a, "DELETE", &format!("/a/data/{}", sha(&d1)), &[], b"").status,
+        200
+    );
+    assert_eq!(
+        req(a, "POST", &format!("/b/data/{}", sha(&d2)), &[], &d2).status,
+        200,
+        "a delete frees space"
+    );
 }
 
 #[test]
 fn prometheus_metrics() {
     let dir = tempfile::tempdir().unwrap();
-    let file = htpasswd(dir.path(), &["alice:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=".into(), "metrics:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=".into()]);
+    let file = htpasswd(
+        dir.path(),
+        &[
+            "alice:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=".into(),
+            "metrics:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=".into(),
+        ],
+    );
     let s = serve(&dir.path().join("root"), |o| {
         o.no_auth = false;
         o.htpasswd_file = Some(file.clone());
@@ -355,15 +664,61 @@ fn prometheus_metrics() {
     });
     let a = s.addr();
     let alice = basic("alice", "password");
-    req(a, "POST", "/alice/pc/?create=true", &[("Authorization", &alice)], b"");
+    req(
+        a,
+        "POST",
+        "/alice/pc/?create=true",
+        &[("Authorization", &alice)],
+        b"",
+    );
     let data = vec![9u8; 1234];
     let id = sha(&data);
-    assert_eq!(req(a, "POST", &format!("/alice/pc/data/{id}"), &[("Authorization", &alice)], &data).status, 200);
-    assert_eq!(req(a, "GET", &format!("/alice/pc/data/{id}"), &[("Authorization", &alice)], b"").status, 200);
-    assert_eq!(req(a, "DELETE", &format!("/alice/pc/data/{id}"), &[("Authorization", &alice)], b"").status, 200);
+    assert_eq!(
+        req(
+            a,
+            "POST",
+            &format!("/alice/pc/data/{id}"),
+            &[("Authorization", &alice)],
+            &data
+        )
+        .status,
+        200
+    );
+    assert_eq!(
+        req(
+            a,
+            "GET",
+            &format!("/alice/pc/data/{id}"),
+            &[("Authorization", &alice)],
+            b""
+        )
+        .status,
+        200
+    );
+    assert_eq!(
+        req(
+            a,
+            "DELETE",
+            &format!("/alice/pc/data/{id}"),
+            &[("Authorization", &alice)],
+            b""
+        )
+        .status,
+        200
+    );
     assert_eq!(req(a, "GET", "/metrics", &[], b"").status, 401);
-    assert_eq!(req(a, "GET", "/metrics", &[("Authorization", &alice)], b"").status, 401, "only `metrics` with --private-repos");
-    let r = req(a, "GET", "/metrics", &[("Authorization", &basic("metrics", "password"))], b"");
+    assert_eq!(
+        req(a, "GET", "/metrics", &[("Authorization", &alice)], b"").status,
+        401,
+        "only `metrics` with --private-repos"
+    );
+    let r = req(
+        a,
+        "GET",
+        "/metrics",
+        &[("Authorization", &basic("metrics", "password"))],
+        b"",
+    );
     assert_eq!(r.status, 200);
     let t = r.text();
     for line in [
@@ -397,35 +752,63 @@ fn slow_and_vanishing_clients() {
         if i % 2 == 0 {
             c.write_all(b"GET /config HTTP/1.1\r\nHost: x\r\n").unwrap();
         } else {
-            c.write_all(format!("POST /data/{id} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n", data.len()).as_bytes()).unwrap();
+            c.write_all(
+                format!(
+                    "POST /data/{id} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+                    data.len()
+                )
+                .as_bytes(),
+            )
+            .unwrap();
             c.write_all(&data[..100_000]).unwrap();
         }
         stalled.push(c);
     }
     let t = Instant::now();
     assert_eq!(req(a, "GET", "/keys/", &[], b"").status, 200);
-    assert!(t.elapsed() < Duration::from_secs(10), "served only after {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "served only after {:?}",
+        t.elapsed()
+    );
     // The stalled connections are closed by the server.
     for mut c in stalled {
         c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let mut buf = Vec::new();
-        assert!(c.read_to_end(&mut buf).is_ok(), "a stalled connection was not closed by the server");
+        assert!(
+            c.read_to_end(&mut buf).is_ok(),
+            "a stalled connection was not closed by the server"
+        );
     }
     // A client that vanishes mid-upload leaves nothing behind.
     {
         let mut c = TcpStream::connect(a).unwrap();
-        c.write_all(format!("POST /data/{id} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n", data.len()).as_bytes()).unwrap();
+        c.write_all(
+            format!(
+                "POST /data/{id} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+                data.len()
+            )
+            .as_bytes(),
+        )
+        .unwrap();
         c.write_all(&data[..500_000]).unwrap();
     }
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(req(a, "HEAD", &format!("/data/{id}"), &[], b"").status, 404);
     let deadline = Instant::now() + Duration::from_secs(5);
     while files(&root).iter().any(|f| f.contains(".tmp-")) {
-        assert!(Instant::now() < deadline, "temporary files left: {:?}", files(&root));
+        assert!(
+            Instant::now() < deadline,
+            "temporary files left: {:?}",
+            files(&root)
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     // And the same upload, whole, works.
-    assert_eq!(req(a, "POST", &format!("/data/{id}"), &[], &data).status, 200);
+    assert_eq!(
+        req(a, "POST", &format!("/data/{id}"), &[], &data).status,
+        200
+    );
 }
 
 #[test]
@@ -437,9 +820,14 @@ fn many_parallel_uploads_arrive_intact() {
     let threads: Vec<_> = (0..16u8)
         .map(|i| {
             std::thread::spawn(move || {
-                let data: Vec<u8> = (0..(600_000 + i as usize * 1000)).map(|j| (j as u8) ^ i).collect();
+                let data: Vec<u8> = (0..(600_000 + i as usize * 1000))
+                    .map(|j| (j as u8) ^ i)
+                    .collect();
                 let id = sha(&data);
-                assert_eq!(req(a, "POST", &format!("/data/{id}"), &[], &data).status, 200);
+                assert_eq!(
+                    req(a, "POST", &format!("/data/{id}"), &[], &data).status,
+                    200
+                );
                 assert_eq!(req(a, "GET", &format!("/data/{id}"), &[], b"").body, data);
             })
         })
@@ -447,6 +835,7 @@ fn many_parallel_uploads_arrive_intact() {
     for t in threads {
         t.join().unwrap();
     }
-    let listed: Vec<serde_json::Value> = serde_json::from_slice(&req(a, "GET", "/data/", &[("Accept", V2)], b"").body).unwrap();
+    let listed: Vec<serde_json::Value> =
+        serde_json::from_slice(&req(a, "GET", "/data/", &[("Accept", V2)], b"").body).unwrap();
     assert_eq!(listed.len(), 16);
 }

@@ -45,9 +45,24 @@ struct Load {
 
 fn load(scale: Scale) -> Load {
     match scale {
-        Scale::Full => Load { clients: 32, uploads: 48, mean: 1 << 20, list_every: 8 },
-        Scale::Quick => Load { clients: 16, uploads: 24, mean: 512 << 10, list_every: 6 },
-        Scale::Smoke => Load { clients: 4, uploads: 6, mean: 64 << 10, list_every: 3 },
+        Scale::Full => Load {
+            clients: 32,
+            uploads: 48,
+            mean: 1 << 20,
+            list_every: 8,
+        },
+        Scale::Quick => Load {
+            clients: 16,
+            uploads: 24,
+            mean: 512 << 10,
+            list_every: 6,
+        },
+        Scale::Smoke => Load {
+            clients: 4,
+            uploads: 6,
+            mean: 64 << 10,
+            list_every: 3,
+        },
     }
 }
 
@@ -74,7 +89,11 @@ impl Stats {
 
 pub fn run(opts: &Options) -> Result<()> {
     let l = load(opts.scale);
-    let base = opts.dir.clone().unwrap_or_else(super::default_base).join("rest-load");
+    let base = opts
+        .dir
+        .clone()
+        .unwrap_or_else(super::default_base)
+        .join("rest-load");
     fsutil::remove(&base)?;
     std::fs::create_dir_all(&base).with_context(|| format!("creating {}", base.display()))?;
     sys::ensure_packages(&["rclone"])?;
@@ -96,8 +115,21 @@ pub fn run(opts: &Options) -> Result<()> {
 
     let mut rows = Vec::new();
     for (name, program, args) in [
-        ("cairn serve", cairn.clone(), vec!["serve".to_string(), "--no-auth".into(), "--quiet".into(), "--path".into()]),
-        ("rclone serve restic", rclone.clone(), vec!["serve".to_string(), "restic".into(), "--addr".into()]),
+        (
+            "cairn serve",
+            cairn.clone(),
+            vec![
+                "serve".to_string(),
+                "--no-auth".into(),
+                "--quiet".into(),
+                "--path".into(),
+            ],
+        ),
+        (
+            "rclone serve restic",
+            rclone.clone(),
+            vec!["serve".to_string(), "restic".into(), "--addr".into()],
+        ),
     ] {
         let root = base.join(name.split(' ').next().unwrap());
         std::fs::create_dir_all(&root)?;
@@ -108,12 +140,19 @@ pub fn run(opts: &Options) -> Result<()> {
         if name.starts_with("cairn") {
             cmd.arg(&root).args(["--listen", &addr.to_string()]);
         } else {
-            cmd.arg(addr.to_string()).arg(&root).env("RCLONE_CONFIG", base.join("rclone.conf"));
+            cmd.arg(addr.to_string())
+                .arg(&root)
+                .env("RCLONE_CONFIG", base.join("rclone.conf"));
         }
         let log = base.join(format!("{}.log", name.split(' ').next().unwrap()));
-        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(std::fs::File::create(&log)?);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log)?);
         eprintln!("[rest-load] {name}: {}", sys::describe(&cmd));
-        let mut server = ServerGuard(cmd.spawn().with_context(|| format!("starting {}", program.display()))?);
+        let mut server = ServerGuard(
+            cmd.spawn()
+                .with_context(|| format!("starting {}", program.display()))?,
+        );
         wait_listening(addr, &mut server.0)?;
         let row = drive(name, addr, server.0.id(), l)?;
         drop(server);
@@ -164,7 +203,10 @@ pub fn run(opts: &Options) -> Result<()> {
         s => format!("rest-load-{}", s.name()),
     };
     let doc = json!({ "clients": l.clients, "uploads_per_client": l.uploads, "mean_size": l.mean, "list_every": l.list_every, "rows": rows });
-    std::fs::write(out_dir.join(format!("{stem}.json")), serde_json::to_string_pretty(&doc)?)?;
+    std::fs::write(
+        out_dir.join(format!("{stem}.json")),
+        serde_json::to_string_pretty(&doc)?,
+    )?;
     std::fs::write(out_dir.join(format!("{stem}.md")), &text)?;
     eprintln!("[rest-load] wrote {}/{stem}.{{json,md}}", out_dir.display());
     if opts.clean {
@@ -172,11 +214,16 @@ pub fn run(opts: &Options) -> Result<()> {
     }
     let bad: Vec<&str> = rows
         .iter()
-        .filter(|r| r["lost_objects"].as_u64() != Some(0) || r["failed_requests"].as_u64() != Some(0))
+        .filter(|r| {
+            r["lost_objects"].as_u64() != Some(0) || r["failed_requests"].as_u64() != Some(0)
+        })
         .filter_map(|r| r["server"].as_str())
         .collect();
     if !bad.is_empty() && opts.strict != super::Strict::No {
-        bail!("requests failed or objects were lost with: {}", bad.join(", "));
+        bail!(
+            "requests failed or objects were lost with: {}",
+            bad.join(", ")
+        );
     }
     Ok(())
 }
@@ -208,7 +255,11 @@ fn wait_listening(addr: SocketAddr, child: &mut Child) -> Result<()> {
 fn proc_usage(pid: u32) -> (u64, f64) {
     let rss = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
         .unwrap_or(0)
         * 1024;
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
@@ -274,7 +325,8 @@ fn drive(name: &str, addr: SocketAddr, pid: u32, l: Load) -> Result<serde_json::
 
 /// Deterministic, unique content for object `i` of client `c`.
 fn object(c: usize, i: usize, mean: usize) -> Vec<u8> {
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15 ^ ((c as u64) << 32 | i as u64).wrapping_mul(0x2545_f491_4f6c_dd1d);
+    let mut x: u64 =
+        0x9e37_79b9_7f4a_7c15 ^ ((c as u64) << 32 | i as u64).wrapping_mul(0x2545_f491_4f6c_dd1d);
     let mut next = || {
         x ^= x << 13;
         x ^= x >> 7;
@@ -293,16 +345,17 @@ fn object(c: usize, i: usize, mean: usize) -> Vec<u8> {
 fn client(addr: SocketAddr, c: usize, l: Load, stats: &Stats) {
     let mut conn = Conn::new(addr);
     let repo = format!("/client{c}");
-    let mut req = |method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]| -> Option<Response> {
-        stats.requests.fetch_add(1, Ordering::Relaxed);
-        match conn.request(method, path, headers, body) {
-            Ok(r) => Some(r),
-            Err(e) => {
-                stats.error(format!("{method} {path}: {e:#}"));
-                None
+    let mut req =
+        |method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]| -> Option<Response> {
+            stats.requests.fetch_add(1, Ordering::Relaxed);
+            match conn.request(method, path, headers, body) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    stats.error(format!("{method} {path}: {e:#}"));
+                    None
+                }
             }
-        }
-    };
+        };
     match req("POST", &format!("{repo}/?create=true"), &[], b"") {
         Some(r) if r.status == 200 => {}
         Some(r) => return stats.error(format!("create {repo}: status {}", r.status)),
@@ -313,9 +366,18 @@ fn client(addr: SocketAddr, c: usize, l: Load, stats: &Stats) {
         let data = object(c, i, l.mean);
         let id = hex(&Sha256::digest(&data));
         let t = Instant::now();
-        if let Some(r) = req("POST", &format!("{repo}/data/{id}"), &[("Content-Type", "application/octet-stream")], &data) {
+        if let Some(r) = req(
+            "POST",
+            &format!("{repo}/data/{id}"),
+            &[("Content-Type", "application/octet-stream")],
+            &data,
+        ) {
             if r.status == 200 {
-                stats.upload_ms.lock().unwrap().push(t.elapsed().as_secs_f64() * 1000.0);
+                stats
+                    .upload_ms
+                    .lock()
+                    .unwrap()
+                    .push(t.elapsed().as_secs_f64() * 1000.0);
                 stats.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
                 stored.push((id, data.len()));
             } else {
@@ -324,21 +386,46 @@ fn client(addr: SocketAddr, c: usize, l: Load, stats: &Stats) {
         }
         if (i + 1) % l.list_every == 0 {
             let t = Instant::now();
-            if let Some(r) = req("GET", &format!("{repo}/data/"), &[("Accept", "application/vnd.x.restic.rest.v2")], b"") {
-                stats.list_ms.lock().unwrap().push(t.elapsed().as_secs_f64() * 1000.0);
-                let n = serde_json::from_slice::<Vec<serde_json::Value>>(&r.body).map(|v| v.len()).unwrap_or(usize::MAX);
+            if let Some(r) = req(
+                "GET",
+                &format!("{repo}/data/"),
+                &[("Accept", "application/vnd.x.restic.rest.v2")],
+                b"",
+            ) {
+                stats
+                    .list_ms
+                    .lock()
+                    .unwrap()
+                    .push(t.elapsed().as_secs_f64() * 1000.0);
+                let n = serde_json::from_slice::<Vec<serde_json::Value>>(&r.body)
+                    .map(|v| v.len())
+                    .unwrap_or(usize::MAX);
                 if r.status != 200 || n < stored.len() {
-                    stats.error(format!("GET {repo}/data/: status {}, {n} listed of {} stored", r.status, stored.len()));
+                    stats.error(format!(
+                        "GET {repo}/data/: status {}, {n} listed of {} stored",
+                        r.status,
+                        stored.len()
+                    ));
                 }
             }
         }
     }
     // Nothing lost: every object listed with its size; a sample read back.
-    let listed: Vec<(String, usize)> = match req("GET", &format!("{repo}/data/"), &[("Accept", "application/vnd.x.restic.rest.v2")], b"") {
+    let listed: Vec<(String, usize)> = match req(
+        "GET",
+        &format!("{repo}/data/"),
+        &[("Accept", "application/vnd.x.restic.rest.v2")],
+        b"",
+    ) {
         Some(r) if r.status == 200 => serde_json::from_slice::<Vec<serde_json::Value>>(&r.body)
             .unwrap_or_default()
             .iter()
-            .filter_map(|e| Some((e["name"].as_str()?.to_string(), e["size"].as_u64()? as usize)))
+            .filter_map(|e| {
+                Some((
+                    e["name"].as_str()?.to_string(),
+                    e["size"].as_u64()? as usize,
+                ))
+            })
             .collect(),
         _ => Vec::new(),
     };
@@ -378,7 +465,13 @@ impl Conn {
         Conn { addr, stream: None }
     }
 
-    fn request(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<Response> {
+    fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<Response> {
         // A kept-alive connection the server closed meanwhile: try once more on a fresh one.
         let reused = self.stream.is_some();
         match self.try_request(method, path, headers, body) {
@@ -390,7 +483,13 @@ impl Conn {
         }
     }
 
-    fn try_request(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<Response> {
+    fn try_request(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<Response> {
         if self.stream.is_none() {
             let s = TcpStream::connect(self.addr)?;
             s.set_nodelay(true)?;
@@ -398,7 +497,11 @@ impl Conn {
             self.stream = Some(BufReader::with_capacity(64 << 10, s));
         }
         let r = self.stream.as_mut().unwrap();
-        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n", self.addr, body.len());
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n",
+            self.addr,
+            body.len()
+        );
         for (k, v) in headers {
             head.push_str(&format!("{k}: {v}\r\n"));
         }
@@ -427,7 +530,11 @@ fn read_response(r: &mut BufReader<TcpStream>, head: bool) -> Result<(Response, 
     if r.read_line(&mut line)? == 0 {
         bail!("the server closed the connection");
     }
-    let status: u16 = line.split(' ').nth(1).and_then(|s| s.parse().ok()).with_context(|| format!("bad status line {line:?}"))?;
+    let status: u16 = line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .with_context(|| format!("bad status line {line:?}"))?;
     let (mut len, mut chunked, mut close) = (None, false, false);
     loop {
         line.clear();
@@ -453,7 +560,8 @@ fn read_response(r: &mut BufReader<TcpStream>, head: bool) -> Result<(Response, 
         loop {
             line.clear();
             r.read_line(&mut line)?;
-            let n = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16).context("bad chunk size")?;
+            let n = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16)
+                .context("bad chunk size")?;
             if n == 0 {
                 line.clear();
                 r.read_line(&mut line)?;

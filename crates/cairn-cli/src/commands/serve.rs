@@ -72,10 +72,17 @@ pub struct ServeArgs {
 /// `500000`, `500K`, `1.5G`, `2TiB`: bytes (K = 1024).
 fn parse_size(s: &str) -> Option<u64> {
     let t = s.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let n: f64 = num.parse().ok()?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().trim_end_matches("ib").trim_end_matches('b') {
+    let mult: u64 = match unit
+        .trim()
+        .to_ascii_lowercase()
+        .trim_end_matches("ib")
+        .trim_end_matches('b')
+    {
         "" => 1,
         "k" => 1 << 10,
         "m" => 1 << 20,
@@ -89,14 +96,22 @@ fn parse_size(s: &str) -> Option<u64> {
 pub fn run(g: &GlobalOptions, a: ServeArgs) -> Result<i32> {
     let max_size = match &a.max_size {
         None => None,
-        Some(s) => Some(parse_size(s).ok_or_else(|| Error::usage(format!("invalid --max-size {s:?}: use bytes, or a number with K, M, G or T")))?),
+        Some(s) => Some(parse_size(s).ok_or_else(|| {
+            Error::usage(format!(
+                "invalid --max-size {s:?}: use bytes, or a number with K, M, G or T"
+            ))
+        })?),
     };
     let tls_min_version: TlsMinVersion = a.tls_min_ver.parse().map_err(Error::usage)?;
     // Repository files are private to the server's user (rest-server's
     // modes), or shared with its group.
     // SAFETY: umask only sets the process's file creation mask.
     unsafe {
-        libc::umask(if a.group_accessible_repos { 0o007 } else { 0o077 });
+        libc::umask(if a.group_accessible_repos {
+            0o007
+        } else {
+            0o077
+        });
     }
     let opts = ServerOptions {
         path: a.path,
@@ -121,7 +136,9 @@ pub fn run(g: &GlobalOptions, a: ServeArgs) -> Result<i32> {
         ..ServerOptions::default()
     };
     let server = Server::new(opts).map_err(|e| Error::new(Kind::Usage, e.to_string()))?;
-    server.run().map_err(|e| Error::new(Kind::Io, e.to_string()))?;
+    server
+        .run()
+        .map_err(|e| Error::new(Kind::Io, e.to_string()))?;
     Ok(0)
 }
 
