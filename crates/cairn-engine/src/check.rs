@@ -10,7 +10,7 @@ use crate::tree_walk::{self, Visit, Visitor};
 use crate::{Error, Result};
 use cairn_repository::backend::FileKind;
 use cairn_repository::format::tree::{Node, NodeKind};
-use cairn_repository::format::{pack, BlobKind, Id};
+use cairn_repository::format::{BlobKind, Id};
 use cairn_repository::{parallel_map, BlobLocation, Repository};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -273,21 +273,12 @@ fn read_pack(
     size: u64,
     expected: &[BlobLocation],
 ) -> std::result::Result<(), String> {
+    use sha2::{Digest, Sha256};
     let what = format!("pack {id}");
-    let bytes = repo
-        .backend()
-        .read(FileKind::Data, &id.to_hex())
-        .map_err(|e| format!("{what}: {e}"))?;
-    if Id::sha256(&bytes) != *id {
-        return Err(format!(
-            "{what}: contents do not match the name (SHA-256 mismatch: damaged)"
-        ));
-    }
-    let hlen = pack::header_length(size, &bytes[bytes.len().saturating_sub(4)..])
-        .map_err(|e| format!("{what}: {e}"))? as usize;
-    let header = &bytes[bytes.len() - 4 - hlen..bytes.len() - 4];
-    let entries = pack::parse_header(repo.cipher(), header, size)
-        .map_err(|e| format!("{what}: header: {e}"))?;
+    // The header first (from the pack's tail), then the blobs in pieces of
+    // a few MiB: memory stays small whatever the pack size, and the whole
+    // pack is still hashed against its name.
+    let entries = repo.read_pack_header(id, size).map_err(|e| e.message)?;
     let in_header: HashSet<(Id, u32)> = entries.iter().map(|e| (e.id, e.offset)).collect();
     for loc in expected {
         if !in_header.contains(&(loc.id, loc.offset)) {
@@ -299,20 +290,40 @@ fn read_pack(
             ));
         }
     }
-    for e in &entries {
-        let loc = BlobLocation {
-            id: e.id,
-            kind: e.kind,
-            pack: *id,
-            offset: e.offset,
-            length: e.length,
-            raw_length: e.raw_length,
-        };
-        let sealed = &bytes[e.offset as usize..(e.offset + e.length) as usize];
-        repo.open_blob(&loc, sealed)
-            .map_err(|err| err.to_string())?;
+    const PIECE: u64 = 4 << 20;
+    let name = id.to_hex();
+    let read = |off: u64, len: u64| repo.backend().read_range(FileKind::Data, &name, off, Some(len)).map_err(|e| format!("{what}: {e}"));
+    let mut hasher = Sha256::new();
+    let mut bad_blob: Option<String> = None;
+    let mut i = 0;
+    let mut pos = 0u64;
+    while i < entries.len() {
+        let mut j = i + 1;
+        let mut end = entries[i].offset as u64 + entries[i].length as u64;
+        while j < entries.len() && entries[j].offset as u64 + entries[j].length as u64 - pos <= PIECE {
+            end = entries[j].offset as u64 + entries[j].length as u64;
+            j += 1;
+        }
+        let bytes = read(pos, end - pos)?;
+        hasher.update(&bytes);
+        for e in &entries[i..j] {
+            let loc = BlobLocation { id: e.id, kind: e.kind, pack: *id, offset: e.offset, length: e.length, raw_length: e.raw_length };
+            let at = (e.offset as u64 - pos) as usize;
+            if let Err(err) = repo.open_blob(&loc, &bytes[at..at + e.length as usize]) {
+                bad_blob.get_or_insert(err.message);
+            }
+        }
+        pos = end;
+        i = j;
     }
-    Ok(())
+    hasher.update(read(pos, size - pos)?);
+    if Id(hasher.finalize().into()) != *id {
+        return Err(format!("{what}: contents do not match the name (SHA-256 mismatch: damaged)"));
+    }
+    match bad_blob {
+        Some(m) => Err(m),
+        None => Ok(()),
+    }
 }
 
 struct SnapshotChecker<'a> {

@@ -23,7 +23,7 @@ use std::sync::atomic::Ordering;
 /// Blobs this close together in a pack are fetched with one read.
 const MAX_GAP: u64 = 1 << 20;
 /// Upper bound of one read (a single larger blob is still read whole).
-const MAX_READ: u64 = 32 << 20;
+const MAX_READ: u64 = 4 << 20;
 const MAX_OPEN_PER_WORKER: usize = 128;
 
 /// One blob written to one place.
