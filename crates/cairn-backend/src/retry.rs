@@ -155,6 +155,12 @@ impl<B: Backend> Backend for RetryBackend<B> {
     fn write_concurrency(&self) -> usize {
         self.inner.write_concurrency()
     }
+
+    /// Starting a stream is retried; its writes and commit are not (a
+    /// stream cannot be replayed: the caller sees the error).
+    fn data_writer(&self) -> Result<Option<Box<dyn crate::DataWriter>>> {
+        self.retry(|_| self.inner.data_writer())
+    }
 }
 
 #[cfg(test)]
