@@ -1,5 +1,5 @@
 //! Running one tool command and measuring it: wall time, user and system
-//! CPU time and peak RSS of that child alone (from `wait4`'s rusage), with
+//! CPU time (from `wait4`'s rusage) and peak RSS of that child alone, with
 //! stdout discarded, stderr kept in a log file, optional stdin streamed
 //! from a file through a pipe, and a timeout.
 //!
@@ -58,9 +58,29 @@ impl Outcome {
     }
 }
 
+/// GNU time, used only to measure the peak RSS (see [`run`]).
+const TIME: &str = "/usr/bin/time";
+
 /// Runs the command and waits for it. `Err` only when it cannot be started.
+///
+/// Peak RSS: Linux counts in a child's `ru_maxrss` the memory of the
+/// process it was spawned from (the parent's address space, shared until
+/// `exec`), so `wait4` reports at least this harness's own peak, which grows
+/// with the data sets. The tool therefore runs under GNU time, a small
+/// process whose child starts from a small address space, and its `%M` is
+/// the tool's own peak. CPU times still come from `wait4` (they include
+/// time's child).
 pub fn run(spec: &Spec) -> io::Result<(Outcome, Measured)> {
-    let mut cmd = Command::new(spec.program);
+    let rss_file = spec.stderr_log.with_extension("rss");
+    let _ = std::fs::remove_file(&rss_file);
+    let use_time = Path::new(TIME).exists();
+    let mut cmd = if use_time {
+        let mut c = Command::new(TIME);
+        c.arg("-f").arg("%M").arg("-o").arg(&rss_file).arg(spec.program);
+        c
+    } else {
+        Command::new(spec.program)
+    };
     cmd.args(&spec.args)
         .stdout(Stdio::null())
         .stderr(File::create(&spec.stderr_log)?);
@@ -145,11 +165,19 @@ pub fn run(spec: &Spec) -> io::Result<(Outcome, Measured)> {
     } else {
         Outcome::Signaled(libc::WTERMSIG(status))
     };
+    let from_time = std::fs::read_to_string(&rss_file)
+        .ok()
+        .and_then(|t| t.lines().last().and_then(|l| l.trim().parse::<u64>().ok()));
+    let outcome = match outcome {
+        // GNU time reports a child killed by signal N as exit code 128 + N.
+        Outcome::Exited(code) if use_time && code > 128 && from_time.is_some() => Outcome::Signaled(code - 128),
+        o => o,
+    };
     let measured = Measured {
         wall,
         user: timeval(usage.ru_utime),
         sys: timeval(usage.ru_stime),
-        max_rss_kib: usage.ru_maxrss.max(0) as u64,
+        max_rss_kib: from_time.unwrap_or(usage.ru_maxrss.max(0) as u64),
     };
     Ok((outcome, measured))
 }
