@@ -60,6 +60,38 @@ pub struct SnapshotFilterArgs {
     pub paths: Vec<String>,
 }
 
+/// `--exclude`, `--iexclude` and their `-file` forms (backup, rewrite).
+#[derive(Args, Debug, Default, Clone)]
+pub struct ExcludeArgs {
+    /// Exclude paths matching this pattern (repeatable)
+    #[arg(short = 'e', long)]
+    pub exclude: Vec<String>,
+    /// As --exclude, ignoring case
+    #[arg(long)]
+    pub iexclude: Vec<String>,
+    /// Read exclude patterns from a file (repeatable)
+    #[arg(long)]
+    pub exclude_file: Vec<PathBuf>,
+    /// Read case-insensitive exclude patterns from a file (repeatable)
+    #[arg(long)]
+    pub iexclude_file: Vec<PathBuf>,
+}
+
+impl ExcludeArgs {
+    /// The case-sensitive and case-insensitive patterns, files read.
+    pub fn patterns(&self) -> cairn_repository::Result<(Vec<String>, Vec<String>)> {
+        let mut ex = self.exclude.clone();
+        for f in &self.exclude_file {
+            ex.extend(cairn_engine::pattern::PatternSet::read_file(f)?);
+        }
+        let mut iex = self.iexclude.clone();
+        for f in &self.iexclude_file {
+            iex.extend(cairn_engine::pattern::PatternSet::read_file(f)?);
+        }
+        Ok((ex, iex))
+    }
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Create a new repository

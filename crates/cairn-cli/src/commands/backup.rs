@@ -1,4 +1,4 @@
-use crate::cli::GlobalOptions;
+use crate::cli::{ExcludeArgs, GlobalOptions};
 use crate::output::{bytes, duration, json_line};
 use crate::progress::{eta, Mode, Reporter, Status};
 use cairn_engine::archiver::{self, BackupOptions, BackupProgress, ErrorSink, Filters, Source};
@@ -27,18 +27,8 @@ pub struct BackupArgs {
     /// Back up what this command prints (arguments after --); no snapshot if it fails
     #[arg(long)]
     pub stdin_from_command: bool,
-    /// Exclude paths matching this pattern (repeatable)
-    #[arg(short = 'e', long)]
-    pub exclude: Vec<String>,
-    /// As --exclude, ignoring case
-    #[arg(long)]
-    pub iexclude: Vec<String>,
-    /// Read exclude patterns from a file (repeatable)
-    #[arg(long)]
-    pub exclude_file: Vec<PathBuf>,
-    /// Read case-insensitive exclude patterns from a file (repeatable)
-    #[arg(long)]
-    pub iexclude_file: Vec<PathBuf>,
+    #[command(flatten)]
+    pub excludes: ExcludeArgs,
     /// Exclude directories marked with a valid CACHEDIR.TAG
     #[arg(long)]
     pub exclude_caches: bool,
@@ -107,14 +97,7 @@ pub fn parse_size(s: &str) -> Result<u64> {
 }
 
 fn filters(a: &BackupArgs) -> Result<Filters> {
-    let mut ex = a.exclude.clone();
-    for f in &a.exclude_file {
-        ex.extend(PatternSet::read_file(f)?);
-    }
-    let mut iex = a.iexclude.clone();
-    for f in &a.iexclude_file {
-        iex.extend(PatternSet::read_file(f)?);
-    }
+    let (ex, iex) = a.excludes.patterns()?;
     Ok(Filters {
         exclude: PatternSet::new(&ex, false)?,
         iexclude: PatternSet::new(&iex, true)?,

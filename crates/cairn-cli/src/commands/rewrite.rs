@@ -6,7 +6,7 @@
 //! snapshot is removed only with `--forget`, after the new one is stored.
 
 use super::select::select;
-use crate::cli::{GlobalOptions, SnapshotFilterArgs};
+use crate::cli::{ExcludeArgs, GlobalOptions, SnapshotFilterArgs};
 use crate::output::json_line;
 use cairn_engine::pattern::PatternSet;
 use cairn_engine::rewrite::Rewriter;
@@ -16,25 +16,14 @@ use cairn_repository::format::Id;
 use cairn_repository::{BlobSaver, Error, Result, SaverOptions};
 use clap::Args;
 use serde_json::json;
-use std::path::PathBuf;
 
 #[derive(Args, Debug)]
 pub struct RewriteArgs {
     /// Snapshots to rewrite (default: all that pass the filters)
     #[arg(value_name = "SNAPSHOT")]
     pub ids: Vec<String>,
-    /// Exclude paths matching this pattern (repeatable)
-    #[arg(short = 'e', long)]
-    pub exclude: Vec<String>,
-    /// As --exclude, ignoring case
-    #[arg(long)]
-    pub iexclude: Vec<String>,
-    /// Read exclude patterns from a file (repeatable)
-    #[arg(long)]
-    pub exclude_file: Vec<PathBuf>,
-    /// Read case-insensitive exclude patterns from a file (repeatable)
-    #[arg(long)]
-    pub iexclude_file: Vec<PathBuf>,
+    #[command(flatten)]
+    pub excludes: ExcludeArgs,
     /// Remove the original snapshots once the new ones are stored
     #[arg(long)]
     pub forget: bool,
@@ -46,14 +35,7 @@ pub struct RewriteArgs {
 }
 
 pub fn run(g: &GlobalOptions, a: RewriteArgs) -> Result<i32> {
-    let mut ex = a.exclude.clone();
-    for f in &a.exclude_file {
-        ex.extend(PatternSet::read_file(f)?);
-    }
-    let mut iex = a.iexclude.clone();
-    for f in &a.iexclude_file {
-        iex.extend(PatternSet::read_file(f)?);
-    }
+    let (ex, iex) = a.excludes.patterns()?;
     let patterns = PatternSet::mixed(&ex, &iex)?;
     if patterns.is_empty() {
         return Err(Error::usage(
