@@ -16,7 +16,7 @@ use crate::{Error, Result};
 use cairn_repository::format::tree::{Node, NodeKind};
 use cairn_repository::format::Id;
 use cairn_repository::Repository;
-use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use globset::{GlobSet, GlobSetBuilder};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
@@ -35,18 +35,7 @@ impl FindPattern {
             if p.is_empty() {
                 return Err(Error::usage("empty find pattern"));
             }
-            let full = if p.starts_with('/') {
-                p.to_string()
-            } else {
-                format!("**/{p}")
-            };
-            let glob = GlobBuilder::new(&full)
-                .literal_separator(true)
-                .case_insensitive(ignore_case)
-                .backslash_escape(true)
-                .build()
-                .map_err(|e| Error::usage(format!("invalid pattern {p:?}: {e}")))?;
-            b.add(glob);
+            b.add(crate::pattern::glob(&crate::pattern::anchored(p), p, ignore_case)?);
             kept.push(p.to_string());
         }
         let set = b

@@ -10,6 +10,27 @@ use crate::{Error, Result};
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use std::path::Path;
 
+/// A user's pattern as a glob over absolute paths: anchored at the root
+/// when it starts with `/`, else matching at any depth.
+pub fn anchored(pattern: &str) -> String {
+    if pattern.starts_with('/') {
+        pattern.to_string()
+    } else {
+        format!("**/{pattern}")
+    }
+}
+
+/// Compile glob `g` (made from the user's `pattern`, named in errors) with
+/// restic's rules: `*` stops at `/`, `\` escapes.
+pub fn glob(g: &str, pattern: &str, case_insensitive: bool) -> Result<globset::Glob> {
+    GlobBuilder::new(g)
+        .literal_separator(true)
+        .case_insensitive(case_insensitive)
+        .backslash_escape(true)
+        .build()
+        .map_err(|e| Error::usage(format!("invalid pattern {pattern:?}: {e}")))
+}
+
 #[derive(Clone, Debug)]
 pub struct PatternSet {
     set: GlobSet,
@@ -50,20 +71,10 @@ impl PatternSet {
             if p.is_empty() {
                 continue;
             }
-            let full = if p.starts_with('/') {
-                p.to_string()
-            } else {
-                format!("**/{p}")
-            };
+            let full = anchored(p);
             // Match the path itself or anything below it.
             for g in [full.clone(), format!("{full}/**")] {
-                let glob = GlobBuilder::new(&g)
-                    .literal_separator(true)
-                    .case_insensitive(case_insensitive)
-                    .backslash_escape(true)
-                    .build()
-                    .map_err(|e| Error::usage(format!("invalid pattern {p:?}: {e}")))?;
-                b.add(glob);
+                b.add(glob(&g, p, case_insensitive)?);
             }
             kept.push(p.to_string());
         }
