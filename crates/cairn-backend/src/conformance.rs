@@ -92,6 +92,13 @@ pub fn run(b: &dyn Backend) {
         again.write_all(b"other").unwrap();
         assert_eq!(again.commit(&n).unwrap_err().kind, ErrorKind::AlreadyExists);
         assert_eq!(b.read(FileKind::Data, &n).unwrap(), body, "commit never replaces");
+        // A writer in progress is never a stale temporary.
+        let mut fresh = b.data_writer().unwrap().unwrap();
+        fresh.write_all(b"in progress").unwrap();
+        assert_eq!(b.remove_stale_temporaries(std::time::Duration::from_secs(3600)).unwrap(), 0);
+        let n2 = name_of(b"in progress");
+        fresh.commit(&n2).unwrap();
+        b.remove(FileKind::Data, &n2).unwrap();
         let mut dropped = b.data_writer().unwrap().unwrap();
         dropped.write_all(b"abandoned").unwrap();
         drop(dropped);

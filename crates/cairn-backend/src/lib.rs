@@ -162,6 +162,14 @@ pub trait Backend: Send + Sync {
         Ok(None)
     }
 
+    /// Remove temporary files that interrupted writers left behind and that
+    /// nobody has written to for `older_than` (a running writer keeps its
+    /// file fresh). Returns how many were removed. Backends that leave no
+    /// temporary files keep the default.
+    fn remove_stale_temporaries(&self, _older_than: std::time::Duration) -> Result<usize> {
+        Ok(0)
+    }
+
     fn read(&self, kind: FileKind, name: &str) -> Result<Vec<u8>> {
         self.read_range(kind, name, 0, None)
     }

@@ -184,6 +184,34 @@ impl Backend for LocalBackend {
         self.root.display().to_string()
     }
 
+    fn remove_stale_temporaries(&self, older_than: std::time::Duration) -> Result<usize> {
+        let mut dirs = vec![self.root.clone(), self.root.join("data")];
+        for k in [FileKind::Key, FileKind::Lock, FileKind::Snapshot, FileKind::Index] {
+            dirs.push(self.root.join(k.dir()));
+        }
+        if let Ok(rd) = fs::read_dir(self.root.join("data")) {
+            dirs.extend(rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_dir()));
+        }
+        let now = std::time::SystemTime::now();
+        let mut removed = 0;
+        for dir in dirs {
+            let Ok(rd) = fs::read_dir(&dir) else { continue };
+            for e in rd.filter_map(|e| e.ok()) {
+                if !e.file_name().as_bytes().starts_with(b".tmp-") {
+                    continue;
+                }
+                let stale = e
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| now.duration_since(t).is_ok_and(|age| age >= older_than));
+                if stale && fs::remove_file(e.path()).is_ok() {
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+
     fn data_writer(&self) -> Result<Option<Box<dyn crate::DataWriter>>> {
         let tmp = self.root.join("data").join(format!(".tmp-pack-{:016x}", rand::random::<u64>()));
         let file = fs::OpenOptions::new()
@@ -307,6 +335,34 @@ impl Backend for LocalBackend {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(BackendError::io(e, format!("removing {}", p.display()))),
         }
+    }
+}
+
+#[cfg(test)]
+mod stale_tests {
+    use crate::Backend;
+    use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn only_old_temporaries_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = super::LocalBackend::new(dir.path().join("repo"));
+        b.create().unwrap();
+        let old = dir.path().join("repo/data/.tmp-pack-old");
+        let old2 = dir.path().join("repo/index/.tmp-abc-1");
+        let young = dir.path().join("repo/data/ab/.tmp-young");
+        let other = dir.path().join("repo/data/not-a-temp");
+        for p in [&old, &old2, &young, &other] {
+            std::fs::write(p, b"x").unwrap();
+        }
+        let two_hours_ago = SystemTime::now() - Duration::from_secs(7200);
+        for p in [&old, &old2, &other] {
+            std::fs::File::options().write(true).open(p).unwrap().set_modified(two_hours_ago).unwrap();
+        }
+        assert_eq!(b.remove_stale_temporaries(Duration::from_secs(3600)).unwrap(), 2);
+        assert!(!old.exists() && !old2.exists());
+        assert!(young.exists(), "a temporary written to recently stays");
+        assert!(other.exists(), "only .tmp- files are touched");
     }
 }
 

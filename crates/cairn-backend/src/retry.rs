@@ -161,6 +161,10 @@ impl<B: Backend> Backend for RetryBackend<B> {
     fn data_writer(&self) -> Result<Option<Box<dyn crate::DataWriter>>> {
         self.retry(|_| self.inner.data_writer())
     }
+
+    fn remove_stale_temporaries(&self, older_than: std::time::Duration) -> Result<usize> {
+        self.inner.remove_stale_temporaries(older_than)
+    }
 }
 
 #[cfg(test)]

@@ -118,6 +118,8 @@ pub struct PruneReport {
     pub packs_unindexed: u64,
     pub index_files_written: u64,
     pub index_files_removed: u64,
+    /// Temporary files of interrupted writers, untouched for the grace period (at least an hour).
+    pub temporaries_removed: u64,
     /// Unused space left in partly used packs.
     pub size_unused_after: u64,
     /// Net bytes freed by this run (deleted, less what repacking wrote).
@@ -491,6 +493,9 @@ pub fn prune(
     for (id, _) in &delete_now {
         repo.backend().remove(FileKind::Data, &id.to_hex())?;
     }
+    // 10. Temporary files crashed writers left (a running writer keeps its own fresh).
+    let stale_after = opts.keep_delete.max(Duration::from_secs(3600));
+    r.temporaries_removed = repo.backend().remove_stale_temporaries(stale_after)? as u64;
     repo.load_index()?;
     Ok(r)
 }

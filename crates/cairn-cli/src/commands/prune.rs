@@ -134,6 +134,9 @@ pub fn run_with(
             bytes(r.size_freed_eventually)
         );
     }
+    if r.temporaries_removed > 0 {
+        println!("removed {} temporary files left by interrupted writers", r.temporaries_removed);
+    }
     if !r.dry_run {
         println!(
             "wrote {} new packs and {} index files, removed {} index files",
