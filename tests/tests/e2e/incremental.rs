@@ -48,7 +48,10 @@ fn unchanged_backup_stores_no_data_and_uses_the_parent() {
     let second = env.backup_json([&src]);
     let report = format!("second backup summary: {second}");
     assert_eq!(num(&second, "data_blobs"), 0, "{report}");
-    assert_eq!(num(&second, "data_added"), 0, "{report}");
+    // data_added also counts tree blobs: the directories above the source
+    // (/tmp) change while other tests run, so a few hundred bytes of trees
+    // may be new; the source's own subtree is compared below.
+    assert!(num(&second, "data_added") < 4096, "{report}");
     assert_eq!(num(&second, "files_unmodified"), nfiles, "{report}");
     assert_eq!(num(&second, "files_new"), 0, "{report}");
     assert_eq!(num(&second, "files_changed"), 0, "{report}");
@@ -71,7 +74,14 @@ fn unchanged_backup_stores_no_data_and_uses_the_parent() {
     let second_id = second["snapshot_id"].as_str().unwrap();
     let s2 = snaps.iter().find(|s| s["id"] == second_id).expect("second snapshot listed");
     assert_eq!(s2["parent"].as_str(), Some(first_id), "the unchanged backup did not pick the first as its parent: {s2}");
-    assert_eq!(s2["tree"], snaps.iter().find(|s| s["id"] == first_id).unwrap()["tree"], "same data, same root tree");
+    // Same data, same listing below the source (ancestors such as /tmp may differ).
+    let listing = |id: &str| -> Vec<String> {
+        let out = env.cairn(["ls", "--json", id]).arg(&src).run().success();
+        out.stdout_str().lines().skip(1).map(String::from).collect()
+    };
+    let (l1, l2) = (listing(first_id), listing(second_id));
+    assert!(l1.len() as u64 > nfiles, "ls listed {} entries for {nfiles} files", l1.len());
+    assert_eq!(l1, l2, "the unchanged backup lists the source differently");
 
     // --force reads every file again, and still stores nothing new: content
     // deduplication, not just the parent's metadata.
