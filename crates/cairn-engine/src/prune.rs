@@ -169,7 +169,18 @@ pub fn prune(
     };
     let now = now_secs();
 
-    // 1. What exists: the index as of now, and the stored packs.
+    // 1. What exists. Snapshots are listed first: a snapshot is written only
+    // after the index files for its blobs, so every blob of a listed
+    // snapshot is in the index loaded next, even while backups run.
+    // (Snapshots that appear later are not counted as users, which is safe:
+    // their packs are at most marked, and their own index files list them
+    // in use.)
+    let snapshot_ids: Vec<Id> = repo
+        .backend()
+        .list(FileKind::Snapshot)?
+        .into_iter()
+        .filter_map(|f| Id::from_hex(&f.name))
+        .collect();
     let old_index_files: Vec<String> = repo
         .backend()
         .list(FileKind::Index)?
@@ -184,13 +195,20 @@ pub fn prune(
         .filter_map(|f| Id::from_hex(&f.name).map(|id| (id, f.size)))
         .collect();
 
-    // 2. What is used.
-    let snaps = repo.list_snapshots()?;
+    // 2. What is used. Every listed snapshot must load: one that cannot
+    // would have its data pruned.
+    let loaded = parallel_map(&snapshot_ids, 4, |id| match repo.load_snapshot(id) {
+        Ok(s) => Ok(Some(s)),
+        // Forgotten since it was listed: no longer a user.
+        Err(e) if e.kind == crate::Kind::Backend(cairn_repository::backend::ErrorKind::NotFound) => Ok(None),
+        Err(e) => Err(e),
+    })?;
+    let snaps: Vec<_> = loaded.into_iter().flatten().collect();
     r.snapshots = snaps.len() as u64;
     let mut uv = UsedBlobs {
         used: HashSet::new(),
     };
-    for (_, s) in &snaps {
+    for s in &snaps {
         if uv.used.insert(s.tree) {
             tree_walk::walk(repo, s.tree, Path::new("/"), &mut uv)?;
         }
