@@ -65,8 +65,10 @@ pub fn backend(g: &GlobalOptions) -> Result<Arc<dyn Backend>> {
         Some(r) => backend_for(r, g),
         None => {
             let path = default_repository()?;
+            // Said once per run, however often a command resolves the backend.
+            static SAID: std::sync::Once = std::sync::Once::new();
             if !g.quiet {
-                eprintln!("using default repository at {}", path.display());
+                SAID.call_once(|| eprintln!("using default repository at {}", path.display()));
             }
             Ok(Arc::new(LocalBackend::new(path)))
         }
