@@ -190,7 +190,7 @@ impl<'a> Walker<'a> {
             let path = prefix.join(&name);
             let old = find_old(old_tree, name.as_bytes());
             if targets[i] == path {
-                if let Some(c) = self.entry(&path, old, None, gi, out) {
+                if let Some(c) = self.entry(&path, None, old, None, gi, out) {
                     children.push(c);
                 }
             } else {
@@ -236,12 +236,13 @@ impl<'a> Walker<'a> {
     fn entry(
         &self,
         path: &Path,
+        known_meta: Option<std::fs::Metadata>,
         old: Option<&Node>,
         parent_dev: Option<u64>,
         gi: &mut Vec<Gitignore>,
         out: &Out,
     ) -> Option<Child> {
-        let meta = match path.symlink_metadata() {
+        let meta = match known_meta.map_or_else(|| path.symlink_metadata(), Ok) {
             Ok(m) => m,
             Err(e) => {
                 self.report(path, &e.to_string());
@@ -325,12 +326,13 @@ impl<'a> Walker<'a> {
         out: &Out,
     ) -> Vec<Child> {
         let old_tree = old_sub.and_then(|id| self.repo.load_tree(&id).ok());
-        let mut names: Vec<std::ffi::OsString> = match std::fs::read_dir(dir) {
+        // lstat through the directory's descriptor (fstatat): no path lookup from the root per entry.
+        let mut names: Vec<(std::ffi::OsString, Option<std::fs::Metadata>)> = match std::fs::read_dir(dir) {
             Ok(rd) => {
                 let mut v = Vec::new();
                 for e in rd {
                     match e {
-                        Ok(e) => v.push(e.file_name()),
+                        Ok(e) => v.push((e.file_name(), e.metadata().ok())),
                         Err(e) => self.report(dir, &e.to_string()),
                     }
                 }
@@ -341,7 +343,7 @@ impl<'a> Walker<'a> {
                 return Vec::new();
             }
         };
-        names.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        names.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
         let pushed = match self.opts.filters.gitignore_for(dir) {
             Some(g) => {
                 gi.push(g);
@@ -350,13 +352,13 @@ impl<'a> Walker<'a> {
             None => false,
         };
         let mut children = Vec::with_capacity(names.len());
-        for name in names {
+        for (name, meta) in names {
             if self.stopped() {
                 break;
             }
             let path = dir.join(&name);
             let old = find_old(old_tree.as_ref(), name.as_bytes());
-            if let Some(c) = self.entry(&path, old, Some(dev), gi, out) {
+            if let Some(c) = self.entry(&path, meta, old, Some(dev), gi, out) {
                 children.push(c);
             }
         }
