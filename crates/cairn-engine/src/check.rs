@@ -114,23 +114,9 @@ pub fn check(
 ) -> Result<CheckReport> {
     let mut r = CheckReport::default();
 
-    // Index files: load each, so one bad file is reported and the rest still count.
-    let index_files = repo.backend().list(FileKind::Index)?;
-    let mut good_index = true;
-    for f in &index_files {
-        match Id::from_hex(&f.name).map(|id| repo.load_index_file(&id)) {
-            Some(Ok(_)) => {}
-            Some(Err(e)) => {
-                good_index = false;
-                r.errors.push(format!("index {}: {}", &f.name[..8], e));
-            }
-            None => {}
-        }
-    }
-    if good_index {
-        repo.load_index()?;
-    } else {
-        load_index_skipping_bad(repo)?;
+    // Index files: one bad file is reported and the rest still count.
+    for (id, e) in repo.load_index_lenient()? {
+        r.errors.push(format!("index {}: {}", id.short(), e));
     }
 
     // Packs: stored vs indexed.
@@ -246,23 +232,6 @@ pub fn check(
         r.packs_read = packs.len();
     }
     Ok(r)
-}
-
-fn load_index_skipping_bad(repo: &Repository) -> Result<()> {
-    let mut index = repo.index_mut();
-    *index = Default::default();
-    for f in repo.backend().list(FileKind::Index)? {
-        let Some(id) = Id::from_hex(&f.name) else {
-            continue;
-        };
-        if let Ok(file) = repo.load_index_file(&id) {
-            for p in &file.packs {
-                index.add_index_pack(p);
-            }
-        }
-    }
-    index.compact();
-    Ok(())
 }
 
 /// Read a whole pack: its name must be its SHA-256, its header must match

@@ -226,21 +226,40 @@ impl Repository {
 
     /// Read every index file into memory.
     pub fn load_index(&self) -> Result<()> {
+        self.load_index_files(false).map(|_| ())
+    }
+
+    /// Read every index file that can be read into memory, and return the
+    /// others with why (for `check`, which reports them and goes on).
+    pub fn load_index_lenient(&self) -> Result<Vec<(Id, Error)>> {
+        self.load_index_files(true)
+    }
+
+    fn load_index_files(&self, lenient: bool) -> Result<Vec<(Id, Error)>> {
         let files = self.backend.list(FileKind::Index)?;
         let ids: Vec<Id> = files.iter().filter_map(|f| Id::from_hex(&f.name)).collect();
         let mut index = Index::new();
+        let mut bad = Vec::new();
         // Load in batches so that only a bounded number of decoded files is held at once.
         for batch in ids.chunks(64) {
-            let loaded = parallel_map(batch, LOAD_THREADS, |id| self.load_index_file(id))?;
-            for f in loaded {
-                for p in &f.packs {
-                    index.add_index_pack(p);
+            let loaded = parallel_map(batch, LOAD_THREADS, |id| {
+                let r = self.load_index_file(id);
+                if lenient {
+                    Ok(r)
+                } else {
+                    r.map(Ok)
+                }
+            })?;
+            for (id, f) in batch.iter().zip(loaded) {
+                match f {
+                    Ok(f) => f.packs.iter().for_each(|p| index.add_index_pack(p)),
+                    Err(e) => bad.push((*id, e)),
                 }
             }
             index.compact();
         }
         *self.index.write().unwrap() = index;
-        Ok(())
+        Ok(bad)
     }
 
     /// Read a pack's header (the list of its blobs) from the pack itself.
