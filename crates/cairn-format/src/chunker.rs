@@ -2,7 +2,7 @@
 //! with the gear table XORed with the repository's secret seed.
 
 use crate::FormatError;
-use fastcdc::v2020::{cut_gear, get_gear_with_seed, select_masks, Normalization};
+use fastcdc::v2020::{get_gear_with_seed, select_masks, Normalization};
 use std::borrow::Cow;
 use std::io::{self, Read};
 
@@ -55,11 +55,13 @@ impl Chunker {
         self.params
     }
 
-    /// Length of the next chunk at the start of `buf`. Unless `buf` holds the
-    /// rest of the stream, it must hold at least `max_size` bytes.
-    pub fn next_boundary(&self, buf: &[u8]) -> usize {
+    /// fastcdc's own cut: the reference [`Chunker::find_boundary`] is tested
+    /// against. Unless `buf` holds the rest of the stream, it must hold at
+    /// least `max_size` bytes.
+    #[cfg(test)]
+    fn next_boundary(&self, buf: &[u8]) -> usize {
         let p = self.params;
-        let (_, n) = cut_gear(
+        let (_, n) = fastcdc::v2020::cut_gear(
             buf,
             p.min_size as usize,
             p.avg_size as usize,

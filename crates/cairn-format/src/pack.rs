@@ -37,10 +37,6 @@ impl PackWriter {
         Self::default()
     }
 
-    pub fn with_capacity(n: usize) -> Self {
-        PackWriter { buf: Vec::with_capacity(n), entries: Vec::new() }
-    }
-
     pub fn add(&mut self, kind: BlobKind, id: Id, sealed: &[u8], raw_length: u32) {
         self.entries.push(PackEntry {
             kind,
