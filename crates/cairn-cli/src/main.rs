@@ -35,10 +35,17 @@ fn exit_code(e: &Error) -> i32 {
 /// mmap threshold each time a large block is freed, after which chunk and
 /// pack buffers (1-16 MiB) come from per-thread arenas and stay resident
 /// when freed; a fixed threshold returns them to the system at once.
+///
+/// A fixed mmap threshold also fixes the trim threshold at 128 KiB, so
+/// every freed chunk buffer shrank the heap and the next one faulted its
+/// pages in again: a third of backup's, check's and restore's system time.
+/// Keeping up to 8 MiB free at the top of each arena avoids that
+/// (big backup: 2.3 → 1.1 system-s) for ~10 MiB of peak memory.
 fn tune_allocator() {
     // SAFETY: mallopt only changes allocator parameters; called before any thread starts.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 8 << 20);
         libc::mallopt(libc::M_ARENA_MAX, 4);
     }
 }

@@ -24,6 +24,8 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     /// A zstd decompression context per thread (creating one costs more than decoding a blob).
     static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { std::cell::RefCell::new(None) };
+    /// [`Cipher::open_with`]'s buffers: the decrypted payload and the decoded plaintext.
+    static OPEN_SCRATCH: std::cell::RefCell<(Vec<u8>, Vec<u8>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
     /// One zstd context per thread, reused: creating one costs more than compressing a small blob.
     static COMPRESSOR: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { std::cell::RefCell::new(None) };
 }
@@ -50,7 +52,11 @@ impl std::fmt::Debug for MasterKey {
 impl MasterKey {
     pub fn random() -> Self {
         let mut rng = rand::thread_rng();
-        let mut k = MasterKey { data_key: [0; 32], id_key: [0; 32], chunker_seed: 0 };
+        let mut k = MasterKey {
+            data_key: [0; 32],
+            id_key: [0; 32],
+            chunker_seed: 0,
+        };
         rng.fill_bytes(&mut k.data_key);
         rng.fill_bytes(&mut k.id_key);
         // A zero seed would select the public gear table.
@@ -87,7 +93,10 @@ impl Cipher {
 
     /// Deterministic sealing, for test vectors only.
     pub fn seal_encoded_with_nonce(&self, encoded: &[u8], nonce: &[u8; NONCE_LEN]) -> Vec<u8> {
-        let ct = self.0.encrypt(XNonce::from_slice(nonce), encoded).expect("XChaCha20-Poly1305 encryption cannot fail for in-memory buffers");
+        let ct = self
+            .0
+            .encrypt(XNonce::from_slice(nonce), encoded)
+            .expect("XChaCha20-Poly1305 encryption cannot fail for in-memory buffers");
         let mut out = Vec::with_capacity(NONCE_LEN + ct.len());
         out.extend_from_slice(nonce);
         out.extend_from_slice(&ct);
@@ -100,7 +109,11 @@ impl Cipher {
     pub fn seal(&self, plaintext: &[u8], level: Option<i32>) -> Vec<u8> {
         SCRATCH.with(|cell| {
             let mut scratch = cell.borrow_mut();
-            let (enc, body): (u8, &[u8]) = if compress_into(plaintext, level, &mut scratch) { (ENC_ZSTD, &scratch) } else { (ENC_RAW, plaintext) };
+            let (enc, body): (u8, &[u8]) = if compress_into(plaintext, level, &mut scratch) {
+                (ENC_ZSTD, &scratch)
+            } else {
+                (ENC_RAW, plaintext)
+            };
             let mut nonce = [0u8; NONCE_LEN];
             rand::thread_rng().fill_bytes(&mut nonce);
             let mut out = Vec::with_capacity(NONCE_LEN + 1 + body.len() + TAG_LEN);
@@ -122,15 +135,76 @@ impl Cipher {
     /// Open a sealed object; returns the encoded payload (encoding byte first).
     pub fn open_encoded(&self, sealed: &[u8]) -> Result<Vec<u8>, FormatError> {
         if sealed.len() < NONCE_LEN + TAG_LEN + 1 {
-            return Err(FormatError::corrupt("sealed object", format!("only {} bytes", sealed.len())));
+            return Err(FormatError::corrupt(
+                "sealed object",
+                format!("only {} bytes", sealed.len()),
+            ));
         }
         let (nonce, ct) = sealed.split_at(NONCE_LEN);
-        self.0.decrypt(XNonce::from_slice(nonce), ct).map_err(|_| FormatError::Decrypt)
+        self.0
+            .decrypt(XNonce::from_slice(nonce), ct)
+            .map_err(|_| FormatError::Decrypt)
     }
 
     /// Open and decode a sealed object whose plaintext is at most `max_len` bytes.
     pub fn open(&self, sealed: &[u8], max_len: usize) -> Result<Vec<u8>, FormatError> {
         decode(&self.open_encoded(sealed)?, max_len)
+    }
+
+    /// Open and decode a sealed object into per-thread buffers and hand the
+    /// plaintext to `f`: no allocation per object, for callers that only
+    /// look at the bytes (verification, copying into a file). `f` must not
+    /// itself call `open_with`.
+    pub fn open_with<R>(
+        &self,
+        sealed: &[u8],
+        max_len: usize,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R, FormatError> {
+        if sealed.len() < NONCE_LEN + TAG_LEN + 1 {
+            return Err(FormatError::corrupt(
+                "sealed object",
+                format!("only {} bytes", sealed.len()),
+            ));
+        }
+        let (nonce, rest) = sealed.split_at(NONCE_LEN);
+        let (ct, tag) = rest.split_at(rest.len() - TAG_LEN);
+        OPEN_SCRATCH.with(|cell| {
+            let mut guard = cell.borrow_mut();
+            let (payload, plain) = &mut *guard;
+            payload.clear();
+            payload.extend_from_slice(ct);
+            self.0
+                .decrypt_in_place_detached(
+                    XNonce::from_slice(nonce),
+                    b"",
+                    payload,
+                    chacha20poly1305::Tag::from_slice(tag),
+                )
+                .map_err(|_| FormatError::Decrypt)?;
+            let result = match payload[0] {
+                ENC_RAW => {
+                    if payload.len() - 1 > max_len {
+                        return Err(FormatError::corrupt(
+                            "sealed object",
+                            "payload larger than expected",
+                        ));
+                    }
+                    f(&payload[1..])
+                }
+                _ => {
+                    decode_into(payload, max_len, plain)?;
+                    f(plain)
+                }
+            };
+            // A rare large object: do not keep its buffers.
+            for buf in [payload, plain] {
+                if buf.capacity() > 4 << 20 {
+                    *buf = Vec::new();
+                }
+            }
+            Ok(result)
+        })
     }
 }
 
@@ -161,7 +235,11 @@ fn compress_into(plaintext: &[u8], level: Option<i32>, out: &mut Vec<u8>) -> boo
 /// the payload smaller.
 pub fn encode(plaintext: &[u8], level: Option<i32>) -> Vec<u8> {
     let mut compressed = Vec::new();
-    let (enc, body): (u8, &[u8]) = if compress_into(plaintext, level, &mut compressed) { (ENC_ZSTD, &compressed) } else { (ENC_RAW, plaintext) };
+    let (enc, body): (u8, &[u8]) = if compress_into(plaintext, level, &mut compressed) {
+        (ENC_ZSTD, &compressed)
+    } else {
+        (ENC_RAW, plaintext)
+    };
     let mut out = Vec::with_capacity(body.len() + 1);
     out.push(enc);
     out.extend_from_slice(body);
@@ -178,7 +256,11 @@ fn worth_compressing(data: &[u8]) -> bool {
     // Byte histogram of three samples; random data has ~uniform counts.
     let mut counts = [0u32; 256];
     let mid = data.len() / 2 - SAMPLE / 2;
-    for part in [&data[..SAMPLE], &data[mid..mid + SAMPLE], &data[data.len() - SAMPLE..]] {
+    for part in [
+        &data[..SAMPLE],
+        &data[mid..mid + SAMPLE],
+        &data[data.len() - SAMPLE..],
+    ] {
         for &b in part {
             counts[b as usize] += 1;
         }
@@ -197,37 +279,64 @@ fn worth_compressing(data: &[u8]) -> bool {
 
 /// Undo [`encode`]. `max_len` bounds the decoded size (hostile input).
 pub fn decode(encoded: &[u8], max_len: usize) -> Result<Vec<u8>, FormatError> {
+    let mut out = Vec::new();
+    decode_into(encoded, max_len, &mut out)?;
+    Ok(out)
+}
+
+/// [`decode`] into `out`, replacing its contents.
+fn decode_into(encoded: &[u8], max_len: usize, out: &mut Vec<u8>) -> Result<(), FormatError> {
+    out.clear();
     match encoded.first() {
         Some(&ENC_RAW) => {
             if encoded.len() - 1 > max_len {
-                return Err(FormatError::corrupt("sealed object", "payload larger than expected"));
+                return Err(FormatError::corrupt(
+                    "sealed object",
+                    "payload larger than expected",
+                ));
             }
-            Ok(encoded[1..].to_vec())
+            out.extend_from_slice(&encoded[1..]);
+            Ok(())
         }
         Some(&ENC_ZSTD) => {
             let frame = &encoded[1..];
             let size = zstd::zstd_safe::get_frame_content_size(frame)
                 .ok()
                 .flatten()
-                .ok_or_else(|| FormatError::corrupt("compressed payload", "zstd frame without content size"))?;
+                .ok_or_else(|| {
+                    FormatError::corrupt("compressed payload", "zstd frame without content size")
+                })?;
             if size > max_len as u64 {
-                return Err(FormatError::corrupt("compressed payload", format!("claims {size} bytes, at most {max_len} expected")));
+                return Err(FormatError::corrupt(
+                    "compressed payload",
+                    format!("claims {size} bytes, at most {max_len} expected"),
+                ));
             }
-            let mut out = Vec::with_capacity(size as usize);
+            out.reserve(size as usize);
             DECOMPRESSOR.with(|cell| {
                 let mut slot = cell.borrow_mut();
                 if slot.is_none() {
-                    *slot = Some(zstd::bulk::Decompressor::new().map_err(|e| FormatError::corrupt("compressed payload", e))?);
+                    *slot = Some(
+                        zstd::bulk::Decompressor::new()
+                            .map_err(|e| FormatError::corrupt("compressed payload", e))?,
+                    );
                 }
                 let d = slot.as_mut().expect("just set");
-                d.decompress_to_buffer(frame, &mut out).map_err(|e| FormatError::corrupt("compressed payload", e))
+                d.decompress_to_buffer(frame, out)
+                    .map_err(|e| FormatError::corrupt("compressed payload", e))
             })?;
             if out.len() as u64 != size {
-                return Err(FormatError::corrupt("compressed payload", "decoded size differs from the frame header"));
+                return Err(FormatError::corrupt(
+                    "compressed payload",
+                    "decoded size differs from the frame header",
+                ));
             }
-            Ok(out)
+            Ok(())
         }
-        Some(other) => Err(FormatError::corrupt("sealed object", format!("unknown encoding {other}"))),
+        Some(other) => Err(FormatError::corrupt(
+            "sealed object",
+            format!("unknown encoding {other}"),
+        )),
         None => Err(FormatError::corrupt("sealed object", "empty payload")),
     }
 }
@@ -244,13 +353,29 @@ impl KdfParams {
     /// Release default: N = 2^14, r = 8 (16 MiB of memory), p = 4: the work
     /// of N = 2^15, p = 2 (~0.2 s here) in half the memory, so opening a
     /// repository never costs more memory than the backup itself.
-    pub const DEFAULT: KdfParams = KdfParams { log_n: 14, r: 8, p: 4 };
+    pub const DEFAULT: KdfParams = KdfParams {
+        log_n: 14,
+        r: 8,
+        p: 4,
+    };
     /// For tests only: milliseconds instead of a fraction of a second.
-    pub const INSECURE_TEST: KdfParams = KdfParams { log_n: 10, r: 8, p: 1 };
+    pub const INSECURE_TEST: KdfParams = KdfParams {
+        log_n: 10,
+        r: 8,
+        p: 1,
+    };
 
     pub fn validate(&self) -> Result<(), FormatError> {
-        if !(10..=24).contains(&self.log_n) || self.r == 0 || self.r > 64 || self.p == 0 || self.p > 64 {
-            return Err(FormatError::corrupt("key file", format!("implausible scrypt parameters {self:?}")));
+        if !(10..=24).contains(&self.log_n)
+            || self.r == 0
+            || self.r > 64
+            || self.p == 0
+            || self.p > 64
+        {
+            return Err(FormatError::corrupt(
+                "key file",
+                format!("implausible scrypt parameters {self:?}"),
+            ));
         }
         Ok(())
     }
@@ -260,7 +385,8 @@ impl KdfParams {
         let params = scrypt::Params::new(self.log_n, self.r, self.p, 32)
             .map_err(|e| FormatError::corrupt("key file", format!("scrypt parameters: {e}")))?;
         let mut out = [0u8; 32];
-        scrypt::scrypt(password, salt, &params, &mut out).map_err(|e| FormatError::corrupt("key file", e))?;
+        scrypt::scrypt(password, salt, &params, &mut out)
+            .map_err(|e| FormatError::corrupt("key file", e))?;
         Ok(out)
     }
 }
@@ -285,19 +411,26 @@ mod tests {
     fn seal_open_roundtrip_and_tamper() {
         let k = MasterKey::random();
         let c = k.cipher();
-        let text = b"hello hello hello hello hello hello hello hello hello hello hello hello".repeat(10);
+        let text =
+            b"hello hello hello hello hello hello hello hello hello hello hello hello".repeat(10);
         let sealed = c.seal(&text, Some(3));
         assert!(sealed.len() < text.len(), "compressible text is compressed");
         assert_eq!(c.open(&sealed, text.len()).unwrap(), text);
         for i in [0, 30, sealed.len() - 1] {
             let mut bad = sealed.clone();
             bad[i] ^= 1;
-            assert!(matches!(c.open(&bad, text.len()), Err(FormatError::Decrypt)));
+            assert!(matches!(
+                c.open(&bad, text.len()),
+                Err(FormatError::Decrypt)
+            ));
         }
         assert!(c.open(&sealed[..sealed.len() - 1], text.len()).is_err());
         assert!(c.open(&sealed, 10).is_err(), "size bound enforced");
         let other = MasterKey::random().cipher();
-        assert!(matches!(other.open(&sealed, text.len()), Err(FormatError::Decrypt)));
+        assert!(matches!(
+            other.open(&sealed, text.len()),
+            Err(FormatError::Decrypt)
+        ));
     }
 
     #[test]
@@ -307,5 +440,29 @@ mod tests {
         let enc = encode(&data, Some(3));
         assert_eq!(enc[0], ENC_RAW);
         assert_eq!(decode(&enc, data.len()).unwrap(), data);
+    }
+
+    #[test]
+    fn open_with_matches_open() {
+        let c = MasterKey::random().cipher();
+        let text = b"abcabcabcabc some text to compress ".repeat(2000);
+        let mut random = vec![0u8; 300_000];
+        rand::thread_rng().fill_bytes(&mut random);
+        for (data, level) in [(&text, Some(3)), (&text, None), (&random, Some(3))] {
+            let sealed = c.seal(data, level);
+            let got = c.open_with(&sealed, data.len(), |p| p.to_vec()).unwrap();
+            assert_eq!(&got, data);
+            assert!(
+                c.open_with(&sealed, data.len() - 1, |_| ()).is_err(),
+                "size bound enforced"
+            );
+            let mut bad = sealed.clone();
+            bad[sealed.len() / 2] ^= 0x40;
+            assert!(matches!(
+                c.open_with(&bad, data.len(), |_| ()),
+                Err(FormatError::Decrypt)
+            ));
+            assert!(c.open_with(&sealed[..20], data.len(), |_| ()).is_err());
+        }
     }
 }

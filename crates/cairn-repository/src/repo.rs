@@ -31,7 +31,12 @@ pub struct OpenOptions {
 
 impl Default for OpenOptions {
     fn default() -> Self {
-        OpenOptions { compression: Some(2), kdf: KdfParams::DEFAULT, hostname: String::new(), username: String::new() }
+        OpenOptions {
+            compression: Some(2),
+            kdf: KdfParams::DEFAULT,
+            hostname: String::new(),
+            username: String::new(),
+        }
     }
 }
 
@@ -57,35 +62,70 @@ pub struct SnapshotFilter {
 impl SnapshotFilter {
     pub fn matches(&self, s: &Snapshot) -> bool {
         (self.hosts.is_empty() || self.hosts.contains(&s.hostname))
-            && (self.tags.is_empty() || self.tags.iter().any(|t| t.split(',').all(|t| s.tags.iter().any(|x| x == t))))
+            && (self.tags.is_empty()
+                || self
+                    .tags
+                    .iter()
+                    .any(|t| t.split(',').all(|t| s.tags.iter().any(|x| x == t))))
             && (self.paths.is_empty() || self.paths.iter().all(|p| s.paths.contains(p)))
     }
 }
 
 fn missing_repository(backend: &dyn Backend) -> Error {
-    Error::new(Kind::NoRepository, format!("repository {} does not exist (create it with `cairn init`)", backend.location()))
+    Error::new(
+        Kind::NoRepository,
+        format!(
+            "repository {} does not exist (create it with `cairn init`)",
+            backend.location()
+        ),
+    )
 }
 
 impl Repository {
     /// Create a new repository with one key.
-    pub fn init(backend: Arc<dyn Backend>, password: &[u8], options: OpenOptions) -> Result<Repository> {
-        Self::init_with(backend, password, options, MasterKey::random(), Config::new())
+    pub fn init(
+        backend: Arc<dyn Backend>,
+        password: &[u8],
+        options: OpenOptions,
+    ) -> Result<Repository> {
+        Self::init_with(
+            backend,
+            password,
+            options,
+            MasterKey::random(),
+            Config::new(),
+        )
     }
 
     /// Create a repository with a given master key and config (used to share
     /// chunker parameters with another repository).
-    pub fn init_with(backend: Arc<dyn Backend>, password: &[u8], options: OpenOptions, key: MasterKey, config: Config) -> Result<Repository> {
+    pub fn init_with(
+        backend: Arc<dyn Backend>,
+        password: &[u8],
+        options: OpenOptions,
+        key: MasterKey,
+        config: Config,
+    ) -> Result<Repository> {
         match backend.stat(FileKind::Config, "config") {
             Ok(_) => {
-                return Err(Error::new(Kind::AlreadyInitialized, format!("repository {} already exists", backend.location())))
+                return Err(Error::new(
+                    Kind::AlreadyInitialized,
+                    format!("repository {} already exists", backend.location()),
+                ))
             }
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(e.into()),
         }
         backend.create()?;
         let cipher = key.cipher();
-        let kf = KeyFile::create(&key, password, options.kdf, &options.hostname, &options.username)
-            .map_err(|e| Error::format("new key", e))?;
+        let kf = KeyFile::create(
+            &key,
+            password,
+            options.kdf,
+            &options.hostname,
+            &options.username,
+        )
+        .map_err(|e| Error::format("new key", e))?;
         let kf_bytes = kf.to_bytes();
         let key_id = Id::sha256(&kf_bytes);
         backend.write(FileKind::Key, &key_id.to_hex(), &kf_bytes)?;
@@ -94,17 +134,33 @@ impl Repository {
             Ok(()) => {}
             Err(e) if e.kind == BackendKind::AlreadyExists => {
                 let _ = backend.remove(FileKind::Key, &key_id.to_hex());
-                return Err(Error::new(Kind::AlreadyInitialized, format!("repository {} already exists", backend.location())));
+                return Err(Error::new(
+                    Kind::AlreadyInitialized,
+                    format!("repository {} already exists", backend.location()),
+                ));
             }
             Err(e) => return Err(e.into()),
         }
         let chunker = Chunker::new(config.chunker, key.chunker_seed);
-        Ok(Repository { backend, key, cipher, config, chunker, key_id, options, index: RwLock::new(Index::new()) })
+        Ok(Repository {
+            backend,
+            key,
+            cipher,
+            config,
+            chunker,
+            key_id,
+            options,
+            index: RwLock::new(Index::new()),
+        })
     }
 
     /// Open an existing repository; tries every key file with the password.
     /// Does not load the index (see [`Repository::load_index`]).
-    pub fn open(backend: Arc<dyn Backend>, password: &[u8], options: OpenOptions) -> Result<Repository> {
+    pub fn open(
+        backend: Arc<dyn Backend>,
+        password: &[u8],
+        options: OpenOptions,
+    ) -> Result<Repository> {
         let config_bytes = match backend.read(FileKind::Config, "config") {
             Ok(b) => b,
             Err(e) if e.is_not_found() => return Err(missing_repository(&*backend)),
@@ -112,7 +168,10 @@ impl Repository {
         };
         let keys = backend.list(FileKind::Key)?;
         if keys.is_empty() {
-            return Err(Error::corrupt(format!("repository {}", backend.location()), "no key files in keys/"));
+            return Err(Error::corrupt(
+                format!("repository {}", backend.location()),
+                "no key files in keys/",
+            ));
         }
         let mut last_err = None;
         for k in &keys {
@@ -133,10 +192,20 @@ impl Repository {
             match kf.unlock(password) {
                 Ok(key) => {
                     let cipher = key.cipher();
-                    let config = Config::open(&cipher, &config_bytes).map_err(|e| Error::format("config", e))?;
+                    let config = Config::open(&cipher, &config_bytes)
+                        .map_err(|e| Error::format("config", e))?;
                     let chunker = Chunker::new(config.chunker, key.chunker_seed);
                     let key_id = Id::from_hex(&k.name).unwrap_or_default();
-                    return Ok(Repository { backend, key, cipher, config, chunker, key_id, options, index: RwLock::new(Index::new()) });
+                    return Ok(Repository {
+                        backend,
+                        key,
+                        cipher,
+                        config,
+                        chunker,
+                        key_id,
+                        options,
+                        index: RwLock::new(Index::new()),
+                    });
                 }
                 Err(cairn_format::FormatError::Decrypt) => {}
                 Err(e) => last_err = Some(Error::format(format!("key {}", &k.name[..8]), e)),
@@ -146,7 +215,10 @@ impl Repository {
             Some(e) if e.kind != Kind::Corrupt => Err(e),
             _ => Err(Error::new(
                 Kind::WrongPassword,
-                format!("wrong password: no key in {} opens with it", backend.location()),
+                format!(
+                    "wrong password: no key in {} opens with it",
+                    backend.location()
+                ),
             )),
         }
     }
@@ -185,8 +257,14 @@ impl Repository {
 
     /// Add a key file for another password.
     pub fn add_key(&self, password: &[u8], kdf: KdfParams) -> Result<Id> {
-        let kf = KeyFile::create(&self.key, password, kdf, &self.options.hostname, &self.options.username)
-            .map_err(|e| Error::format("new key", e))?;
+        let kf = KeyFile::create(
+            &self.key,
+            password,
+            kdf,
+            &self.options.hostname,
+            &self.options.username,
+        )
+        .map_err(|e| Error::format("new key", e))?;
         let bytes = kf.to_bytes();
         let id = Id::sha256(&bytes);
         self.backend.write(FileKind::Key, &id.to_hex(), &bytes)?;
@@ -208,14 +286,20 @@ impl Repository {
     pub fn load_file(&self, kind: FileKind, id: &Id) -> Result<Vec<u8>> {
         let bytes = self.backend.read(kind, &id.to_hex())?;
         if Id::sha256(&bytes) != *id {
-            return Err(Error::corrupt(format!("{kind}/{id}"), "contents do not match the file name (SHA-256 mismatch)"));
+            return Err(Error::corrupt(
+                format!("{kind}/{id}"),
+                "contents do not match the file name (SHA-256 mismatch)",
+            ));
         }
         Ok(bytes)
     }
 
     pub fn load_index_file(&self, id: &Id) -> Result<IndexFile> {
         let sealed = self.load_file(FileKind::Index, id)?;
-        let plain = self.cipher.open(&sealed, 1 << 30).map_err(|e| Error::format(format!("index {}", id.short()), e))?;
+        let plain = self
+            .cipher
+            .open(&sealed, 1 << 30)
+            .map_err(|e| Error::format(format!("index {}", id.short()), e))?;
         IndexFile::decode(&plain).map_err(|e| Error::format(format!("index {}", id.short()), e))
     }
 
@@ -270,12 +354,16 @@ impl Repository {
         }
         // One read usually gets the whole header.
         let guess = size.min(64 * 1024);
-        let tail = self.backend.read_range(FileKind::Data, &pack.to_hex(), size - guess, Some(guess))?;
-        let hlen = pack::header_length(size, &tail[tail.len() - 4..]).map_err(|e| Error::format(what(), e))? as u64;
+        let tail =
+            self.backend
+                .read_range(FileKind::Data, &pack.to_hex(), size - guess, Some(guess))?;
+        let hlen = pack::header_length(size, &tail[tail.len() - 4..])
+            .map_err(|e| Error::format(what(), e))? as u64;
         let sealed = if hlen + 4 <= guess {
             tail[tail.len() - 4 - hlen as usize..tail.len() - 4].to_vec()
         } else {
-            self.backend.read_range(FileKind::Data, &pack.to_hex(), size - 4 - hlen, Some(hlen))?
+            self.backend
+                .read_range(FileKind::Data, &pack.to_hex(), size - 4 - hlen, Some(hlen))?
         };
         pack::parse_header(&self.cipher, &sealed, size).map_err(|e| Error::format(what(), e))
     }
@@ -296,12 +384,15 @@ impl Repository {
         if orphans.is_empty() {
             return Ok(0);
         }
-        let headers = parallel_map(&orphans, LOAD_THREADS, |(id, size)| Ok::<_, Error>(self.read_pack_header(id, *size).ok()))?;
+        let headers = parallel_map(&orphans, LOAD_THREADS, |(id, size)| {
+            Ok::<_, Error>(self.read_pack_header(id, *size).ok())
+        })?;
         let mut file = IndexFile::default();
         for ((id, _), h) in orphans.iter().zip(headers) {
             // An unreadable pack is left for `check` to report; it is simply not reused.
             if let Some(blobs) = h {
-                file.packs.push(cairn_format::index::IndexPack::live(*id, blobs));
+                file.packs
+                    .push(cairn_format::index::IndexPack::live(*id, blobs));
             }
         }
         if file.packs.is_empty() {
@@ -322,8 +413,18 @@ impl Repository {
 
     /// Decrypt a blob read from its pack, and check it is the blob asked for.
     pub fn open_blob(&self, loc: &BlobLocation, sealed: &[u8]) -> Result<Vec<u8>> {
-        let what = || format!("{} blob {} in pack {}", loc.kind, loc.id.short(), loc.pack.short());
-        let plain = self.cipher.open(sealed, (loc.raw_length as usize).min(MAX_BLOB_LEN)).map_err(|e| Error::format(what(), e))?;
+        let what = || {
+            format!(
+                "{} blob {} in pack {}",
+                loc.kind,
+                loc.id.short(),
+                loc.pack.short()
+            )
+        };
+        let plain = self
+            .cipher
+            .open(sealed, (loc.raw_length as usize).min(MAX_BLOB_LEN))
+            .map_err(|e| Error::format(what(), e))?;
         if plain.len() != loc.raw_length as usize {
             return Err(Error::corrupt(what(), "length differs from the index"));
         }
@@ -333,13 +434,63 @@ impl Repository {
         Ok(plain)
     }
 
+    /// What [`Self::open_blob`] checks, without keeping the plaintext.
+    pub fn verify_blob(&self, loc: &BlobLocation, sealed: &[u8]) -> Result<()> {
+        self.with_blob(loc, sealed, |_| ())
+    }
+
+    /// Open a blob into per-thread buffers, check it as [`Self::open_blob`]
+    /// does and hand its plaintext to `f`. `f` must not open blobs itself.
+    pub fn with_blob<R>(
+        &self,
+        loc: &BlobLocation,
+        sealed: &[u8],
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R> {
+        let what = || {
+            format!(
+                "{} blob {} in pack {}",
+                loc.kind,
+                loc.id.short(),
+                loc.pack.short()
+            )
+        };
+        let checked = self
+            .cipher
+            .open_with(
+                sealed,
+                (loc.raw_length as usize).min(MAX_BLOB_LEN),
+                |plain| {
+                    if plain.len() != loc.raw_length as usize {
+                        return Err("length differs from the index");
+                    }
+                    if self.key.blob_id(plain) != loc.id {
+                        return Err("contents do not match the blob id");
+                    }
+                    Ok(f(plain))
+                },
+            )
+            .map_err(|e| Error::format(what(), e))?;
+        checked.map_err(|why| Error::corrupt(what(), why))
+    }
+
     pub fn read_blob_at(&self, loc: &BlobLocation) -> Result<Vec<u8>> {
-        let sealed = self.backend.read_range(FileKind::Data, &loc.pack.to_hex(), loc.offset as u64, Some(loc.length as u64))?;
+        let sealed = self.backend.read_range(
+            FileKind::Data,
+            &loc.pack.to_hex(),
+            loc.offset as u64,
+            Some(loc.length as u64),
+        )?;
         self.open_blob(loc, &sealed)
     }
 
     pub fn read_blob(&self, id: &Id) -> Result<Vec<u8>> {
-        let loc = self.lookup(id).ok_or_else(|| Error::corrupt(format!("blob {id}"), "not in any index (data lost? run `cairn check`)"))?;
+        let loc = self.lookup(id).ok_or_else(|| {
+            Error::corrupt(
+                format!("blob {id}"),
+                "not in any index (data lost? run `cairn check`)",
+            )
+        })?;
         self.read_blob_at(&loc)
     }
 
@@ -358,7 +509,8 @@ impl Repository {
 
     pub fn load_snapshot(&self, id: &Id) -> Result<Snapshot> {
         let bytes = self.load_file(FileKind::Snapshot, id)?;
-        Snapshot::open(&self.cipher, &bytes).map_err(|e| Error::format(format!("snapshot {}", id.short()), e))
+        Snapshot::open(&self.cipher, &bytes)
+            .map_err(|e| Error::format(format!("snapshot {}", id.short()), e))
     }
 
     /// All readable snapshots, oldest first, and the error for each snapshot
@@ -368,13 +520,22 @@ impl Repository {
     pub fn list_snapshots_lenient(&self) -> Result<(Vec<(Id, Snapshot)>, Vec<Error>)> {
         let files = self.backend.list(FileKind::Snapshot)?;
         let ids: Vec<Id> = files.iter().filter_map(|f| Id::from_hex(&f.name)).collect();
-        let loaded = parallel_map(&ids, LOAD_THREADS, |id| Ok::<_, Error>(self.load_snapshot(id)))?;
+        let loaded = parallel_map(&ids, LOAD_THREADS, |id| {
+            Ok::<_, Error>(self.load_snapshot(id))
+        })?;
         let mut good = Vec::new();
         let mut bad = Vec::new();
         for (id, r) in ids.into_iter().zip(loaded) {
             match r {
                 Ok(s) => good.push((id, s)),
-                Err(e) if matches!(e.kind, Kind::Corrupt | Kind::Unsupported | Kind::Backend(BackendKind::NotFound)) => bad.push(e),
+                Err(e)
+                    if matches!(
+                        e.kind,
+                        Kind::Corrupt | Kind::Unsupported | Kind::Backend(BackendKind::NotFound)
+                    ) =>
+                {
+                    bad.push(e)
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -400,21 +561,38 @@ impl Repository {
                 .into_iter()
                 .rev()
                 .find(|(_, s)| filter.matches(s))
-                .ok_or_else(|| Error::not_found(format!("no snapshot found in {}", self.location())));
+                .ok_or_else(|| {
+                    Error::not_found(format!("no snapshot found in {}", self.location()))
+                });
         }
         if spec.is_empty() || spec.len() > 64 || !spec.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(Error::usage(format!("invalid snapshot id {spec:?} (expected hex digits or `latest`)")));
+            return Err(Error::usage(format!(
+                "invalid snapshot id {spec:?} (expected hex digits or `latest`)"
+            )));
         }
         let spec = spec.to_ascii_lowercase();
         let files = self.backend.list(FileKind::Snapshot)?;
-        let matches: Vec<&str> = files.iter().map(|f| f.name.as_str()).filter(|n| n.starts_with(&spec)).collect();
+        let matches: Vec<&str> = files
+            .iter()
+            .map(|f| f.name.as_str())
+            .filter(|n| n.starts_with(&spec))
+            .collect();
         match matches.as_slice() {
-            [] => Err(Error::not_found(format!("no snapshot with id {spec} in {}", self.location()))),
+            [] => Err(Error::not_found(format!(
+                "no snapshot with id {spec} in {}",
+                self.location()
+            ))),
             [one] => {
                 let id = Id::from_hex(one).expect("listed names are valid ids");
                 Ok((id, self.load_snapshot(&id)?))
             }
-            many => Err(Error::new(Kind::Ambiguous, format!("snapshot id prefix {spec} is ambiguous: it matches {} snapshots", many.len()))),
+            many => Err(Error::new(
+                Kind::Ambiguous,
+                format!(
+                    "snapshot id prefix {spec} is ambiguous: it matches {} snapshots",
+                    many.len()
+                ),
+            )),
         }
     }
 
