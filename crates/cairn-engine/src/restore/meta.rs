@@ -189,16 +189,72 @@ pub(crate) struct MetaProblems {
 /// atime and mtime. The order matters: chown clears set-uid bits, and only
 /// the last step may leave the times alone.
 pub(crate) fn apply(path: &Path, node: &Node, as_root: bool) -> MetaProblems {
+    apply_with(node, as_root, &PathTarget(path))
+}
+
+/// [`apply`] through an open regular file: no path lookups, so a data
+/// worker can finish a file the moment its last blob is written.
+pub(crate) fn apply_to_file(file: &File, node: &Node, as_root: bool) -> MetaProblems {
+    apply_with(node, as_root, &FileTarget(file))
+}
+
+/// Where metadata goes: a path (not followed if a symlink) or an open file.
+trait Target {
+    fn chown(&self, uid: u32, gid: u32) -> io::Result<()>;
+    fn chmod(&self, mode: u32) -> io::Result<()>;
+    fn set_xattr(&self, name: &OsStr, value: &[u8]) -> io::Result<()>;
+    fn set_times(&self, atime: i64, mtime: i64) -> io::Result<()>;
+}
+
+struct PathTarget<'a>(&'a Path);
+
+impl Target for PathTarget<'_> {
+    fn chown(&self, uid: u32, gid: u32) -> io::Result<()> {
+        std::os::unix::fs::lchown(self.0, Some(uid), Some(gid))
+    }
+    fn chmod(&self, mode: u32) -> io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(self.0, fs::Permissions::from_mode(mode))
+    }
+    fn set_xattr(&self, name: &OsStr, value: &[u8]) -> io::Result<()> {
+        xattr::set(self.0, name, value)
+    }
+    fn set_times(&self, atime: i64, mtime: i64) -> io::Result<()> {
+        set_times(self.0, atime, mtime)
+    }
+}
+
+struct FileTarget<'a>(&'a File);
+
+impl Target for FileTarget<'_> {
+    fn chown(&self, uid: u32, gid: u32) -> io::Result<()> {
+        std::os::unix::fs::fchown(self.0, Some(uid), Some(gid))
+    }
+    fn chmod(&self, mode: u32) -> io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        self.0.set_permissions(fs::Permissions::from_mode(mode))
+    }
+    fn set_xattr(&self, name: &OsStr, value: &[u8]) -> io::Result<()> {
+        xattr::FileExt::set_xattr(self.0, name, value)
+    }
+    fn set_times(&self, atime: i64, mtime: i64) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let times = [timespec(atime), timespec(mtime)];
+        // SAFETY: the descriptor is open; times points to two timespecs.
+        check(unsafe { libc::futimens(self.0.as_raw_fd(), times.as_ptr()) })
+    }
+}
+
+fn apply_with(node: &Node, as_root: bool, target: &dyn Target) -> MetaProblems {
     let mut p = MetaProblems::default();
     if as_root {
-        if let Err(e) = std::os::unix::fs::lchown(path, Some(node.uid), Some(node.gid)) {
+        if let Err(e) = target.chown(node.uid, node.gid) {
             p.errors
                 .push(format!("setting owner {}:{}: {e}", node.uid, node.gid));
         }
     }
     if node.kind != NodeKind::Symlink {
-        use std::os::unix::fs::PermissionsExt;
-        if let Err(e) = fs::set_permissions(path, fs::Permissions::from_mode(node.mode & 0o7777)) {
+        if let Err(e) = target.chmod(node.mode & 0o7777) {
             p.errors
                 .push(format!("setting mode {:o}: {e}", node.mode & 0o7777));
         }
@@ -207,7 +263,7 @@ pub(crate) fn apply(path: &Path, node: &Node, as_root: bool) -> MetaProblems {
         let name = OsStr::from_bytes(x.name.as_bytes());
         match x.value_bytes() {
             Ok(v) => {
-                if let Err(e) = xattr::set(path, name, &v) {
+                if let Err(e) = target.set_xattr(name, &v) {
                     p.warnings
                         .push(format!("extended attribute {:?} not restored: {e}", x.name));
                 }
@@ -217,7 +273,7 @@ pub(crate) fn apply(path: &Path, node: &Node, as_root: bool) -> MetaProblems {
                 .push(format!("extended attribute {:?} not restored: {e}", x.name)),
         }
     }
-    if let Err(e) = set_times(path, node.atime, node.mtime) {
+    if let Err(e) = target.set_times(node.atime, node.mtime) {
         p.errors.push(format!("setting times: {e}"));
     }
     p

@@ -192,6 +192,8 @@ pub(crate) struct FileJob {
     pub state: Mutex<FileState>,
     /// Something went wrong (reported); its metadata is not applied.
     pub failed: AtomicBool,
+    /// Its metadata was applied by the data worker that finished it.
+    pub meta_done: AtomicBool,
 }
 
 impl FileJob {

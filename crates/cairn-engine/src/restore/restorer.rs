@@ -353,6 +353,7 @@ impl<'a> Restorer<'a> {
             pending: AtomicU32::new(n),
             state: Mutex::new(FileState::New),
             failed: AtomicBool::new(false),
+            meta_done: AtomicBool::new(false),
         });
         self.batch.weight += 1 + node.content.len();
     }
@@ -382,10 +383,13 @@ impl<'a> Restorer<'a> {
             w.sort_unstable_by_key(Want::order);
         }
         packs.sort_by_key(|(id, w)| (std::cmp::Reverse(w.len()), *id));
+        let finish_files = !self.opts.verify;
         let ctx = write::Ctx {
             repo: self.repo,
             files: &files,
             report,
+            finish_files,
+            as_root: self.as_root,
         };
         for_each_parallel(&packs, self.threads, |(pack, w)| {
             if !report.has_fatal() {
@@ -396,8 +400,13 @@ impl<'a> Restorer<'a> {
 
         // Files that needed no data.
         for_each_parallel(&files, self.threads, |job| {
-            if job.wants == 0 && job.ok() && write::open_job(job, report).is_some() {
-                p.files_done.fetch_add(1, Ordering::Relaxed);
+            if job.wants == 0 && job.ok() {
+                if let Some(f) = write::open_job(job, report) {
+                    p.files_done.fetch_add(1, Ordering::Relaxed);
+                    if finish_files {
+                        write::finish_file(&f, job, self.as_root, report);
+                    }
+                }
             }
         });
         report.check_fatal()?;
@@ -426,7 +435,7 @@ impl<'a> Restorer<'a> {
             }
             self.files.fetch_add(1, Ordering::Relaxed);
             self.bytes.fetch_add(job.size, Ordering::Relaxed);
-            if job.ok() {
+            if job.ok() && !job.meta_done.load(Ordering::Relaxed) {
                 self.apply_meta(&job.path, &job.node);
             }
         });

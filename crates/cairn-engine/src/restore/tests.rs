@@ -429,6 +429,7 @@ fn verify_detects_a_changed_file() {
         pending: AtomicU32::new(0),
         state: Mutex::new(FileState::Created),
         failed: AtomicBool::new(false),
+        meta_done: AtomicBool::new(false),
     };
     assert!(verify::verify_file(&repo, &job(&node), &report));
 

@@ -49,6 +49,10 @@ pub(crate) struct Ctx<'a> {
     pub repo: &'a Repository,
     pub files: &'a [FileJob],
     pub report: &'a Report<'a>,
+    /// Apply a file's metadata through its descriptor as soon as its last
+    /// blob is written (not with `--verify`, whose reading back comes later).
+    pub finish_files: bool,
+    pub as_root: bool,
 }
 
 impl Ctx<'_> {
@@ -159,6 +163,16 @@ impl Ctx<'_> {
         let p = &self.report.progress;
         p.bytes_done
             .fetch_add(w.raw_length as u64, Ordering::Relaxed);
+        let job = &self.files[w.file as usize];
+        // Every write of the file happened before its count reached zero.
+        if job.pending.fetch_sub(1, Ordering::AcqRel) == 1 && job.ok() {
+            p.files_done.fetch_add(1, Ordering::Relaxed);
+            if self.finish_files {
+                if let Some(f) = open.files.get(&w.file) {
+                    finish_file(f, job, self.as_root, self.report);
+                }
+            }
+        }
         if let Some(n) = open.left.get_mut(&w.file) {
             *n -= 1;
             if *n == 0 {
@@ -166,11 +180,19 @@ impl Ctx<'_> {
                 open.files.remove(&w.file);
             }
         }
-        let job = &self.files[w.file as usize];
-        if job.pending.fetch_sub(1, Ordering::AcqRel) == 1 && !job.failed.load(Ordering::Relaxed) {
-            p.files_done.fetch_add(1, Ordering::Relaxed);
-        }
     }
+}
+
+/// Apply a complete file's metadata through its open descriptor.
+pub(crate) fn finish_file(f: &File, job: &FileJob, as_root: bool, report: &Report) {
+    let problems = meta::apply_to_file(f, &job.node, as_root);
+    for e in problems.errors {
+        report.error(&job.path, e);
+    }
+    for w in problems.warnings {
+        report.warning(&job.path, w);
+    }
+    job.meta_done.store(true, Ordering::Relaxed);
 }
 
 fn is_zero(b: &[u8]) -> bool {
