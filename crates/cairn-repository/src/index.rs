@@ -45,6 +45,10 @@ pub struct BlobLocation {
 pub struct Index {
     sorted: Vec<Entry>,
     fresh: HashMap<Id, Entry>,
+    /// Entries of index files being loaded, unsorted and with duplicates,
+    /// until [`Index::finish_loading`]: loading a large index through the
+    /// hash map needed its table twice over while it grew.
+    loading: Vec<Entry>,
     packs: Vec<Id>,
     /// Parallel to `packs`: when prune marked the pack for deletion.
     marked: Vec<Option<i64>>,
@@ -84,8 +88,60 @@ impl Index {
         self.add(p.id, p.marked, &p.blobs)
     }
 
-    fn add(&mut self, pack: Id, marked: Option<i64>, entries: &[PackEntry]) {
-        let n = match self.pack_numbers.get(&pack) {
+    /// Add a pack as an index file lists it, without looking for
+    /// duplicates yet: cheap in time and memory for loading many files.
+    /// Lookups see these entries only after [`Index::finish_loading`].
+    pub fn load_index_pack(&mut self, p: &cairn_format::index::IndexPack) {
+        let n = self.pack_number(p.id, p.marked);
+        self.loading.extend(p.blobs.iter().map(|e| Entry {
+            id: e.id.0,
+            pack: n | if e.kind == BlobKind::Tree { TREE_BIT } else { 0 },
+            offset: e.offset,
+            length: e.length,
+            raw_length: e.raw_length,
+        }));
+    }
+
+    /// Make the entries of [`Index::load_index_pack`] visible. Of several
+    /// locations of one blob, one in a live pack wins.
+    pub fn finish_loading(&mut self) {
+        let mut loading = std::mem::take(&mut self.loading);
+        if loading.is_empty() {
+            return;
+        }
+        if !self.sorted.is_empty() || !self.fresh.is_empty() {
+            // Not a fresh load: the general path keeps the rules in one place.
+            for e in loading {
+                let pack = self.packs[(e.pack & !TREE_BIT) as usize];
+                let kind = if e.pack & TREE_BIT != 0 { BlobKind::Tree } else { BlobKind::Data };
+                let marked = self.marked[(e.pack & !TREE_BIT) as usize];
+                let entry = PackEntry { id: Id(e.id), kind, offset: e.offset, length: e.length, raw_length: e.raw_length };
+                self.add(pack, marked, std::slice::from_ref(&entry));
+            }
+            self.compact();
+            return;
+        }
+        loading.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+        let mut out = 0;
+        let mut i = 0;
+        while i < loading.len() {
+            let mut j = i + 1;
+            while j < loading.len() && loading[j].id == loading[i].id {
+                j += 1;
+            }
+            let pick = (i..j).find(|&k| !self.is_marked_number(loading[k].pack)).unwrap_or(i);
+            loading[out] = loading[pick];
+            out += 1;
+            i = j;
+        }
+        loading.truncate(out);
+        self.sorted = loading;
+    }
+
+    /// The number of a pack, numbering it if new. A pack listed as live
+    /// anywhere is live.
+    fn pack_number(&mut self, pack: Id, marked: Option<i64>) -> u32 {
+        match self.pack_numbers.get(&pack) {
             Some(&n) => {
                 if marked.is_none() {
                     self.marked[n as usize] = None;
@@ -100,7 +156,11 @@ impl Index {
                 self.pack_numbers.insert(pack, n);
                 n
             }
-        };
+        }
+    }
+
+    fn add(&mut self, pack: Id, marked: Option<i64>, entries: &[PackEntry]) {
+        let n = self.pack_number(pack, marked);
         let live = self.marked[n as usize].is_none();
         for e in entries {
             let new = Entry {
@@ -267,5 +327,44 @@ mod tests {
         ix.add_pack(old, &[]);
         assert_eq!(ix.marked(&old), None);
         assert!(ix.contains(&Id::sha256(&4u32.to_le_bytes())));
+    }
+
+    #[test]
+    fn bulk_loading_agrees_with_adding() {
+        use cairn_format::index::IndexPack;
+        let (a, b, c) = (Id::sha256(b"a"), Id::sha256(b"b"), Id::sha256(b"c"));
+        let files = [
+            IndexPack { id: a, marked: Some(7), blobs: (0..40).map(|i| entry(i, BlobKind::Data)).collect() },
+            IndexPack { id: b, marked: None, blobs: (30..60).map(|i| entry(i, BlobKind::Tree)).collect() },
+            IndexPack { id: c, marked: Some(9), blobs: (55..70).map(|i| entry(i, BlobKind::Data)).collect() },
+            // `c` listed live by a later file: live wins.
+            IndexPack { id: c, marked: None, blobs: vec![] },
+        ];
+        let mut added = Index::new();
+        let mut loaded = Index::new();
+        for f in &files {
+            added.add_index_pack(f);
+            loaded.load_index_pack(f);
+        }
+        added.compact();
+        loaded.finish_loading();
+        assert_eq!(loaded.len(), 70);
+        for i in 0..70u32 {
+            let id = Id::sha256(&i.to_le_bytes());
+            let (x, y) = (added.get(&id).unwrap(), loaded.get(&id).unwrap());
+            assert_eq!(added.contains(&id), loaded.contains(&id), "blob {i}");
+            assert!(loaded.contains(&id) || (i < 30), "blob {i}: a live location exists");
+            if i >= 30 && i < 40 {
+                assert_eq!(y.pack, b, "blob {i} is located in the live pack");
+            }
+            assert_eq!(x.raw_length, y.raw_length);
+        }
+        assert_eq!(loaded.marked(&a), Some(7));
+        assert_eq!(loaded.marked(&c), None);
+        // Loading onto an index that already has entries takes the general path.
+        loaded.load_index_pack(&IndexPack { id: Id::sha256(b"d"), marked: None, blobs: (65..80).map(|i| entry(i, BlobKind::Data)).collect() });
+        loaded.finish_loading();
+        assert_eq!(loaded.len(), 80);
+        assert_eq!(loaded.get(&Id::sha256(&66u32.to_le_bytes())).unwrap().pack, c, "first live location kept");
     }
 }

@@ -336,12 +336,12 @@ impl Repository {
             })?;
             for (id, f) in batch.iter().zip(loaded) {
                 match f {
-                    Ok(f) => f.packs.iter().for_each(|p| index.add_index_pack(p)),
+                    Ok(f) => f.packs.iter().for_each(|p| index.load_index_pack(p)),
                     Err(e) => bad.push((*id, e)),
                 }
             }
-            index.compact();
         }
+        index.finish_loading();
         *self.index.write().unwrap() = index;
         Ok(bad)
     }

@@ -39,14 +39,14 @@ use cairn_repository::format::tree::Node;
 use cairn_repository::format::Id;
 use cairn_repository::Repository;
 use report::Report;
-use restorer::Restorer;
+use restorer::{Restorer, Shared};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 /// A batch holds about this many blobs' worth of entries (a file weighs
 /// 1 + its blob count, anything else 1).
-pub const BATCH_WEIGHT: usize = 50_000;
+pub const BATCH_WEIGHT: usize = 20_000;
 /// At most this many errors (and as many warnings) are kept with their
 /// messages; the rest are counted in [`RestoreSummary::omitted`].
 pub const MAX_REPORTED: usize = 10_000;
@@ -164,10 +164,23 @@ fn restore_batched(
         )
     })?;
     let tree_path = tree_walk::normalize(&opts.tree_path);
-    let mut r = Restorer::new(repo, opts, tree_path.clone(), progress, batch_weight);
-    tree_walk::walk(repo, tree, &tree_path, &mut r)?;
-    r.flush()?;
-    Ok(r.finish())
+    let shared = Shared::new(repo, opts, progress);
+    // The walk plans batch n+1 while a second thread writes batch n.
+    let walked = std::thread::scope(|s| {
+        let (tx, rx) = crossbeam_channel::bounded::<restorer::Batch>(0);
+        let runner = s.spawn(|| -> Result<()> {
+            for batch in rx {
+                shared.run_batch(batch)?;
+            }
+            Ok(())
+        });
+        let mut r = Restorer::new(&shared, tree_path.clone(), batch_weight, Some(tx));
+        let walked = tree_walk::walk(repo, tree, &tree_path, &mut r).and_then(|_| r.finish());
+        let ran = runner.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        // A batch's fatal error is the cause of whatever stopped the walk.
+        ran.and(walked)
+    })?;
+    Ok(shared.finish(walked))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -22,7 +22,7 @@ use std::sync::Mutex;
 const MAX_HARDLINKS: usize = 100_000;
 
 #[derive(Default)]
-struct Batch {
+pub(super) struct Batch {
     files: Vec<FileJob>,
     /// Blobs to restore, by pack.
     wants: HashMap<Id, Vec<Want>>,
@@ -44,46 +44,56 @@ struct DirFrame {
     restore_meta: bool,
 }
 
-pub(super) struct Restorer<'a> {
+/// What the walk and the batch runner share.
+pub(super) struct Shared<'a> {
     repo: &'a Repository,
     opts: &'a RestoreOptions,
-    tree_path: PathBuf,
     report: Report<'a>,
     threads: usize,
-    batch_weight: usize,
     as_root: bool,
-    /// Ids of all-zero blobs of the chunker's usual sizes: never read.
-    zero_ids: HashSet<Id>,
-    batch: Batch,
-    stack: Vec<DirFrame>,
-    /// (device, inode) → (first path restored, links still to come).
-    links: HashMap<(u64, u64), (PathBuf, u64)>,
     files: AtomicU64,
-    dirs: u64,
     bytes: AtomicU64,
-    skipped: u64,
     verified: AtomicU64,
 }
 
-impl Visitor for Restorer<'_> {
+/// The walk: creates directories and other non-file entries at once and
+/// plans regular files into batches, which it hands to `out` (a thread
+/// running [`Shared::run_batch`]) so that the next batch is planned while
+/// the previous one is written.
+pub(super) struct Restorer<'s, 'a> {
+    sh: &'s Shared<'a>,
+    tree_path: PathBuf,
+    batch_weight: usize,
+    /// Ids of all-zero blobs of the chunker's usual sizes: never read.
+    zero_ids: HashSet<Id>,
+    batch: Batch,
+    out: Option<crossbeam_channel::Sender<Batch>>,
+    stack: Vec<DirFrame>,
+    /// (device, inode) → (first path restored, links still to come).
+    links: HashMap<(u64, u64), (PathBuf, u64)>,
+    dirs: u64,
+    skipped: u64,
+}
+
+impl Visitor for Restorer<'_, '_> {
     fn visit(&mut self, path: &Path, node: &Node) -> Result<Visit> {
-        if self.report.has_fatal() {
-            self.report.check_fatal()?;
+        if self.sh.report.has_fatal() {
+            self.sh.report.check_fatal()?;
         }
-        if self.opts.exclude.matches(path) {
+        if self.sh.opts.exclude.matches(path) {
             return Ok(Visit::SkipChildren);
         }
         if self.stack.last().is_some_and(|f| f.failed) {
             return Ok(Visit::SkipChildren);
         }
-        let included = self.opts.include.is_empty() || self.opts.include.matches(path);
+        let included = self.sh.opts.include.is_empty() || self.sh.opts.include.matches(path);
         let target = self.target_of(path);
         if node.kind == NodeKind::Dir {
             if included {
                 if !self.ensure_parents() {
                     return Ok(Visit::SkipChildren);
                 }
-                let replace = self.opts.overwrite == Overwrite::Always;
+                let replace = self.sh.opts.overwrite == Overwrite::Always;
                 if !replace && std::fs::symlink_metadata(&target).is_ok_and(|m| !m.is_dir()) {
                     self.skipped += 1;
                     return Ok(Visit::SkipChildren);
@@ -91,7 +101,7 @@ impl Visitor for Restorer<'_> {
                 match meta::make_dir(&target, replace) {
                     Ok(created) => {
                         self.dirs += 1;
-                        let restore_meta = created || self.opts.overwrite == Overwrite::Always;
+                        let restore_meta = created || self.sh.opts.overwrite == Overwrite::Always;
                         self.stack.push(DirFrame {
                             target,
                             exists: true,
@@ -100,11 +110,11 @@ impl Visitor for Restorer<'_> {
                         });
                     }
                     Err(e) => {
-                        self.report.io_error(&target, "creating directory", e);
+                        self.sh.report.io_error(&target, "creating directory", e);
                         return Ok(Visit::SkipChildren);
                     }
                 }
-            } else if self.opts.include.may_match_below(path) {
+            } else if self.sh.opts.include.may_match_below(path) {
                 // Created only if something below is restored.
                 self.stack.push(DirFrame {
                     target,
@@ -139,51 +149,33 @@ impl Visitor for Restorer<'_> {
 
     fn error(&mut self, path: &Path, err: Error) -> Result<()> {
         let target = self.target_of(path);
-        self.report.error(&target, err.message);
+        self.sh.report.error(&target, err.message);
         Ok(())
     }
 }
 
-impl<'a> Restorer<'a> {
-    pub fn new(
-        repo: &'a Repository,
-        opts: &'a RestoreOptions,
-        tree_path: PathBuf,
-        progress: &'a RestoreProgress,
-        batch_weight: usize,
-    ) -> Self {
-        let chunker = repo.config().chunker;
-        let zero_ids = [chunker.min_size, chunker.avg_size, chunker.max_size]
-            .iter()
-            .map(|&n| repo.blob_id(&vec![0u8; n as usize]))
-            .collect();
-        Restorer {
+impl<'a> Shared<'a> {
+    pub fn new(repo: &'a Repository, opts: &'a RestoreOptions, progress: &'a RestoreProgress) -> Self {
+        Shared {
             repo,
             opts,
-            tree_path,
             report: Report::new(progress),
             threads: opts.thread_count(),
-            batch_weight,
             as_root: meta::is_root(),
-            zero_ids,
-            batch: Batch::default(),
-            stack: Vec::new(),
-            links: HashMap::new(),
             files: AtomicU64::new(0),
-            dirs: 0,
             bytes: AtomicU64::new(0),
-            skipped: 0,
             verified: AtomicU64::new(0),
         }
     }
 
-    pub fn finish(self) -> RestoreSummary {
+    /// The summary, given the walk's own counts.
+    pub fn finish(self, walked: WalkCounts) -> RestoreSummary {
         let (errors, warnings, omitted) = self.report.into_lists();
         RestoreSummary {
             files: self.files.into_inner(),
-            dirs: self.dirs,
+            dirs: walked.dirs,
             bytes: self.bytes.into_inner(),
-            skipped: self.skipped,
+            skipped: walked.skipped,
             verified: self.verified.into_inner(),
             errors,
             warnings,
@@ -191,10 +183,64 @@ impl<'a> Restorer<'a> {
         }
     }
 
+    /// Stop the walk: a batch failed fatally.
+    pub fn fatal(&self) -> Result<()> {
+        self.report.check_fatal()
+    }
+
+    fn apply_meta(&self, target: &Path, node: &Node) {
+        let problems = meta::apply(target, node, self.as_root);
+        for e in problems.errors {
+            self.report.error(target, e);
+        }
+        for w in problems.warnings {
+            self.report.warning(target, w);
+        }
+    }
+}
+
+/// Counts only the walk keeps.
+pub(super) struct WalkCounts {
+    dirs: u64,
+    skipped: u64,
+}
+
+impl<'s, 'a> Restorer<'s, 'a> {
+    pub fn new(
+        sh: &'s Shared<'a>,
+        tree_path: PathBuf,
+        batch_weight: usize,
+        out: Option<crossbeam_channel::Sender<Batch>>,
+    ) -> Self {
+        let chunker = sh.repo.config().chunker;
+        let zero_ids = [chunker.min_size, chunker.avg_size, chunker.max_size]
+            .iter()
+            .map(|&n| sh.repo.blob_id(&vec![0u8; n as usize]))
+            .collect();
+        Restorer {
+            sh,
+            tree_path,
+            batch_weight,
+            zero_ids,
+            batch: Batch::default(),
+            out,
+            stack: Vec::new(),
+            links: HashMap::new(),
+            dirs: 0,
+            skipped: 0,
+        }
+    }
+
+    /// Hand over the last batch and close the channel; the walk's counts.
+    pub fn finish(mut self) -> Result<WalkCounts> {
+        self.flush()?;
+        Ok(WalkCounts { dirs: self.dirs, skipped: self.skipped })
+    }
+
     fn target_of(&self, path: &Path) -> PathBuf {
         match path.strip_prefix(&self.tree_path) {
-            Ok(rel) if rel.as_os_str().is_empty() => self.opts.target.clone(),
-            Ok(rel) => self.opts.target.join(rel),
+            Ok(rel) if rel.as_os_str().is_empty() => self.sh.opts.target.clone(),
+            Ok(rel) => self.sh.opts.target.join(rel),
             Err(_) => unreachable!("walked paths are below the tree's path"),
         }
     }
@@ -211,10 +257,10 @@ impl<'a> Restorer<'a> {
             if f.exists {
                 continue;
             }
-            match meta::make_dir(&f.target, self.opts.overwrite == Overwrite::Always) {
+            match meta::make_dir(&f.target, self.sh.opts.overwrite == Overwrite::Always) {
                 Ok(created) => {
                     f.exists = true;
-                    f.restore_meta = created || self.opts.overwrite == Overwrite::Always;
+                    f.restore_meta = created || self.sh.opts.overwrite == Overwrite::Always;
                     self.dirs += 1;
                 }
                 Err(e) => {
@@ -222,7 +268,7 @@ impl<'a> Restorer<'a> {
                     for f in &mut self.stack[i..] {
                         f.failed = true;
                     }
-                    self.report.io_error(&target, "creating directory", e);
+                    self.sh.report.io_error(&target, "creating directory", e);
                     return false;
                 }
             }
@@ -232,11 +278,11 @@ impl<'a> Restorer<'a> {
 
     /// Restore (or plan, for a regular file) one non-directory entry.
     fn restore_entry(&mut self, target: &Path, node: &Node) {
-        if self.opts.overwrite == Overwrite::Never && std::fs::symlink_metadata(target).is_ok() {
+        if self.sh.opts.overwrite == Overwrite::Never && std::fs::symlink_metadata(target).is_ok() {
             self.skipped += 1;
             return;
         }
-        let p = self.report.progress;
+        let p = self.sh.report.progress;
         let made = match node.kind {
             NodeKind::File => return self.plan_file(target, node),
             NodeKind::Dir => unreachable!("directories are handled by visit"),
@@ -252,9 +298,9 @@ impl<'a> Restorer<'a> {
                 )),
             },
             NodeKind::Fifo => meta::make_fifo(target),
-            NodeKind::Dev | NodeKind::Chardev if !self.as_root => {
+            NodeKind::Dev | NodeKind::Chardev if !self.sh.as_root => {
                 p.files_total.fetch_add(1, Ordering::Relaxed);
-                self.report.error(
+                self.sh.report.error(
                     target,
                     "device node not restored: creating devices needs root",
                 );
@@ -265,29 +311,19 @@ impl<'a> Restorer<'a> {
         p.files_total.fetch_add(1, Ordering::Relaxed);
         match made {
             Ok(()) => {
-                self.apply_meta(target, node);
-                self.files.fetch_add(1, Ordering::Relaxed);
+                self.sh.apply_meta(target, node);
+                self.sh.files.fetch_add(1, Ordering::Relaxed);
                 p.files_done.fetch_add(1, Ordering::Relaxed);
             }
             Err(e) => self
-                .report
+                .sh.report
                 .io_error(target, &format!("creating {}", node.kind.as_str()), e),
         }
         self.batch.weight += 1;
     }
 
-    fn apply_meta(&self, target: &Path, node: &Node) {
-        let problems = meta::apply(target, node, self.as_root);
-        for e in problems.errors {
-            self.report.error(target, e);
-        }
-        for w in problems.warnings {
-            self.report.warning(target, w);
-        }
-    }
-
     fn plan_file(&mut self, target: &Path, node: &Node) {
-        let p = self.report.progress;
+        let p = self.sh.report.progress;
         p.files_total.fetch_add(1, Ordering::Relaxed);
         let link_key = (node.links > 1 && (node.inode != 0 || node.device != 0))
             .then_some((node.device, node.inode));
@@ -307,11 +343,11 @@ impl<'a> Restorer<'a> {
         let mut size = 0u64;
         let mut zero_bytes = 0u64;
         {
-            let index = self.repo.index();
+            let index = self.sh.repo.index();
             for id in &node.content {
                 let Some(loc) = index.get(id) else {
                     drop(index);
-                    self.report.error(
+                    self.sh.report.error(
                         target,
                         format!("data blob {} is not in the repository index (data lost? run `cairn check`); file not restored", id.short()),
                     );
@@ -365,15 +401,30 @@ impl<'a> Restorer<'a> {
         Ok(())
     }
 
-    /// Run the phases of the current batch (see the module doc).
+    /// Hand the current batch to the batch runner (or run it here).
     pub fn flush(&mut self) -> Result<()> {
+        let batch = std::mem::take(&mut self.batch);
+        match &self.out {
+            None => self.sh.run_batch(batch),
+            Some(out) => match out.send(batch) {
+                Ok(()) => self.sh.fatal(),
+                // The runner stopped: a fatal error it recorded.
+                Err(_) => self.sh.fatal().and(Err(Error::new(crate::Kind::Io, "restore stopped"))),
+            },
+        }
+    }
+}
+
+impl Shared<'_> {
+    /// Run the phases of a batch (see the module doc).
+    pub fn run_batch(&self, batch: Batch) -> Result<()> {
         let Batch {
             files,
             wants,
             links,
             dirs,
             ..
-        } = std::mem::take(&mut self.batch);
+        } = batch;
         let report = &self.report;
         let p = report.progress;
 
