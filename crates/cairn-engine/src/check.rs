@@ -168,7 +168,49 @@ pub fn check(
         r.notes.push(format!("{orphans} packs are not in any index (left by an interrupted backup; the next backup reuses them, prune removes them)"));
     }
 
-    // Snapshots: every tree loads, every blob is indexed in a present pack.
+    // Data is read on worker threads while the snapshots' trees are walked here.
+    let mut packs: Vec<(Id, u64)> = Vec::new();
+    if opts.read_data || opts.subset.is_some() {
+        packs = stored.iter().map(|(id, s)| (*id, *s)).collect();
+        packs.sort();
+        if let Some(sub) = &opts.subset {
+            sub.select(&mut packs);
+        }
+        progress
+            .packs_total
+            .store(packs.len() as u64, Ordering::Relaxed);
+    }
+    let data_errors = Mutex::new(Vec::new());
+    let threads = if opts.threads == 0 {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+    } else {
+        opts.threads
+    };
+    std::thread::scope(|s| -> Result<()> {
+        let reader = s.spawn(|| {
+            parallel_map(&packs, threads, |(id, size)| {
+                let expected = by_pack.get(id).map(|v| v.as_slice()).unwrap_or(&[]);
+                if let Err(msg) = read_pack(repo, id, *size, expected) {
+                    data_errors.lock().unwrap().push(msg);
+                }
+                progress.packs_done.fetch_add(1, Ordering::Relaxed);
+                progress.bytes_done.fetch_add(*size, Ordering::Relaxed);
+                Ok::<_, Error>(())
+            })
+        });
+        let walked = check_snapshots(repo, &missing_packs, &mut r);
+        let read = reader.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        walked.and(read.map(|_| ()))
+    })?;
+    r.errors.extend(data_errors.into_inner().unwrap());
+    r.packs_read = packs.len();
+    Ok(r)
+}
+
+/// Snapshots: every tree loads, every blob is indexed in a present pack.
+fn check_snapshots(repo: &Repository, missing_packs: &HashSet<Id>, r: &mut CheckReport) -> Result<()> {
     let snaps = repo.backend().list(FileKind::Snapshot)?;
     r.snapshots = snaps.len();
     let mut seen_trees: HashSet<Id> = HashSet::new();
@@ -190,7 +232,7 @@ pub fn check(
             repo,
             snapshot: sid,
             seen_trees: &mut seen_trees,
-            missing_packs: &missing_packs,
+            missing_packs,
             errors: &mut r.errors,
         };
         if let Err(e) = v.check_tree_blob(&snap.tree, Path::new("/")) {
@@ -202,36 +244,7 @@ pub fn check(
         }
     }
 
-    if opts.read_data || opts.subset.is_some() {
-        let mut packs: Vec<(Id, u64)> = stored.iter().map(|(id, s)| (*id, *s)).collect();
-        packs.sort();
-        if let Some(sub) = &opts.subset {
-            sub.select(&mut packs);
-        }
-        progress
-            .packs_total
-            .store(packs.len() as u64, Ordering::Relaxed);
-        let errors = Mutex::new(Vec::new());
-        let threads = if opts.threads == 0 {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2)
-        } else {
-            opts.threads
-        };
-        parallel_map(&packs, threads, |(id, size)| {
-            let expected = by_pack.get(id).map(|v| v.as_slice()).unwrap_or(&[]);
-            if let Err(msg) = read_pack(repo, id, *size, expected) {
-                errors.lock().unwrap().push(msg);
-            }
-            progress.packs_done.fetch_add(1, Ordering::Relaxed);
-            progress.bytes_done.fetch_add(*size, Ordering::Relaxed);
-            Ok::<_, Error>(())
-        })?;
-        r.errors.extend(errors.into_inner().unwrap());
-        r.packs_read = packs.len();
-    }
-    Ok(r)
+    Ok(())
 }
 
 /// Read a whole pack: its header must match the index, and every blob must
