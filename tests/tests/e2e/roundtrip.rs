@@ -381,6 +381,38 @@ fn metadata_only_changes_are_backed_up() {
 }
 
 #[test]
+fn unchanged_entries_keep_their_xattrs_and_link_targets() {
+    // An unchanged entry (same inode and ctime) takes its xattrs and link
+    // target from the parent snapshot instead of reading them again: the
+    // second snapshot must still have them, and a later change must show.
+    let env = TestEnv::new();
+    let src = env.mkdir("src");
+    fs::create_dir(src.join("d")).unwrap();
+    fs::write(src.join("d/f"), b"content").unwrap();
+    std::os::unix::fs::symlink("d/f", src.join("link")).unwrap();
+    if let Err(e) = xattr::set(src.join("d/f"), "user.k", b"v1") {
+        note!("the file system refuses user xattrs ({e}); only link targets checked");
+    }
+    let _ = xattr::set(src.join("d"), "user.dir", b"on a dir");
+    env.init();
+    env.backup_json([&src]);
+    let s2 = env.backup_json([&src]);
+    assert_eq!(s2["files_unmodified"], 1, "{s2}");
+    let target = env.path("t2");
+    env.restore("latest", &target, &[]);
+    assert_trees_equal(&src, &restored(&target, &src));
+
+    let _ = xattr::set(src.join("d/f"), "user.k", b"v2");
+    fs::remove_file(src.join("link")).unwrap();
+    std::os::unix::fs::symlink("elsewhere", src.join("link")).unwrap();
+    env.backup_json([&src]);
+    let target = env.path("t3");
+    env.restore("latest", &target, &[]);
+    assert_trees_equal(&src, &restored(&target, &src));
+    assert_eq!(fs::read_link(restored(&target, &src).join("link")).unwrap(), std::path::Path::new("elsewhere"));
+}
+
+#[test]
 fn special_files_as_backup_paths_do_not_block() {
     // A fifo or a device given directly must be stored as such, never
     // opened (reading a fifo blocks forever); a socket in the tree too.

@@ -89,12 +89,15 @@ pub fn kind_of(meta: &Metadata) -> Option<NodeKind> {
 }
 
 /// A node for `path` from its `lstat` metadata; content and subtree are
-/// filled in later. The link target and xattrs are read here.
+/// filled in later. The link target and xattrs are read here, unless `old`
+/// (the entry in the parent snapshot) is the same inode with the same ctime:
+/// changing either changes the ctime, so they are taken from `old`.
 pub fn node_from_metadata(
     path: &Path,
     name: &[u8],
     meta: &Metadata,
     names: &NameCache,
+    old: Option<&Node>,
 ) -> std::io::Result<Node> {
     let kind = kind_of(meta).ok_or_else(|| std::io::Error::other("unknown file type"))?;
     let mut n = Node::new(ByteString(name.to_vec()), kind);
@@ -115,17 +118,23 @@ pub fn node_from_metadata(
     n.inode = meta.ino();
     n.device = meta.dev();
     n.links = meta.nlink();
+    let same = old.filter(|o| o.kind == kind && o.ctime == n.ctime && o.inode == n.inode && o.ctime != 0);
     match kind {
         NodeKind::File => n.size = meta.size(),
-        NodeKind::Symlink => {
-            n.linktarget = Some(ByteString(
-                std::fs::read_link(path)?.as_os_str().as_bytes().to_vec(),
-            ))
-        }
+        NodeKind::Symlink => match same.and_then(|o| o.linktarget.clone()) {
+            Some(t) => n.linktarget = Some(t),
+            None => {
+                n.linktarget = Some(ByteString(
+                    std::fs::read_link(path)?.as_os_str().as_bytes().to_vec(),
+                ))
+            }
+        },
         NodeKind::Dev | NodeKind::Chardev => n.rdev = meta.rdev(),
         _ => {}
     }
-    if kind != NodeKind::Symlink {
+    if let Some(o) = same {
+        n.xattrs = o.xattrs.clone();
+    } else if kind != NodeKind::Symlink {
         if let Ok(list) = xattr::list(path) {
             let mut names: Vec<_> = list.collect();
             names.sort();

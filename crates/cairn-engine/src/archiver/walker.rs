@@ -196,7 +196,7 @@ impl<'a> Walker<'a> {
             } else {
                 match path
                     .symlink_metadata()
-                    .and_then(|m| node_from_metadata(&path, name.as_bytes(), &m, &self.names))
+                    .and_then(|m| node_from_metadata(&path, name.as_bytes(), &m, &self.names, old))
                 {
                     Ok(node) => {
                         let old_sub = old
@@ -260,7 +260,7 @@ impl<'a> Walker<'a> {
             }
         }
         let name = path.file_name().map(|n| n.as_bytes()).unwrap_or(b"/");
-        let mut node = match node_from_metadata(path, name, &meta, &self.names) {
+        let mut node = match node_from_metadata(path, name, &meta, &self.names, old) {
             Ok(n) => n,
             Err(e) => {
                 self.report(path, &e.to_string());
@@ -352,12 +352,19 @@ impl<'a> Walker<'a> {
             None => false,
         };
         let mut children = Vec::with_capacity(names.len());
+        // Both lists are sorted by name: one pass over the old nodes.
+        let old_nodes = old_tree.as_ref().map_or(&[][..], |t| &t.nodes[..]);
+        let mut cursor = 0;
         for (name, meta) in names {
             if self.stopped() {
                 break;
             }
             let path = dir.join(&name);
-            let old = find_old(old_tree.as_ref(), name.as_bytes());
+            let name = name.as_bytes();
+            while cursor < old_nodes.len() && old_nodes[cursor].name.as_bytes() < name {
+                cursor += 1;
+            }
+            let old = old_nodes.get(cursor).filter(|n| n.name.as_bytes() == name);
             if let Some(c) = self.entry(&path, meta, old, Some(dev), gi, out) {
                 children.push(c);
             }
