@@ -295,7 +295,7 @@ fn read_pack(
             end = entries[j].offset as u64 + entries[j].length as u64;
             j += 1;
         }
-        let bytes = read(pos, end - pos)?;
+        let mut bytes = read(pos, end - pos)?;
         for e in &entries[i..j] {
             let loc = BlobLocation {
                 id: e.id,
@@ -306,7 +306,7 @@ fn read_pack(
                 raw_length: e.raw_length,
             };
             let at = (e.offset as u64 - pos) as usize;
-            if let Err(err) = repo.verify_blob(&loc, &bytes[at..at + e.length as usize]) {
+            if let Err(err) = repo.verify_blob(&loc, &mut bytes[at..at + e.length as usize]) {
                 bad_blob.get_or_insert(err.message);
             }
         }

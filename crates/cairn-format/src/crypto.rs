@@ -24,8 +24,8 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     /// A zstd decompression context per thread (creating one costs more than decoding a blob).
     static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { std::cell::RefCell::new(None) };
-    /// [`Cipher::open_with`]'s buffers: the decrypted payload and the decoded plaintext.
-    static OPEN_SCRATCH: std::cell::RefCell<(Vec<u8>, Vec<u8>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+    /// [`Cipher::open_in_place`]'s buffer for decoded plaintext.
+    static PLAIN_SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     /// One zstd context per thread, reused: creating one costs more than compressing a small blob.
     static COMPRESSOR: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { std::cell::RefCell::new(None) };
 }
@@ -151,13 +151,15 @@ impl Cipher {
         decode(&self.open_encoded(sealed)?, max_len)
     }
 
-    /// Open and decode a sealed object into per-thread buffers and hand the
-    /// plaintext to `f`: no allocation per object, for callers that only
-    /// look at the bytes (verification, copying into a file). `f` must not
-    /// itself call `open_with`.
-    pub fn open_with<R>(
+    /// Open a sealed object in place (its bytes are decrypted where they
+    /// are; afterwards they are no longer the sealed object), decode it
+    /// into a per-thread buffer if compressed, and hand the plaintext to
+    /// `f`: no allocation or copy per object, for callers that only look at
+    /// the bytes (verification, writing into a file). `f` must not itself
+    /// call `open_in_place`.
+    pub fn open_in_place<R>(
         &self,
-        sealed: &[u8],
+        sealed: &mut [u8],
         max_len: usize,
         f: impl FnOnce(&[u8]) -> R,
     ) -> Result<R, FormatError> {
@@ -167,41 +169,32 @@ impl Cipher {
                 format!("only {} bytes", sealed.len()),
             ));
         }
-        let (nonce, rest) = sealed.split_at(NONCE_LEN);
-        let (ct, tag) = rest.split_at(rest.len() - TAG_LEN);
-        OPEN_SCRATCH.with(|cell| {
-            let mut guard = cell.borrow_mut();
-            let (payload, plain) = &mut *guard;
-            payload.clear();
-            payload.extend_from_slice(ct);
-            self.0
-                .decrypt_in_place_detached(
-                    XNonce::from_slice(nonce),
-                    b"",
-                    payload,
-                    chacha20poly1305::Tag::from_slice(tag),
-                )
-                .map_err(|_| FormatError::Decrypt)?;
-            let result = match payload[0] {
-                ENC_RAW => {
-                    if payload.len() - 1 > max_len {
-                        return Err(FormatError::corrupt(
-                            "sealed object",
-                            "payload larger than expected",
-                        ));
-                    }
-                    f(&payload[1..])
-                }
-                _ => {
-                    decode_into(payload, max_len, plain)?;
-                    f(plain)
-                }
-            };
-            // A rare large object: do not keep its buffers.
-            for buf in [payload, plain] {
-                if buf.capacity() > 4 << 20 {
-                    *buf = Vec::new();
-                }
+        let (nonce, rest) = sealed.split_at_mut(NONCE_LEN);
+        let tag_at = rest.len() - TAG_LEN;
+        let (payload, tag) = rest.split_at_mut(tag_at);
+        self.0
+            .decrypt_in_place_detached(
+                XNonce::from_slice(nonce),
+                b"",
+                payload,
+                chacha20poly1305::Tag::from_slice(tag),
+            )
+            .map_err(|_| FormatError::Decrypt)?;
+        if payload[0] == ENC_RAW {
+            if payload.len() - 1 > max_len {
+                return Err(FormatError::corrupt(
+                    "sealed object",
+                    "payload larger than expected",
+                ));
+            }
+            return Ok(f(&payload[1..]));
+        }
+        PLAIN_SCRATCH.with(|cell| {
+            let mut plain = cell.borrow_mut();
+            decode_into(payload, max_len, &mut plain)?;
+            let result = f(&plain);
+            if plain.capacity() > 4 << 20 {
+                *plain = Vec::new(); // a rare large object: do not keep its buffer
             }
             Ok(result)
         })
@@ -443,26 +436,20 @@ mod tests {
     }
 
     #[test]
-    fn open_with_matches_open() {
+    fn open_in_place_matches_open() {
         let c = MasterKey::random().cipher();
         let text = b"abcabcabcabc some text to compress ".repeat(2000);
         let mut random = vec![0u8; 300_000];
         rand::thread_rng().fill_bytes(&mut random);
         for (data, level) in [(&text, Some(3)), (&text, None), (&random, Some(3))] {
             let sealed = c.seal(data, level);
-            let got = c.open_with(&sealed, data.len(), |p| p.to_vec()).unwrap();
+            let got = c.open_in_place(&mut sealed.clone(), data.len(), |p| p.to_vec()).unwrap();
             assert_eq!(&got, data);
-            assert!(
-                c.open_with(&sealed, data.len() - 1, |_| ()).is_err(),
-                "size bound enforced"
-            );
+            assert!(c.open_in_place(&mut sealed.clone(), data.len() - 1, |_| ()).is_err(), "size bound enforced");
             let mut bad = sealed.clone();
             bad[sealed.len() / 2] ^= 0x40;
-            assert!(matches!(
-                c.open_with(&bad, data.len(), |_| ()),
-                Err(FormatError::Decrypt)
-            ));
-            assert!(c.open_with(&sealed[..20], data.len(), |_| ()).is_err());
+            assert!(matches!(c.open_in_place(&mut bad, data.len(), |_| ()), Err(FormatError::Decrypt)));
+            assert!(c.open_in_place(&mut sealed.clone()[..20], data.len(), |_| ()).is_err());
         }
     }
 }

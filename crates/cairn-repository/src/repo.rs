@@ -435,41 +435,27 @@ impl Repository {
     }
 
     /// What [`Self::open_blob`] checks, without keeping the plaintext.
-    pub fn verify_blob(&self, loc: &BlobLocation, sealed: &[u8]) -> Result<()> {
+    /// `sealed` is decrypted in place.
+    pub fn verify_blob(&self, loc: &BlobLocation, sealed: &mut [u8]) -> Result<()> {
         self.with_blob(loc, sealed, |_| ())
     }
 
-    /// Open a blob into per-thread buffers, check it as [`Self::open_blob`]
-    /// does and hand its plaintext to `f`. `f` must not open blobs itself.
-    pub fn with_blob<R>(
-        &self,
-        loc: &BlobLocation,
-        sealed: &[u8],
-        f: impl FnOnce(&[u8]) -> R,
-    ) -> Result<R> {
-        let what = || {
-            format!(
-                "{} blob {} in pack {}",
-                loc.kind,
-                loc.id.short(),
-                loc.pack.short()
-            )
-        };
+    /// Open a blob in place (see [`Cipher::open_in_place`]), check it as
+    /// [`Self::open_blob`] does and hand its plaintext to `f`. `f` must not
+    /// open blobs itself.
+    pub fn with_blob<R>(&self, loc: &BlobLocation, sealed: &mut [u8], f: impl FnOnce(&[u8]) -> R) -> Result<R> {
+        let what = || format!("{} blob {} in pack {}", loc.kind, loc.id.short(), loc.pack.short());
         let checked = self
             .cipher
-            .open_with(
-                sealed,
-                (loc.raw_length as usize).min(MAX_BLOB_LEN),
-                |plain| {
-                    if plain.len() != loc.raw_length as usize {
-                        return Err("length differs from the index");
-                    }
-                    if self.key.blob_id(plain) != loc.id {
-                        return Err("contents do not match the blob id");
-                    }
-                    Ok(f(plain))
-                },
-            )
+            .open_in_place(sealed, (loc.raw_length as usize).min(MAX_BLOB_LEN), |plain| {
+                if plain.len() != loc.raw_length as usize {
+                    return Err("length differs from the index");
+                }
+                if self.key.blob_id(plain) != loc.id {
+                    return Err("contents do not match the blob id");
+                }
+                Ok(f(plain))
+            })
             .map_err(|e| Error::format(what(), e))?;
         checked.map_err(|why| Error::corrupt(what(), why))
     }

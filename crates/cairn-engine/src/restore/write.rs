@@ -88,7 +88,7 @@ impl Ctx<'_> {
     }
 
     fn write_range(&self, pack: &Id, wants: &[Want], start: u64, end: u64, open: &mut OpenFiles) {
-        let buf = match self.repo.backend().read_range(
+        let mut buf = match self.repo.backend().read_range(
             FileKind::Data,
             &pack.to_hex(),
             start,
@@ -123,16 +123,15 @@ impl Ctx<'_> {
                 raw_length: w0.raw_length,
             };
             let at = (w0.offset as u64 - start) as usize;
-            let plain = match self.repo.open_blob(&loc, &buf[at..at + w0.length as usize]) {
-                Ok(p) => p,
-                Err(e) => {
-                    same.iter().for_each(|w| self.fail(w, &e.message, open));
-                    continue;
+            let sealed = &mut buf[at..at + w0.length as usize];
+            let written = self.repo.with_blob(&loc, sealed, |plain| {
+                let zero = is_zero(plain);
+                for w in same {
+                    self.write_one(w, plain, zero, open);
                 }
-            };
-            let zero = is_zero(&plain);
-            for w in same {
-                self.write_one(w, &plain, zero, open);
+            });
+            if let Err(e) = written {
+                same.iter().for_each(|w| self.fail(w, &e.message, open));
             }
         }
     }
