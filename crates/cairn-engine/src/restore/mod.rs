@@ -46,7 +46,7 @@ use std::sync::Mutex;
 
 /// A batch holds about this many blobs' worth of entries (a file weighs
 /// 1 + its blob count, anything else 1).
-pub const BATCH_WEIGHT: usize = 20_000;
+pub const BATCH_WEIGHT: usize = 10_000;
 /// At most this many errors (and as many warnings) are kept with their
 /// messages; the rest are counted in [`RestoreSummary::omitted`].
 pub const MAX_REPORTED: usize = 10_000;
