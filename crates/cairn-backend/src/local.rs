@@ -303,11 +303,19 @@ impl Backend for LocalBackend {
                 format!("{}: range {offset}+{len} is beyond the end of the file ({size} bytes; truncated?)", ctx()),
             ));
         }
-        let mut buf = vec![0u8; len as usize];
         if offset > 0 {
             f.seek(SeekFrom::Start(offset)).map_err(|e| BackendError::io(e, ctx()))?;
         }
-        f.read_exact(&mut buf).map_err(|e| BackendError::io(e, ctx()))?;
+        // Read into uninitialised capacity: zeroing the buffer first cost
+        // as much as a tenth of a restore's user time.
+        let mut buf = Vec::with_capacity(len as usize);
+        (&mut f).take(len).read_to_end(&mut buf).map_err(|e| BackendError::io(e, ctx()))?;
+        if buf.len() as u64 != len {
+            return Err(BackendError::new(
+                ErrorKind::Permanent,
+                format!("{}: range {offset}+{len}: only {} bytes could be read (truncated?)", ctx(), buf.len()),
+            ));
+        }
         Ok(buf)
     }
 

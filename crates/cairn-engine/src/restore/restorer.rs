@@ -433,7 +433,10 @@ impl Shared<'_> {
         for (_, w) in &mut packs {
             w.sort_unstable_by_key(Want::order);
         }
-        packs.sort_by_key(|(id, w)| (std::cmp::Reverse(w.len()), *id));
+        // In the order of the files they hold, taken from both ends (see
+        // `for_each_two_ended`): the workers write different files, instead
+        // of queueing on one large file's inode lock.
+        packs.sort_by_key(|(id, w)| (w.iter().map(|x| (x.file, x.file_offset)).min(), *id));
         let finish_files = !self.opts.verify;
         let ctx = write::Ctx {
             repo: self.repo,
@@ -442,7 +445,7 @@ impl Shared<'_> {
             finish_files,
             as_root: self.as_root,
         };
-        for_each_parallel(&packs, self.threads, |(pack, w)| {
+        for_each_two_ended(&packs, self.threads, |(pack, w)| {
             if !report.has_fatal() {
                 ctx.write_pack(pack, w)
             }
@@ -510,6 +513,40 @@ fn for_each_parallel<T: Sync>(items: &[T], threads: usize, f: impl Fn(&T) + Sync
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(item) = items.get(i) else { break };
                 f(item);
+            });
+        }
+    });
+}
+
+/// Call `f` on every item from `threads` threads, half of them working
+/// forwards from the start and half backwards from the end.
+fn for_each_two_ended<T: Sync>(items: &[T], threads: usize, f: impl Fn(&T) + Sync) {
+    if threads <= 1 || items.len() <= 1 {
+        items.iter().for_each(f);
+        return;
+    }
+    // Items [front, back) are left.
+    let ends = Mutex::new((0usize, items.len()));
+    let take = |forwards: bool| {
+        let mut e = ends.lock().unwrap();
+        if e.0 >= e.1 {
+            return None;
+        }
+        if forwards {
+            e.0 += 1;
+            Some(e.0 - 1)
+        } else {
+            e.1 -= 1;
+            Some(e.1)
+        }
+    };
+    std::thread::scope(|s| {
+        for t in 0..threads.min(items.len()) {
+            let (take, f) = (&take, &f);
+            s.spawn(move || {
+                while let Some(i) = take(t % 2 == 0) {
+                    f(&items[i]);
+                }
             });
         }
     });
