@@ -31,21 +31,24 @@ fn exit_code(e: &Error) -> i32 {
     }
 }
 
-/// Keep the allocator from holding on to freed buffers. glibc raises its
-/// mmap threshold each time a large block is freed, after which chunk and
-/// pack buffers (1-16 MiB) come from per-thread arenas and stay resident
-/// when freed; a fixed threshold returns them to the system at once.
+/// Allocator settings for pipelines of multi-MiB buffers.
+///
+/// glibc raises its mmap threshold each time a large block is freed, after
+/// which chunk and pack buffers come from per-thread arenas and stay
+/// resident when freed; a fixed threshold stops that. It is 16 MiB, above
+/// the largest chunk (8 MiB) and read piece: buffers at 4 MiB and above
+/// were mmapped and faulted in page by page each time (restore and check
+/// 5% slower).
 ///
 /// A fixed mmap threshold also fixes the trim threshold at 128 KiB, so
-/// every freed chunk buffer shrank the heap and the next one faulted its
-/// pages in again: a third of backup's, check's and restore's system time.
-/// Keeping up to 8 MiB free at the top of each arena avoids that
-/// (big backup: 2.3 → 1.1 system-s); two arenas rather than four bound
-/// what that keeps (big backup peak 50-65 → 48 MiB, same speed).
+/// every freed buffer shrank the heap and the next one faulted its pages in
+/// again: a third of backup's, check's and restore's system time. Keeping
+/// up to 8 MiB free at the top of each arena avoids that (big backup: 2.3
+/// → 1.1 system-s), and two arenas bound what that keeps.
 fn tune_allocator() {
     // SAFETY: mallopt only changes allocator parameters; called before any thread starts.
     unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 16 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 8 << 20);
         libc::mallopt(libc::M_ARENA_MAX, 2);
     }

@@ -276,7 +276,7 @@ fn read_pack(
             ));
         }
     }
-    const PIECE: u64 = 4 << 20;
+    const PIECE: u64 = 2 << 20;
     let name = id.to_hex();
     let read = |off: u64, len: u64| {
         repo.backend()
