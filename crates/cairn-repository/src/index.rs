@@ -30,6 +30,19 @@ struct Entry {
 
 const _: () = assert!(std::mem::size_of::<Entry>() == 48);
 
+impl Entry {
+    /// `e` in the pack numbered `pack`.
+    fn new(pack: u32, e: &PackEntry) -> Entry {
+        Entry {
+            id: e.id.0,
+            pack: pack | if e.kind == BlobKind::Tree { TREE_BIT } else { 0 },
+            offset: e.offset,
+            length: e.length,
+            raw_length: e.raw_length,
+        }
+    }
+}
+
 /// Where to find a blob.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BlobLocation {
@@ -93,13 +106,7 @@ impl Index {
     /// Lookups see these entries only after [`Index::finish_loading`].
     pub fn load_index_pack(&mut self, p: &cairn_format::index::IndexPack) {
         let n = self.pack_number(p.id, p.marked);
-        self.loading.extend(p.blobs.iter().map(|e| Entry {
-            id: e.id.0,
-            pack: n | if e.kind == BlobKind::Tree { TREE_BIT } else { 0 },
-            offset: e.offset,
-            length: e.length,
-            raw_length: e.raw_length,
-        }));
+        self.loading.extend(p.blobs.iter().map(|e| Entry::new(n, e)));
     }
 
     /// Make the entries of [`Index::load_index_pack`] visible. Of several
@@ -163,13 +170,7 @@ impl Index {
         let n = self.pack_number(pack, marked);
         let live = self.marked[n as usize].is_none();
         for e in entries {
-            let new = Entry {
-                id: e.id.0,
-                pack: n | if e.kind == BlobKind::Tree { TREE_BIT } else { 0 },
-                offset: e.offset,
-                length: e.length,
-                raw_length: e.raw_length,
-            };
+            let new = Entry::new(n, e);
             if let Ok(i) = self.sorted.binary_search_by(|x| x.id.cmp(&e.id.0)) {
                 if live && self.is_marked_number(self.sorted[i].pack) {
                     self.sorted[i] = new;

@@ -14,7 +14,7 @@ use cairn_repository::Repository;
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 /// At most this many hard-linked inodes are remembered at once; beyond it,
@@ -434,7 +434,7 @@ impl Shared<'_> {
             w.sort_unstable_by_key(Want::order);
         }
         // In the order of the files they hold, taken from both ends (see
-        // `for_each_two_ended`): the workers write different files, instead
+        // `for_each_parallel`): the workers write different files, instead
         // of queueing on one large file's inode lock.
         packs.sort_by_key(|(id, w)| (w.iter().map(|x| (x.file, x.file_offset)).min(), *id));
         let finish_files = !self.opts.verify;
@@ -445,7 +445,7 @@ impl Shared<'_> {
             finish_files,
             as_root: self.as_root,
         };
-        for_each_two_ended(&packs, self.threads, |(pack, w)| {
+        for_each_parallel(&packs, self.threads, |(pack, w)| {
             if !report.has_fatal() {
                 ctx.write_pack(pack, w)
             }
@@ -500,27 +500,9 @@ impl Shared<'_> {
     }
 }
 
-/// Call `f` on every item from `threads` threads.
-fn for_each_parallel<T: Sync>(items: &[T], threads: usize, f: impl Fn(&T) + Sync) {
-    if threads <= 1 || items.len() <= 1 {
-        items.iter().for_each(f);
-        return;
-    }
-    let next = AtomicUsize::new(0);
-    std::thread::scope(|s| {
-        for _ in 0..threads.min(items.len()) {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(item) = items.get(i) else { break };
-                f(item);
-            });
-        }
-    });
-}
-
 /// Call `f` on every item from `threads` threads, half of them working
 /// forwards from the start and half backwards from the end.
-fn for_each_two_ended<T: Sync>(items: &[T], threads: usize, f: impl Fn(&T) + Sync) {
+fn for_each_parallel<T: Sync>(items: &[T], threads: usize, f: impl Fn(&T) + Sync) {
     if threads <= 1 || items.len() <= 1 {
         items.iter().for_each(f);
         return;
