@@ -141,8 +141,20 @@ impl Repository {
             }
             Err(e) => return Err(e.into()),
         }
+        Ok(Self::assemble(backend, key, cipher, config, key_id, options))
+    }
+
+    /// A repository value from its parts; the chunker is derived here.
+    fn assemble(
+        backend: Arc<dyn Backend>,
+        key: MasterKey,
+        cipher: Cipher,
+        config: Config,
+        key_id: Id,
+        options: OpenOptions,
+    ) -> Repository {
         let chunker = Chunker::new(config.chunker, key.chunker_seed);
-        Ok(Repository {
+        Repository {
             backend,
             key,
             cipher,
@@ -151,7 +163,7 @@ impl Repository {
             key_id,
             options,
             index: RwLock::new(Index::new()),
-        })
+        }
     }
 
     /// Open an existing repository; tries every key file with the password.
@@ -194,18 +206,8 @@ impl Repository {
                     let cipher = key.cipher();
                     let config = Config::open(&cipher, &config_bytes)
                         .map_err(|e| Error::format("config", e))?;
-                    let chunker = Chunker::new(config.chunker, key.chunker_seed);
                     let key_id = Id::from_hex(&k.name).unwrap_or_default();
-                    return Ok(Repository {
-                        backend,
-                        key,
-                        cipher,
-                        config,
-                        chunker,
-                        key_id,
-                        options,
-                        index: RwLock::new(Index::new()),
-                    });
+                    return Ok(Self::assemble(backend, key, cipher, config, key_id, options));
                 }
                 Err(cairn_format::FormatError::Decrypt) => {}
                 Err(e) => last_err = Some(Error::format(format!("key {}", &k.name[..8]), e)),
@@ -412,26 +414,26 @@ impl Repository {
     }
 
     /// Decrypt a blob read from its pack, and check it is the blob asked for.
+    /// Open a blob read from `loc`: it must decrypt, have the indexed
+    /// length and hash to its id.
     pub fn open_blob(&self, loc: &BlobLocation, sealed: &[u8]) -> Result<Vec<u8>> {
-        let what = || {
-            format!(
-                "{} blob {} in pack {}",
-                loc.kind,
-                loc.id.short(),
-                loc.pack.short()
-            )
-        };
         let plain = self
             .cipher
             .open(sealed, (loc.raw_length as usize).min(MAX_BLOB_LEN))
-            .map_err(|e| Error::format(what(), e))?;
-        if plain.len() != loc.raw_length as usize {
-            return Err(Error::corrupt(what(), "length differs from the index"));
-        }
-        if self.key.blob_id(&plain) != loc.id {
-            return Err(Error::corrupt(what(), "contents do not match the blob id"));
-        }
+            .map_err(|e| Error::format(blob_what(loc), e))?;
+        self.check_plain(loc, &plain).map_err(|why| Error::corrupt(blob_what(loc), why))?;
         Ok(plain)
+    }
+
+    /// A decoded blob has the length the index gives and hashes to its id.
+    fn check_plain(&self, loc: &BlobLocation, plain: &[u8]) -> std::result::Result<(), &'static str> {
+        if plain.len() != loc.raw_length as usize {
+            return Err("length differs from the index");
+        }
+        if self.key.blob_id(plain) != loc.id {
+            return Err("contents do not match the blob id");
+        }
+        Ok(())
     }
 
     /// What [`Self::open_blob`] checks, without keeping the plaintext.
@@ -444,20 +446,13 @@ impl Repository {
     /// [`Self::open_blob`] does and hand its plaintext to `f`. `f` must not
     /// open blobs itself.
     pub fn with_blob<R>(&self, loc: &BlobLocation, sealed: &mut [u8], f: impl FnOnce(&[u8]) -> R) -> Result<R> {
-        let what = || format!("{} blob {} in pack {}", loc.kind, loc.id.short(), loc.pack.short());
         let checked = self
             .cipher
             .open_in_place(sealed, (loc.raw_length as usize).min(MAX_BLOB_LEN), |plain| {
-                if plain.len() != loc.raw_length as usize {
-                    return Err("length differs from the index");
-                }
-                if self.key.blob_id(plain) != loc.id {
-                    return Err("contents do not match the blob id");
-                }
-                Ok(f(plain))
+                self.check_plain(loc, plain).map(|()| f(plain))
             })
-            .map_err(|e| Error::format(what(), e))?;
-        checked.map_err(|why| Error::corrupt(what(), why))
+            .map_err(|e| Error::format(blob_what(loc), e))?;
+        checked.map_err(|why| Error::corrupt(blob_what(loc), why))
     }
 
     pub fn read_blob_at(&self, loc: &BlobLocation) -> Result<Vec<u8>> {
@@ -586,4 +581,9 @@ impl Repository {
     pub fn blob_kind(&self, id: &Id) -> Option<BlobKind> {
         self.lookup(id).map(|l| l.kind)
     }
+}
+
+/// How errors name a blob.
+fn blob_what(loc: &BlobLocation) -> String {
+    format!("{} blob {} in pack {}", loc.kind, loc.id.short(), loc.pack.short())
 }
