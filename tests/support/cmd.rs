@@ -17,8 +17,12 @@ pub fn cairn_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("CAIRN_BIN").filter(|p| !p.is_empty()) {
         return PathBuf::from(p);
     }
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent");
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace.join("target"));
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace.join("target"));
     let bin = target.join("debug/cairn");
     assert!(
         bin.exists(),
@@ -46,10 +50,18 @@ impl Default for TestEnv {
 
 impl TestEnv {
     pub fn new() -> TestEnv {
-        let dir = tempfile::Builder::new().prefix("cairn-e2e-").tempdir().expect("create a temporary directory");
+        let dir = tempfile::Builder::new()
+            .prefix("cairn-e2e-")
+            .tempdir()
+            .expect("create a temporary directory");
         let home = dir.path().join("home");
         std::fs::create_dir_all(&home).unwrap();
-        TestEnv { repo: dir.path().join("repo"), home, dir, password: PASSWORD.to_string() }
+        TestEnv {
+            repo: dir.path().join("repo"),
+            home,
+            dir,
+            password: PASSWORD.to_string(),
+        }
     }
 
     /// A path inside the test's directory.
@@ -71,7 +83,8 @@ impl TestEnv {
         S: AsRef<OsStr>,
     {
         let mut c = Cairn::new(&self.home);
-        c.env("CAIRN_REPOSITORY", &self.repo).env("CAIRN_PASSWORD", &self.password);
+        c.env("CAIRN_REPOSITORY", &self.repo)
+            .env("CAIRN_PASSWORD", &self.password);
         c.args(args);
         c
     }
@@ -79,7 +92,11 @@ impl TestEnv {
     /// `cairn init`, which must succeed.
     pub fn init(&self) {
         self.cairn(["init"]).run().success();
-        assert!(self.repo.join("config").is_file(), "init did not create {}/config", self.repo.display());
+        assert!(
+            self.repo.join("config").is_file(),
+            "init did not create {}/config",
+            self.repo.display()
+        );
     }
 
     /// `cairn backup --json ARGS...`, which must exit 0; returns the summary line.
@@ -103,7 +120,11 @@ impl TestEnv {
 
     /// `cairn restore SNAPSHOT --target TARGET ARGS...`, which must exit 0.
     pub fn restore(&self, snapshot: &str, target: &Path, extra: &[&str]) -> Out {
-        self.cairn(["restore", snapshot, "--target"]).arg(target).args(extra).run().success()
+        self.cairn(["restore", snapshot, "--target"])
+            .arg(target)
+            .args(extra)
+            .run()
+            .success()
     }
 }
 
@@ -137,7 +158,12 @@ impl Cairn {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        Cairn { cmd, stdin: None, timeout: DEFAULT_TIMEOUT, shown: vec![OsString::from("cairn")] }
+        Cairn {
+            cmd,
+            stdin: None,
+            timeout: DEFAULT_TIMEOUT,
+            shown: vec![OsString::from("cairn")],
+        }
     }
 
     pub fn arg(&mut self, a: impl AsRef<OsStr>) -> &mut Self {
@@ -181,14 +207,18 @@ impl Cairn {
     /// Run `cairn` under another program, e.g. `setpriv ... --`.
     pub fn wrapped_in(&mut self, program: &str, args: &[&str]) -> &mut Self {
         let mut c = Command::new(program);
-        c.args(args).arg(self.cmd.get_program()).args(self.cmd.get_args());
+        c.args(args)
+            .arg(self.cmd.get_program())
+            .args(self.cmd.get_args());
         for (k, v) in self.cmd.get_envs() {
             match v {
                 Some(v) => c.env(k, v),
                 None => c.env_remove(k),
             };
         }
-        c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        c.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         self.cmd = c;
         let mut shown: Vec<OsString> = vec![program.into()];
         shown.extend(args.iter().map(OsString::from));
@@ -198,7 +228,11 @@ impl Cairn {
     }
 
     pub fn command_line(&self) -> String {
-        self.shown.iter().map(|a| format!("{}", a.to_string_lossy())).collect::<Vec<_>>().join(" ")
+        self.shown
+            .iter()
+            .map(|a| format!("{}", a.to_string_lossy()))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     /// The underlying command, to spawn and drive by hand (stdin is null,
@@ -213,7 +247,10 @@ impl Cairn {
             self.cmd.stdin(Stdio::piped());
         }
         let cmdline = self.command_line();
-        let mut child = self.cmd.spawn().unwrap_or_else(|e| panic!("cannot start {cmdline}: {e}"));
+        let mut child = self
+            .cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {cmdline}: {e}"));
         let writer = self.stdin.take().map(|data| {
             let mut w = child.stdin.take().unwrap();
             std::thread::spawn(move || {
@@ -225,7 +262,12 @@ impl Cairn {
         if let Some(w) = writer {
             w.join().unwrap();
         }
-        let out = Out { cmdline, status, stdout, stderr };
+        let out = Out {
+            cmdline,
+            status,
+            stdout,
+            stderr,
+        };
         out.assert_sane();
         out
     }
@@ -233,7 +275,11 @@ impl Cairn {
 
 /// Wait for a child whose stdout and stderr are piped, reading both, and
 /// kill it (failing the test) if it outlives `timeout`.
-pub fn wait_capturing(child: &mut Child, timeout: Duration, what: &str) -> (ExitStatus, Vec<u8>, String) {
+pub fn wait_capturing(
+    child: &mut Child,
+    timeout: Duration,
+    what: &str,
+) -> (ExitStatus, Vec<u8>, String) {
     let mut so = child.stdout.take();
     let mut se = child.stderr.take();
     let t_out = std::thread::spawn(move || {
@@ -285,9 +331,18 @@ impl Out {
     /// Checked after every run: a panic or a crash is always a bug.
     fn assert_sane(&self) {
         use std::os::unix::process::ExitStatusExt;
-        assert!(!self.stderr.contains("panicked"), "`{}` panicked:\n{}", self.cmdline, self.describe());
+        assert!(
+            !self.stderr.contains("panicked"),
+            "`{}` panicked:\n{}",
+            self.cmdline,
+            self.describe()
+        );
         if let Some(sig) = self.status.signal() {
-            panic!("`{}` died from signal {sig}:\n{}", self.cmdline, self.describe());
+            panic!(
+                "`{}` died from signal {sig}:\n{}",
+                self.cmdline,
+                self.describe()
+            );
         }
     }
 
@@ -302,21 +357,45 @@ impl Out {
     /// Exit status, stdout (cut) and stderr, for failure messages.
     pub fn describe(&self) -> String {
         let so = self.stdout_str();
-        let so = if so.len() > 4000 { format!("{}… ({} bytes)", &so[..so.floor_char_boundary_compat(4000)], so.len()) } else { so };
-        format!("  status: {}\n  stdout:\n{}\n  stderr:\n{}", self.status, indent(&so), indent(&self.stderr))
+        let so = if so.len() > 4000 {
+            format!(
+                "{}… ({} bytes)",
+                &so[..so.floor_char_boundary_compat(4000)],
+                so.len()
+            )
+        } else {
+            so
+        };
+        format!(
+            "  status: {}\n  stdout:\n{}\n  stderr:\n{}",
+            self.status,
+            indent(&so),
+            indent(&self.stderr)
+        )
     }
 
     /// The run must have exited 0.
     #[track_caller]
     pub fn success(self) -> Out {
-        assert!(self.status.success(), "`{}` failed:\n{}", self.cmdline, self.describe());
+        assert!(
+            self.status.success(),
+            "`{}` failed:\n{}",
+            self.cmdline,
+            self.describe()
+        );
         self
     }
 
     /// The run must have exited with `code`.
     #[track_caller]
     pub fn expect_code(self, code: i32) -> Out {
-        assert_eq!(self.status.code(), Some(code), "`{}`: expected exit code {code}:\n{}", self.cmdline, self.describe());
+        assert_eq!(
+            self.status.code(),
+            Some(code),
+            "`{}`: expected exit code {code}:\n{}",
+            self.cmdline,
+            self.describe()
+        );
         self
     }
 
@@ -324,8 +403,17 @@ impl Out {
     /// with `error:`. Returns that line.
     #[track_caller]
     pub fn one_line_error(&self) -> String {
-        assert!(!self.status.success(), "`{}` should have failed:\n{}", self.cmdline, self.describe());
-        let lines: Vec<&str> = self.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert!(
+            !self.status.success(),
+            "`{}` should have failed:\n{}",
+            self.cmdline,
+            self.describe()
+        );
+        let lines: Vec<&str> = self
+            .stderr
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .collect();
         assert!(
             lines.len() == 1 && lines[0].starts_with("error:"),
             "`{}`: expected one line `error: ...` on stderr:\n{}",
@@ -338,16 +426,31 @@ impl Out {
     /// The stderr lines starting with `error:`, at least one of them.
     #[track_caller]
     pub fn error_lines(&self) -> Vec<String> {
-        let v: Vec<String> = self.stderr.lines().filter(|l| l.trim_start_matches('\r').contains("error")).map(String::from).collect();
-        assert!(!v.is_empty(), "`{}`: expected error lines on stderr:\n{}", self.cmdline, self.describe());
+        let v: Vec<String> = self
+            .stderr
+            .lines()
+            .filter(|l| l.trim_start_matches('\r').contains("error"))
+            .map(String::from)
+            .collect();
+        assert!(
+            !v.is_empty(),
+            "`{}`: expected error lines on stderr:\n{}",
+            self.cmdline,
+            self.describe()
+        );
         v
     }
 
     /// stdout parsed as one JSON value.
     #[track_caller]
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.stdout)
-            .unwrap_or_else(|e| panic!("`{}`: stdout is not JSON ({e}):\n{}", self.cmdline, self.describe()))
+        serde_json::from_slice(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "`{}`: stdout is not JSON ({e}):\n{}",
+                self.cmdline,
+                self.describe()
+            )
+        })
     }
 
     /// stdout parsed as JSON lines.
@@ -356,7 +459,10 @@ impl Out {
         self.stdout_str()
             .lines()
             .filter(|l| !l.trim().is_empty())
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("`{}`: line {l:?} is not JSON: {e}", self.cmdline)))
+            .map(|l| {
+                serde_json::from_str(l)
+                    .unwrap_or_else(|e| panic!("`{}`: line {l:?} is not JSON: {e}", self.cmdline))
+            })
             .collect()
     }
 
@@ -364,14 +470,25 @@ impl Out {
     #[track_caller]
     pub fn summary(&self) -> Value {
         let lines = self.json_lines();
-        let last = lines.last().unwrap_or_else(|| panic!("`{}` printed no JSON:\n{}", self.cmdline, self.describe()));
-        assert_eq!(last["message_type"], "summary", "`{}`: the last JSON line is not the summary:\n{}", self.cmdline, self.describe());
+        let last = lines
+            .last()
+            .unwrap_or_else(|| panic!("`{}` printed no JSON:\n{}", self.cmdline, self.describe()));
+        assert_eq!(
+            last["message_type"],
+            "summary",
+            "`{}`: the last JSON line is not the summary:\n{}",
+            self.cmdline,
+            self.describe()
+        );
         last.clone()
     }
 }
 
 fn indent(s: &str) -> String {
-    s.lines().map(|l| format!("    | {l}")).collect::<Vec<_>>().join("\n")
+    s.lines()
+        .map(|l| format!("    | {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 trait FloorCharBoundary {
@@ -390,7 +507,9 @@ impl FloorCharBoundary for String {
 /// A JSON number field as u64, failing readably when absent.
 #[track_caller]
 pub fn num(v: &Value, field: &str) -> u64 {
-    v[field].as_u64().unwrap_or_else(|| panic!("field {field:?} is not a number in {v}"))
+    v[field]
+        .as_u64()
+        .unwrap_or_else(|| panic!("field {field:?} is not a number in {v}"))
 }
 
 /// The peak resident memory (VmHWM) of a running process, in bytes, or

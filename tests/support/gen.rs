@@ -20,7 +20,9 @@ impl Rng {
             z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
             z ^ (z >> 31)
         };
-        Rng { s: [next(), next(), next(), next()] }
+        Rng {
+            s: [next(), next(), next(), next()],
+        }
     }
 
     #[inline]
@@ -79,7 +81,9 @@ impl Rng {
 
 /// Write `size` bytes to `path`, in 1 MiB pieces, from `fill`.
 fn write_with(path: &Path, size: u64, mut fill: impl FnMut(&mut [u8])) {
-    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap_or_else(|e| panic!("create {}: {e}", path.display())));
+    let mut f = std::io::BufWriter::new(
+        std::fs::File::create(path).unwrap_or_else(|e| panic!("create {}: {e}", path.display())),
+    );
     let mut buf = vec![0u8; 1 << 20];
     let mut left = size;
     while left > 0 {
@@ -115,7 +119,12 @@ pub struct MixedStream {
 
 impl MixedStream {
     pub fn new(seed: u64, len: u64) -> MixedStream {
-        MixedStream { rng: Rng::new(seed), left: len, block_left: 0, random: true }
+        MixedStream {
+            rng: Rng::new(seed),
+            left: len,
+            block_left: 0,
+            random: true,
+        }
     }
 }
 

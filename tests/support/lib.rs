@@ -12,13 +12,24 @@
 //!   [`assert_trees_equal`], which lists every difference readably.
 //! - [`gen`]: a fast deterministic generator of random and compressible data.
 //! - [`repo`]: looking at the repository's files (packs, hashes, corruption).
+//! - [`rest`]: the REST servers (`cairn serve`, `rclone serve restic`) and
+//!   clients (restic, raw HTTP) of the tests, also for the crates' own tests.
+//! - [`s3`]: S3 servers (moto, s3s-fs) on 127.0.0.1, for the S3 backend's
+//!   tests and end-to-end tests of `s3:` repositories.
+//! - [`sshd`]: a real OpenSSH server on 127.0.0.1 for SFTP tests.
+//! - [`db`]: PostgreSQL and MariaDB servers of the test's own (a private
+//!   data directory and unix socket), for the database dump tests.
 //!
 //! The binary: `$CAIRN_BIN` if set (xtask sets it), else
 //! `<workspace>/target/debug/cairn` (build it with `cargo build -p cairn-cli`).
 
 pub mod cmd;
+pub mod db;
 pub mod gen;
 pub mod repo;
+pub mod rest;
+pub mod s3;
+pub mod sshd;
 pub mod tree;
 
 pub use cmd::{cairn_bin, Cairn, Out, TestEnv};
@@ -34,6 +45,34 @@ pub fn restored(target: &Path, source: &Path) -> PathBuf {
     target.join(source.strip_prefix("/").unwrap())
 }
 
+/// A small tree of every common kind of file under `env`'s `src`: a text
+/// file saying `greeting`, an empty file, random and compressible files of
+/// a few MiB, a small file three levels down and a relative symlink.
+pub fn small_source(env: &TestEnv, seed: u64, greeting: &[u8]) -> PathBuf {
+    let src = env.mkdir("src");
+    std::fs::write(src.join("hello.txt"), greeting).unwrap();
+    std::fs::write(src.join("empty"), b"").unwrap();
+    std::fs::create_dir_all(src.join("a/b/c")).unwrap();
+    gen::random_file(&src.join("a/random.bin"), 3 << 20, seed);
+    gen::compressible_file(&src.join("a/b/text.log"), 2 << 20, seed + 1);
+    gen::random_file(&src.join("a/b/c/small.bin"), 10_000, seed + 2);
+    std::os::unix::fs::symlink("../hello.txt", src.join("a/link")).unwrap();
+    src
+}
+
+/// `src` restored under `target` equals it on contents, modes, owners and
+/// modification times (not xattrs, symlink times or the root's metadata).
+pub fn assert_restored_equal(src: &Path, target: &Path) {
+    let opts = tree::Options {
+        xattrs: false,
+        owner: true,
+        mtime: true,
+        symlink_mtime: false,
+        root_meta: false,
+    };
+    tree::assert_trees_equal_with(src, &restored(target, src), opts);
+}
+
 /// True when the tests run as root (chmod does not stop root from reading).
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
@@ -43,7 +82,10 @@ pub fn is_root() -> bool {
 /// Bytes actually allocated to a file on disk (st_blocks × 512).
 pub fn allocated_bytes(path: &Path) -> u64 {
     use std::os::unix::fs::MetadataExt;
-    std::fs::symlink_metadata(path).unwrap_or_else(|e| panic!("stat {}: {e}", path.display())).blocks() * 512
+    std::fs::symlink_metadata(path)
+        .unwrap_or_else(|e| panic!("stat {}: {e}", path.display()))
+        .blocks()
+        * 512
 }
 
 /// A note in the test output (shown with `--nocapture`, or on failure).

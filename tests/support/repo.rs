@@ -9,7 +9,9 @@ pub fn hash_all(root: &Path) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for de in rd {
             let de = de.unwrap();
             let p = de.path();
@@ -18,7 +20,11 @@ pub fn hash_all(root: &Path) -> BTreeMap<String, String> {
                 stack.push(p);
             } else {
                 let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
-                let h = if ft.is_file() { crate::tree::hash_file(&p) } else { "(not a file)".into() };
+                let h = if ft.is_file() {
+                    crate::tree::hash_file(&p)
+                } else {
+                    "(not a file)".into()
+                };
                 out.insert(rel, h);
             }
         }
@@ -27,7 +33,10 @@ pub fn hash_all(root: &Path) -> BTreeMap<String, String> {
 }
 
 /// The first differences between two [`hash_all`] results, readably.
-pub fn describe_changes(before: &BTreeMap<String, String>, after: &BTreeMap<String, String>) -> String {
+pub fn describe_changes(
+    before: &BTreeMap<String, String>,
+    after: &BTreeMap<String, String>,
+) -> String {
     let mut v = Vec::new();
     for (k, h) in before {
         match after.get(k) {
@@ -45,12 +54,22 @@ pub fn describe_changes(before: &BTreeMap<String, String>, after: &BTreeMap<Stri
 }
 
 #[track_caller]
-pub fn assert_unchanged(before: &BTreeMap<String, String>, after: &BTreeMap<String, String>, what: &str) {
-    assert!(before == after, "{what} changed the repository:\n{}", describe_changes(before, after));
+pub fn assert_unchanged(
+    before: &BTreeMap<String, String>,
+    after: &BTreeMap<String, String>,
+    what: &str,
+) {
+    assert!(
+        before == after,
+        "{what} changed the repository:\n{}",
+        describe_changes(before, after)
+    );
 }
 
 fn is_hex_name(n: &str) -> bool {
-    n.len() == 64 && n.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    n.len() == 64
+        && n.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// The files of one kind (`data`, `index`, `snapshots`, `keys`), named by
@@ -61,11 +80,18 @@ pub fn files(repo: &Path, kind: &str) -> Vec<(PathBuf, u64)> {
     let mut dirs = vec![dir.clone()];
     if kind == "data" {
         dirs = std::fs::read_dir(&dir)
-            .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_dir()).collect())
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .map(|e| e.path())
+                    .filter(|p| p.is_dir())
+                    .collect()
+            })
             .unwrap_or_default();
     }
     for d in dirs {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             if is_hex_name(&name) {
@@ -100,7 +126,11 @@ fn writable(path: &Path) {
 pub fn flip_bit(path: &Path, offset: u64) {
     use std::os::unix::fs::FileExt;
     writable(path);
-    let f = std::fs::OpenOptions::new().read(true).write(true).open(path).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
     let mut b = [0u8];
     f.read_exact_at(&mut b, offset).unwrap();
     b[0] ^= 0x10;
@@ -116,9 +146,19 @@ pub fn truncate(path: &Path, len: u64) {
 
 /// For every data blob of a snapshot, the snapshot paths of the files that
 /// use it, found by walking its trees with `cairn cat snapshot|tree`.
-pub fn files_by_blob(env: &crate::TestEnv, snapshot: &str) -> std::collections::HashMap<String, Vec<String>> {
-    let snap = env.cairn(["cat", "snapshot", snapshot]).run().success().json();
-    let root = snap["tree"].as_str().expect("snapshot has a tree").to_string();
+pub fn files_by_blob(
+    env: &crate::TestEnv,
+    snapshot: &str,
+) -> std::collections::HashMap<String, Vec<String>> {
+    let snap = env
+        .cairn(["cat", "snapshot", snapshot])
+        .run()
+        .success()
+        .json();
+    let root = snap["tree"]
+        .as_str()
+        .expect("snapshot has a tree")
+        .to_string();
     let mut out: std::collections::HashMap<String, Vec<String>> = Default::default();
     let mut stack = vec![(root, String::new())];
     while let Some((tree, prefix)) = stack.pop() {
@@ -133,7 +173,9 @@ pub fn files_by_blob(env: &crate::TestEnv, snapshot: &str) -> std::collections::
                 stack.push((sub.to_string(), path.clone()));
             }
             for b in n["content"].as_array().into_iter().flatten() {
-                out.entry(b.as_str().unwrap().to_string()).or_default().push(path.clone());
+                out.entry(b.as_str().unwrap().to_string())
+                    .or_default()
+                    .push(path.clone());
             }
         }
     }
@@ -169,7 +211,8 @@ pub fn pack_blobs(env: &crate::TestEnv, pack: &str) -> Vec<PackBlob> {
 pub fn sha256_file(path: &Path) -> String {
     use sha2::Digest;
     let mut h = sha2::Sha256::new();
-    let mut f = std::fs::File::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    let mut f =
+        std::fs::File::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
     std::io::copy(&mut f, &mut h).unwrap();
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -189,8 +232,10 @@ pub fn layout_violations(repo: &Path, allow_temp: bool) -> Vec<String> {
             let rel = p.strip_prefix(repo).unwrap().to_string_lossy().into_owned();
             let parts: Vec<&str> = rel.split('/').collect();
             if e.file_type().unwrap().is_dir() {
-                let ok = matches!(parts.as_slice(), ["keys" | "snapshots" | "index" | "data" | "locks"])
-                    || matches!(parts.as_slice(), ["data", x] if x.len() == 2 && x.bytes().all(|b| b.is_ascii_hexdigit()));
+                let ok = matches!(
+                    parts.as_slice(),
+                    ["keys" | "snapshots" | "index" | "data" | "locks"]
+                ) || matches!(parts.as_slice(), ["data", x] if x.len() == 2 && x.bytes().all(|b| b.is_ascii_hexdigit()));
                 if !ok {
                     v.push(format!("unexpected directory {rel}"));
                 }

@@ -1,17 +1,39 @@
-//! Helpers for the REST end-to-end tests (`tests/rest.rs`, which includes
-//! this file as a module): `cairn serve` and `rclone serve restic` as child
-//! processes on free ports of 127.0.0.1, the real restic client, raw HTTP
-//! requests (paths sent exactly as written), htpasswd files and TLS
-//! certificates.
+//! The one launcher of REST servers for tests, all on 127.0.0.1: used by
+//! the end-to-end tests (`tests/rest.rs`) and, as a dev-dependency, by the
+//! tests of `cairn-backend-rest` and `cairn-server`.
+//!
+//! - [`serve`]: `cairn serve` in this process, on its own threads, on a
+//!   free port (for the crates' tests, which test the library);
+//! - [`ServerProc`]: `cairn serve` (the binary) or `rclone serve restic` as
+//!   a child process on a free port, killed when dropped, restartable;
+//! - the real restic client ([`restic`]), raw HTTP requests with paths sent
+//!   exactly as written ([`request`], [`http`]), htpasswd files, Basic
+//!   authentication headers and TLS certificates.
 
-use cairn_tests::cmd::wait_capturing;
-use cairn_tests::{cairn_bin, Out, TestEnv};
+use crate::cmd::wait_capturing;
+use crate::{cairn_bin, Out, TestEnv};
+use cairn_server::{RunningServer, Server, ServerOptions};
 use std::ffi::{OsStr, OsString};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// `cairn serve` in this process on a free port of 127.0.0.1, storing
+/// under `root`, without authentication and quiet unless `f` says
+/// otherwise. Stops when dropped.
+pub fn serve(root: &Path, f: impl FnOnce(&mut ServerOptions)) -> RunningServer {
+    let mut o = ServerOptions {
+        path: root.to_path_buf(),
+        listen: "127.0.0.1:0".into(),
+        no_auth: true,
+        quiet: true,
+        ..Default::default()
+    };
+    f(&mut o);
+    Server::new(o).expect("start cairn serve").spawn()
+}
 
 /// The password of every user in [`htpasswd`].
 pub const USER_PASSWORD: &str = "password";
@@ -99,19 +121,25 @@ impl ServerProc {
     /// `rclone serve restic --addr 127.0.0.1:PORT ROOT`, or None (with a
     /// note) when rclone is not installed.
     pub fn rclone(root: &Path) -> Option<ServerProc> {
+        Self::rclone_with(root, &[])
+    }
+
+    /// As [`ServerProc::rclone`], with more options for rclone.
+    pub fn rclone_with(root: &Path, extra: &[&str]) -> Option<ServerProc> {
         let Some(bin) = program("RCLONE_BIN", "rclone") else {
             eprintln!("note: rclone is not installed (set RCLONE_BIN or `apt-get install rclone`): skipped");
             return None;
         };
         std::fs::create_dir_all(root).unwrap();
         let port = free_port();
-        let args = vec![
+        let mut args: Vec<OsString> = vec![
             "serve".into(),
             "restic".into(),
             "--addr".into(),
             format!("127.0.0.1:{port}").into(),
-            root.into(),
         ];
+        args.extend(extra.iter().map(OsString::from));
+        args.push(root.into());
         let env = vec![(
             "RCLONE_CONFIG".into(),
             root.with_extension("rclone.conf").into(),
@@ -255,7 +283,82 @@ where
     out
 }
 
-/// One raw HTTP/1.1 request on its own connection; (status, body).
+/// An HTTP response as received.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// A header's value (the name in any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// One raw HTTP/1.1 request on its own connection, the path sent exactly
+/// as given; `Content-Length` only with a body or on POST.
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if !body.is_empty() || method == "POST" {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    // The server may answer (and close) before reading a refused body.
+    let _ = s.write_all(body);
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    parse_response(&raw, method == "HEAD").unwrap_or_else(|| {
+        panic!(
+            "{method} {path}: no HTTP answer: {:?}",
+            String::from_utf8_lossy(&raw)
+        )
+    })
+}
+
+fn parse_response(raw: &[u8], head: bool) -> Option<Response> {
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let text = String::from_utf8_lossy(&raw[..end]).into_owned();
+    let mut lines = text.split("\r\n");
+    let status: u16 = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let body = if head {
+        Vec::new()
+    } else {
+        raw[end + 4..].to_vec()
+    };
+    Some(Response {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// [`request`] to 127.0.0.1:`port`; (status, body).
 pub fn http(
     port: u16,
     method: &str,
@@ -263,33 +366,20 @@ pub fn http(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> (u16, Vec<u8>) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    s.write_all(head.as_bytes()).unwrap();
-    let _ = s.write_all(body);
-    let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("{method} {path}: no HTTP answer: {raw:?}"));
-    let status = String::from_utf8_lossy(&raw[..end])
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("a status code");
-    (status, raw[end + 4..].to_vec())
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let r = request(addr, method, path, headers, body);
+    (r.status, r.body)
 }
 
 /// `Authorization: Basic ...` for `user` and [`USER_PASSWORD`].
 pub fn basic_auth(user: &str) -> String {
+    basic_auth_with(user, USER_PASSWORD)
+}
+
+/// `Authorization: Basic ...` for `user` and `password`.
+pub fn basic_auth_with(user: &str, password: &str) -> String {
     const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let raw = format!("{user}:{USER_PASSWORD}").into_bytes();
+    let raw = format!("{user}:{password}").into_bytes();
     let mut out = String::new();
     for chunk in raw.chunks(3) {
         let b = [

@@ -58,7 +58,13 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { xattrs: true, owner: true, mtime: true, symlink_mtime: true, root_meta: true }
+        Options {
+            xattrs: true,
+            owner: true,
+            mtime: true,
+            symlink_mtime: true,
+            root_meta: true,
+        }
     }
 }
 
@@ -115,13 +121,16 @@ fn kind_of(ft: std::fs::FileType) -> Kind {
 pub fn hash_file(path: &Path) -> String {
     let f = std::fs::File::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
     let mut h = blake3::Hasher::new();
-    h.update_reader(f).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    h.update_reader(f)
+        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     h.finalize().to_hex().to_string()
 }
 
 fn read_xattrs(path: &Path) -> BTreeMap<Vec<u8>, Vec<u8>> {
     let mut m = BTreeMap::new();
-    let Ok(names) = xattr::list(path) else { return m };
+    let Ok(names) = xattr::list(path) else {
+        return m;
+    };
     for n in names {
         // Only user.* attributes: security.* (SELinux labels) and
         // system.* (ACLs) are set by the system, not backed up by choice.
@@ -146,7 +155,8 @@ impl Manifest {
         let mut inodes: HashMap<(u64, u64), Vec<Vec<u8>>> = HashMap::new();
         let mut stack: Vec<(PathBuf, Vec<u8>)> = vec![(root.to_path_buf(), b".".to_vec())];
         while let Some((path, rel)) = stack.pop() {
-            let md = std::fs::symlink_metadata(&path).unwrap_or_else(|e| panic!("lstat {}: {e}", path.display()));
+            let md = std::fs::symlink_metadata(&path)
+                .unwrap_or_else(|e| panic!("lstat {}: {e}", path.display()));
             let kind = kind_of(md.file_type());
             let mut e = Entry {
                 kind,
@@ -157,27 +167,50 @@ impl Manifest {
                 mtime_ns: md.mtime() as i128 * 1_000_000_000 + md.mtime_nsec() as i128,
                 content: None,
                 link_target: None,
-                xattrs: if opts.xattrs { read_xattrs(&path) } else { BTreeMap::new() },
+                xattrs: if opts.xattrs {
+                    read_xattrs(&path)
+                } else {
+                    BTreeMap::new()
+                },
                 hardlinks: Vec::new(),
-                rdev: if matches!(kind, Kind::BlockDev | Kind::CharDev) { md.rdev() } else { 0 },
+                rdev: if matches!(kind, Kind::BlockDev | Kind::CharDev) {
+                    md.rdev()
+                } else {
+                    0
+                },
             };
             match kind {
                 Kind::File => e.content = Some(hash_file(&path)),
-                Kind::Symlink => e.link_target = Some(std::fs::read_link(&path).unwrap().as_os_str().as_bytes().to_vec()),
+                Kind::Symlink => {
+                    e.link_target = Some(
+                        std::fs::read_link(&path)
+                            .unwrap()
+                            .as_os_str()
+                            .as_bytes()
+                            .to_vec(),
+                    )
+                }
                 Kind::Dir => {
-                    let rd = std::fs::read_dir(&path).unwrap_or_else(|e| panic!("read_dir {}: {e}", path.display()));
+                    let rd = std::fs::read_dir(&path)
+                        .unwrap_or_else(|e| panic!("read_dir {}: {e}", path.display()));
                     for de in rd {
                         let de = de.unwrap();
                         let name = de.file_name();
-                        let child_rel =
-                            if rel == b"." { name.as_bytes().to_vec() } else { [&rel[..], b"/", name.as_bytes()].concat() };
+                        let child_rel = if rel == b"." {
+                            name.as_bytes().to_vec()
+                        } else {
+                            [&rel[..], b"/", name.as_bytes()].concat()
+                        };
                         stack.push((de.path(), child_rel));
                     }
                 }
                 _ => {}
             }
             if kind != Kind::Dir && md.nlink() > 1 {
-                inodes.entry((md.dev(), md.ino())).or_default().push(rel.clone());
+                inodes
+                    .entry((md.dev(), md.ino()))
+                    .or_default()
+                    .push(rel.clone());
             }
             entries.insert(rel, e);
         }
@@ -187,12 +220,19 @@ impl Manifest {
                 entries.get_mut(p).unwrap().hardlinks = paths.clone();
             }
         }
-        Manifest { root: root.to_path_buf(), entries }
+        Manifest {
+            root: root.to_path_buf(),
+            entries,
+        }
     }
 
     /// Paths (relative, `/`-separated) of entries of one kind.
     pub fn paths_of(&self, kind: Kind) -> Vec<String> {
-        self.entries.iter().filter(|(_, e)| e.kind == kind).map(|(p, _)| show(p)).collect()
+        self.entries
+            .iter()
+            .filter(|(_, e)| e.kind == kind)
+            .map(|(p, _)| show(p))
+            .collect()
     }
 
     pub fn get(&self, rel: &str) -> Option<&Entry> {
@@ -211,8 +251,17 @@ pub fn diff(expected: &Manifest, actual: &Manifest, opts: Options) -> Vec<String
         };
         let is_root = p == b".";
         let content_msg = (e.content != a.content).then(|| {
-            let short = |c: &Option<String>| c.as_deref().map(|h| h[..8].to_string()).unwrap_or_else(|| "-".into());
-            let mut msg = format!("different:  {}: content: expected blake3 {}…, got {}…", show(p), short(&e.content), short(&a.content));
+            let short = |c: &Option<String>| {
+                c.as_deref()
+                    .map(|h| h[..8].to_string())
+                    .unwrap_or_else(|| "-".into())
+            };
+            let mut msg = format!(
+                "different:  {}: content: expected blake3 {}…, got {}…",
+                show(p),
+                short(&e.content),
+                short(&a.content)
+            );
             if let Some(off) = first_difference(&expected.root, &actual.root, p) {
                 msg.push_str(&format!(" (first different byte at offset {off})"));
             }
@@ -220,7 +269,10 @@ pub fn diff(expected: &Manifest, actual: &Manifest, opts: Options) -> Vec<String
         });
         let mut d = |what: &str, x: String, y: String| {
             if x != y {
-                out.push(format!("different:  {}: {what}: expected {x}, got {y}", show(p)));
+                out.push(format!(
+                    "different:  {}: {what}: expected {x}, got {y}",
+                    show(p)
+                ));
             }
         };
         d("type", e.kind.to_string(), a.kind.to_string());
@@ -230,7 +282,11 @@ pub fn diff(expected: &Manifest, actual: &Manifest, opts: Options) -> Vec<String
         if !is_root || opts.root_meta {
             d("mode", format!("{:o}", e.mode), format!("{:o}", a.mode));
             if opts.owner {
-                d("uid:gid", format!("{}:{}", e.uid, e.gid), format!("{}:{}", a.uid, a.gid));
+                d(
+                    "uid:gid",
+                    format!("{}:{}", e.uid, e.gid),
+                    format!("{}:{}", a.uid, a.gid),
+                );
             }
             if opts.mtime && (e.kind != Kind::Symlink || opts.symlink_mtime) {
                 d("mtime", fmt_ns(e.mtime_ns), fmt_ns(a.mtime_ns));
@@ -247,8 +303,16 @@ pub fn diff(expected: &Manifest, actual: &Manifest, opts: Options) -> Vec<String
         }
         d(
             "hard links",
-            e.hardlinks.iter().map(|h| show(h)).collect::<Vec<_>>().join(", "),
-            a.hardlinks.iter().map(|h| show(h)).collect::<Vec<_>>().join(", "),
+            e.hardlinks
+                .iter()
+                .map(|h| show(h))
+                .collect::<Vec<_>>()
+                .join(", "),
+            a.hardlinks
+                .iter()
+                .map(|h| show(h))
+                .collect::<Vec<_>>()
+                .join(", "),
         );
         d("rdev", e.rdev.to_string(), a.rdev.to_string());
         out.extend(content_msg);
@@ -298,11 +362,18 @@ fn first_difference(a_root: &Path, b_root: &Path, rel: &[u8]) -> Option<u64> {
 }
 
 fn fmt_ns(ns: i128) -> String {
-    format!("{}.{:09}", ns.div_euclid(1_000_000_000), ns.rem_euclid(1_000_000_000))
+    format!(
+        "{}.{:09}",
+        ns.div_euclid(1_000_000_000),
+        ns.rem_euclid(1_000_000_000)
+    )
 }
 
 fn fmt_xattrs(x: &BTreeMap<Vec<u8>, Vec<u8>>) -> String {
-    let v: Vec<String> = x.iter().map(|(k, v)| format!("{}={}", show(k), show(v))).collect();
+    let v: Vec<String> = x
+        .iter()
+        .map(|(k, v)| format!("{}={}", show(k), show(v)))
+        .collect();
     format!("{{{}}}", v.join(", "))
 }
 
@@ -313,7 +384,11 @@ fn fail_with(expected: &Path, actual: &Path, lines: Vec<String>) {
     }
     const MAX: usize = 60;
     let n = lines.len();
-    let mut msg = format!("trees differ\n  expected: {}\n  actual:   {}\n", expected.display(), actual.display());
+    let mut msg = format!(
+        "trees differ\n  expected: {}\n  actual:   {}\n",
+        expected.display(),
+        actual.display()
+    );
     for l in lines.iter().take(MAX) {
         msg.push_str("  ");
         msg.push_str(l);
@@ -349,7 +424,10 @@ pub fn assert_manifest_matches(expected: &Manifest, actual: &Path) {
 pub fn assert_manifest_matches_with(expected: &Manifest, actual: &Path, opts: Options) {
     let a = Manifest::take_with(actual, opts);
     // The files of a saved manifest may have changed since: no byte offsets.
-    let e = Manifest { root: PathBuf::from("/nonexistent-saved-manifest"), ..expected.clone() };
+    let e = Manifest {
+        root: PathBuf::from("/nonexistent-saved-manifest"),
+        ..expected.clone()
+    };
     fail_with(&expected.root, actual, diff(&e, &a, opts));
 }
 
@@ -410,10 +488,16 @@ mod tests {
         std::fs::write(b.join("f"), b"0123X56789").unwrap();
         filetime::set_file_mtime(b.join("f"), FileTime::from_unix_time(1_500_000_000, 5)).unwrap();
         std::fs::set_permissions(b.join("sub/g"), std::fs::Permissions::from_mode(0o600)).unwrap();
-        filetime::set_file_mtime(b.join("sub/h"), FileTime::from_unix_time(1_500_000_000, 6)).unwrap();
+        filetime::set_file_mtime(b.join("sub/h"), FileTime::from_unix_time(1_500_000_000, 6))
+            .unwrap();
         std::fs::remove_file(b.join("l")).unwrap();
         symlink("g", b.join("l")).unwrap();
-        filetime::set_symlink_file_times(b.join("l"), FileTime::from_unix_time(1_500_000_000, 5), FileTime::from_unix_time(1_500_000_000, 5)).unwrap();
+        filetime::set_symlink_file_times(
+            b.join("l"),
+            FileTime::from_unix_time(1_500_000_000, 5),
+            FileTime::from_unix_time(1_500_000_000, 5),
+        )
+        .unwrap();
         std::fs::remove_file(b.join(OsStr::from_bytes(b"bad-\xff"))).unwrap();
         std::fs::write(b.join("extra"), b"").unwrap();
         std::fs::hard_link(a.join("sub/g"), a.join("g-link")).unwrap();
@@ -435,7 +519,10 @@ mod tests {
             assert!(d.contains(want), "{want:?} not reported in:\n{d}");
         }
         if xattrs {
-            assert!(d.contains("different:  sub/h: xattrs: expected {user.k=v}, got {}"), "{d}");
+            assert!(
+                d.contains("different:  sub/h: xattrs: expected {user.k=v}, got {}"),
+                "{d}"
+            );
         }
     }
 }

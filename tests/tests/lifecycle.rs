@@ -42,9 +42,23 @@ fn setup() -> (TestEnv, PathBuf) {
 
 /// Back up `src` as a snapshot taken at `time`; returns its id.
 fn backup_at(env: &TestEnv, src: &Path, time: &str, extra: &[&str]) -> String {
-    let out = run(env, [OsStr::new("backup"), OsStr::new("--json"), OsStr::new("--time"), OsStr::new(time)].into_iter().chain(extra.iter().map(OsStr::new)).chain([src.as_os_str()]))
-        .success();
-    out.summary()["snapshot_id"].as_str().expect("snapshot_id").to_string()
+    let out = run(
+        env,
+        [
+            OsStr::new("backup"),
+            OsStr::new("--json"),
+            OsStr::new("--time"),
+            OsStr::new(time),
+        ]
+        .into_iter()
+        .chain(extra.iter().map(OsStr::new))
+        .chain([src.as_os_str()]),
+    )
+    .success();
+    out.summary()["snapshot_id"]
+        .as_str()
+        .expect("snapshot_id")
+        .to_string()
 }
 
 /// Snapshot time (UTC, RFC 3339 as written by `--time`) → id, of all snapshots.
@@ -56,7 +70,12 @@ fn by_time(env: &TestEnv) -> BTreeMap<String, String> {
         .map(|s| {
             // Times given to --time in UTC are stored with the offset +00:00.
             let t = s["time"].as_str().unwrap();
-            (t.strip_suffix("+00:00").map(|t| format!("{t}Z")).unwrap_or_else(|| t.to_string()), s["id"].as_str().unwrap().to_string())
+            (
+                t.strip_suffix("+00:00")
+                    .map(|t| format!("{t}Z"))
+                    .unwrap_or_else(|| t.to_string()),
+                s["id"].as_str().unwrap().to_string(),
+            )
         })
         .collect()
 }
@@ -94,29 +113,69 @@ fn forget_applies_policies_per_group_and_prune_frees_the_data() {
 
     // Dry run: the decision is printed, nothing changes.
     let before = hash_all(&env.repo);
-    let out = run(&env, ["forget", "--keep-weekly", "3", "--dry-run", "--json"]).success();
+    let out = run(
+        &env,
+        ["forget", "--keep-weekly", "3", "--dry-run", "--json"],
+    )
+    .success();
     assert_unchanged(&before, &hash_all(&env.repo), "forget --dry-run");
     let groups = out.json();
-    let groups = groups.as_array().expect("forget --json prints an array of groups");
+    let groups = groups
+        .as_array()
+        .expect("forget --json prints an array of groups");
     assert_eq!(groups.len(), 2, "{groups:?}");
     let g = groups.iter().find(|g| g["host"] != "elsewhere").unwrap();
     assert_eq!(g["paths"], serde_json::json!([src.to_str().unwrap()]));
     assert!(g["tags"].is_null());
-    let short = |v: &Value| v.as_array().unwrap().iter().map(|s| s["time"].as_str().unwrap()[..10].to_string()).collect::<Vec<_>>();
-    assert_eq!(short(&g["keep"]), ["2021-01-11", "2021-01-10", "2021-01-03"]);
+    let short = |v: &Value| {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["time"].as_str().unwrap()[..10].to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        short(&g["keep"]),
+        ["2021-01-11", "2021-01-10", "2021-01-03"]
+    );
     assert_eq!(short(&g["remove"]).len(), 5);
-    assert_eq!(g["reasons"][0]["matches"], serde_json::json!(["weekly snapshot"]));
+    assert_eq!(
+        g["reasons"][0]["matches"],
+        serde_json::json!(["weekly snapshot"])
+    );
     assert_eq!(g["reasons"][0]["counters"]["weekly"], 2);
     assert!(g["reasons"][0]["snapshot"]["id"].is_string());
     let o = groups.iter().find(|g| g["host"] == "elsewhere").unwrap();
     assert_eq!(short(&o["keep"]), ["2020-06-01"]);
 
     // Policies combine; the text output names the rules.
-    let out = run(&env, ["forget", "--keep-weekly", "3", "--keep-yearly", "2", "--keep-within", "2d"]).success();
+    let out = run(
+        &env,
+        [
+            "forget",
+            "--keep-weekly",
+            "3",
+            "--keep-yearly",
+            "2",
+            "--keep-within",
+            "2d",
+        ],
+    )
+    .success();
     let text = out.stdout_str();
-    assert!(text.contains("weekly snapshot") && text.contains("yearly snapshot") && text.contains("within 2d"), "{text}");
+    assert!(
+        text.contains("weekly snapshot")
+            && text.contains("yearly snapshot")
+            && text.contains("within 2d"),
+        "{text}"
+    );
     // Weekly: 01-11, 01-10, 01-03 (ISO 2020-W53); yearly: 01-11, 12-31; within 2d of 01-11: 01-10 (strictly after 01-09 12:00).
-    let mut want = set(&["2021-01-11T12:00:00Z", "2021-01-10T12:00:00Z", "2021-01-03T12:00:00Z", "2020-12-31T12:00:00Z"]);
+    let mut want = set(&[
+        "2021-01-11T12:00:00Z",
+        "2021-01-10T12:00:00Z",
+        "2021-01-03T12:00:00Z",
+        "2020-12-31T12:00:00Z",
+    ]);
     want.insert("2020-06-01T00:00:00Z".into());
     assert_eq!(times_of(&env), want);
     // Removing a snapshot removes its file and nothing else.
@@ -124,15 +183,46 @@ fn forget_applies_policies_per_group_and_prune_frees_the_data() {
 
     // Tags keep snapshots; grouping by nothing puts both hosts together.
     run(&env, ["tag", "--add", "keep", &other]).success();
-    run(&env, ["forget", "--keep-last", "1", "--keep-tag", "keep", "--group-by", ""]).success();
-    assert_eq!(times_of(&env), set(&["2021-01-11T12:00:00Z", "2020-06-01T00:00:00Z"]));
+    run(
+        &env,
+        [
+            "forget",
+            "--keep-last",
+            "1",
+            "--keep-tag",
+            "keep",
+            "--group-by",
+            "",
+        ],
+    )
+    .success();
+    assert_eq!(
+        times_of(&env),
+        set(&["2021-01-11T12:00:00Z", "2020-06-01T00:00:00Z"])
+    );
 
     // By id (a prefix), then prune: the data of forgotten snapshots goes, what is kept restores exactly.
     let ids = by_time(&env);
     let tagged = &ids["2020-06-01T00:00:00Z"];
     let packs_before = files(&env.repo, "data").len();
-    let out = run(&env, ["forget", &tagged[..12], "--prune", "--keep-delete", "0", "--max-unused", "0%"]).success();
-    assert!(out.stdout_str().contains("removed 1 snapshots"), "{}", out.describe());
+    let out = run(
+        &env,
+        [
+            "forget",
+            &tagged[..12],
+            "--prune",
+            "--keep-delete",
+            "0",
+            "--max-unused",
+            "0%",
+        ],
+    )
+    .success();
+    assert!(
+        out.stdout_str().contains("removed 1 snapshots"),
+        "{}",
+        out.describe()
+    );
     assert_eq!(times_of(&env), set(&["2021-01-11T12:00:00Z"]));
     assert!(files(&env.repo, "data").len() <= packs_before);
     run(&env, ["check", "--read-data"]).success();
@@ -145,31 +235,70 @@ fn forget_applies_policies_per_group_and_prune_frees_the_data() {
 fn forget_dst_and_leap_day_calendar_with_a_time_zone() {
     let (env, src) = setup();
     // Berlin's 2021 spring change: 02:00 CET → 03:00 CEST on 03-28.
-    for t in ["2021-03-27T22:30:00Z", "2021-03-27T23:30:00Z", "2021-03-28T21:30:00Z", "2021-03-28T22:30:00Z"] {
+    for t in [
+        "2021-03-27T22:30:00Z",
+        "2021-03-27T23:30:00Z",
+        "2021-03-28T21:30:00Z",
+        "2021-03-28T22:30:00Z",
+    ] {
         backup_at(&env, &src, t, &[]);
     }
     let mut c = env.cairn(["forget", "--keep-daily", "3", "--dry-run", "--json"]);
     c.env("TZ", "Europe/Berlin");
     let out = c.run().success();
     let g = &out.json()[0];
-    let kept: Vec<&str> = g["keep"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
+    let kept: Vec<&str> = g["keep"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
     let ids = by_time(&env);
     if Path::new("/usr/share/zoneinfo/Europe/Berlin").exists() {
         // Local days: 29th (22:30Z), 28th (21:30Z newest), 27th (22:30Z).
-        assert_eq!(kept, [&ids["2021-03-28T22:30:00Z"], &ids["2021-03-28T21:30:00Z"], &ids["2021-03-27T22:30:00Z"]]);
+        assert_eq!(
+            kept,
+            [
+                &ids["2021-03-28T22:30:00Z"],
+                &ids["2021-03-28T21:30:00Z"],
+                &ids["2021-03-27T22:30:00Z"]
+            ]
+        );
     }
     // In UTC the days split differently; the oldest is kept while count is left.
-    let g = run(&env, ["forget", "--keep-daily", "3", "--dry-run", "--json"]).success().json();
-    let kept: Vec<&str> = g[0]["keep"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
-    assert_eq!(kept, [&ids["2021-03-28T22:30:00Z"], &ids["2021-03-27T23:30:00Z"], &ids["2021-03-27T22:30:00Z"]]);
+    let g = run(&env, ["forget", "--keep-daily", "3", "--dry-run", "--json"])
+        .success()
+        .json();
+    let kept: Vec<&str> = g[0]["keep"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kept,
+        [
+            &ids["2021-03-28T22:30:00Z"],
+            &ids["2021-03-27T23:30:00Z"],
+            &ids["2021-03-27T22:30:00Z"]
+        ]
+    );
 
     // A year back from a leap day is 2023-03-01 (2023-02-29 does not exist).
     let (env, src) = setup();
-    for t in ["2023-02-28T23:00:00Z", "2023-03-01T11:00:00Z", "2023-03-01T13:00:00Z", "2024-02-29T12:00:00Z"] {
+    for t in [
+        "2023-02-28T23:00:00Z",
+        "2023-03-01T11:00:00Z",
+        "2023-03-01T13:00:00Z",
+        "2024-02-29T12:00:00Z",
+    ] {
         backup_at(&env, &src, t, &[]);
     }
     run(&env, ["forget", "--keep-within", "1y"]).success();
-    assert_eq!(times_of(&env), set(&["2023-03-01T13:00:00Z", "2024-02-29T12:00:00Z"]));
+    assert_eq!(
+        times_of(&env),
+        set(&["2023-03-01T13:00:00Z", "2024-02-29T12:00:00Z"])
+    );
 }
 
 #[test]
@@ -178,31 +307,72 @@ fn tag_rewrites_the_snapshot_with_its_original() {
     let first = backup_at(&env, &src, "2024-01-01T00:00:00Z", &["--tag", "a"]);
     let second = backup_at(&env, &src, "2024-01-02T00:00:00Z", &[]);
 
-    let out = run(&env, ["tag", "--json", "--add", "x,y", "--remove", "a", &first[..8]]).success();
+    let out = run(
+        &env,
+        [
+            "tag",
+            "--json",
+            "--add",
+            "x,y",
+            "--remove",
+            "a",
+            &first[..8],
+        ],
+    )
+    .success();
     let lines = out.json_lines();
     assert_eq!(lines[0]["message_type"], "changed");
     assert_eq!(lines[0]["old_snapshot_id"], first.as_str());
     let new = lines[0]["new_snapshot_id"].as_str().unwrap().to_string();
-    assert_eq!(lines[1], serde_json::json!({"message_type": "summary", "changed_snapshots": 1}));
-    let names: BTreeSet<String> = files(&env.repo, "snapshots").iter().map(|(p, _)| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
-    assert_eq!(names, set(&[&new, &second]), "the old snapshot file is gone, the new one is there");
+    assert_eq!(
+        lines[1],
+        serde_json::json!({"message_type": "summary", "changed_snapshots": 1})
+    );
+    let names: BTreeSet<String> = files(&env.repo, "snapshots")
+        .iter()
+        .map(|(p, _)| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        set(&[&new, &second]),
+        "the old snapshot file is gone, the new one is there"
+    );
     let s = run(&env, ["cat", "snapshot", &new]).success().json();
     assert_eq!(s["tags"], serde_json::json!(["x", "y"]));
     assert_eq!(s["original"], first.as_str());
-    assert!(s["time"].as_str().unwrap().starts_with("2024-01-01T00:00:00"), "time kept: {s}");
+    assert!(
+        s["time"]
+            .as_str()
+            .unwrap()
+            .starts_with("2024-01-01T00:00:00"),
+        "time kept: {s}"
+    );
 
     // A second change keeps the first original; --set "" clears; filters pick snapshots.
     let out = run(&env, ["tag", "--set", "", "--tag", "x"]).success();
-    assert!(out.stdout_str().contains("modified 1 snapshots"), "{}", out.describe());
+    assert!(
+        out.stdout_str().contains("modified 1 snapshots"),
+        "{}",
+        out.describe()
+    );
     let snaps = env.snapshots();
     let retagged = snaps.iter().find(|s| s["id"] != second.as_str()).unwrap();
-    assert!(retagged.get("tags").map_or(true, |t| t.as_array().unwrap().is_empty()), "{retagged}");
+    assert!(
+        retagged
+            .get("tags")
+            .is_none_or(|t| t.as_array().unwrap().is_empty()),
+        "{retagged}"
+    );
     assert_eq!(retagged["original"], first.as_str());
     // Nothing to change: nothing written.
     let before = hash_all(&env.repo);
     let out = run(&env, ["tag", "--remove", "nope"]).success();
     assert!(out.stdout_str().contains("no snapshots were modified"));
-    assert_unchanged(&before, &hash_all(&env.repo), "a tag change that changes nothing");
+    assert_unchanged(
+        &before,
+        &hash_all(&env.repo),
+        "a tag change that changes nothing",
+    );
     // Everything still restores and checks.
     run(&env, ["check"]).success();
 }
@@ -232,7 +402,12 @@ fn diff_reports_every_kind_of_change_and_the_data() {
     let changes: Vec<(String, String)> = lines
         .iter()
         .filter(|l| l["message_type"] == "change")
-        .map(|l| (l["modifier"].as_str().unwrap().to_string(), l["path"].as_str().unwrap().to_string()))
+        .map(|l| {
+            (
+                l["modifier"].as_str().unwrap().to_string(),
+                l["path"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     let want: Vec<(String, String)> = [
         ("T", p("becomes-dir/")),
@@ -251,7 +426,14 @@ fn diff_reports_every_kind_of_change_and_the_data() {
     assert_eq!(st["message_type"], "statistics");
     assert_eq!(st["source_snapshot"], s1.as_str());
     assert_eq!(st["changed_files"], 1);
-    assert_eq!((st["added"]["files"].as_u64(), st["removed"]["files"].as_u64(), st["removed"]["dirs"].as_u64()), (Some(2), Some(1), Some(1)));
+    assert_eq!(
+        (
+            st["added"]["files"].as_u64(),
+            st["removed"]["files"].as_u64(),
+            st["removed"]["dirs"].as_u64()
+        ),
+        (Some(2), Some(1), Some(1))
+    );
     // New data: new.bin, "x", the edited text; 100 kB at least.
     assert!(st["added"]["bytes"].as_u64().unwrap() >= 100_000, "{st}");
     assert!(st["added"]["data_blobs"].as_u64().unwrap() >= 3, "{st}");
@@ -260,16 +442,40 @@ fn diff_reports_every_kind_of_change_and_the_data() {
     // Text output: restic's layout; a subfolder can be compared.
     let out = run(&env, ["diff", &s1[..10], "latest"]).success();
     let text = out.stdout_str();
-    assert!(text.contains(&format!("M    {}", p("edit.txt"))) && text.contains("Files:"), "{text}");
-    let out = run(&env, ["diff", "--json", &format!("{s1}:{}", src.display()), &format!("{s2}:{}", src.display())]).success();
-    assert_eq!(out.json_lines().iter().filter(|l| l["message_type"] == "change").count(), 7);
+    assert!(
+        text.contains(&format!("M    {}", p("edit.txt"))) && text.contains("Files:"),
+        "{text}"
+    );
+    let out = run(
+        &env,
+        [
+            "diff",
+            "--json",
+            &format!("{s1}:{}", src.display()),
+            &format!("{s2}:{}", src.display()),
+        ],
+    )
+    .success();
+    assert_eq!(
+        out.json_lines()
+            .iter()
+            .filter(|l| l["message_type"] == "change")
+            .count(),
+        7
+    );
     // Identical snapshots: no change, no data.
     let s3 = backup_at(&env, &src, "2024-01-03T00:00:00Z", &[]);
     let out = run(&env, ["diff", "--json", &s2, &s3]).success();
     let lines = out.json_lines();
     // (Only trees may differ: file atimes are recorded.)
     assert_eq!(lines.len(), 1, "{lines:?}");
-    assert_eq!((lines[0]["added"]["data_blobs"].as_u64(), lines[0]["removed"]["data_blobs"].as_u64()), (Some(0), Some(0)));
+    assert_eq!(
+        (
+            lines[0]["added"]["data_blobs"].as_u64(),
+            lines[0]["removed"]["data_blobs"].as_u64()
+        ),
+        (Some(0), Some(0))
+    );
 }
 
 #[test]
@@ -283,43 +489,91 @@ fn find_paths_and_blobs() {
 
     let out = run(&env, ["find", "notes.txt"]).success();
     let text = out.stdout_str();
-    assert!(text.contains(&format!("Found matching entries in snapshot {}", &s2[..8])), "{text}");
+    assert!(
+        text.contains(&format!("Found matching entries in snapshot {}", &s2[..8])),
+        "{text}"
+    );
     assert!(!text.contains(&s1[..8]), "{text}");
     assert!(text.contains(&format!("{}/docs/notes.txt", src.display())));
 
-    let v = run(&env, ["find", "--json", "*.jpg", "--ignore-case"]).success().json();
-    let hits: Vec<(&str, u64)> = v.as_array().unwrap().iter().map(|h| (h["snapshot"].as_str().unwrap(), h["hits"].as_u64().unwrap())).collect();
+    let v = run(&env, ["find", "--json", "*.jpg", "--ignore-case"])
+        .success()
+        .json();
+    let hits: Vec<(&str, u64)> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| (h["snapshot"].as_str().unwrap(), h["hits"].as_u64().unwrap()))
+        .collect();
     assert_eq!(hits, [(s2.as_str(), 1), (s1.as_str(), 1)], "newest first");
     let m = &v[0]["matches"][0];
     assert_eq!(m["path"], format!("{}/Photo.JPG", src.display()));
-    assert_eq!((m["type"].as_str(), m["size"].as_u64()), (Some("file"), Some(4)));
-    assert_eq!(run(&env, ["find", "--json", "*.jpg"]).success().json(), serde_json::json!([]));
+    assert_eq!(
+        (m["type"].as_str(), m["size"].as_u64()),
+        (Some("file"), Some(4))
+    );
+    assert_eq!(
+        run(&env, ["find", "--json", "*.jpg"]).success().json(),
+        serde_json::json!([])
+    );
     // A path pattern, and the snapshot filters.
-    let v = run(&env, ["find", "--json", "docs/*.txt", "sub/*"]).success().json();
+    let v = run(&env, ["find", "--json", "docs/*.txt", "sub/*"])
+        .success()
+        .json();
     assert_eq!(v[0]["hits"], 2);
-    let v = run(&env, ["find", "--json", "--tag", "t", "--reverse", "*.bin"]).success().json();
+    let v = run(&env, ["find", "--json", "--tag", "t", "--reverse", "*.bin"])
+        .success()
+        .json();
     assert_eq!(v.as_array().unwrap().len(), 1);
 
     // Which files use a blob, in which snapshots.
     let blobs = files_by_blob(&env, &s1);
     let (blob, paths) = blobs.iter().find(|(_, p)| p[0].ends_with("r.bin")).unwrap();
-    let v = run(&env, ["find", "--json", "--blob", &blob[..16]]).success().json();
-    let found: Vec<(&str, &str)> = v.as_array().unwrap().iter().map(|h| (h["snapshot"].as_str().unwrap(), h["path"].as_str().unwrap())).collect();
-    assert_eq!(found, [(s2.as_str(), paths[0].as_str()), (s1.as_str(), paths[0].as_str())]);
+    let v = run(&env, ["find", "--json", "--blob", &blob[..16]])
+        .success()
+        .json();
+    let found: Vec<(&str, &str)> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| (h["snapshot"].as_str().unwrap(), h["path"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (s2.as_str(), paths[0].as_str()),
+            (s1.as_str(), paths[0].as_str())
+        ]
+    );
     assert_eq!(v[0]["object_type"], "blob");
     assert_eq!(v[0]["id"], blob.as_str());
-    let tree = run(&env, ["cat", "snapshot", &s1]).success().json()["tree"].as_str().unwrap().to_string();
-    let v = run(&env, ["find", "--json", "--tree", &tree]).success().json();
-    assert_eq!((v[0]["path"].as_str(), v[0]["snapshot"].as_str()), (Some("/"), Some(s1.as_str())));
+    let tree = run(&env, ["cat", "snapshot", &s1]).success().json()["tree"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let v = run(&env, ["find", "--json", "--tree", &tree])
+        .success()
+        .json();
+    assert_eq!(
+        (v[0]["path"].as_str(), v[0]["snapshot"].as_str()),
+        (Some("/"), Some(s1.as_str()))
+    );
     let text = run(&env, ["find", "--blob", blob]).success().stdout_str();
-    assert!(text.contains(&format!("Found blob {blob}")) && text.contains(" ... in file "), "{text}");
+    assert!(
+        text.contains(&format!("Found blob {blob}")) && text.contains(" ... in file "),
+        "{text}"
+    );
 }
 
 #[test]
 fn stats_modes_and_ratios() {
     let (env, src) = setup();
     // Compressible data, backed up twice unchanged: dedup 2x, compression > 1.
-    fs::write(src.join("text.txt"), "all work and no play\n".repeat(20_000)).unwrap();
+    fs::write(
+        src.join("text.txt"),
+        "all work and no play\n".repeat(20_000),
+    )
+    .unwrap();
     backup_at(&env, &src, "2024-01-01T00:00:00Z", &[]);
     backup_at(&env, &src, "2024-01-02T00:00:00Z", &[]);
     let restore_size = 6 + 200_000 + 21 * 20_000;
@@ -329,19 +583,52 @@ fn stats_modes_and_ratios() {
     assert_eq!(v["total_size"], 2 * restore_size);
     assert!(v["total_file_count"].as_u64().unwrap() >= 2 * 4, "{v}");
     assert_eq!(v["raw_data_size"], restore_size, "{v}");
-    assert!((v["dedup_ratio"].as_f64().unwrap() - 2.0).abs() < 1e-9, "{v}");
+    assert!(
+        (v["dedup_ratio"].as_f64().unwrap() - 2.0).abs() < 1e-9,
+        "{v}"
+    );
     assert!(v["compression_ratio"].as_f64().unwrap() > 1.0, "{v}");
     let text = run(&env, ["stats"]).success().stdout_str();
-    assert!(text.contains("Deduplication Ratio:  2.00x") && text.contains("Compression Ratio"), "{text}");
+    assert!(
+        text.contains("Deduplication Ratio:  2.00x") && text.contains("Compression Ratio"),
+        "{text}"
+    );
 
-    let v = run(&env, ["stats", "--json", "--mode", "raw-data"]).success().json();
-    for k in ["total_size", "total_uncompressed_size", "total_blob_count", "snapshots_count", "compression_ratio", "compression_progress", "compression_space_saving"] {
+    let v = run(&env, ["stats", "--json", "--mode", "raw-data"])
+        .success()
+        .json();
+    for k in [
+        "total_size",
+        "total_uncompressed_size",
+        "total_blob_count",
+        "snapshots_count",
+        "compression_ratio",
+        "compression_progress",
+        "compression_space_saving",
+    ] {
         assert!(v.get(k).is_some(), "{k} missing in {v}");
     }
-    assert!(v["total_uncompressed_size"].as_u64() > v["total_size"].as_u64(), "{v}");
-    let v = run(&env, ["stats", "--json", "--mode", "files-by-contents", "latest"]).success().json();
-    assert_eq!((v["snapshots_count"].as_u64(), v["total_file_count"].as_u64(), v["total_size"].as_u64()), (Some(1), Some(3), Some(restore_size)));
-    let v = run(&env, ["stats", "--json", "--mode", "blobs-per-file"]).success().json();
+    assert!(
+        v["total_uncompressed_size"].as_u64() > v["total_size"].as_u64(),
+        "{v}"
+    );
+    let v = run(
+        &env,
+        ["stats", "--json", "--mode", "files-by-contents", "latest"],
+    )
+    .success()
+    .json();
+    assert_eq!(
+        (
+            v["snapshots_count"].as_u64(),
+            v["total_file_count"].as_u64(),
+            v["total_size"].as_u64()
+        ),
+        (Some(1), Some(3), Some(restore_size))
+    );
+    let v = run(&env, ["stats", "--json", "--mode", "blobs-per-file"])
+        .success()
+        .json();
     assert_eq!(v["total_file_count"], 3);
     assert!(v["total_blob_count"].as_u64().unwrap() >= 3);
 }
@@ -356,11 +643,40 @@ fn rewrite_excludes_files_and_keeps_the_rest() {
 
     // Dry run: nothing written.
     let before = hash_all(&env.repo);
-    let out = run(&env, ["rewrite", "--exclude", "*.log", "--exclude", "cache", "--dry-run", &s1]).success();
-    assert!(out.stdout_str().contains(&format!("excluding {}/debug.log", src.display())), "{}", out.describe());
+    let out = run(
+        &env,
+        [
+            "rewrite",
+            "--exclude",
+            "*.log",
+            "--exclude",
+            "cache",
+            "--dry-run",
+            &s1,
+        ],
+    )
+    .success();
+    assert!(
+        out.stdout_str()
+            .contains(&format!("excluding {}/debug.log", src.display())),
+        "{}",
+        out.describe()
+    );
     assert_unchanged(&before, &hash_all(&env.repo), "rewrite --dry-run");
 
-    let out = run(&env, ["rewrite", "--json", "--exclude", "*.log", "--iexclude", "CACHE", &s1[..8]]).success();
+    let out = run(
+        &env,
+        [
+            "rewrite",
+            "--json",
+            "--exclude",
+            "*.log",
+            "--iexclude",
+            "CACHE",
+            &s1[..8],
+        ],
+    )
+    .success();
     let lines = out.json_lines();
     assert_eq!(lines[0]["excluded"], 2);
     let new = lines[0]["new_snapshot_id"].as_str().unwrap().to_string();
@@ -368,7 +684,11 @@ fn rewrite_excludes_files_and_keeps_the_rest() {
     assert_eq!(s["original"], s1.as_str());
     assert_eq!(s["tags"], serde_json::json!(["daily", "rewrite"]));
     assert_eq!(s["summary"]["total_files_processed"], 2);
-    assert_eq!(env.snapshots().len(), 2, "the original is kept without --forget");
+    assert_eq!(
+        env.snapshots().len(),
+        2,
+        "the original is kept without --forget"
+    );
 
     // The new snapshot restores without the excluded files; the unchanged subtree kept its id.
     let target = env.path("restore");
@@ -380,20 +700,35 @@ fn rewrite_excludes_files_and_keeps_the_rest() {
     assert_trees_equal(&src, &restored(&target, &src));
     let sub_of = |snap: &str| -> String {
         let out = run(&env, ["diff", "--json", snap, &s1]).success();
-        out.json_lines().iter().filter(|l| l["path"].as_str().is_some_and(|p| p.contains("/sub"))).count().to_string()
+        out.json_lines()
+            .iter()
+            .filter(|l| l["path"].as_str().is_some_and(|p| p.contains("/sub")))
+            .count()
+            .to_string()
     };
     assert_eq!(sub_of(&new), "0");
 
     // Nothing matches: not modified. --forget replaces the original.
     let out = run(&env, ["rewrite", "--exclude", "nothing-matches", &s1]).success();
-    assert!(out.stdout_str().contains("not modified"), "{}", out.describe());
+    assert!(
+        out.stdout_str().contains("not modified"),
+        "{}",
+        out.describe()
+    );
     run(&env, ["rewrite", "--forget", "--exclude", "a.txt", &s1]).success();
     let snaps = env.snapshots();
     assert_eq!(snaps.len(), 2);
-    assert!(snaps.iter().all(|s| s["id"] != s1.as_str()), "the original was forgotten");
+    assert!(
+        snaps.iter().all(|s| s["id"] != s1.as_str()),
+        "the original was forgotten"
+    );
     let forgotten = snaps.iter().find(|s| s["id"] != new.as_str()).unwrap();
     assert_eq!(forgotten["original"], s1.as_str());
-    assert_eq!(forgotten["tags"], serde_json::json!(["daily"]), "no `rewrite` tag with --forget");
+    assert_eq!(
+        forgotten["tags"],
+        serde_json::json!(["daily"]),
+        "no `rewrite` tag with --forget"
+    );
     run(&env, ["check", "--read-data"]).success();
 }
 
@@ -411,7 +746,11 @@ fn bad_input_gives_one_line_errors_and_changes_nothing() {
         }
     };
     let before = hash_all(&env.repo);
-    let unknown = if ids.iter().any(|i| i.starts_with("0000")) { "ffff0000" } else { "0000ffff" };
+    let unknown = if ids.iter().any(|i| i.starts_with("0000")) {
+        "ffff0000"
+    } else {
+        "0000ffff"
+    };
     let dir = src.to_str().unwrap();
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["forget", unknown], "no snapshot with id"),
@@ -419,7 +758,10 @@ fn bad_input_gives_one_line_errors_and_changes_nothing() {
         (vec!["forget", "--keep-last", "-1"], "negative"),
         (vec!["forget", "--keep-daily", "x"], "invalid count"),
         (vec!["forget", "--keep-within", "1x"], "invalid duration"),
-        (vec!["forget", "--keep-within-daily", "5"], "invalid duration"),
+        (
+            vec!["forget", "--keep-within-daily", "5"],
+            "invalid duration",
+        ),
         (vec!["forget", "--group-by", "colour"], "group-by"),
         (vec!["forget", "--keep-last", "1", &ids[0]], "not both"),
         (vec!["tag", "--add", "x", unknown], "no snapshot with id"),
@@ -428,20 +770,30 @@ fn bad_input_gives_one_line_errors_and_changes_nothing() {
         (vec!["diff", &ids[0], unknown], "no snapshot with id"),
         (vec!["diff", &shared, &ids[0]], "ambiguous"),
         (vec!["diff", "not-hex", &ids[0]], "invalid snapshot id"),
-        (vec!["find", "--snapshot", unknown, "*"], "no snapshot with id"),
+        (
+            vec!["find", "--snapshot", unknown, "*"],
+            "no snapshot with id",
+        ),
         (vec!["find", "--blob", "xyz"], "invalid blob id"),
         (vec!["find", "a["], "invalid pattern"),
         (vec!["stats", unknown], "no snapshot with id"),
         (vec!["stats", "--mode", "bogus"], "unknown --mode"),
         (vec!["rewrite", &ids[0]], "nothing to do"),
-        (vec!["rewrite", "--exclude", "*.txt", unknown], "no snapshot with id"),
+        (
+            vec!["rewrite", "--exclude", "*.txt", unknown],
+            "no snapshot with id",
+        ),
         (vec!["backup", "--time", "yesterday", dir], "invalid --time"),
     ];
     for (args, want) in cases {
         let out = run(&env, &args);
         assert_eq!(out.code(), 1, "`{}`:\n{}", out.cmdline, out.describe());
         let line = out.one_line_error();
-        assert!(line.contains(want), "`{}`: expected {want:?} in {line:?}", out.cmdline);
+        assert!(
+            line.contains(want),
+            "`{}`: expected {want:?} in {line:?}",
+            out.cmdline
+        );
     }
     assert_unchanged(&before, &hash_all(&env.repo), "commands with bad input");
 }

@@ -22,7 +22,10 @@ fn mutate(src: &Path, rng: &mut Rng, round: u64) {
             compressible_file(&p, 64 * KIB + rng.below(600 * KIB), round * 100 + i);
         }
     }
-    let mut files: Vec<_> = std::fs::read_dir(src).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(src)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
     if files.len() > 4 {
         let victim = &files[rng.below(files.len() as u64) as usize];
@@ -35,7 +38,10 @@ fn mutate(src: &Path, rng: &mut Rng, round: u64) {
 }
 
 fn snapshot_ids(env: &TestEnv) -> Vec<String> {
-    env.snapshots().iter().map(|s| s["id"].as_str().unwrap().to_string()).collect()
+    env.snapshots()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect()
 }
 
 /// Remove a snapshot file, as `forget` does.
@@ -46,7 +52,9 @@ fn forget(env: &TestEnv, id: &str) {
 fn verify_all(env: &TestEnv, src: &Path, expected: &BTreeMap<String, Manifest>) {
     env.cairn(["check", "--read-data"]).run().success();
     for id in snapshot_ids(env) {
-        let m = expected.get(&id).unwrap_or_else(|| panic!("snapshot {id} was not made by this test"));
+        let m = expected
+            .get(&id)
+            .unwrap_or_else(|| panic!("snapshot {id} was not made by this test"));
         let target = env.path(format!("restore-{}", &id[..8]));
         env.restore(&id, &target, &[]);
         assert_manifest_matches(m, &restored(&target, src));
@@ -76,19 +84,36 @@ fn backups_and_prunes_running_at_the_same_time_lose_nothing() {
         // any backup here takes, which is prune's safety condition.
         let mut backup = env.cairn(["backup", "--json", "--quiet"]);
         backup.arg(&src);
-        let mut b = backup.command().stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let b = backup
+            .command()
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
         let mut prune = env.cairn(["prune", "--keep-delete", "2s", "--max-unused", "0%"]);
-        let mut p = prune.command().stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+        let mut p = prune
+            .command()
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
         let pst = wait_timeout(&mut p, Duration::from_secs(120), "prune");
         let bout = b.wait_with_output().unwrap();
         assert!(pst.success(), "round {round}: prune failed ({pst})");
-        assert!(bout.status.success(), "round {round}: backup failed: {}", String::from_utf8_lossy(&bout.stderr));
+        assert!(
+            bout.status.success(),
+            "round {round}: backup failed: {}",
+            String::from_utf8_lossy(&bout.stderr)
+        );
         let summary: serde_json::Value = String::from_utf8_lossy(&bout.stdout)
             .lines()
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
             .find(|v| v["message_type"] == "summary")
             .expect("backup printed a summary");
-        expected.insert(summary["snapshot_id"].as_str().unwrap().to_string(), manifest);
+        expected.insert(
+            summary["snapshot_id"].as_str().unwrap().to_string(),
+            manifest,
+        );
         if round % 3 == 0 {
             std::thread::sleep(Duration::from_millis(2100)); // let marks expire
         }
@@ -108,12 +133,28 @@ fn prune_killed_at_any_point_leaves_a_repository_that_checks_and_restores() {
     // Use small packs so that prune has many steps to be killed between.
     for round in 0..6 {
         mutate(&src, &mut rng, round);
-        let s = env.cairn(["--pack-size", "1", "backup", "--json"]).arg(&src).run().success().summary();
-        expected.insert(s["snapshot_id"].as_str().unwrap().to_string(), Manifest::take(&src));
+        let s = env
+            .cairn(["--pack-size", "1", "backup", "--json"])
+            .arg(&src)
+            .run()
+            .success()
+            .summary();
+        expected.insert(
+            s["snapshot_id"].as_str().unwrap().to_string(),
+            Manifest::take(&src),
+        );
     }
     random_file(&src.join("big.bin"), 3 * MIB, 42);
-    let s = env.cairn(["--pack-size", "1", "backup", "--json"]).arg(&src).run().success().summary();
-    expected.insert(s["snapshot_id"].as_str().unwrap().to_string(), Manifest::take(&src));
+    let s = env
+        .cairn(["--pack-size", "1", "backup", "--json"])
+        .arg(&src)
+        .run()
+        .success()
+        .summary();
+    expected.insert(
+        s["snapshot_id"].as_str().unwrap().to_string(),
+        Manifest::take(&src),
+    );
 
     let ids = snapshot_ids(&env);
     for id in ids.iter().take(4) {
@@ -124,8 +165,21 @@ fn prune_killed_at_any_point_leaves_a_repository_that_checks_and_restores() {
     let mut finished = false;
     for attempt in 0..12u64 {
         let delay = Duration::from_millis(5 + attempt * attempt * 12);
-        let mut c = env.cairn(["--pack-size", "1", "prune", "--keep-delete", "0", "--max-unused", "0%"]);
-        let mut child = c.command().stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let mut c = env.cairn([
+            "--pack-size",
+            "1",
+            "prune",
+            "--keep-delete",
+            "0",
+            "--max-unused",
+            "0%",
+        ]);
+        let mut child = c
+            .command()
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
         let start = Instant::now();
         while start.elapsed() < delay {
             if child.try_wait().unwrap().is_some() {
@@ -144,7 +198,10 @@ fn prune_killed_at_any_point_leaves_a_repository_that_checks_and_restores() {
             break;
         }
     }
-    assert!(finished, "prune never got to finish within the delays tried");
+    assert!(
+        finished,
+        "prune never got to finish within the delays tried"
+    );
     env.cairn(["prune", "--keep-delete", "0"]).run().success();
     verify_all(&env, &src, &expected);
 }

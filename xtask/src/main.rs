@@ -3,7 +3,7 @@
 //!
 //! - `cargo xtask test`: install what the tests need, build `cairn`, run the
 //!   workspace tests, then a smoke run of the benchmark harness.
-//! - `cargo xtask bench`: cairn against restic on generated data (issue 5).
+//! - `cargo xtask bench`: cairn against restic on generated data.
 //! - `cargo xtask deps`: only the installation step of `test`.
 //!
 //! Arguments are parsed here, once, into each command's options; the
@@ -11,6 +11,7 @@
 //! stderr; stdout carries results only (the bench table, the test summary).
 
 mod bench;
+mod lint;
 mod sys;
 mod test;
 
@@ -23,16 +24,18 @@ const USAGE: &str = "\
 usage: cargo xtask <command> [options]
 
 commands:
-  test [--no-install] [--no-bench] [-- CARGO-TEST-ARGS...]
+  test [--no-install] [--no-lint] [--no-bench] [-- CARGO-TEST-ARGS...]
       Install test dependencies (Debian packages, a Python venv with moto),
-      build target/debug/cairn, run `cargo test --workspace --exclude xtask`
+      run the style gate (as `lint`), build target/debug/cairn, run
+      `cargo test --workspace`
       with CAIRN_BIN, RESTIC_BIN, RCLONE_BIN, MOTO_SERVER, SSHD_BIN set, then
       run `bench --smoke` on the debug binary. Arguments after `--` go to
       cargo test (e.g. `cargo xtask test -- backup_roundtrip`).
 
   bench [--quick | --smoke] [--reps N] [--only SET[,SET..]] [--dir DIR]
-        [--cairn-bin PATH] [--debug] [--strict] [--clean] [--rest-load]
-      Benchmark cairn against restic (issue 5). Sets: tree, big, many, stdin.
+        [--cairn-bin PATH] [--debug] [--strict] [--clean]
+        [--rest-load | --mount | --backends | --databases]
+      Benchmark cairn against restic. Sets: tree, big, many, stdin.
       --quick        smaller data, a few minutes
       --smoke        tiny data, 1 repetition (what `test` runs)
       --reps N       repetitions per operation (default 3, smoke 1)
@@ -43,10 +46,35 @@ commands:
       --strict       exit non-zero when any row failed
       --clean        remove the generated data at the end (it is kept
                      in DIR/data/<scale>/ and reused while unchanged)
-      --rest-load    instead: the REST load test (issue 4), many concurrent
+      --rest-load    instead: the REST load test, many concurrent
                      clients uploading and listing against `cairn serve`
                      and `rclone serve restic`: throughput, latency, server
                      peak RSS, nothing lost (scale with --quick / --smoke)
+      --mount        instead: `cairn mount` against `restic mount` on the
+                     tree set and the stdin set's large file: mount time,
+                     find + stat, cat of every file, sequential read,
+                     1,000 random 4 KiB reads; peak RSS of each mount
+      --backends     instead: cairn and restic on the `tree` set against
+                     network servers (`cairn serve` over rest:, OpenSSH
+                     sshd over sftp:, s3s-fs over s3:), each behind a
+                     byte-counting proxy: backup, re-backup, restore with
+                     bytes sent and received; then the bytes each tool
+                     reads with and without its cache; writes
+                     target/bench/backends*.{md,json,csv}
+      --databases    instead: a PostgreSQL database of ~1 GiB of SQL
+                     (--quick 100 MiB, --smoke 5 MiB) dumped three days
+                     running (1% of rows updated in one run of ids, then
+                     1% scattered) as plain SQL, -Fc and -Fc -Z0; bytes
+                     each backup adds, time and peak RSS, cairn and
+                     restic on the same dumps; data in
+                     target/bench/databases (or --dir); writes
+                     target/bench/databases*.{md,json}
+
+  lint
+      The style gate alone: `cargo fmt --all --check`, `cargo clippy
+      --workspace --all-targets -- -D warnings`, and the MSRV check (every
+      crate inherits the workspace rust-version, and no locked dependency
+      needs a newer rustc).
 
   deps
       Only install the test dependencies (the first step of `test`).
@@ -69,6 +97,12 @@ fn run() -> Result<()> {
     match command.as_deref() {
         Some("test") => test::run(parse_test(rest)?),
         Some("bench") => bench::run(parse_bench(rest)?),
+        Some("lint") => {
+            if !rest.is_empty() {
+                bail!("`lint` takes no arguments\n\n{USAGE}");
+            }
+            lint::run()
+        }
         Some("deps") => {
             if !rest.is_empty() {
                 bail!("`deps` takes no arguments\n\n{USAGE}");
@@ -86,6 +120,7 @@ fn run() -> Result<()> {
 fn parse_test(args: Vec<String>) -> Result<test::Options> {
     let mut opts = test::Options {
         install: true,
+        lint: true,
         bench: true,
         cargo_test_args: Vec::new(),
     };
@@ -94,6 +129,7 @@ fn parse_test(args: Vec<String>) -> Result<test::Options> {
         match arg.as_str() {
             "--no-install" => opts.install = false,
             "--no-bench" => opts.bench = false,
+            "--no-lint" => opts.lint = false,
             "-h" | "--help" => {
                 print!("{USAGE}");
                 std::process::exit(0);
@@ -155,6 +191,9 @@ fn parse_bench(args: Vec<String>) -> Result<bench::Options> {
             "--strict" => opts.strict = bench::Strict::All,
             "--clean" => opts.clean = true,
             "--rest-load" => opts.rest_load = true,
+            "--mount" => opts.mount = true,
+            "--backends" => opts.backends = true,
+            "--databases" => opts.databases = true,
             "-h" | "--help" => {
                 print!("{USAGE}");
                 std::process::exit(0);

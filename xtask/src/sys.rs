@@ -114,6 +114,7 @@ pub fn ensure_packages(packages: &[&str]) -> Result<()> {
         eprintln!("Debian packages present: {}", packages.join(" "));
         return Ok(());
     }
+    // SAFETY: geteuid has no preconditions and cannot fail.
     if unsafe { libc::geteuid() } != 0 {
         bail!(
             "missing Debian packages: {m}; run as root, or install them with `apt-get install {m}`",

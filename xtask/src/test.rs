@@ -1,11 +1,16 @@
 //! `cargo xtask test`: what CI runs (through `.ci/run`).
 //!
-//! 1. Install what the tests need when missing (Debian packages, and a
-//!    Python venv with moto's S3 server under `target/test-env/venv`).
-//! 2. Build the debug `cairn` binary.
-//! 3. Run `cargo test --workspace --exclude xtask` with the paths of the
+//! 1. Install what the tests need when missing (Debian packages, among
+//!    them PostgreSQL and MariaDB, whose servers the tests start in
+//!    directories of their own; a Python venv with moto's S3 server under
+//!    `target/test-env/venv`, and the s3s-fs S3 server under
+//!    `target/test-env/s3s`).
+//! 2. The style gate ([`crate::lint`]): rustfmt, clippy with warnings
+//!    denied, the MSRV check.
+//! 3. Build the debug `cairn` binary.
+//! 4. Run `cargo test --workspace` with the paths of the
 //!    binaries exported; the tests start their own servers on 127.0.0.1.
-//! 4. Run the benchmark harness on tiny data (`bench --smoke`) so it
+//! 5. Run the benchmark harness on tiny data (`bench --smoke`) so it
 //!    cannot rot.
 //!
 //! The last line on stdout is `tests: N passed, N failed, N skipped`,
@@ -23,15 +28,19 @@ use crate::{bench, sys};
 pub struct Options {
     /// Install missing packages and the venv first.
     pub install: bool,
+    /// Run the style gate (fmt, clippy, MSRV) before building.
+    pub lint: bool,
     /// Run the smoke benchmark at the end.
     pub bench: bool,
-    /// Appended to `cargo test --workspace --exclude xtask`.
+    /// Appended to `cargo test --workspace`.
     pub cargo_test_args: Vec<String>,
 }
 
 /// Debian packages the tests use: restic and rclone as peers and REST
 /// server, sshd for SFTP, fuse3 for mount, python3-venv for moto, GNU time
-/// and zstd for the tests that want them.
+/// and zstd for the tests that want them, PostgreSQL and MariaDB for the
+/// database dump tests (they start servers of their own; the packages'
+/// services are not used).
 const PACKAGES: &[&str] = &[
     "restic",
     "rclone",
@@ -40,12 +49,19 @@ const PACKAGES: &[&str] = &[
     "python3-venv",
     "time",
     "zstd",
+    "postgresql",
+    "mariadb-server",
 ];
 
 /// Where the tests' programs are, once installed.
 pub struct Deps {
     pub moto_server: PathBuf,
+    pub s3s_fs: PathBuf,
 }
+
+/// s3s-fs, the S3 server that checks signatures: 0.14.1 is the newest
+/// that builds with our rustc (0.17 needs a newer one).
+const S3S_FS_VERSION: &str = "0.14.1";
 
 pub fn run(opts: Options) -> Result<()> {
     let started = Instant::now();
@@ -54,8 +70,14 @@ pub fn run(opts: Options) -> Result<()> {
     } else {
         Deps {
             moto_server: venv_dir().join("bin/moto_server"),
+            s3s_fs: s3s_dir().join("bin/s3s-fs"),
         }
     };
+
+    if opts.lint {
+        section("lint: rustfmt, clippy, MSRV");
+        crate::lint::run()?;
+    }
 
     section("build cairn (debug)");
     sys::run(sys::cargo().args(["build", "-p", "cairn-cli", "--bin", "cairn"]))?;
@@ -66,7 +88,9 @@ pub fn run(opts: Options) -> Result<()> {
 
     section("cargo test");
     let mut cmd = sys::cargo();
-    cmd.args(["test", "--workspace", "--exclude", "xtask"])
+    // Every test binary runs even after one fails, so one run reports every
+    // failure.
+    cmd.args(["test", "--workspace", "--no-fail-fast"])
         .args(&opts.cargo_test_args);
     let mut exported = vec![
         ("CAIRN_BIN", Some(cairn.clone())),
@@ -77,6 +101,10 @@ pub fn run(opts: Options) -> Result<()> {
     exported.push((
         "MOTO_SERVER",
         Some(deps.moto_server).filter(|p| sys::is_executable(p)),
+    ));
+    exported.push((
+        "S3S_FS_BIN",
+        Some(deps.s3s_fs).filter(|p| sys::is_executable(p)),
     ));
     exported.push((
         "SSHD_BIN",
@@ -168,11 +196,39 @@ pub fn install_deps() -> Result<Deps> {
             );
         }
     }
-    Ok(Deps { moto_server })
+    let s3s_fs = s3s_dir().join("bin/s3s-fs");
+    if sys::is_executable(&s3s_fs) {
+        eprintln!("s3s-fs present: {}", s3s_fs.display());
+    } else {
+        // About two minutes of compiling, once per target directory.
+        eprintln!(
+            "installing s3s-fs {S3S_FS_VERSION} into {}",
+            s3s_dir().display()
+        );
+        sys::run(
+            sys::cargo()
+                .args(["install", "s3s-fs", "--version", S3S_FS_VERSION])
+                .args(["--features", "binary", "--locked", "--root"])
+                .arg(s3s_dir())
+                .env_remove("CARGO_TARGET_DIR")
+                .stdout(sys::to_stderr()),
+        )?;
+        if !sys::is_executable(&s3s_fs) {
+            bail!("cargo installed s3s-fs but {} is missing", s3s_fs.display());
+        }
+    }
+    Ok(Deps {
+        moto_server,
+        s3s_fs,
+    })
 }
 
 fn venv_dir() -> PathBuf {
     sys::target_dir().join("test-env/venv")
+}
+
+fn s3s_dir() -> PathBuf {
+    sys::target_dir().join("test-env/s3s")
 }
 
 fn section(title: &str) {
@@ -184,6 +240,9 @@ struct Counts {
     passed: u64,
     failed: u64,
     ignored: u64,
+    /// Each failed test, in the order they failed (cargo names the test
+    /// binaries on stderr, in its `N targets failed` list).
+    failures: Vec<String>,
 }
 
 /// Runs cargo test, copying its stdout through line by line while summing
@@ -205,6 +264,13 @@ fn run_cargo_test(cmd: &mut Command) -> Result<Counts> {
         out.write_all(b"\n")?;
         out.flush()?;
         let text = String::from_utf8_lossy(&line);
+        if let Some(name) = text
+            .trim()
+            .strip_prefix("test ")
+            .and_then(|t| t.strip_suffix(" ... FAILED"))
+        {
+            counts.failures.push(name.to_string());
+        }
         if let Some(result) = text.trim_start().strip_prefix("test result: ") {
             counts.passed += count_of(result, "passed");
             counts.failed += count_of(result, "failed");
@@ -214,6 +280,15 @@ fn run_cargo_test(cmd: &mut Command) -> Result<Counts> {
     drop(out);
     let status = child.wait()?;
     if !status.success() {
+        eprintln!("\nfailed tests ({}):", counts.failures.len());
+        for f in &counts.failures {
+            eprintln!("  {f}");
+        }
+        // The summary line CI reads, also when something failed.
+        println!(
+            "tests: {} passed, {} failed, {} skipped",
+            counts.passed, counts.failed, counts.ignored
+        );
         bail!(
             "`{line}` failed ({status}; {} passed, {} failed)",
             counts.passed,

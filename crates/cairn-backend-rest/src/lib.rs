@@ -24,6 +24,10 @@
 //! message names the request, the object and what the server answered.
 //! The password never appears in a message or in [`Backend::location`].
 
+mod rclone;
+
+pub use rclone::{RcloneBackend, RcloneConfig};
+
 use cairn_backend::{valid_name, Backend, BackendError, ErrorKind, FileInfo, FileKind, Result};
 use reqwest::blocking::{Client, RequestBuilder, Response};
 use reqwest::header::{HeaderValue, ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, RANGE};
@@ -51,6 +55,9 @@ pub struct RestOptions {
     pub min_rate: u64,
     /// Uploads in parallel (the saver's uploader threads).
     pub connections: usize,
+    /// What [`Backend::location`] says instead of the URL (the rclone
+    /// backend names its remote, not the loopback address).
+    pub label: Option<String>,
 }
 
 impl Default for RestOptions {
@@ -63,6 +70,7 @@ impl Default for RestOptions {
             timeout: Duration::from_secs(60),
             min_rate: 64 << 10,
             connections: 4,
+            label: None,
         }
     }
 }
@@ -372,6 +380,9 @@ fn tls_problem(msg: &str) -> bool {
 
 impl Backend for RestBackend {
     fn location(&self) -> String {
+        if let Some(label) = &self.opts.label {
+            return label.clone();
+        }
         let mut u = self.base.clone();
         if let Some((user, _)) = &self.auth {
             let _ = u.set_username(user);

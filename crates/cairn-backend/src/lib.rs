@@ -7,14 +7,20 @@
 //! server, SFTP, S3) can hold a repository. Cross-cutting behaviour (retries,
 //! caching) belongs in wrappers around a backend, not inside one.
 
+pub mod cache;
+pub mod conformance;
+mod limit;
 mod local;
 mod memory;
 mod retry;
-pub mod conformance;
+mod words;
 
+pub use cache::CacheBackend;
+pub use limit::{LimitBackend, RateLimit};
 pub use local::{fsync_dir, rename_noreplace, LocalBackend, PendingFile};
 pub use memory::MemoryBackend;
 pub use retry::{RetryBackend, RetryPolicy};
+pub use words::split_words;
 
 use std::fmt;
 
@@ -31,7 +37,14 @@ pub enum FileKind {
 }
 
 impl FileKind {
-    pub const ALL: [FileKind; 6] = [FileKind::Config, FileKind::Key, FileKind::Lock, FileKind::Snapshot, FileKind::Index, FileKind::Data];
+    pub const ALL: [FileKind; 6] = [
+        FileKind::Config,
+        FileKind::Key,
+        FileKind::Lock,
+        FileKind::Snapshot,
+        FileKind::Index,
+        FileKind::Data,
+    ];
 
     /// Directory name in the repository (and path segment in the REST protocol).
     pub fn dir(self) -> &'static str {
@@ -85,7 +98,10 @@ pub struct BackendError {
 
 impl BackendError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        BackendError { kind, message: message.into() }
+        BackendError {
+            kind,
+            message: message.into(),
+        }
     }
 
     /// Classify an I/O error for `what` (an operation and a path).
@@ -95,15 +111,22 @@ impl BackendError {
             K::NotFound => ErrorKind::NotFound,
             K::AlreadyExists => ErrorKind::AlreadyExists,
             K::PermissionDenied => ErrorKind::Denied,
-            K::Interrupted | K::TimedOut | K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe => ErrorKind::Transient,
-            _ if err.raw_os_error() == Some(libc::ENOSPC) || err.raw_os_error() == Some(libc::EDQUOT) => ErrorKind::NoSpace,
+            K::Interrupted
+            | K::TimedOut
+            | K::ConnectionReset
+            | K::ConnectionAborted
+            | K::BrokenPipe => ErrorKind::Transient,
+            _ if is_disk_full(&err) => ErrorKind::NoSpace,
             _ => ErrorKind::Permanent,
         };
         let detail = match kind {
             ErrorKind::NoSpace => "no space left on device".to_string(),
             _ => err.to_string(),
         };
-        BackendError { kind, message: format!("{what}: {detail}") }
+        BackendError {
+            kind,
+            message: format!("{what}: {detail}"),
+        }
     }
 
     pub fn is_not_found(&self) -> bool {
@@ -112,6 +135,13 @@ impl BackendError {
 }
 
 pub type Result<T> = std::result::Result<T, BackendError>;
+
+/// Is this I/O error a full disk (ENOSPC) or an exhausted quota (EDQUOT)?
+/// The one test for it, used by every layer: a backend reports
+/// [`ErrorKind::NoSpace`], the server answers 507, a restore stops.
+pub fn is_disk_full(err: &std::io::Error) -> bool {
+    matches!(err.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+}
 
 /// Storage for repository files.
 ///
@@ -141,7 +171,13 @@ pub trait Backend: Send + Sync {
     fn stat(&self, kind: FileKind, name: &str) -> Result<u64>;
 
     /// `length: None` reads to the end of the file.
-    fn read_range(&self, kind: FileKind, name: &str, offset: u64, length: Option<u64>) -> Result<Vec<u8>>;
+    fn read_range(
+        &self,
+        kind: FileKind,
+        name: &str,
+        offset: u64,
+        length: Option<u64>,
+    ) -> Result<Vec<u8>>;
 
     fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()>;
 
@@ -170,6 +206,11 @@ pub trait Backend: Send + Sync {
         Ok(0)
     }
 
+    /// Something the repository learned that a wrapper may use (the cache
+    /// keys its files by repository id and keeps the packs of tree blobs).
+    /// Backends that store files ignore it; wrappers forward it.
+    fn hint(&self, _hint: &Hint<'_>) {}
+
     fn read(&self, kind: FileKind, name: &str) -> Result<Vec<u8>> {
         self.read_range(kind, name, 0, None)
     }
@@ -180,6 +221,69 @@ pub trait Backend: Send + Sync {
             Err(e) if e.is_not_found() => Ok(false),
             Err(e) => Err(e),
         }
+    }
+}
+
+/// See [`Backend::hint`].
+#[derive(Clone, Copy, Debug)]
+pub enum Hint<'a> {
+    /// The repository is open; `id` (lowercase hex) is its id from the
+    /// config, the same at every location that holds a copy of it.
+    Opened { id: &'a str },
+    /// These data files hold only tree blobs: the metadata that every
+    /// listing, restore and re-backup reads again.
+    TreePacks(&'a [String]),
+    /// The data file about to be written under this name holds only tree
+    /// blobs (a backup's new trees, which the next run reads again).
+    TreePack(&'a str),
+}
+
+/// A shared backend is a backend, so wrappers compose over `Arc<dyn Backend>`.
+impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
+    fn location(&self) -> String {
+        (**self).location()
+    }
+    fn create(&self) -> Result<()> {
+        (**self).create()
+    }
+    fn list(&self, kind: FileKind) -> Result<Vec<FileInfo>> {
+        (**self).list(kind)
+    }
+    fn stat(&self, kind: FileKind, name: &str) -> Result<u64> {
+        (**self).stat(kind, name)
+    }
+    fn read_range(
+        &self,
+        kind: FileKind,
+        name: &str,
+        offset: u64,
+        length: Option<u64>,
+    ) -> Result<Vec<u8>> {
+        (**self).read_range(kind, name, offset, length)
+    }
+    fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()> {
+        (**self).write(kind, name, data)
+    }
+    fn remove(&self, kind: FileKind, name: &str) -> Result<()> {
+        (**self).remove(kind, name)
+    }
+    fn write_concurrency(&self) -> usize {
+        (**self).write_concurrency()
+    }
+    fn data_writer(&self) -> Result<Option<Box<dyn DataWriter>>> {
+        (**self).data_writer()
+    }
+    fn remove_stale_temporaries(&self, older_than: std::time::Duration) -> Result<usize> {
+        (**self).remove_stale_temporaries(older_than)
+    }
+    fn hint(&self, hint: &Hint<'_>) {
+        (**self).hint(hint)
+    }
+    fn read(&self, kind: FileKind, name: &str) -> Result<Vec<u8>> {
+        (**self).read(kind, name)
+    }
+    fn exists(&self, kind: FileKind, name: &str) -> Result<bool> {
+        (**self).exists(kind, name)
     }
 }
 
@@ -196,6 +300,11 @@ pub trait DataWriter: Send {
 pub fn valid_name(kind: FileKind, name: &str) -> bool {
     match kind {
         FileKind::Config => name == "config",
-        _ => name.len() == 64 && name.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+        _ => {
+            name.len() == 64
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        }
     }
 }

@@ -40,7 +40,10 @@ impl LocalBackend {
     /// The path of a file, or an error if `name` is not a valid name for `kind`.
     pub fn path_of(&self, kind: FileKind, name: &str) -> Result<PathBuf> {
         if !valid_name(kind, name) {
-            return Err(BackendError::new(ErrorKind::Permanent, format!("invalid {kind} file name {name:?}")));
+            return Err(BackendError::new(
+                ErrorKind::Permanent,
+                format!("invalid {kind} file name {name:?}"),
+            ));
         }
         Ok(self.dir_of(kind, name).join(name))
     }
@@ -70,8 +73,16 @@ impl PendingFile {
     /// Start writing `dir/name` (the directory must exist).
     pub fn create(dir: &Path, name: &str) -> std::io::Result<PendingFile> {
         let tmp = dir.join(format!(".tmp-{name}-{:016x}", rand::random::<u64>()));
-        let file = fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-        Ok(PendingFile { file: Some(file), tmp, target: dir.join(name), dir: dir.to_path_buf() })
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        Ok(PendingFile {
+            file: Some(file),
+            tmp,
+            target: dir.join(name),
+            dir: dir.to_path_buf(),
+        })
     }
 
     /// The final path.
@@ -123,22 +134,16 @@ pub fn fsync_dir(dir: &Path) -> std::io::Result<()> {
 
 /// Rename `from` to `to`, failing with AlreadyExists if `to` exists.
 pub fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
-    use std::ffi::CString;
-    let f = CString::new(from.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
-    let t = CString::new(to.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
-    // SAFETY: both pointers are valid NUL-terminated strings for the duration of the call.
-    let r = unsafe { libc::renameat2(libc::AT_FDCWD, f.as_ptr(), libc::AT_FDCWD, t.as_ptr(), libc::RENAME_NOREPLACE) };
-    if r == 0 {
-        return Ok(());
-    }
-    let err = std::io::Error::last_os_error();
-    match err.raw_os_error() {
-        Some(libc::EINVAL) | Some(libc::ENOSYS) | Some(libc::EOPNOTSUPP) => {
+    use nix::errno::Errno;
+    use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD};
+    match renameat2(AT_FDCWD, from, AT_FDCWD, to, RenameFlags::RENAME_NOREPLACE) {
+        Ok(()) => Ok(()),
+        Err(Errno::EINVAL | Errno::ENOSYS | Errno::EOPNOTSUPP) => {
             // No RENAME_NOREPLACE here: link() also refuses to replace.
             fs::hard_link(from, to)?;
             fs::remove_file(from)
         }
-        _ => Err(err),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -153,7 +158,8 @@ struct LocalDataWriter {
 impl crate::DataWriter for LocalDataWriter {
     fn write_all(&mut self, buf: &[u8]) -> Result<()> {
         let f = self.file.as_mut().expect("not committed");
-        f.write_all(buf).map_err(|e| BackendError::io(e, format!("writing {}", self.tmp.display())))
+        f.write_all(buf)
+            .map_err(|e| BackendError::io(e, format!("writing {}", self.tmp.display())))
     }
 
     fn commit(mut self: Box<Self>, name: &str) -> Result<()> {
@@ -186,11 +192,20 @@ impl Backend for LocalBackend {
 
     fn remove_stale_temporaries(&self, older_than: std::time::Duration) -> Result<usize> {
         let mut dirs = vec![self.root.clone(), self.root.join("data")];
-        for k in [FileKind::Key, FileKind::Lock, FileKind::Snapshot, FileKind::Index] {
+        for k in [
+            FileKind::Key,
+            FileKind::Lock,
+            FileKind::Snapshot,
+            FileKind::Index,
+        ] {
             dirs.push(self.root.join(k.dir()));
         }
         if let Ok(rd) = fs::read_dir(self.root.join("data")) {
-            dirs.extend(rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_dir()));
+            dirs.extend(
+                rd.filter_map(|e| e.ok())
+                    .map(|e| e.path())
+                    .filter(|p| p.is_dir()),
+            );
         }
         let now = std::time::SystemTime::now();
         let mut removed = 0;
@@ -213,13 +228,20 @@ impl Backend for LocalBackend {
     }
 
     fn data_writer(&self) -> Result<Option<Box<dyn crate::DataWriter>>> {
-        let tmp = self.root.join("data").join(format!(".tmp-pack-{:016x}", rand::random::<u64>()));
+        let tmp = self
+            .root
+            .join("data")
+            .join(format!(".tmp-pack-{:016x}", rand::random::<u64>()));
         let file = fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&tmp)
             .map_err(|e| BackendError::io(e, format!("creating {}", tmp.display())))?;
-        Ok(Some(Box::new(LocalDataWriter { file: Some(file), tmp, backend_root: self.root.clone() })))
+        Ok(Some(Box::new(LocalDataWriter {
+            file: Some(file),
+            tmp,
+            backend_root: self.root.clone(),
+        })))
     }
 
     fn write_concurrency(&self) -> usize {
@@ -228,16 +250,23 @@ impl Backend for LocalBackend {
 
     fn create(&self) -> Result<()> {
         let mut dirs = vec![self.root.clone()];
-        for k in [FileKind::Key, FileKind::Lock, FileKind::Snapshot, FileKind::Index] {
+        for k in [
+            FileKind::Key,
+            FileKind::Lock,
+            FileKind::Snapshot,
+            FileKind::Index,
+        ] {
             dirs.push(self.root.join(k.dir()));
         }
         for i in 0..=255u8 {
             dirs.push(self.root.join("data").join(format!("{i:02x}")));
         }
         for d in &dirs {
-            fs::create_dir_all(d).map_err(|e| BackendError::io(e, format!("creating {}", d.display())))?;
+            fs::create_dir_all(d)
+                .map_err(|e| BackendError::io(e, format!("creating {}", d.display())))?;
         }
-        fsync_dir(&self.root).map_err(|e| BackendError::io(e, format!("syncing {}", self.root.display())))?;
+        fsync_dir(&self.root)
+            .map_err(|e| BackendError::io(e, format!("syncing {}", self.root.display())))?;
         Ok(())
     }
 
@@ -246,7 +275,10 @@ impl Backend for LocalBackend {
         let dirs: Vec<PathBuf> = match kind {
             FileKind::Config => {
                 return match self.stat(kind, "config") {
-                    Ok(size) => Ok(vec![FileInfo { name: "config".into(), size }]),
+                    Ok(size) => Ok(vec![FileInfo {
+                        name: "config".into(),
+                        size,
+                    }]),
                     Err(e) if e.is_not_found() => Ok(vec![]),
                     Err(e) => Err(e),
                 }
@@ -255,16 +287,24 @@ impl Backend for LocalBackend {
                 let top = self.root.join("data");
                 match fs::read_dir(&top) {
                     // The entry's type comes with the directory listing: no stat per shard.
-                    Ok(rd) => rd.filter_map(|e| e.ok()).filter(|e| e.file_type().is_ok_and(|t| t.is_dir())).map(|e| e.path()).collect(),
-                    Err(e) => return Err(BackendError::io(e, format!("listing {}", top.display()))),
+                    Ok(rd) => rd
+                        .filter_map(|e| e.ok())
+                        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                        .map(|e| e.path())
+                        .collect(),
+                    Err(e) => {
+                        return Err(BackendError::io(e, format!("listing {}", top.display())))
+                    }
                 }
             }
             k => vec![self.root.join(k.dir())],
         };
         for dir in dirs {
-            let rd = fs::read_dir(&dir).map_err(|e| BackendError::io(e, format!("listing {}", dir.display())))?;
+            let rd = fs::read_dir(&dir)
+                .map_err(|e| BackendError::io(e, format!("listing {}", dir.display())))?;
             for entry in rd {
-                let entry = entry.map_err(|e| BackendError::io(e, format!("listing {}", dir.display())))?;
+                let entry =
+                    entry.map_err(|e| BackendError::io(e, format!("listing {}", dir.display())))?;
                 let name = entry.file_name();
                 let Some(name) = name.to_str() else { continue };
                 if !valid_name(kind, name) {
@@ -273,10 +313,18 @@ impl Backend for LocalBackend {
                 let meta = match entry.metadata() {
                     Ok(m) => m,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                    Err(e) => return Err(BackendError::io(e, format!("reading {}", entry.path().display()))),
+                    Err(e) => {
+                        return Err(BackendError::io(
+                            e,
+                            format!("reading {}", entry.path().display()),
+                        ))
+                    }
                 };
                 if meta.is_file() {
-                    out.push(FileInfo { name: name.to_string(), size: meta.len() });
+                    out.push(FileInfo {
+                        name: name.to_string(),
+                        size: meta.len(),
+                    });
                 }
             }
         }
@@ -285,10 +333,18 @@ impl Backend for LocalBackend {
 
     fn stat(&self, kind: FileKind, name: &str) -> Result<u64> {
         let p = self.path(kind, name)?;
-        fs::metadata(&p).map(|m| m.len()).map_err(|e| BackendError::io(e, format!("reading {}", p.display())))
+        fs::metadata(&p)
+            .map(|m| m.len())
+            .map_err(|e| BackendError::io(e, format!("reading {}", p.display())))
     }
 
-    fn read_range(&self, kind: FileKind, name: &str, offset: u64, length: Option<u64>) -> Result<Vec<u8>> {
+    fn read_range(
+        &self,
+        kind: FileKind,
+        name: &str,
+        offset: u64,
+        length: Option<u64>,
+    ) -> Result<Vec<u8>> {
         let p = self.path(kind, name)?;
         let ctx = || format!("reading {}", p.display());
         let mut f = File::open(&p).map_err(|e| BackendError::io(e, ctx()))?;
@@ -304,16 +360,24 @@ impl Backend for LocalBackend {
             ));
         }
         if offset > 0 {
-            f.seek(SeekFrom::Start(offset)).map_err(|e| BackendError::io(e, ctx()))?;
+            f.seek(SeekFrom::Start(offset))
+                .map_err(|e| BackendError::io(e, ctx()))?;
         }
         // Read into uninitialised capacity: zeroing the buffer first cost
         // as much as a tenth of a restore's user time.
         let mut buf = Vec::with_capacity(len as usize);
-        (&mut f).take(len).read_to_end(&mut buf).map_err(|e| BackendError::io(e, ctx()))?;
+        (&mut f)
+            .take(len)
+            .read_to_end(&mut buf)
+            .map_err(|e| BackendError::io(e, ctx()))?;
         if buf.len() as u64 != len {
             return Err(BackendError::new(
                 ErrorKind::Permanent,
-                format!("{}: range {offset}+{len}: only {} bytes could be read (truncated?)", ctx(), buf.len()),
+                format!(
+                    "{}: range {offset}+{len}: only {} bytes could be read (truncated?)",
+                    ctx(),
+                    buf.len()
+                ),
             ));
         }
         Ok(buf)
@@ -329,7 +393,10 @@ impl Backend for LocalBackend {
         });
         if let Err(e) = result {
             if e.kind() == std::io::ErrorKind::NotFound && !self.root.join("keys").is_dir() {
-                return Err(BackendError::new(ErrorKind::NotFound, format!("{}: repository directory is missing", ctx())));
+                return Err(BackendError::new(
+                    ErrorKind::NotFound,
+                    format!("{}: repository directory is missing", ctx()),
+                ));
             }
             return Err(BackendError::io(e, ctx()));
         }
@@ -365,9 +432,18 @@ mod stale_tests {
         }
         let two_hours_ago = SystemTime::now() - Duration::from_secs(7200);
         for p in [&old, &old2, &other] {
-            std::fs::File::options().write(true).open(p).unwrap().set_modified(two_hours_ago).unwrap();
+            std::fs::File::options()
+                .write(true)
+                .open(p)
+                .unwrap()
+                .set_modified(two_hours_ago)
+                .unwrap();
         }
-        assert_eq!(b.remove_stale_temporaries(Duration::from_secs(3600)).unwrap(), 2);
+        assert_eq!(
+            b.remove_stale_temporaries(Duration::from_secs(3600))
+                .unwrap(),
+            2
+        );
         assert!(!old.exists() && !old2.exists());
         assert!(young.exists(), "a temporary written to recently stays");
         assert!(other.exists(), "only .tmp- files are touched");
@@ -376,10 +452,13 @@ mod stale_tests {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn conformance() {
+    use crate::conformance::Fixture;
+
+    fn fixture() -> Option<Fixture> {
         let dir = tempfile::tempdir().unwrap();
         let b = super::LocalBackend::new(dir.path().join("repo"));
-        crate::conformance::run(&b);
+        Some(Fixture::with(b, dir))
     }
+
+    crate::conformance_tests!(fixture);
 }

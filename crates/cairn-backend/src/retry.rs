@@ -10,8 +10,15 @@
 //! answer was lost: the repeat finds the file there (`AlreadyExists`). The
 //! wrapper then reads the stored file back, and when it holds exactly the
 //! bytes being written, the write succeeded.
+//!
+//! Retries are for a store that has answered before. Until the backend has
+//! answered once (any success, or any failure that is not transient), a
+//! transient failure is retried only [`RetryPolicy::first_contact_attempts`]
+//! times: a mistyped host or a server that is down fails within seconds
+//! with its own message, instead of after a minute of backoff.
 
 use crate::{Backend, BackendError, ErrorKind, FileInfo, FileKind, Result};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// How often and how patiently to retry.
@@ -23,6 +30,9 @@ pub struct RetryPolicy {
     pub initial_delay: Duration,
     /// The longest wait between two attempts.
     pub max_delay: Duration,
+    /// Attempts in all while the backend has never answered (1: a server
+    /// that cannot be reached at all fails at once).
+    pub first_contact_attempts: u32,
 }
 
 impl Default for RetryPolicy {
@@ -32,6 +42,7 @@ impl Default for RetryPolicy {
             max_attempts: 10,
             initial_delay: Duration::from_millis(250),
             max_delay: Duration::from_secs(8),
+            first_contact_attempts: 1,
         }
     }
 }
@@ -45,6 +56,8 @@ pub struct RetryBackend<B: Backend> {
     inner: B,
     policy: RetryPolicy,
     notify: Option<RetryNotify>,
+    /// Set by the first answer (anything but a transient failure).
+    answered: AtomicBool,
 }
 
 impl<B: Backend> RetryBackend<B> {
@@ -53,6 +66,7 @@ impl<B: Backend> RetryBackend<B> {
             inner,
             policy,
             notify: None,
+            answered: AtomicBool::new(false),
         }
     }
 
@@ -73,11 +87,18 @@ impl<B: Backend> RetryBackend<B> {
         let mut delay = self.policy.initial_delay;
         let mut attempt = 1;
         loop {
-            match op(attempt) {
-                Err(e)
-                    if e.kind == ErrorKind::Transient
-                        && attempt < self.policy.max_attempts.max(1) =>
-                {
+            let result = op(attempt);
+            let transient = matches!(&result, Err(e) if e.kind == ErrorKind::Transient);
+            if !transient {
+                self.answered.store(true, Ordering::Relaxed);
+            }
+            let max_attempts = if self.answered.load(Ordering::Relaxed) {
+                self.policy.max_attempts
+            } else {
+                self.policy.first_contact_attempts
+            };
+            match result {
+                Err(e) if transient && attempt < max_attempts.max(1) => {
                     let wait = jitter(delay);
                     if let Some(n) = &self.notify {
                         n(&e, attempt, wait);
@@ -86,7 +107,7 @@ impl<B: Backend> RetryBackend<B> {
                     delay = (delay * 2).min(self.policy.max_delay);
                     attempt += 1;
                 }
-                Err(e) if e.kind == ErrorKind::Transient && attempt > 1 => {
+                Err(e) if transient && attempt > 1 => {
                     return Err(BackendError::new(
                         e.kind,
                         format!("{} (gave up after {attempt} attempts)", e.message),
@@ -162,8 +183,12 @@ impl<B: Backend> Backend for RetryBackend<B> {
         self.retry(|_| self.inner.data_writer())
     }
 
-    fn remove_stale_temporaries(&self, older_than: std::time::Duration) -> Result<usize> {
+    fn remove_stale_temporaries(&self, older_than: Duration) -> Result<usize> {
         self.inner.remove_stale_temporaries(older_than)
+    }
+
+    fn hint(&self, hint: &crate::Hint<'_>) {
+        self.inner.hint(hint)
     }
 }
 
@@ -247,7 +272,25 @@ mod tests {
             max_attempts: 4,
             initial_delay: Duration::ZERO,
             max_delay: Duration::ZERO,
+            first_contact_attempts: 4,
         }
+    }
+
+    #[test]
+    fn a_backend_that_never_answered_is_not_retried_until_it_has() {
+        let policy = RetryPolicy {
+            first_contact_attempts: 1,
+            ..quick()
+        };
+        let b = RetryBackend::new(Flaky::new(1, ErrorKind::Transient), policy.clone());
+        assert_eq!(b.create().unwrap_err().kind, ErrorKind::Transient);
+        assert_eq!(b.inner().calls.load(Ordering::SeqCst), 1);
+        // Once it has answered, the same failure is retried.
+        let b = RetryBackend::new(Flaky::new(0, ErrorKind::Transient), policy);
+        b.create().unwrap();
+        b.inner().fail.store(2, Ordering::SeqCst);
+        b.create().unwrap();
+        assert_eq!(b.inner().calls.load(Ordering::SeqCst), 4);
     }
 
     const NAME: &str = "0000000000000000000000000000000000000000000000000000000000000000";

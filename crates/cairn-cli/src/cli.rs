@@ -21,7 +21,7 @@ pub struct Cli {
 
 #[derive(Args, Debug, Clone)]
 pub struct GlobalOptions {
-    /// Repository: a local path (or local:PATH), or rest:http(s)://[user:pass@]host:port/path/ (user and password also from CAIRN_REST_USERNAME, CAIRN_REST_PASSWORD). Default: a repository under your data directory
+    /// Repository: a local path (or local:PATH), rest:http(s)://[user:pass@]host:port/path/ (user and password also from CAIRN_REST_USERNAME, CAIRN_REST_PASSWORD), sftp:user@host:/path, sftp://user@host:port/path, s3:https://host/bucket/prefix, s3:host/bucket, rclone:remote:path. Default: a repository under your data directory
     #[arg(short = 'r', long = "repo", env = "CAIRN_REPOSITORY", global = true)]
     pub repo: Option<String>,
     /// Read the password from the first line of this file
@@ -42,9 +42,50 @@ pub struct GlobalOptions {
     /// Target pack size in MiB
     #[arg(long, env = "CAIRN_PACK_SIZE", default_value_t = 16, global = true)]
     pub pack_size: u32,
-    /// Trust the certificate authority in this PEM file for rest: over HTTPS (repeatable)
+    /// Trust the certificate authority in this PEM file for rest: and s3: over HTTPS (repeatable)
     #[arg(long, env = "CAIRN_CACERT", value_name = "FILE", global = true)]
     pub cacert: Vec<PathBuf>,
+    /// Set a backend option (repeatable): connections=N, s3.region=, s3.storage-class=, s3.bucket-lookup=auto|dns|path, sftp.command=, sftp.args=, rclone.program=, rclone.args=
+    #[arg(short = 'o', long = "option", value_name = "KEY=VALUE", global = true)]
+    pub options: Vec<String>,
+    /// Limit uploads to a network backend to this many KiB/s
+    #[arg(
+        long,
+        value_name = "KIB_PER_S",
+        env = "CAIRN_LIMIT_UPLOAD",
+        global = true
+    )]
+    pub limit_upload: Option<u64>,
+    /// Limit downloads from a network backend to this many KiB/s
+    #[arg(
+        long,
+        value_name = "KIB_PER_S",
+        env = "CAIRN_LIMIT_DOWNLOAD",
+        global = true
+    )]
+    pub limit_download: Option<u64>,
+    /// Where to cache metadata of remote repositories (default: $XDG_CACHE_HOME/cairn or ~/.cache/cairn)
+    #[arg(long, env = "CAIRN_CACHE_DIR", value_name = "DIR", global = true)]
+    pub cache_dir: Option<PathBuf>,
+    /// Do not use a local cache for remote repositories
+    #[arg(long, global = true)]
+    pub no_cache: bool,
+    /// Remove the caches of repositories not used for 30 days
+    #[arg(long, global = true)]
+    pub cleanup_cache: bool,
+    /// Take defaults from this profile ($XDG_CONFIG_HOME/cairn/NAME.toml or /etc/cairn/NAME.toml); flags and the environment override it
+    #[arg(
+        short = 'P',
+        long,
+        env = "CAIRN_PROFILE",
+        value_name = "NAME",
+        global = true
+    )]
+    pub profile: Option<String>,
+    /// The password once read, when a command opens the repository several
+    /// times (`run`): asked or computed once.
+    #[arg(skip)]
+    pub password_cache: Option<crate::repo::PasswordCache>,
 }
 
 #[derive(Args, Debug, Default, Clone)]
@@ -79,7 +120,7 @@ pub struct ExcludeArgs {
 
 impl ExcludeArgs {
     /// The case-sensitive and case-insensitive patterns, files read.
-    pub fn patterns(&self) -> cairn_repository::Result<(Vec<String>, Vec<String>)> {
+    pub fn patterns(&self) -> crate::error::Result<(Vec<String>, Vec<String>)> {
         let mut ex = self.exclude.clone();
         for f in &self.exclude_file {
             ex.extend(cairn_engine::pattern::PatternSet::read_file(f)?);
@@ -134,4 +175,14 @@ pub enum Command {
     Rewrite(RewriteArgs),
     /// Serve repositories over HTTP to restic and cairn (rest-server's protocol and flags)
     Serve(ServeArgs),
+    /// Browse every snapshot as a read-only file system (FUSE), until Ctrl-C or SIGTERM
+    Mount(MountArgs),
+    /// List, show and check profiles (TOML files of repository, password and defaults)
+    Profile(ProfileArgs),
+    /// Run a profile: backup, then forget and prune by its policy, then check
+    Run(RunArgs),
+    /// Install, list or remove a schedule (systemd timer or crontab line) that runs a profile
+    Schedule(ScheduleArgs),
+    /// Check the age and completeness of a host's last snapshot (Nagios/Icinga plugin)
+    Monitor(MonitorArgs),
 }

@@ -1,10 +1,12 @@
 //! Finding the repository and the password, then opening or creating it.
 
 use crate::cli::GlobalOptions;
-use cairn_repository::backend::{Backend, LocalBackend};
+use crate::error::{Error, Result};
+use crate::secret::Secret;
+use cairn_location::{BackendOptions, ExtendedOptions, Location};
+use cairn_repository::backend::{Backend, LocalBackend, RetryPolicy};
 use cairn_repository::format::crypto::KdfParams;
-use cairn_repository::{Error, Kind, OpenOptions, Repository, Result};
-use std::io::IsTerminal;
+use cairn_repository::{Kind, OpenOptions, Repository};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -20,44 +22,80 @@ pub fn default_repository() -> Result<PathBuf> {
     Ok(PathBuf::from(home).join(".local/share/cairn/repository"))
 }
 
-/// The backend for a repository location: a local path, `local:PATH`, or
-/// `rest:URL` (retried on transient failures, warning on stderr unless --quiet).
-pub fn backend_for(spec: &str, g: &GlobalOptions) -> Result<Arc<dyn Backend>> {
-    if let Some(path) = spec.strip_prefix("local:") {
-        return Ok(Arc::new(LocalBackend::new(path)));
+/// The root of the local cache for remote repositories: `--cache-dir`
+/// (or `CAIRN_CACHE_DIR`), else `$XDG_CACHE_HOME/cairn`, else
+/// `~/.cache/cairn`; `None` with `--no-cache` or without a home.
+pub fn cache_dir(g: &GlobalOptions) -> Option<PathBuf> {
+    if g.no_cache {
+        return None;
     }
-    if spec.starts_with("rest:") {
-        return rest_backend(spec, g);
+    if let Some(d) = &g.cache_dir {
+        return Some(d.clone());
     }
-    if let Some((scheme, _)) = spec.split_once(':') {
-        if !scheme.contains('/') && scheme.len() > 1 {
-            return Err(Error::usage(format!(
-                "unknown repository type {scheme:?} in {spec:?} (supported: a local path, local:PATH, rest:URL)"
-            )));
-        }
+    if let Some(d) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(d).join("cairn"));
     }
-    if spec.is_empty() {
-        return Err(Error::usage("empty repository location"));
-    }
-    Ok(Arc::new(LocalBackend::new(spec)))
+    let home = std::env::var_os("HOME").filter(|h| !h.is_empty())?;
+    Some(PathBuf::from(home).join(".cache/cairn"))
 }
 
-fn rest_backend(spec: &str, g: &GlobalOptions) -> Result<Arc<dyn Backend>> {
-    use cairn_repository::backend::{RetryBackend, RetryPolicy};
-    let opts = cairn_backend_rest::RestOptions {
-        username: std::env::var("CAIRN_REST_USERNAME").ok().filter(|u| !u.is_empty()),
-        password: std::env::var("CAIRN_REST_PASSWORD").ok(),
+/// How caches not used for this long are removed by `--cleanup-cache`.
+const CACHE_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
+
+/// The backend options from the global flags and the environment.
+pub fn backend_options(g: &GlobalOptions) -> Result<BackendOptions> {
+    let options = ExtendedOptions::parse(&g.options).map_err(|e| Error::usage(e.to_string()))?;
+    let mut opts = BackendOptions {
+        options,
         cacert: g.cacert.clone(),
-        ..Default::default()
+        rest_username: std::env::var("CAIRN_REST_USERNAME")
+            .ok()
+            .filter(|u| !u.is_empty()),
+        rest_password: std::env::var("CAIRN_REST_PASSWORD").ok(),
+        limit_upload: g.limit_upload.filter(|&l| l > 0),
+        limit_download: g.limit_download.filter(|&l| l > 0),
+        cache_dir: cache_dir(g),
+        ..BackendOptions::default()
     };
-    let rest = cairn_backend_rest::RestBackend::new(spec, opts).map_err(|e| Error::usage(e.message))?;
-    let mut b = RetryBackend::new(rest, RetryPolicy::default());
     if !g.quiet {
-        b = b.with_notify(|e, attempt, wait| {
-            eprintln!("warning: {e}; retrying in {:.1} s (attempt {} of {})", wait.as_secs_f64(), attempt + 1, RetryPolicy::default().max_attempts)
-        });
+        let max = RetryPolicy::default().max_attempts;
+        opts.retry_notify = Some(Arc::new(move |e, attempt, wait| {
+            eprintln!(
+                "warning: {e}; retrying in {:.1} s (attempt {} of {max})",
+                wait.as_secs_f64(),
+                attempt + 1
+            )
+        }));
     }
-    Ok(Arc::new(b))
+    Ok(opts)
+}
+
+/// The backend for a repository location, through the location registry
+/// (`cairn-location`): every form, with retries, limits and the cache for
+/// remote ones.
+pub fn backend_for(spec: &str, g: &GlobalOptions) -> Result<Arc<dyn Backend>> {
+    let location = Location::parse(spec).map_err(|e| Error::usage(e.to_string()))?;
+    let mut opts = backend_options(g)?;
+    if !location.is_remote() {
+        opts.cache_dir = None;
+    }
+    if g.cleanup_cache {
+        cleanup_cache(g);
+    }
+    Ok(cairn_location::open(&location, &opts)?)
+}
+
+fn cleanup_cache(g: &GlobalOptions) {
+    let Some(dir) = cache_dir(g) else { return };
+    match cairn_repository::backend::cache::cleanup(&dir, CACHE_MAX_AGE) {
+        Ok(removed) if !g.quiet => {
+            for d in &removed {
+                eprintln!("removed old cache {}", d.display());
+            }
+        }
+        Ok(_) => {}
+        Err(e) => eprintln!("warning: cleaning the cache in {}: {e}", dir.display()),
+    }
 }
 
 pub fn backend(g: &GlobalOptions) -> Result<Arc<dyn Backend>> {
@@ -76,18 +114,14 @@ pub fn backend(g: &GlobalOptions) -> Result<Arc<dyn Backend>> {
 }
 
 pub fn hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: buf is valid for its length; gethostname NUL-terminates within it on success.
-    if unsafe { libc::gethostname(buf.as_mut_ptr() as *mut libc::c_char, buf.len()) } == 0 {
-        let n = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-        return String::from_utf8_lossy(&buf[..n]).into_owned();
+    match nix::unistd::gethostname() {
+        Ok(name) if !name.is_empty() => name.to_string_lossy().into_owned(),
+        _ => "localhost".into(),
     }
-    "localhost".into()
 }
 
 pub fn username() -> String {
-    // SAFETY: getuid cannot fail.
-    let name = cairn_engine::archiver::NameCache::default().user(unsafe { libc::getuid() });
+    let name = cairn_engine::archiver::NameCache::default().user(nix::unistd::getuid().as_raw());
     if name.is_empty() {
         std::env::var("USER").unwrap_or_default()
     } else {
@@ -128,119 +162,28 @@ pub fn open_options(g: &GlobalOptions) -> Result<OpenOptions> {
     })
 }
 
-fn first_line(bytes: &[u8]) -> Vec<u8> {
-    let end = bytes
-        .iter()
-        .position(|&b| b == b'\n')
-        .unwrap_or(bytes.len());
-    let line = &bytes[..end];
-    line.strip_suffix(b"\r").unwrap_or(line).to_vec()
-}
-
-/// The password, from (in order) CAIRN_PASSWORD, --password-file,
-/// --password-command, or a prompt on the terminal.
-pub fn password(g: &GlobalOptions, confirm: bool) -> Result<Vec<u8>> {
-    if let Some(p) = std::env::var_os("CAIRN_PASSWORD") {
-        use std::os::unix::ffi::OsStrExt;
-        return Ok(p.as_bytes().to_vec());
-    }
-    if let Some(f) = &g.password_file {
-        let bytes = std::fs::read(f)
-            .map_err(|e| Error::io(e, format!("reading password file {}", f.display())))?;
-        return Ok(first_line(&bytes));
-    }
-    if let Some(cmd) = &g.password_command {
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(cmd)
-            .stdin(std::process::Stdio::inherit())
-            .stderr(std::process::Stdio::inherit())
-            .output()
-            .map_err(|e| Error::new(Kind::Command, format!("running --password-command: {e}")))?;
-        if !out.status.success() {
-            return Err(Error::new(
-                Kind::Command,
-                format!("--password-command failed ({})", out.status),
-            ));
-        }
-        return Ok(first_line(&out.stdout));
-    }
-    if std::io::stdin().is_terminal() || std::io::stderr().is_terminal() {
-        let p = rpassword::prompt_password("enter password for repository: ")
-            .map_err(|e| Error::io(e, "reading the password from the terminal"))?;
-        if confirm {
-            let again = rpassword::prompt_password("enter password again: ")
-                .map_err(|e| Error::io(e, "reading the password"))?;
-            if again != p {
-                return Err(Error::usage("passwords do not match"));
-            }
-        }
-        if p.is_empty() {
-            return Err(Error::usage("an empty password is not allowed"));
-        }
-        return Ok(p.into_bytes());
-    }
-    Err(Error::usage("no password: set CAIRN_PASSWORD, --password-file/CAIRN_PASSWORD_FILE or --password-command"))
-}
-
-/// Where a secret other than the repository's password comes from: the
-/// new password of `key add`/`key passwd`, or the source repository's
-/// password of `copy` and `init --copy-chunker-params`.
-pub struct SecretSource<'a> {
-    /// An environment variable holding the secret itself.
-    pub env: Option<&'a str>,
-    pub file: Option<&'a std::path::Path>,
-    pub command: Option<&'a str>,
-    /// The options that give it, for the error when none does.
-    pub options: &'a str,
-    /// The terminal prompt, when there is a terminal.
-    pub prompt: &'a str,
-}
-
-/// Read a secret from, in order, its environment variable, file, command,
-/// or a prompt (twice with `confirm`).
-pub fn secret(src: &SecretSource, confirm: bool) -> Result<Vec<u8>> {
-    if let Some(p) = src.env.and_then(std::env::var_os) {
-        use std::os::unix::ffi::OsStrExt;
-        return Ok(p.as_bytes().to_vec());
-    }
-    if let Some(f) = src.file {
-        let bytes = std::fs::read(f).map_err(|e| Error::io(e, format!("reading password file {}", f.display())))?;
-        return Ok(first_line(&bytes));
-    }
-    if let Some(cmd) = src.command {
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(cmd)
-            .stdin(std::process::Stdio::inherit())
-            .stderr(std::process::Stdio::inherit())
-            .output()
-            .map_err(|e| Error::new(Kind::Command, format!("running password command {cmd:?}: {e}")))?;
-        if !out.status.success() {
-            return Err(Error::new(Kind::Command, format!("password command {cmd:?} failed ({})", out.status)));
-        }
-        return Ok(first_line(&out.stdout));
-    }
-    if std::io::stdin().is_terminal() || std::io::stderr().is_terminal() {
-        let p = rpassword::prompt_password(src.prompt).map_err(|e| Error::io(e, "reading the password from the terminal"))?;
-        if confirm {
-            let again = rpassword::prompt_password("enter password again: ").map_err(|e| Error::io(e, "reading the password"))?;
-            if again != p {
-                return Err(Error::usage("passwords do not match"));
-            }
-        }
-        if p.is_empty() {
-            return Err(Error::usage("an empty password is not allowed"));
-        }
-        return Ok(p.into_bytes());
-    }
-    Err(Error::usage(format!("no password: {}", src.options)))
-}
-
-pub fn open(g: &GlobalOptions) -> Result<Arc<Repository>> {
+/// The backend, and whether a repository (its `config`) is there: the one
+/// look at the location before a password is asked for.
+fn locate(g: &GlobalOptions) -> Result<(Arc<dyn Backend>, bool)> {
     let backend = backend(g)?;
-    // Fail on a missing repository before asking for a password.
-    if !backend.exists(cairn_repository::backend::FileKind::Config, "config")? {
+    let exists = backend.exists(cairn_repository::backend::FileKind::Config, "config")?;
+    Ok((backend, exists))
+}
+
+fn open_located(g: &GlobalOptions, backend: Arc<dyn Backend>) -> Result<Arc<Repository>> {
+    let pw = cached_password(g)?;
+    Ok(Arc::new(Repository::open(backend, &pw, open_options(g)?)?))
+}
+
+fn init_located(g: &GlobalOptions, backend: Arc<dyn Backend>) -> Result<Arc<Repository>> {
+    let pw = crate::secret::repository_password(g, true)?;
+    Ok(Arc::new(Repository::init(backend, &pw, open_options(g)?)?))
+}
+
+/// Open the repository; a missing one fails before the password is asked for.
+pub fn open(g: &GlobalOptions) -> Result<Arc<Repository>> {
+    let (backend, exists) = locate(g)?;
+    if !exists {
         return Err(Error::new(
             Kind::NoRepository,
             format!(
@@ -249,8 +192,7 @@ pub fn open(g: &GlobalOptions) -> Result<Arc<Repository>> {
             ),
         ));
     }
-    let pw = password(g, false)?;
-    Ok(Arc::new(Repository::open(backend, &pw, open_options(g)?)?))
+    open_located(g, backend)
 }
 
 pub fn open_with_index(g: &GlobalOptions) -> Result<Arc<Repository>> {
@@ -259,14 +201,51 @@ pub fn open_with_index(g: &GlobalOptions) -> Result<Arc<Repository>> {
     Ok(repo)
 }
 
+/// Create the repository; an existing one is an error.
 pub fn init(g: &GlobalOptions) -> Result<Arc<Repository>> {
-    let backend = backend(g)?;
-    if backend.exists(cairn_repository::backend::FileKind::Config, "config")? {
+    let (backend, exists) = locate(g)?;
+    if exists {
         return Err(Error::new(
             Kind::AlreadyInitialized,
             format!("repository {} already exists", backend.location()),
         ));
     }
-    let pw = password(g, true)?;
-    Ok(Arc::new(Repository::init(backend, &pw, open_options(g)?)?))
+    init_located(g, backend)
+}
+
+/// Open the repository, creating it first if it does not exist
+/// (`backup --init`); says whether it was created.
+pub fn open_or_init(g: &GlobalOptions) -> Result<(Arc<Repository>, bool)> {
+    let (backend, exists) = locate(g)?;
+    if exists {
+        Ok((open_located(g, backend)?, false))
+    } else {
+        Ok((init_located(g, backend)?, true))
+    }
+}
+
+/// A password read once and kept for the rest of the process, so a command
+/// that opens the repository several times (`run`: backup, forget, check)
+/// asks or runs the password command once. Never printed.
+#[derive(Clone, Default)]
+pub struct PasswordCache(Arc<std::sync::OnceLock<Secret>>);
+
+impl std::fmt::Debug for PasswordCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PasswordCache(..)")
+    }
+}
+
+/// The password for opening the repository: from `g.password_cache` when
+/// it holds one, else read (and kept there when there is a cache).
+fn cached_password(g: &GlobalOptions) -> Result<Secret> {
+    let Some(cache) = &g.password_cache else {
+        return crate::secret::repository_password(g, false);
+    };
+    if let Some(p) = cache.0.get() {
+        return Ok(p.clone());
+    }
+    let p = crate::secret::repository_password(g, false)?;
+    let _ = cache.0.set(p.clone());
+    Ok(p)
 }

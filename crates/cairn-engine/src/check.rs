@@ -41,7 +41,7 @@ impl Subset {
     /// "2/5", "10%", "500M" (sizes through `parse_size`).
     pub fn parse(s: &str, parse_size: impl Fn(&str) -> Result<u64>) -> Result<Subset> {
         let bad = || {
-            Error::usage(format!("invalid --read-data-subset {s:?}: use n/m (e.g. 1/5), a percentage (10%) or a size (2G)"))
+            Error::invalid(format!("invalid --read-data-subset {s:?}: use n/m (e.g. 1/5), a percentage (10%) or a size (2G)"))
         };
         let t = s.trim();
         if let Some((n, m)) = t.split_once('/') {
@@ -120,12 +120,7 @@ pub fn check(
     }
 
     // Packs: stored vs indexed.
-    let stored: HashMap<Id, u64> = repo
-        .backend()
-        .list(FileKind::Data)?
-        .into_iter()
-        .filter_map(|f| Id::from_hex(&f.name).map(|id| (id, f.size)))
-        .collect();
+    let stored = repo.stored_packs()?;
     r.packs = stored.len();
     let mut by_pack: HashMap<Id, Vec<BlobLocation>> = HashMap::new();
     {
@@ -201,7 +196,9 @@ pub fn check(
             })
         });
         let walked = check_snapshots(repo, &missing_packs, &mut r);
-        let read = reader.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        let read = reader
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
         walked.and(read.map(|_| ()))
     })?;
     r.errors.extend(data_errors.into_inner().unwrap());
@@ -210,21 +207,19 @@ pub fn check(
 }
 
 /// Snapshots: every tree loads, every blob is indexed in a present pack.
-fn check_snapshots(repo: &Repository, missing_packs: &HashSet<Id>, r: &mut CheckReport) -> Result<()> {
-    let snaps = repo.backend().list(FileKind::Snapshot)?;
-    r.snapshots = snaps.len();
+fn check_snapshots(
+    repo: &Repository,
+    missing_packs: &HashSet<Id>,
+    r: &mut CheckReport,
+) -> Result<()> {
+    let ids = repo.snapshot_ids()?;
+    r.snapshots = ids.len();
+    let (snaps, unreadable) = repo.load_snapshots(&ids, |_| true)?;
+    for (sid, e) in unreadable {
+        r.errors.push(format!("snapshot {}: {}", sid.short(), e));
+    }
     let mut seen_trees: HashSet<Id> = HashSet::new();
-    for f in &snaps {
-        let Some(sid) = Id::from_hex(&f.name) else {
-            continue;
-        };
-        let snap = match repo.load_snapshot(&sid) {
-            Ok(s) => s,
-            Err(e) => {
-                r.errors.push(format!("snapshot {}: {}", sid.short(), e));
-                continue;
-            }
-        };
+    for (sid, snap) in snaps {
         if !seen_trees.insert(snap.tree) {
             continue;
         }
@@ -251,7 +246,7 @@ fn check_snapshots(repo: &Repository, missing_packs: &HashSet<Id>, r: &mut Check
 /// decrypt to its id.
 ///
 /// The pack's SHA-256 is not recomputed: the header covers the pack exactly
-/// (`repo-format.md` §5), and every byte of it belongs to an authenticated
+/// (`repo-format.md` §6), and every byte of it belongs to an authenticated
 /// object (a blob or the header) or to the trailer that locates the header,
 /// so any change fails a tag, the coverage check or the header-to-index
 /// comparison. Hashing 1 GiB of packs again cost a quarter of the CPU.

@@ -30,6 +30,7 @@
 //!   since otherwise tree ids differ by construction). The copy records the
 //!   source's persistent id in `original` and drops `parent`.
 
+use crate::tree_rewrite::{self, rewrite_tree, Dir, Opened};
 use crate::{Error, Result};
 use cairn_repository::format::snapshot::Snapshot;
 use cairn_repository::format::tree::{Node, NodeKind, Tree};
@@ -143,7 +144,7 @@ pub fn copy(
     on_event: &mut dyn FnMut(&CopyEvent),
 ) -> Result<CopyReport> {
     if src.config().id == dst.config().id {
-        return Err(Error::usage(
+        return Err(Error::invalid(
             "the source and the target are the same repository",
         ));
     }
@@ -183,12 +184,9 @@ pub fn copy(
             continue;
         }
         let saver = BlobSaver::new(dst.clone(), opts.saver.clone());
-        let tree = copier.copy_tree(&saver, sn.tree).map_err(|e| {
-            Error::new(
-                e.kind,
-                format!("copying snapshot {}: {}", sid.short(), e.message),
-            )
-        })?;
+        let tree = copier
+            .copy_tree(&saver, sn.tree)
+            .map_err(|e| e.context(format!("copying snapshot {}", sid.short())))?;
         let stats = saver.finish()?;
         let mut copy = sn.clone();
         copy.tree = tree;
@@ -212,7 +210,8 @@ pub fn copy(
     Ok(report)
 }
 
-fn add_stats(sum: &mut SaverStats, s: &SaverStats) {
+/// Adds one snapshot's saver counts to the running total.
+pub(crate) fn add_stats(sum: &mut SaverStats, s: &SaverStats) {
     sum.data_blobs += s.data_blobs;
     sum.tree_blobs += s.tree_blobs;
     sum.data_added += s.data_added;
@@ -236,92 +235,28 @@ struct Copier<'a> {
     progress: &'a CopyProgress,
 }
 
-/// A tree being copied: its nodes, with ids mapped so far.
-struct Frame {
-    src_id: Id,
-    path: PathBuf,
+/// A tree being copied: its bytes as stored, and whether an id in it
+/// changed.
+struct Copying {
     /// The tree exactly as stored, to copy unchanged when ids are shared.
     bytes: Vec<u8>,
-    nodes: Vec<Node>,
-    next: usize,
     changed: bool,
 }
 
 impl Copier<'_> {
     /// Copy the tree `root` and everything below it; returns its target id.
-    /// Depth first with an explicit stack (no recursion), so deep
-    /// directory trees cannot overflow the stack; a tree is stored after
-    /// its subtrees, once their target ids are known.
+    /// Bottom-up ([`rewrite_tree`]): a tree is stored after its subtrees,
+    /// once their target ids are known; a tree copied before in this run is
+    /// not walked again.
     fn copy_tree(&mut self, saver: &BlobSaver, root: Id) -> Result<Id> {
-        if let Some(&t) = self.trees.get(&root) {
-            return Ok(t);
-        }
-        let mut stack = vec![self.open(saver, root, PathBuf::from("/"))?];
-        loop {
-            let top = stack.last_mut().expect("non-empty stack");
-            let mut descend = None;
-            while top.next < top.nodes.len() {
-                let node = &mut top.nodes[top.next];
-                if let (NodeKind::Dir, Some(sub)) = (node.kind, node.subtree) {
-                    match self.trees.get(&sub) {
-                        Some(&t) => {
-                            top.changed |= t != sub;
-                            node.subtree = Some(t);
-                        }
-                        None => {
-                            descend = Some((
-                                sub,
-                                crate::tree_walk::join_name(&top.path, node.name.as_bytes()),
-                            ));
-                            break;
-                        }
-                    }
-                }
-                top.next += 1;
-            }
-            if let Some((sub, path)) = descend {
-                let frame = self.open(saver, sub, path)?;
-                stack.push(frame);
-                continue;
-            }
-            let done = stack.pop().expect("non-empty stack");
-            let id = self.store(saver, done)?;
-            if stack.is_empty() {
-                return Ok(id);
-            }
-        }
-    }
-
-    /// Load a tree and copy the data blobs of its files.
-    fn open(&mut self, saver: &BlobSaver, id: Id, path: PathBuf) -> Result<Frame> {
-        // With shared ids, a tree the target has is read from the target.
-        let from_target = self.shared_ids && self.dst.index().contains(&id);
-        let bytes = if from_target {
-            self.dst.read_blob(&id)
-        } else {
-            self.src.read_blob(&id)
-        }
-        .map_err(|e| {
-            Error::new(
-                e.kind,
-                format!("directory {}: {}", path.display(), e.message),
-            )
-        })?;
-        if !from_target {
-            self.count_read(bytes.len());
-        }
-        let tree = Tree::from_bytes(&bytes)
-            .map_err(|e| Error::format(format!("tree {} of {}", id.short(), path.display()), e))?;
-        let mut nodes = tree.nodes;
-        let changed = self.copy_contents(saver, &mut nodes, &path)?;
-        Ok(Frame {
-            src_id: id,
-            path,
-            bytes,
-            nodes,
-            next: 0,
-            changed,
-        })
+        rewrite_tree(
+            &mut CopyTrees {
+                copier: self,
+                saver,
+            },
+            root,
+            Path::new("/"),
+        )
     }
 
     fn count_read(&self, n: usize) {
@@ -329,23 +264,6 @@ impl Copier<'_> {
         self.progress
             .bytes_read
             .fetch_add(n as u64, Ordering::Relaxed);
-    }
-
-    /// Store a finished tree in the target; returns its target id.
-    fn store(&mut self, saver: &BlobSaver, f: Frame) -> Result<Id> {
-        let id = if self.shared_ids && !f.changed {
-            if !saver.known(&f.src_id) {
-                saver.save_with_id(BlobKind::Tree, f.src_id, f.bytes)?;
-            }
-            f.src_id
-        } else {
-            let bytes = Tree { nodes: f.nodes }.to_bytes();
-            let id = self.dst.blob_id(&bytes);
-            saver.save_with_id(BlobKind::Tree, id, bytes)?;
-            id
-        };
-        self.trees.insert(f.src_id, id);
-        Ok(id)
     }
 
     /// Copy the data blobs of the files among `nodes` that the target does
@@ -384,7 +302,7 @@ impl Copier<'_> {
                                 .to_string()
                         })
                         .unwrap_or_default();
-                    Error::new(e.kind, format!("file {file}: {}", e.message))
+                    e.context(format!("file {file}"))
                 })?;
                 progress.blobs_read.fetch_add(1, Ordering::Relaxed);
                 progress
@@ -411,6 +329,73 @@ impl Copier<'_> {
             }
         }
         Ok(true)
+    }
+}
+
+/// [`Copier::copy_tree`]'s steps.
+struct CopyTrees<'c, 'a> {
+    copier: &'c mut Copier<'a>,
+    saver: &'c BlobSaver,
+}
+
+impl tree_rewrite::Rewriter for CopyTrees<'_, '_> {
+    type State = Copying;
+    type Out = Id;
+
+    fn known(&mut self, _path: &Path, id: Id) -> Result<Option<Id>> {
+        Ok(self.copier.trees.get(&id).copied())
+    }
+
+    /// Load a tree and copy the data blobs of its files.
+    fn open(&mut self, path: PathBuf, id: Id) -> Result<Opened<Copying, Id>> {
+        let c = &mut *self.copier;
+        // With shared ids, a tree the target has is read from the target.
+        let from_target = c.shared_ids && c.dst.index().contains(&id);
+        let bytes = if from_target {
+            c.dst.read_blob(&id)
+        } else {
+            c.src.read_blob(&id)
+        }
+        .map_err(|e| e.context(format!("directory {}", path.display())))?;
+        if !from_target {
+            c.count_read(bytes.len());
+        }
+        let tree = Tree::from_bytes(&bytes)
+            .map_err(|e| Error::format(format!("tree {} of {}", id.short(), path.display()), e))?;
+        let mut nodes = tree.nodes;
+        let changed = c.copy_contents(self.saver, &mut nodes, &path)?;
+        Ok(Opened::Dir(Dir {
+            id,
+            path,
+            nodes,
+            state: Copying { bytes, changed },
+        }))
+    }
+
+    fn child(&mut self, parent: &mut Dir<Copying>, index: usize, id: Id) -> Result<()> {
+        let node = &mut parent.nodes[index];
+        parent.state.changed |= node.subtree != Some(id);
+        node.subtree = Some(id);
+        Ok(())
+    }
+
+    /// Store a finished tree in the target; returns its target id.
+    fn close(&mut self, dir: Dir<Copying>) -> Result<Id> {
+        let c = &mut *self.copier;
+        let id = if c.shared_ids && !dir.state.changed {
+            if !self.saver.known(&dir.id) {
+                self.saver
+                    .save_with_id(BlobKind::Tree, dir.id, dir.state.bytes)?;
+            }
+            dir.id
+        } else {
+            let bytes = Tree { nodes: dir.nodes }.to_bytes();
+            let id = c.dst.blob_id(&bytes);
+            self.saver.save_with_id(BlobKind::Tree, id, bytes)?;
+            id
+        };
+        c.trees.insert(dir.id, id);
+        Ok(id)
     }
 }
 

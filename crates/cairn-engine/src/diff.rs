@@ -126,7 +126,7 @@ impl Differ<'_> {
         let mut nodes = self
             .repo
             .load_tree(&id)
-            .map_err(|e| Error::new(e.kind, format!("directory {path}: {}", e.message)))?
+            .map_err(|e| e.context(format!("directory {path}")))?
             .nodes;
         nodes.sort_by(|a, b| a.name.cmp(&b.name));
         if let Some(bad) = nodes.iter().find(|n| !valid_name(n.name.as_bytes())) {

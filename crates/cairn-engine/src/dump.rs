@@ -35,7 +35,7 @@ pub fn dump(repo: &Repository, root_tree: Id, path: &Path, writer: &mut dyn Writ
     match node.kind {
         NodeKind::File => write_content(repo, &node, &path, writer),
         NodeKind::Dir => write_tar(repo, &node, &path, writer),
-        kind => Err(Error::usage(format!(
+        kind => Err(Error::invalid(format!(
             "{} is a {}: dump writes the contents of a file, or a directory as tar",
             path.display(),
             kind.as_str()
@@ -70,10 +70,8 @@ impl<'a> Blobs<'a> {
     fn next_blob(&mut self) -> Result<Option<Vec<u8>>> {
         if self.ready.is_empty() && self.next < self.ids.len() {
             let window = &self.ids[self.next..(self.next + READ_AHEAD).min(self.ids.len())];
-            let blobs =
-                parallel_map(window, READ_AHEAD, |id| self.repo.read_blob(id)).map_err(|e| {
-                    Error::new(e.kind, format!("{}: {}", self.path.display(), e.message))
-                })?;
+            let blobs = parallel_map(window, READ_AHEAD, |id| self.repo.read_blob(id))
+                .map_err(|e| e.context(self.path.display()))?;
             self.next += window.len();
             self.ready.extend(blobs);
         }
@@ -343,7 +341,7 @@ mod tests {
             e.message
         );
         let e = dump(&repo, root, Path::new("/d/l"), &mut Vec::new()).unwrap_err();
-        assert_eq!(e.kind, Kind::Usage);
+        assert_eq!(e.kind, Kind::InvalidInput);
     }
 
     #[test]

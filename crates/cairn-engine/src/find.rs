@@ -33,14 +33,18 @@ impl FindPattern {
         for p in patterns {
             let p = p.as_ref().trim_end_matches('/');
             if p.is_empty() {
-                return Err(Error::usage("empty find pattern"));
+                return Err(Error::invalid("empty find pattern"));
             }
-            b.add(crate::pattern::glob(&crate::pattern::anchored(p), p, ignore_case)?);
+            b.add(crate::pattern::glob(
+                &crate::pattern::anchored(p),
+                p,
+                ignore_case,
+            )?);
             kept.push(p.to_string());
         }
         let set = b
             .build()
-            .map_err(|e| Error::usage(format!("invalid patterns: {e}")))?;
+            .map_err(|e| Error::invalid(format!("invalid patterns: {e}")))?;
         Ok(FindPattern {
             set,
             reach: PatternSet::new(&kept, ignore_case)?,
@@ -108,7 +112,7 @@ impl IdSearch {
         for s in ids {
             let s = s.as_ref().to_ascii_lowercase();
             if s.is_empty() || s.len() > 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(Error::usage(format!(
+                return Err(Error::invalid(format!(
                     "invalid {} id {:?} (expected hex digits)",
                     if blobs { "blob" } else { "tree" },
                     s

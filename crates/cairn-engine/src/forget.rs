@@ -66,7 +66,7 @@ impl CalendarDuration {
     /// unknown units are errors.
     pub fn parse(s: &str) -> Result<CalendarDuration> {
         let bad = |why: String| {
-            Error::usage(format!("invalid duration {s:?}: {why} (expected e.g. 1y2m3d4h: years, months, days, hours)"))
+            Error::invalid(format!("invalid duration {s:?}: {why} (expected e.g. 1y2m3d4h: years, months, days, hours)"))
         };
         let t = s.trim();
         if t.is_empty() {
@@ -106,7 +106,7 @@ impl CalendarDuration {
 
     /// `t` minus this duration: years, months and days on the local
     /// calendar (normalised as Go's `AddDate`), then hours as elapsed time.
-    pub fn before(&self, t: DateTime<Utc>, offset_at: OffsetAt) -> DateTime<Utc> {
+    pub fn before(&self, t: DateTime<Utc>, offset_at: OffsetAt<'_>) -> DateTime<Utc> {
         let local = t.with_timezone(&offset_at(t)).naive_local();
         let months = local.year() as i64 * 12 + local.month0() as i64
             - self.years as i64 * 12
@@ -124,11 +124,10 @@ impl CalendarDuration {
 
 /// The instant a local wall-clock time stands for (for a time in a DST
 /// gap or overlap, one of the candidates).
-fn from_local(wall: NaiveDateTime, offset_at: OffsetAt) -> DateTime<Utc> {
+fn from_local(wall: NaiveDateTime, offset_at: OffsetAt<'_>) -> DateTime<Utc> {
     let guess = wall.and_utc();
     let first = guess - ChronoDuration::seconds(offset_at(guess).local_minus_utc() as i64);
-    let second = guess - ChronoDuration::seconds(offset_at(first).local_minus_utc() as i64);
-    second
+    guess - ChronoDuration::seconds(offset_at(first).local_minus_utc() as i64)
 }
 
 impl fmt::Display for CalendarDuration {
@@ -152,7 +151,7 @@ impl fmt::Display for CalendarDuration {
 pub fn parse_count(s: &str) -> Result<u32> {
     match s.trim() {
         "unlimited" => Ok(UNLIMITED),
-        t if t.starts_with('-') => Err(Error::usage(format!(
+        t if t.starts_with('-') => Err(Error::invalid(format!(
             "invalid count {s:?}: negative values are not allowed, use 'unlimited' instead"
         ))),
         t => t
@@ -160,7 +159,7 @@ pub fn parse_count(s: &str) -> Result<u32> {
             .ok()
             .filter(|&n| n != UNLIMITED)
             .ok_or_else(|| {
-                Error::usage(format!(
+                Error::invalid(format!(
                     "invalid count {s:?}: expected a number or 'unlimited'"
                 ))
             }),
@@ -276,7 +275,7 @@ impl GroupBy {
                 "tag" | "tags" => g.tags = true,
                 "" => {}
                 other => {
-                    return Err(Error::usage(format!(
+                    return Err(Error::invalid(format!(
                     "invalid --group-by {s:?}: unknown option {other:?} (use host, paths, tags)"
                 )))
                 }
@@ -364,7 +363,7 @@ pub fn forget(
     policy: &Policy,
     by: GroupBy,
     now: DateTime<Utc>,
-    offset_at: OffsetAt,
+    offset_at: OffsetAt<'_>,
 ) -> Vec<GroupResult> {
     let mut groups: std::collections::BTreeMap<GroupKey, Vec<(Id, Snapshot)>> = Default::default();
     for (id, s) in snapshots {
@@ -394,7 +393,7 @@ enum Bucket {
 
 impl Bucket {
     /// The bucket of a snapshot (`nr`: its position, for `Always`).
-    fn of(self, t: DateTime<Utc>, nr: usize, offset_at: OffsetAt) -> i64 {
+    fn of(self, t: DateTime<Utc>, nr: usize, offset_at: OffsetAt<'_>) -> i64 {
         let l = t.with_timezone(&offset_at(t));
         let (y, m, d, h) = (
             l.year() as i64,
@@ -425,7 +424,7 @@ pub fn apply_policy(
     mut list: Vec<(Id, Snapshot)>,
     policy: &Policy,
     now: DateTime<Utc>,
-    offset_at: OffsetAt,
+    offset_at: OffsetAt<'_>,
 ) -> (Vec<Kept>, Vec<(Id, Snapshot)>) {
     list.sort_by(|a, b| b.1.time.cmp(&a.1.time).then(a.0.cmp(&b.0)));
     let n = list.len();

@@ -70,7 +70,7 @@ pub fn list_keys(repo: &Repository) -> Result<Vec<KeyInfo>> {
 /// listed key file names).
 pub fn resolve_prefix(names: &[String], spec: &str) -> Result<Id> {
     if spec.is_empty() || spec.len() > 64 || !spec.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(Error::usage(format!(
+        return Err(Error::invalid(format!(
             "invalid key id {spec:?} (expected hex digits, as `cairn key list` shows)"
         )));
     }
@@ -116,7 +116,7 @@ pub fn add_key(
     username: &str,
 ) -> Result<Id> {
     if password.is_empty() {
-        return Err(Error::usage("an empty password is not allowed"));
+        return Err(Error::invalid("an empty password is not allowed"));
     }
     let kf = KeyFile::create(repo.key(), password, kdf, hostname, username)
         .map_err(|e| Error::format("new key", e))?;
@@ -130,13 +130,13 @@ pub fn remove_key(repo: &Repository, id: &Id) -> Result<()> {
         return Err(Error::not_found(format!("no key with id {id}")));
     }
     if names.len() == 1 {
-        return Err(Error::usage(format!(
+        return Err(Error::invalid(format!(
             "refusing to remove key {}: it is the repository's only key, and without it nobody can open the repository",
             id.short()
         )));
     }
     if *id == repo.key_id() {
-        return Err(Error::usage(format!(
+        return Err(Error::invalid(format!(
             "refusing to remove key {}: it is the key in use (the password given opens it); use `cairn key passwd` to replace it",
             id.short()
         )));
@@ -185,8 +185,14 @@ mod tests {
             Kind::Ambiguous
         );
         assert_eq!(resolve_prefix(&all, "ff").unwrap_err().kind, Kind::NotFound);
-        assert_eq!(resolve_prefix(&all, "xyz").unwrap_err().kind, Kind::Usage);
-        assert_eq!(resolve_prefix(&all, "").unwrap_err().kind, Kind::Usage);
+        assert_eq!(
+            resolve_prefix(&all, "xyz").unwrap_err().kind,
+            Kind::InvalidInput
+        );
+        assert_eq!(
+            resolve_prefix(&all, "").unwrap_err().kind,
+            Kind::InvalidInput
+        );
     }
 
     #[test]
@@ -201,11 +207,14 @@ mod tests {
         let repo = Repository::init(backend.clone(), b"one", opts.clone()).unwrap();
         let first = repo.key_id();
         // The only key, and the key in use: refused.
-        assert_eq!(remove_key(&repo, &first).unwrap_err().kind, Kind::Usage);
+        assert_eq!(
+            remove_key(&repo, &first).unwrap_err().kind,
+            Kind::InvalidInput
+        );
         let second = add_key(&repo, b"two", KdfParams::INSECURE_TEST, "other", "me").unwrap();
         assert_eq!(
             remove_key(&repo, &first).unwrap_err().kind,
-            Kind::Usage,
+            Kind::InvalidInput,
             "the key in use"
         );
         let keys = list_keys(&repo).unwrap();
@@ -235,7 +244,7 @@ mod tests {
             add_key(&again, b"", KdfParams::INSECURE_TEST, "", "")
                 .unwrap_err()
                 .kind,
-            Kind::Usage
+            Kind::InvalidInput
         );
     }
 }

@@ -28,7 +28,7 @@ pub fn glob(g: &str, pattern: &str, case_insensitive: bool) -> Result<globset::G
         .case_insensitive(case_insensitive)
         .backslash_escape(true)
         .build()
-        .map_err(|e| Error::usage(format!("invalid pattern {pattern:?}: {e}")))
+        .map_err(|e| Error::invalid(format!("invalid pattern {pattern:?}: {e}")))
 }
 
 #[derive(Clone, Debug)]
@@ -80,7 +80,7 @@ impl PatternSet {
         }
         let set = b
             .build()
-            .map_err(|e| Error::usage(format!("invalid patterns: {e}")))?;
+            .map_err(|e| Error::invalid(format!("invalid patterns: {e}")))?;
         Ok(PatternSet {
             set,
             patterns: kept,

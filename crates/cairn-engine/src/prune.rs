@@ -154,6 +154,15 @@ impl Visitor for UsedBlobs {
     }
 }
 
+/// A pack that holds both used and unused blobs: repacked or kept.
+struct PartlyUsed {
+    id: Id,
+    used_size: u64,
+    unused_size: u64,
+    used_blobs: Vec<BlobLocation>,
+    unused_blobs: Vec<BlobLocation>,
+}
+
 fn now_secs() -> i64 {
     chrono::Utc::now().timestamp()
 }
@@ -175,12 +184,7 @@ pub fn prune(
     // (Snapshots that appear later are not counted as users, which is safe:
     // their packs are at most marked, and their own index files list them
     // in use.)
-    let snapshot_ids: Vec<Id> = repo
-        .backend()
-        .list(FileKind::Snapshot)?
-        .into_iter()
-        .filter_map(|f| Id::from_hex(&f.name))
-        .collect();
+    let snapshot_ids = repo.snapshot_ids()?;
     let old_index_files: Vec<String> = repo
         .backend()
         .list(FileKind::Index)?
@@ -188,27 +192,19 @@ pub fn prune(
         .map(|f| f.name)
         .collect();
     repo.load_index()?;
-    let stored: HashMap<Id, u64> = repo
-        .backend()
-        .list(FileKind::Data)?
-        .into_iter()
-        .filter_map(|f| Id::from_hex(&f.name).map(|id| (id, f.size)))
-        .collect();
+    let stored = repo.stored_packs()?;
 
     // 2. What is used. Every listed snapshot must load: one that cannot
     // would have its data pruned.
-    let loaded = parallel_map(&snapshot_ids, 4, |id| match repo.load_snapshot(id) {
-        Ok(s) => Ok(Some(s)),
-        // Forgotten since it was listed: no longer a user.
-        Err(e) if e.kind == crate::Kind::Backend(cairn_repository::backend::ErrorKind::NotFound) => Ok(None),
-        Err(e) => Err(e),
+    // (One forgotten since it was listed is no longer a user.)
+    let (snaps, _forgotten) = repo.load_snapshots(&snapshot_ids, |e| {
+        e.kind == crate::Kind::Backend(cairn_repository::backend::ErrorKind::NotFound)
     })?;
-    let snaps: Vec<_> = loaded.into_iter().flatten().collect();
     r.snapshots = snaps.len() as u64;
     let mut uv = UsedBlobs {
         used: HashSet::new(),
     };
-    for s in &snaps {
+    for (_, s) in &snaps {
         if uv.used.insert(s.tree) {
             tree_walk::walk(repo, s.tree, Path::new("/"), &mut uv)?;
         }
@@ -266,7 +262,7 @@ pub fn prune(
     let instant = opts.keep_delete.is_zero();
     // With no grace period: packs unused now, deleted after the new index is written.
     let mut delete_now: Vec<(Id, u64)> = Vec::new();
-    let mut partly: Vec<(Id, u64, u64, Vec<BlobLocation>, Vec<BlobLocation>)> = Vec::new(); // id, used, unused, used blobs, unused blobs
+    let mut partly: Vec<PartlyUsed> = Vec::new();
     let entries = |v: &[BlobLocation]| -> Vec<PackEntry> {
         let mut e: Vec<PackEntry> = v
             .iter()
@@ -328,13 +324,13 @@ pub fn prune(
                 } else if p.unused.is_empty() {
                     keep_live.push(IndexPack::live(*id, entries(&all)));
                 } else {
-                    partly.push((
-                        *id,
+                    partly.push(PartlyUsed {
+                        id: *id,
                         used_size,
                         unused_size,
-                        p.used.clone(),
-                        p.unused.clone(),
-                    ));
+                        used_blobs: p.used.clone(),
+                        unused_blobs: p.unused.clone(),
+                    });
                 }
             }
         }
@@ -365,11 +361,11 @@ pub fn prune(
 
     // Repack the packs with the most unused space first, until what stays unused is within the limit.
     partly.sort_by(|a, b| {
-        (b.2 as f64 / (a.1 + a.2).max(1) as f64)
-            .total_cmp(&(a.2 as f64 / (b.1 + b.2).max(1) as f64))
-            .then(b.2.cmp(&a.2))
+        (b.unused_size as f64 / (a.used_size + a.unused_size).max(1) as f64)
+            .total_cmp(&(a.unused_size as f64 / (b.used_size + b.unused_size).max(1) as f64))
+            .then(b.unused_size.cmp(&a.unused_size))
     });
-    let mut unused_left: u64 = partly.iter().map(|p| p.2).sum();
+    let mut unused_left: u64 = partly.iter().map(|p| p.unused_size).sum();
     let allowed = match opts.max_unused {
         MaxUnused::Percent(pc) => (r.size_used as f64 * pc / 100.0) as u64,
         MaxUnused::Bytes(b) => b,
@@ -377,7 +373,14 @@ pub fn prune(
     };
     let mut repack: Vec<(Id, Vec<BlobLocation>, Vec<BlobLocation>)> = Vec::new();
     let mut repack_bytes = 0u64;
-    for (id, used_size, unused_size, used_blobs, unused_blobs) in partly {
+    for PartlyUsed {
+        id,
+        used_size,
+        unused_size,
+        used_blobs,
+        unused_blobs,
+    } in partly
+    {
         let size = used_size + unused_size;
         let within_budget = opts
             .max_repack_size
@@ -528,9 +531,9 @@ pub fn parse_max_unused(s: &str, parse_size: impl Fn(&str) -> Result<u64>) -> Re
         let v: f64 = p
             .trim()
             .parse()
-            .map_err(|_| Error::usage(format!("invalid --max-unused {s:?}")))?;
+            .map_err(|_| Error::invalid(format!("invalid --max-unused {s:?}")))?;
         if !(0.0..=100.0).contains(&v) {
-            return Err(Error::usage(format!(
+            return Err(Error::invalid(format!(
                 "invalid --max-unused {s:?}: a percentage between 0% and 100%"
             )));
         }

@@ -24,6 +24,7 @@
 //! reloaded without entries for missing packs first, so that the saver does
 //! not mistake a lost blob for one it need not store.
 
+use crate::tree_rewrite::{self, rewrite_tree, Dir, Opened};
 use crate::tree_walk::{join_name, valid_name};
 use crate::{Error, Kind, Result};
 use cairn_repository::backend::FileKind;
@@ -31,9 +32,11 @@ use cairn_repository::format::index::{IndexFile, IndexPack};
 use cairn_repository::format::snapshot::Snapshot;
 use cairn_repository::format::tree::{Node, NodeKind, Tree};
 use cairn_repository::format::{BlobKind, Id};
-use cairn_repository::{parallel_map, BlobSaver, Index, Repository, SaverOptions, SaverStats};
+use cairn_repository::{
+    parallel_map, BlobSaver, Index, Repository, SaverOptions, SaverStats, SnapshotsAndErrors,
+};
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -72,12 +75,7 @@ pub fn repair_index(
     let threads = threads.max(1);
     let mut r = RepairIndexReport::default();
     // Index files first: every pack they list was stored before them, so it is in the pack listing below.
-    let old: Vec<Id> = repo
-        .backend()
-        .list(FileKind::Index)?
-        .iter()
-        .filter_map(|f| Id::from_hex(&f.name))
-        .collect();
+    let old = repo.index_file_ids()?;
     r.old_index_files = old.len();
     let mut marks: HashMap<Id, Option<i64>> = HashMap::new();
     for batch in old.chunks(64) {
@@ -98,12 +96,8 @@ pub fn repair_index(
             }
         }
     }
-    let packs: Vec<(Id, u64)> = repo
-        .backend()
-        .list(FileKind::Data)?
-        .into_iter()
-        .filter_map(|f| Id::from_hex(&f.name).map(|id| (id, f.size)))
-        .collect();
+    let mut packs: Vec<(Id, u64)> = repo.stored_packs()?.into_iter().collect();
+    packs.sort_unstable();
     r.packs = packs.len();
     progress
         .packs_total
@@ -170,55 +164,18 @@ fn is_not_found(e: &Error) -> bool {
 /// so that only blobs that can be read count as present. Index files that
 /// cannot be read are skipped. Returns the set of stored packs.
 pub fn load_index_of_stored_packs(repo: &Repository) -> Result<HashSet<Id>> {
-    let stored: HashSet<Id> = repo
-        .backend()
-        .list(FileKind::Data)?
-        .iter()
-        .filter_map(|f| Id::from_hex(&f.name))
-        .collect();
-    let files: Vec<Id> = repo
-        .backend()
-        .list(FileKind::Index)?
-        .iter()
-        .filter_map(|f| Id::from_hex(&f.name))
-        .collect();
-    let mut index = Index::new();
-    for batch in files.chunks(64) {
-        let loaded = parallel_map(batch, 4, |id| Ok::<_, Error>(repo.load_index_file(id).ok()))?;
-        for f in loaded.into_iter().flatten() {
-            for p in f.packs.iter().filter(|p| stored.contains(&p.id)) {
-                index.add_index_pack(p);
-            }
-        }
-        index.compact();
-    }
-    *repo.index_mut() = index;
+    let stored: HashSet<Id> = repo.stored_packs()?.into_keys().collect();
+    repo.load_index_of_packs(|p| stored.contains(p))?;
     Ok(stored)
 }
 
-/// Snapshots that could be loaded, and the files that could not (with why).
-pub type LoadedSnapshots = (Vec<(Id, Snapshot)>, Vec<(Id, Error)>);
-
-/// Load every snapshot file, separating the unreadable ones.
-pub fn load_snapshots(repo: &Repository) -> Result<LoadedSnapshots> {
-    let ids: Vec<Id> = repo
-        .backend()
-        .list(FileKind::Snapshot)?
-        .iter()
-        .filter_map(|f| Id::from_hex(&f.name))
-        .collect();
-    let loaded = parallel_map(&ids, 8, |id| Ok::<_, Error>(repo.load_snapshot(id)))?;
-    let (mut good, mut bad) = (Vec::new(), Vec::new());
-    for (id, s) in ids.into_iter().zip(loaded) {
-        match s {
-            Ok(s) => good.push((id, s)),
-            // A backend failure is not damage: stop rather than misreport.
-            Err(e) if matches!(e.kind, Kind::Backend(_)) => return Err(e),
-            Err(e) => bad.push((id, e)),
-        }
-    }
-    good.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
-    Ok((good, bad))
+/// Load every snapshot file, separating the unreadable ones (with why). A
+/// backend failure is not damage: it ends the load rather than be
+/// misreported.
+pub fn load_snapshots(repo: &Repository) -> Result<SnapshotsAndErrors> {
+    repo.load_snapshots(&repo.snapshot_ids()?, |e| {
+        !matches!(e.kind, Kind::Backend(_))
+    })
 }
 
 #[derive(Clone, Debug, Default)]
@@ -315,6 +272,7 @@ pub fn repair_snapshots(
         stored: &stored,
         trees: HashSet::new(),
         damage: Vec::new(),
+        root_lost: false,
     };
     let mut report = RepairSnapshotsReport::default();
     let mut new_snapshots: Vec<(usize, Snapshot)> = Vec::new();
@@ -386,14 +344,8 @@ struct Rewriter<'a> {
     /// Trees found intact (nothing below them lost).
     trees: HashSet<Id>,
     damage: Vec<(PathBuf, Damage)>,
-}
-
-struct Frame {
-    id: Id,
-    path: PathBuf,
-    nodes: Vec<Node>,
-    next: usize,
-    changed: bool,
+    /// The root of the snapshot being repaired is lost.
+    root_lost: bool,
 }
 
 impl Rewriter<'_> {
@@ -422,9 +374,9 @@ impl Rewriter<'_> {
         Ok(id)
     }
 
-    /// Open a tree: check its entries and files; subdirectories are
-    /// handled by the caller's loop.
-    fn open(&mut self, id: Id, tree: Tree, path: PathBuf) -> Frame {
+    /// Check a loaded tree's entries and files; its subdirectories are
+    /// [`rewrite_tree`]'s to visit.
+    fn check_nodes(&mut self, id: Id, tree: Tree, path: PathBuf) -> Dir<bool> {
         let mut nodes: Vec<Node> = Vec::with_capacity(tree.nodes.len());
         let mut changed = false;
         let mut seen = HashSet::new();
@@ -480,83 +432,73 @@ impl Rewriter<'_> {
         if changed {
             nodes.sort_by(|a, b| a.name.cmp(&b.name));
         }
-        Frame {
+        Dir {
             id,
             path,
             nodes,
-            next: 0,
-            changed,
+            state: changed,
         }
     }
 
     /// The repaired id of the tree `root`, or `None` if it is lost itself.
     ///
-    /// Depth first with an explicit stack; a directory is stored after its
+    /// Bottom-up ([`rewrite_tree`]); a directory is stored after its
     /// subdirectories, once their new ids are known. Only trees found
     /// intact are remembered across snapshots: a damaged tree is walked
     /// again for each snapshot holding it, so each lists its own damage
     /// (only the paths down to the damage; intact subtrees are skipped).
     fn rewrite(&mut self, root: Id) -> Result<Option<Id>> {
-        if self.trees.contains(&root) {
-            return Ok(Some(root));
-        }
-        let tree = match self.load(&root) {
-            Ok(t) => t,
-            Err(reason) => {
+        self.root_lost = false;
+        let id = rewrite_tree(self, root, Path::new("/"))?;
+        Ok((!self.root_lost).then_some(id))
+    }
+}
+
+/// The open directory's state: whether any of its nodes changed.
+impl tree_rewrite::Rewriter for Rewriter<'_> {
+    type State = bool;
+    type Out = Id;
+
+    fn known(&mut self, _path: &Path, id: Id) -> Result<Option<Id>> {
+        Ok(self.trees.contains(&id).then_some(id))
+    }
+
+    /// A lost or unreadable directory becomes an empty one; a lost root
+    /// means the snapshot has nothing to keep.
+    fn open(&mut self, path: PathBuf, id: Id) -> Result<Opened<bool, Id>> {
+        match self.load(&id) {
+            Ok(tree) => Ok(Opened::Dir(self.check_nodes(id, tree, path))),
+            // Only the root has the path "/": every other path ends in a valid name.
+            Err(reason) if path == Path::new("/") => {
                 self.damage.push((
-                    PathBuf::from("/"),
+                    path,
                     Damage::DirEmptied {
                         reason: format!("the snapshot's root: {reason}"),
                     },
                 ));
-                return Ok(None);
+                self.root_lost = true;
+                Ok(Opened::Done(id))
             }
-        };
-        let first = self.open(root, tree, PathBuf::from("/"));
-        let mut stack = vec![first];
-        loop {
-            let top = stack.last_mut().expect("non-empty stack");
-            let mut descend = None;
-            while top.next < top.nodes.len() {
-                let node = &mut top.nodes[top.next];
-                if let (NodeKind::Dir, Some(sub)) = (node.kind, node.subtree) {
-                    if !self.trees.contains(&sub) {
-                        let path = join_name(&top.path, node.name.as_bytes());
-                        match self.load(&sub) {
-                            Ok(tree) => {
-                                descend = Some((sub, tree, path));
-                                break;
-                            }
-                            Err(reason) => {
-                                self.damage.push((path, Damage::DirEmptied { reason }));
-                                node.subtree = Some(self.save(Vec::new())?);
-                                top.changed = true;
-                            }
-                        }
-                    }
-                }
-                top.next += 1;
+            Err(reason) => {
+                self.damage.push((path, Damage::DirEmptied { reason }));
+                Ok(Opened::Done(self.save(Vec::new())?))
             }
-            if let Some((sub, tree, path)) = descend {
-                let f = self.open(sub, tree, path);
-                stack.push(f);
-                continue;
-            }
-            let done = stack.pop().expect("non-empty stack");
-            let id = if done.changed {
-                self.save(done.nodes)?
-            } else {
-                self.trees.insert(done.id);
-                done.id
-            };
-            let Some(parent) = stack.last_mut() else {
-                return Ok(Some(id));
-            };
-            // The parent waits at the directory just finished.
-            let node = &mut parent.nodes[parent.next];
-            parent.changed |= node.subtree != Some(id);
-            node.subtree = Some(id);
-            parent.next += 1;
+        }
+    }
+
+    fn child(&mut self, parent: &mut Dir<bool>, index: usize, id: Id) -> Result<()> {
+        let node = &mut parent.nodes[index];
+        parent.state |= node.subtree != Some(id);
+        node.subtree = Some(id);
+        Ok(())
+    }
+
+    fn close(&mut self, dir: Dir<bool>) -> Result<Id> {
+        if dir.state {
+            self.save(dir.nodes)
+        } else {
+            self.trees.insert(dir.id);
+            Ok(dir.id)
         }
     }
 }

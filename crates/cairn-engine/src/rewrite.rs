@@ -10,8 +10,10 @@
 //! directories loads each directory once.
 //!
 //! With no saver (a dry run) nothing is written; the ids are still computed.
+//! The walk is [`crate::tree_rewrite`]'s (an explicit stack: any depth).
 
 use crate::pattern::PatternSet;
+use crate::tree_rewrite::{self, rewrite_tree, Dir, Opened};
 use crate::tree_walk::{join_name, valid_name};
 use crate::{Error, Result};
 use cairn_repository::format::tree::{NodeKind, Tree};
@@ -44,6 +46,15 @@ pub struct Rewriter<'a> {
     cache: HashMap<(PathBuf, Id), Rewritten>,
 }
 
+/// A directory being rewritten: its bytes as stored, and what its nodes
+/// and subdirectories contributed so far.
+pub struct Pending {
+    bytes: Vec<u8>,
+    changed: bool,
+    excluded: Vec<PathBuf>,
+    size: TreeSize,
+}
+
 impl<'a> Rewriter<'a> {
     pub fn new(
         repo: &'a Repository,
@@ -60,7 +71,7 @@ impl<'a> Rewriter<'a> {
 
     /// Rewrite a snapshot's root tree.
     pub fn rewrite(&mut self, root: Id) -> Result<Rewritten> {
-        self.tree(Path::new("/"), root)
+        rewrite_tree(self, root, Path::new("/"))
     }
 
     fn save(&self, bytes: Vec<u8>) -> Result<Id> {
@@ -69,55 +80,80 @@ impl<'a> Rewriter<'a> {
             None => Ok(self.repo.blob_id(&bytes)),
         }
     }
+}
 
-    fn tree(&mut self, path: &Path, id: Id) -> Result<Rewritten> {
-        if let Some(r) = self.cache.get(&(path.to_path_buf(), id)) {
-            return Ok(r.clone());
-        }
-        let bytes = self.repo.read_blob(&id).map_err(|e| {
-            Error::new(
-                e.kind,
-                format!("directory {}: {}", path.display(), e.message),
-            )
-        })?;
+impl tree_rewrite::Rewriter for Rewriter<'_> {
+    type State = Pending;
+    type Out = Rewritten;
+
+    fn known(&mut self, path: &Path, id: Id) -> Result<Option<Rewritten>> {
+        Ok(self.cache.get(&(path.to_path_buf(), id)).cloned())
+    }
+
+    fn open(&mut self, path: PathBuf, id: Id) -> Result<Opened<Pending, Rewritten>> {
+        let bytes = self
+            .repo
+            .read_blob(&id)
+            .map_err(|e| e.context(format!("directory {}", path.display())))?;
         let tree = Tree::from_bytes(&bytes)
             .map_err(|e| Error::format(format!("tree {}", id.short()), e))?;
-        let mut out = Vec::with_capacity(tree.nodes.len());
-        let (mut changed, mut excluded, mut size) = (false, vec![], TreeSize::default());
-        for mut node in tree.nodes {
+        let mut nodes = Vec::with_capacity(tree.nodes.len());
+        let mut st = Pending {
+            bytes,
+            changed: false,
+            excluded: vec![],
+            size: TreeSize::default(),
+        };
+        for node in tree.nodes {
             if !valid_name(node.name.as_bytes()) {
                 return Err(Error::corrupt(
                     format!("directory {}", path.display()),
                     format!("invalid entry name {:?}", node.name),
                 ));
             }
-            let p = join_name(path, node.name.as_bytes());
+            let p = join_name(&path, node.name.as_bytes());
             if self.exclude.matches(&p) {
-                changed = true;
-                excluded.push(p);
+                st.changed = true;
+                st.excluded.push(p);
                 continue;
             }
-            match (node.kind, node.subtree) {
-                (NodeKind::Dir, Some(sub)) => {
-                    let r = self.tree(&p, sub)?;
-                    if r.changed {
-                        changed = true;
-                        node.subtree = Some(r.tree);
-                    }
-                    excluded.extend(r.excluded.iter().cloned());
-                    size.files += r.size.files;
-                    size.bytes += r.size.bytes;
-                }
-                (NodeKind::File, _) => {
-                    size.files += 1;
-                    size.bytes += node.size;
-                }
-                _ => {}
+            if node.kind == NodeKind::File {
+                st.size.files += 1;
+                st.size.bytes += node.size;
             }
-            out.push(node);
+            nodes.push(node);
         }
+        Ok(Opened::Dir(Dir {
+            id,
+            path,
+            nodes,
+            state: st,
+        }))
+    }
+
+    fn child(&mut self, parent: &mut Dir<Pending>, index: usize, r: Rewritten) -> Result<()> {
+        let st = &mut parent.state;
+        if r.changed {
+            st.changed = true;
+            parent.nodes[index].subtree = Some(r.tree);
+        }
+        st.excluded.extend(r.excluded);
+        st.size.files += r.size.files;
+        st.size.bytes += r.size.bytes;
+        Ok(())
+    }
+
+    fn close(&mut self, dir: Dir<Pending>) -> Result<Rewritten> {
+        let Pending {
+            bytes,
+            changed,
+            mut excluded,
+            size,
+        } = dir.state;
+        // This directory's own exclusions were listed before its subdirectories': back to tree order.
+        excluded.sort();
         let tree = if changed {
-            self.save(Tree { nodes: out }.to_bytes())?
+            self.save(Tree { nodes: dir.nodes }.to_bytes())?
         } else {
             self.save(bytes)?
         };
@@ -127,7 +163,7 @@ impl<'a> Rewriter<'a> {
             excluded,
             size,
         };
-        self.cache.insert((path.to_path_buf(), id), r.clone());
+        self.cache.insert((dir.path, dir.id), r.clone());
         Ok(r)
     }
 }
@@ -166,7 +202,11 @@ mod tests {
 
         // Dry run: ids computed, nothing stored.
         let dry = Rewriter::new(&repo, None, &ex).rewrite(root).unwrap();
-        let dropped: Vec<String> = dry.excluded.iter().map(|p| p.display().to_string()).collect();
+        let dropped: Vec<String> = dry
+            .excluded
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
         assert_eq!(dropped, ["/mixed/c.tmp", "/mixed/cache", "/top.tmp"]);
         assert!(dry.changed);
         assert_eq!(dry.size, TreeSize { files: 2, bytes: 5 });
@@ -192,9 +232,28 @@ mod tests {
 
         // Nothing to exclude: same root id.
         let none = PatternSet::new(&["nomatch"], false).unwrap();
-        let r = Rewriter::new(&repo, None, &none)
-            .rewrite(root)
-            .unwrap();
+        let r = Rewriter::new(&repo, None, &none).rewrite(root).unwrap();
         assert_eq!((r.tree, r.changed), (root, false));
+    }
+
+    #[test]
+    fn rewrites_a_tree_10000_directories_deep() {
+        const DEPTH: usize = 10_000;
+        let repo = repo();
+        let s = saver(&repo);
+        let leaves = vec![file(&s, "x.tmp", b"x", 8), file(&s, "y", b"yy", 8)];
+        let root = deep_tree(&s, DEPTH, leaves);
+        s.finish().unwrap();
+        let ex = PatternSet::new(&["*.tmp"], false).unwrap();
+        let s = saver(&repo);
+        let r = Rewriter::new(&repo, Some(&s), &ex).rewrite(root).unwrap();
+        s.finish().unwrap();
+        assert!(r.changed);
+        assert_eq!(r.size, TreeSize { files: 1, bytes: 2 });
+        let [gone] = &r.excluded[..] else {
+            panic!("{} excluded", r.excluded.len())
+        };
+        assert!(gone.ends_with("d/x.tmp"));
+        assert_eq!(gone.components().count(), DEPTH + 2);
     }
 }

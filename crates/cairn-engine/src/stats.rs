@@ -40,7 +40,7 @@ impl Mode {
             "files-by-contents" => Ok(Mode::FilesByContents),
             "raw-data" => Ok(Mode::RawData),
             "blobs-per-file" => Ok(Mode::BlobsPerFile),
-            _ => Err(Error::usage(format!(
+            _ => Err(Error::invalid(format!(
                 "unknown --mode {s:?} (use restore-size, files-by-contents, raw-data or blobs-per-file)"
             ))),
         }
@@ -149,26 +149,28 @@ impl<'a> StatsCollector<'a> {
                             self.blobs.extend(n.content.iter().copied());
                         }
                     }
-                    Mode::FilesByContents if n.kind == NodeKind::File => {
-                        if self.contents_seen.insert(contents_id(n)) {
-                            self.stats.total_size += n.size;
-                            self.stats.total_file_count += 1;
-                        }
+                    Mode::FilesByContents
+                        if n.kind == NodeKind::File
+                            && self.contents_seen.insert(contents_id(n)) =>
+                    {
+                        self.stats.total_size += n.size;
+                        self.stats.total_file_count += 1;
                     }
-                    Mode::BlobsPerFile if n.kind == NodeKind::File => {
-                        if self.contents_seen.insert(contents_id(n)) {
-                            use std::os::unix::ffi::OsStrExt;
-                            let key = path.as_os_str().as_bytes().to_vec();
-                            for id in &n.content {
-                                let size = self.raw_length(id)?;
-                                let set = self.file_blobs.entry(key.clone()).or_insert_with(|| {
-                                    self.stats.total_file_count += 1;
-                                    HashSet::new()
-                                });
-                                if set.insert(*id) {
-                                    self.stats.total_size += size;
-                                    self.stats.total_blob_count += 1;
-                                }
+                    Mode::BlobsPerFile
+                        if n.kind == NodeKind::File
+                            && self.contents_seen.insert(contents_id(n)) =>
+                    {
+                        use std::os::unix::ffi::OsStrExt;
+                        let key = path.as_os_str().as_bytes().to_vec();
+                        for id in &n.content {
+                            let size = self.raw_length(id)?;
+                            let set = self.file_blobs.entry(key.clone()).or_insert_with(|| {
+                                self.stats.total_file_count += 1;
+                                HashSet::new()
+                            });
+                            if set.insert(*id) {
+                                self.stats.total_size += size;
+                                self.stats.total_blob_count += 1;
                             }
                         }
                     }

@@ -131,13 +131,7 @@ pub fn walk(repo: &Repository, tree: Id, base: &Path, visitor: &mut dyn Visitor)
                 Ok(n) => n,
                 Err(e) => {
                     // Its contents are skipped, but it was entered: leave it too.
-                    visitor.error(
-                        &path,
-                        Error::new(
-                            e.kind,
-                            format!("directory {}: {}", path.display(), e.message),
-                        ),
-                    )?;
+                    visitor.error(&path, e.context(format!("directory {}", path.display())))?;
                     visitor.leave_dir(&path, &node)?;
                     continue;
                 }
@@ -305,6 +299,16 @@ pub(crate) mod testutil {
         n.atime = n.mtime;
         n.subtree = Some(id);
         n
+    }
+
+    /// A root tree over `depth` nested directories named `d`, the deepest
+    /// holding `nodes`: `/d/d/…/d/…`. Built from the bottom, no recursion.
+    pub fn deep_tree(saver: &BlobSaver, depth: usize, nodes: Vec<Node>) -> Id {
+        let mut node = dir(saver, "d", nodes);
+        for _ in 1..depth {
+            node = dir(saver, "d", vec![node]);
+        }
+        tree(saver, vec![node])
     }
 
     pub fn tree(saver: &BlobSaver, mut nodes: Vec<Node>) -> Id {

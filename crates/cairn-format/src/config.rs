@@ -18,7 +18,11 @@ impl Config {
         use rand::RngCore;
         let mut id = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut id);
-        Config { version: FORMAT_VERSION, id: Id(id), chunker: ChunkerParams::DEFAULT }
+        Config {
+            version: FORMAT_VERSION,
+            id: Id(id),
+            chunker: ChunkerParams::DEFAULT,
+        }
     }
 
     pub fn seal(&self, cipher: &Cipher) -> Vec<u8> {
@@ -31,11 +35,17 @@ impl Config {
         struct VersionOnly {
             version: u32,
         }
-        let v: VersionOnly = serde_json::from_slice(&json).map_err(|e| FormatError::corrupt("config", e))?;
+        let v: VersionOnly =
+            serde_json::from_slice(&json).map_err(|e| FormatError::corrupt("config", e))?;
         if v.version != FORMAT_VERSION {
-            return Err(FormatError::Version { what: "repository", found: v.version, supported: FORMAT_VERSION });
+            return Err(FormatError::Version {
+                what: "repository",
+                found: v.version,
+                supported: FORMAT_VERSION,
+            });
         }
-        let c: Config = serde_json::from_slice(&json).map_err(|e| FormatError::corrupt("config", e))?;
+        let c: Config =
+            serde_json::from_slice(&json).map_err(|e| FormatError::corrupt("config", e))?;
         c.chunker.validate()?;
         Ok(c)
     }

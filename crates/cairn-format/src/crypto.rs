@@ -10,6 +10,7 @@ use crate::{FormatError, Id};
 use chacha20poly1305::aead::{Aead, AeadInPlace, KeyInit};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use rand::RngCore;
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 pub const NONCE_LEN: usize = 24;
 pub const TAG_LEN: usize = 16;
@@ -31,6 +32,9 @@ thread_local! {
 }
 
 /// The per-repository secrets, stored encrypted in every key file.
+/// Overwritten with zeros when dropped (so are the [`Cipher`] made from
+/// it, the key-encryption key [`KdfParams::derive`] returns and the
+/// chunker's seeded tables).
 #[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub struct MasterKey {
     /// XChaCha20-Poly1305 key for everything sealed in the repository.
@@ -42,6 +46,22 @@ pub struct MasterKey {
     /// XORed into the FastCDC gear table, so chunk boundaries reveal nothing.
     pub chunker_seed: u64,
 }
+
+impl Zeroize for MasterKey {
+    fn zeroize(&mut self) {
+        self.data_key.zeroize();
+        self.id_key.zeroize();
+        self.chunker_seed.zeroize();
+    }
+}
+
+impl Drop for MasterKey {
+    fn drop(&mut self) {
+        self.zeroize();
+    }
+}
+
+impl ZeroizeOnDrop for MasterKey {}
 
 impl std::fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -75,7 +95,8 @@ impl MasterKey {
     }
 }
 
-/// An AEAD ready to seal and open objects; cheap to clone.
+/// An AEAD ready to seal and open objects; cheap to clone. Its key is
+/// overwritten when dropped (chacha20poly1305 does it).
 #[derive(Clone)]
 pub struct Cipher(XChaCha20Poly1305);
 
@@ -91,7 +112,10 @@ impl Cipher {
         self.seal_encoded_with_nonce(encoded, &nonce)
     }
 
-    /// Deterministic sealing, for test vectors only.
+    /// Deterministic sealing under a given nonce, for test vectors only
+    /// (`tests/vectors.rs`): a nonce must never be used twice with one key,
+    /// so everything else seals under a random one.
+    #[doc(hidden)]
     pub fn seal_encoded_with_nonce(&self, encoded: &[u8], nonce: &[u8; NONCE_LEN]) -> Vec<u8> {
         let ct = self
             .0
@@ -373,23 +397,26 @@ impl KdfParams {
         Ok(())
     }
 
-    pub fn derive(&self, password: &[u8], salt: &[u8]) -> Result<[u8; 32], FormatError> {
+    /// The key-encryption key for `password`; wiped when dropped.
+    pub fn derive(&self, password: &[u8], salt: &[u8]) -> Result<Zeroizing<[u8; 32]>, FormatError> {
         self.validate()?;
         let params = scrypt::Params::new(self.log_n, self.r, self.p, 32)
             .map_err(|e| FormatError::corrupt("key file", format!("scrypt parameters: {e}")))?;
-        let mut out = [0u8; 32];
-        scrypt::scrypt(password, salt, &params, &mut out)
+        let mut out = Zeroizing::new([0u8; 32]);
+        scrypt::scrypt(password, salt, &params, &mut *out)
             .map_err(|e| FormatError::corrupt("key file", e))?;
         Ok(out)
     }
 }
 
+/// Keys as hex; the hex text is wiped too.
 pub(crate) mod hex32 {
+    use zeroize::Zeroizing;
     pub fn serialize<S: serde::Serializer>(v: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&hex::encode(v))
+        s.serialize_str(&Zeroizing::new(hex::encode(v)))
     }
     pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
-        let s: String = serde::Deserialize::deserialize(d)?;
+        let s: Zeroizing<String> = Zeroizing::new(serde::Deserialize::deserialize(d)?);
         let mut out = [0u8; 32];
         hex::decode_to_slice(&s, &mut out).map_err(serde::de::Error::custom)?;
         Ok(out)
@@ -399,6 +426,22 @@ pub(crate) mod hex32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Everything that holds key material wipes it when dropped.
+    #[test]
+    fn secrets_are_wiped_on_drop() {
+        fn wiped<T: ZeroizeOnDrop>() {}
+        wiped::<MasterKey>();
+        wiped::<XChaCha20Poly1305>();
+        wiped::<Zeroizing<[u8; 32]>>();
+        // What drop does, on a key still in hand.
+        let mut k = MasterKey::random();
+        k.zeroize();
+        assert_eq!(
+            (k.data_key, k.id_key, k.chunker_seed),
+            ([0; 32], [0; 32], 0)
+        );
+    }
 
     #[test]
     fn seal_open_roundtrip_and_tamper() {
@@ -443,13 +486,24 @@ mod tests {
         rand::thread_rng().fill_bytes(&mut random);
         for (data, level) in [(&text, Some(3)), (&text, None), (&random, Some(3))] {
             let sealed = c.seal(data, level);
-            let got = c.open_in_place(&mut sealed.clone(), data.len(), |p| p.to_vec()).unwrap();
+            let got = c
+                .open_in_place(&mut sealed.clone(), data.len(), |p| p.to_vec())
+                .unwrap();
             assert_eq!(&got, data);
-            assert!(c.open_in_place(&mut sealed.clone(), data.len() - 1, |_| ()).is_err(), "size bound enforced");
+            assert!(
+                c.open_in_place(&mut sealed.clone(), data.len() - 1, |_| ())
+                    .is_err(),
+                "size bound enforced"
+            );
             let mut bad = sealed.clone();
             bad[sealed.len() / 2] ^= 0x40;
-            assert!(matches!(c.open_in_place(&mut bad, data.len(), |_| ()), Err(FormatError::Decrypt)));
-            assert!(c.open_in_place(&mut sealed.clone()[..20], data.len(), |_| ()).is_err());
+            assert!(matches!(
+                c.open_in_place(&mut bad, data.len(), |_| ()),
+                Err(FormatError::Decrypt)
+            ));
+            assert!(c
+                .open_in_place(&mut sealed.clone()[..20], data.len(), |_| ())
+                .is_err());
         }
     }
 }

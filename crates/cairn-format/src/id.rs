@@ -70,7 +70,10 @@ mod tests {
     #[test]
     fn hex_roundtrip_and_rejects() {
         let id = Id::sha256(b"abc");
-        assert_eq!(id.to_hex(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            id.to_hex(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
         assert_eq!(Id::from_hex(&id.to_hex()), Some(id));
         assert_eq!(Id::from_hex(&id.to_hex().to_uppercase()), None);
         assert_eq!(Id::from_hex("abc"), None);

@@ -30,7 +30,11 @@ pub struct IndexPack {
 
 impl IndexPack {
     pub fn live(id: Id, blobs: Vec<PackEntry>) -> IndexPack {
-        IndexPack { id, marked: None, blobs }
+        IndexPack {
+            id,
+            marked: None,
+            blobs,
+        }
     }
 }
 
@@ -40,7 +44,8 @@ impl IndexFile {
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(16 + self.packs.len() * 44 + self.blob_count() * ENTRY_LEN);
+        let mut out =
+            Vec::with_capacity(16 + self.packs.len() * 44 + self.blob_count() * ENTRY_LEN);
         out.extend_from_slice(INDEX_MAGIC);
         out.extend_from_slice(&INDEX_VERSION.to_le_bytes());
         out.extend_from_slice(&(self.packs.len() as u32).to_le_bytes());
@@ -66,7 +71,11 @@ impl IndexFile {
         }
         let version = r.u32()?;
         if version != INDEX_VERSION {
-            return Err(FormatError::Version { what: "index", found: version, supported: INDEX_VERSION });
+            return Err(FormatError::Version {
+                what: "index",
+                found: version,
+                supported: INDEX_VERSION,
+            });
         }
         let npacks = r.u32()? as usize;
         let mut packs = Vec::with_capacity(npacks.min(data.len() / 44));
@@ -81,9 +90,19 @@ impl IndexFile {
             for _ in 0..n {
                 let kind = BlobKind::from_code(r.take(1)?[0])?;
                 let bid = Id::from_slice(r.take(32)?).unwrap();
-                blobs.push(PackEntry { kind, id: bid, offset: r.u32()?, length: r.u32()?, raw_length: r.u32()? });
+                blobs.push(PackEntry {
+                    kind,
+                    id: bid,
+                    offset: r.u32()?,
+                    length: r.u32()?,
+                    raw_length: r.u32()?,
+                });
             }
-            packs.push(IndexPack { id, marked: (marked != 0).then_some(marked), blobs });
+            packs.push(IndexPack {
+                id,
+                marked: (marked != 0).then_some(marked),
+                blobs,
+            });
         }
         if r.pos != data.len() {
             return Err(FormatError::corrupt("index", "trailing bytes"));
@@ -99,7 +118,11 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], FormatError> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.data.len()).ok_or_else(|| FormatError::corrupt("index", "truncated"))?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.data.len())
+            .ok_or_else(|| FormatError::corrupt("index", "truncated"))?;
         let s = &self.data[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -119,8 +142,20 @@ mod tests {
                 id: Id::sha256(b"p"),
                 marked: Some(1_700_000_000),
                 blobs: vec![
-                    PackEntry { kind: BlobKind::Data, id: Id::sha256(b"a"), offset: 0, length: 50, raw_length: 9 },
-                    PackEntry { kind: BlobKind::Tree, id: Id::sha256(b"b"), offset: 50, length: 70, raw_length: 30 },
+                    PackEntry {
+                        kind: BlobKind::Data,
+                        id: Id::sha256(b"a"),
+                        offset: 0,
+                        length: 50,
+                        raw_length: 9,
+                    },
+                    PackEntry {
+                        kind: BlobKind::Tree,
+                        id: Id::sha256(b"b"),
+                        offset: 50,
+                        length: 70,
+                        raw_length: 30,
+                    },
                 ],
             }],
         };

@@ -4,6 +4,7 @@ use crate::crypto::{Cipher, KdfParams, MasterKey};
 use crate::FormatError;
 use base64::Engine;
 use rand::RngCore;
+use zeroize::Zeroizing;
 
 /// Version of the key file document.
 pub const KEYFILE_VERSION: u32 = 1;
@@ -37,7 +38,7 @@ impl KeyFile {
         let mut salt = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut salt);
         let kek = params.derive(password, &salt)?;
-        let json = serde_json::to_vec(master).expect("master key serializes");
+        let json = Zeroizing::new(serde_json::to_vec(master).expect("master key serializes"));
         let sealed = Cipher::new(&kek).seal(&json, None);
         let b64 = base64::engine::general_purpose::STANDARD;
         Ok(KeyFile {
@@ -59,12 +60,20 @@ impl KeyFile {
     }
 
     pub fn parse(bytes: &[u8]) -> Result<KeyFile, FormatError> {
-        let kf: KeyFile = serde_json::from_slice(bytes).map_err(|e| FormatError::corrupt("key file", e))?;
+        let kf: KeyFile =
+            serde_json::from_slice(bytes).map_err(|e| FormatError::corrupt("key file", e))?;
         if kf.version != KEYFILE_VERSION {
-            return Err(FormatError::Version { what: "key file", found: kf.version, supported: KEYFILE_VERSION });
+            return Err(FormatError::Version {
+                what: "key file",
+                found: kf.version,
+                supported: KEYFILE_VERSION,
+            });
         }
         if kf.kdf != "scrypt" {
-            return Err(FormatError::corrupt("key file", format!("unknown kdf {:?}", kf.kdf)));
+            return Err(FormatError::corrupt(
+                "key file",
+                format!("unknown kdf {:?}", kf.kdf),
+            ));
         }
         kf.params.validate()?;
         Ok(kf)
@@ -73,10 +82,14 @@ impl KeyFile {
     /// `Err(FormatError::Decrypt)` means: not this key's password.
     pub fn unlock(&self, password: &[u8]) -> Result<MasterKey, FormatError> {
         let b64 = base64::engine::general_purpose::STANDARD;
-        let salt = b64.decode(&self.salt).map_err(|e| FormatError::corrupt("key file salt", e))?;
-        let sealed = b64.decode(&self.data).map_err(|e| FormatError::corrupt("key file data", e))?;
+        let salt = b64
+            .decode(&self.salt)
+            .map_err(|e| FormatError::corrupt("key file salt", e))?;
+        let sealed = b64
+            .decode(&self.data)
+            .map_err(|e| FormatError::corrupt("key file data", e))?;
         let kek = self.params.derive(password, &salt)?;
-        let json = Cipher::new(&kek).open(&sealed, 4096)?;
+        let json = Zeroizing::new(Cipher::new(&kek).open(&sealed, 4096)?);
         serde_json::from_slice(&json).map_err(|e| FormatError::corrupt("master key", e))
     }
 }

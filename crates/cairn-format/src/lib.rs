@@ -39,17 +39,26 @@ pub enum FormatError {
     #[error("corrupt {what}: {detail}")]
     Corrupt { what: &'static str, detail: String },
     #[error("unsupported {what} version {found} (this cairn supports version {supported}); upgrade cairn")]
-    Version { what: &'static str, found: u32, supported: u32 },
+    Version {
+        what: &'static str,
+        found: u32,
+        supported: u32,
+    },
 }
 
 impl FormatError {
     pub fn corrupt(what: &'static str, detail: impl std::fmt::Display) -> Self {
-        FormatError::Corrupt { what, detail: detail.to_string() }
+        FormatError::Corrupt {
+            what,
+            detail: detail.to_string(),
+        }
     }
 }
 
 /// Blob kinds: file content, or a serialized directory (tree).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum BlobKind {
     Data,
@@ -67,7 +76,10 @@ impl BlobKind {
         match c {
             0 => Ok(BlobKind::Data),
             1 => Ok(BlobKind::Tree),
-            other => Err(FormatError::corrupt("blob kind", format!("unknown code {other}"))),
+            other => Err(FormatError::corrupt(
+                "blob kind",
+                format!("unknown code {other}"),
+            )),
         }
     }
 }

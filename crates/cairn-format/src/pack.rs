@@ -62,7 +62,8 @@ impl PackWriter {
 
     /// The finished pack bytes, their SHA-256 (the pack's name), and its entries.
     pub fn finish(mut self, cipher: &Cipher) -> (Vec<u8>, Id, Vec<PackEntry>) {
-        self.buf.extend_from_slice(&header_bytes(cipher, &self.entries));
+        self.buf
+            .extend_from_slice(&header_bytes(cipher, &self.entries));
         let id = Id::sha256(&self.buf);
         (self.buf, id, self.entries)
     }
@@ -87,23 +88,41 @@ pub fn header_bytes(cipher: &Cipher, entries: &[PackEntry]) -> Vec<u8> {
 
 /// Length of the sealed header, from the pack's last 4 bytes.
 pub fn header_length(pack_len: u64, trailer: &[u8]) -> Result<u32, FormatError> {
-    let t: [u8; 4] = trailer.try_into().map_err(|_| FormatError::corrupt("pack", "trailer is not 4 bytes"))?;
+    let t: [u8; 4] = trailer
+        .try_into()
+        .map_err(|_| FormatError::corrupt("pack", "trailer is not 4 bytes"))?;
     let n = u32::from_le_bytes(t);
     if (n as u64) + 4 > pack_len || (n as usize) < SEAL_OVERHEAD + 1 {
-        return Err(FormatError::corrupt("pack", format!("header length {n} does not fit a pack of {pack_len} bytes")));
+        return Err(FormatError::corrupt(
+            "pack",
+            format!("header length {n} does not fit a pack of {pack_len} bytes"),
+        ));
     }
     Ok(n)
 }
 
 /// Decrypt and parse a pack header; checks that the blobs exactly fill the pack.
-pub fn parse_header(cipher: &Cipher, sealed_header: &[u8], pack_len: u64) -> Result<Vec<PackEntry>, FormatError> {
+pub fn parse_header(
+    cipher: &Cipher,
+    sealed_header: &[u8],
+    pack_len: u64,
+) -> Result<Vec<PackEntry>, FormatError> {
     let plain = cipher.open(sealed_header, sealed_header.len())?;
-    let (&version, body) = plain.split_first().ok_or_else(|| FormatError::corrupt("pack header", "empty"))?;
+    let (&version, body) = plain
+        .split_first()
+        .ok_or_else(|| FormatError::corrupt("pack header", "empty"))?;
     if version != PACK_HEADER_VERSION {
-        return Err(FormatError::Version { what: "pack header", found: version as u32, supported: PACK_HEADER_VERSION as u32 });
+        return Err(FormatError::Version {
+            what: "pack header",
+            found: version as u32,
+            supported: PACK_HEADER_VERSION as u32,
+        });
     }
     if body.len() % HEADER_ENTRY_LEN != 0 {
-        return Err(FormatError::corrupt("pack header", "length is not a whole number of entries"));
+        return Err(FormatError::corrupt(
+            "pack header",
+            "length is not a whole number of entries",
+        ));
     }
     let mut offset: u64 = 0;
     let mut out = Vec::with_capacity(body.len() / HEADER_ENTRY_LEN);
@@ -121,7 +140,10 @@ pub fn parse_header(cipher: &Cipher, sealed_header: &[u8], pack_len: u64) -> Res
     }
     let expected = pack_len - 4 - sealed_header.len() as u64;
     if offset != expected {
-        return Err(FormatError::corrupt("pack header", format!("blobs cover {offset} bytes, the pack holds {expected}")));
+        return Err(FormatError::corrupt(
+            "pack header",
+            format!("blobs cover {offset} bytes, the pack holds {expected}"),
+        ));
     }
     Ok(out)
 }
@@ -138,18 +160,33 @@ mod tests {
         let mut w = PackWriter::new();
         let blobs: Vec<Vec<u8>> = vec![b"one".to_vec(), vec![7; 5000], b"three".to_vec()];
         for b in &blobs {
-            w.add(BlobKind::Data, k.blob_id(b), &c.seal(b, Some(3)), b.len() as u32);
+            w.add(
+                BlobKind::Data,
+                k.blob_id(b),
+                &c.seal(b, Some(3)),
+                b.len() as u32,
+            );
         }
         let (bytes, id, entries) = w.finish(&c);
         assert_eq!(id, Id::sha256(&bytes));
         let n = header_length(bytes.len() as u64, &bytes[bytes.len() - 4..]).unwrap() as usize;
-        let parsed = parse_header(&c, &bytes[bytes.len() - 4 - n..bytes.len() - 4], bytes.len() as u64).unwrap();
+        let parsed = parse_header(
+            &c,
+            &bytes[bytes.len() - 4 - n..bytes.len() - 4],
+            bytes.len() as u64,
+        )
+        .unwrap();
         assert_eq!(parsed, entries);
         for (e, b) in parsed.iter().zip(&blobs) {
             let sealed = &bytes[e.offset as usize..(e.offset + e.length) as usize];
             assert_eq!(&c.open(sealed, e.raw_length as usize).unwrap(), b);
         }
         assert!(header_length(10, &[200, 0, 0, 0]).is_err());
-        assert!(parse_header(&c, &bytes[bytes.len() - 4 - n..bytes.len() - 4], bytes.len() as u64 + 1).is_err());
+        assert!(parse_header(
+            &c,
+            &bytes[bytes.len() - 4 - n..bytes.len() - 4],
+            bytes.len() as u64 + 1
+        )
+        .is_err());
     }
 }

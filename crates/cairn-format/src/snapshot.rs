@@ -51,11 +51,23 @@ pub struct SnapshotSummary {
     pub data_added_packed: u64,
     pub total_files_processed: u64,
     pub total_bytes_processed: u64,
+    /// Files and directories the backup could not read: the snapshot is
+    /// incomplete when this is above zero. Absent (zero) in snapshots of
+    /// complete backups and of older versions.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub errors: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 impl Snapshot {
     pub fn seal(&self, cipher: &Cipher) -> Vec<u8> {
-        cipher.seal(&serde_json::to_vec(self).expect("snapshot serializes"), Some(3))
+        cipher.seal(
+            &serde_json::to_vec(self).expect("snapshot serializes"),
+            Some(3),
+        )
     }
 
     pub fn open(cipher: &Cipher, sealed: &[u8]) -> Result<Snapshot, FormatError> {
@@ -64,9 +76,14 @@ impl Snapshot {
         struct VersionOnly {
             version: u32,
         }
-        let v: VersionOnly = serde_json::from_slice(&json).map_err(|e| FormatError::corrupt("snapshot", e))?;
+        let v: VersionOnly =
+            serde_json::from_slice(&json).map_err(|e| FormatError::corrupt("snapshot", e))?;
         if v.version != SNAPSHOT_VERSION {
-            return Err(FormatError::Version { what: "snapshot", found: v.version, supported: SNAPSHOT_VERSION });
+            return Err(FormatError::Version {
+                what: "snapshot",
+                found: v.version,
+                supported: SNAPSHOT_VERSION,
+            });
         }
         serde_json::from_slice(&json).map_err(|e| FormatError::corrupt("snapshot", e))
     }

@@ -123,10 +123,15 @@ pub struct Xattr {
 
 impl Xattr {
     pub fn new(name: &[u8], value: &[u8]) -> Xattr {
-        Xattr { name: ByteString(name.to_vec()), value: base64::engine::general_purpose::STANDARD.encode(value) }
+        Xattr {
+            name: ByteString(name.to_vec()),
+            value: base64::engine::general_purpose::STANDARD.encode(value),
+        }
     }
     pub fn value_bytes(&self) -> Result<Vec<u8>, FormatError> {
-        base64::engine::general_purpose::STANDARD.decode(&self.value).map_err(|e| FormatError::corrupt("xattr", e))
+        base64::engine::general_purpose::STANDARD
+            .decode(&self.value)
+            .map_err(|e| FormatError::corrupt("xattr", e))
     }
 }
 
@@ -169,7 +174,10 @@ impl serde::Serialize for ByteString {
             Err(_) => {
                 use serde::ser::SerializeMap;
                 let mut m = s.serialize_map(Some(1))?;
-                m.serialize_entry("b64", &base64::engine::general_purpose::STANDARD.encode(&self.0))?;
+                m.serialize_entry(
+                    "b64",
+                    &base64::engine::general_purpose::STANDARD.encode(&self.0),
+                )?;
                 m.end()
             }
         }

@@ -28,14 +28,19 @@ struct Entry {
     raw_length: u32,
 }
 
-const _: () = assert!(std::mem::size_of::<Entry>() == 48);
+const _: () = assert!(size_of::<Entry>() == 48);
 
 impl Entry {
     /// `e` in the pack numbered `pack`.
     fn new(pack: u32, e: &PackEntry) -> Entry {
         Entry {
             id: e.id.0,
-            pack: pack | if e.kind == BlobKind::Tree { TREE_BIT } else { 0 },
+            pack: pack
+                | if e.kind == BlobKind::Tree {
+                    TREE_BIT
+                } else {
+                    0
+                },
             offset: e.offset,
             length: e.length,
             raw_length: e.raw_length,
@@ -106,7 +111,8 @@ impl Index {
     /// Lookups see these entries only after [`Index::finish_loading`].
     pub fn load_index_pack(&mut self, p: &cairn_format::index::IndexPack) {
         let n = self.pack_number(p.id, p.marked);
-        self.loading.extend(p.blobs.iter().map(|e| Entry::new(n, e)));
+        self.loading
+            .extend(p.blobs.iter().map(|e| Entry::new(n, e)));
     }
 
     /// Make the entries of [`Index::load_index_pack`] visible. Of several
@@ -120,15 +126,25 @@ impl Index {
             // Not a fresh load: the general path keeps the rules in one place.
             for e in loading {
                 let pack = self.packs[(e.pack & !TREE_BIT) as usize];
-                let kind = if e.pack & TREE_BIT != 0 { BlobKind::Tree } else { BlobKind::Data };
+                let kind = if e.pack & TREE_BIT != 0 {
+                    BlobKind::Tree
+                } else {
+                    BlobKind::Data
+                };
                 let marked = self.marked[(e.pack & !TREE_BIT) as usize];
-                let entry = PackEntry { id: Id(e.id), kind, offset: e.offset, length: e.length, raw_length: e.raw_length };
+                let entry = PackEntry {
+                    id: Id(e.id),
+                    kind,
+                    offset: e.offset,
+                    length: e.length,
+                    raw_length: e.raw_length,
+                };
                 self.add(pack, marked, std::slice::from_ref(&entry));
             }
             self.compact();
             return;
         }
-        loading.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+        loading.sort_unstable_by_key(|e| e.id);
         let mut out = 0;
         let mut i = 0;
         while i < loading.len() {
@@ -136,7 +152,9 @@ impl Index {
             while j < loading.len() && loading[j].id == loading[i].id {
                 j += 1;
             }
-            let pick = (i..j).find(|&k| !self.is_marked_number(loading[k].pack)).unwrap_or(i);
+            let pick = (i..j)
+                .find(|&k| !self.is_marked_number(loading[k].pack))
+                .unwrap_or(i);
             loading[out] = loading[pick];
             out += 1;
             i = j;
@@ -196,7 +214,9 @@ impl Index {
 
     /// When prune marked `pack` for deletion, if it did.
     pub fn marked(&self, pack: &Id) -> Option<i64> {
-        self.pack_numbers.get(pack).and_then(|&n| self.marked[n as usize])
+        self.pack_numbers
+            .get(pack)
+            .and_then(|&n| self.marked[n as usize])
     }
 
     /// Merge recently added blobs into the sorted vector.
@@ -206,7 +226,7 @@ impl Index {
         }
         let mut fresh: Vec<Entry> = self.fresh.drain().map(|(_, e)| e).collect();
         self.fresh.shrink_to_fit();
-        fresh.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+        fresh.sort_unstable_by_key(|e| e.id);
         if self.sorted.is_empty() {
             self.sorted = fresh;
             return;
@@ -243,7 +263,11 @@ impl Index {
     fn location(&self, e: &Entry) -> BlobLocation {
         BlobLocation {
             id: Id(e.id),
-            kind: if e.pack & TREE_BIT != 0 { BlobKind::Tree } else { BlobKind::Data },
+            kind: if e.pack & TREE_BIT != 0 {
+                BlobKind::Tree
+            } else {
+                BlobKind::Data
+            },
             pack: self.packs[(e.pack & !TREE_BIT) as usize],
             offset: e.offset,
             length: e.length,
@@ -267,7 +291,10 @@ impl Index {
 
     /// Every indexed blob, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = BlobLocation> + '_ {
-        self.sorted.iter().chain(self.fresh.values()).map(|e| self.location(e))
+        self.sorted
+            .iter()
+            .chain(self.fresh.values())
+            .map(|e| self.location(e))
     }
 
     pub fn packs(&self) -> &[Id] {
@@ -285,7 +312,13 @@ mod tests {
     use super::*;
 
     fn entry(i: u32, kind: BlobKind) -> PackEntry {
-        PackEntry { kind, id: Id::sha256(&i.to_le_bytes()), offset: i * 10, length: 10, raw_length: i }
+        PackEntry {
+            kind,
+            id: Id::sha256(&i.to_le_bytes()),
+            offset: i * 10,
+            length: 10,
+            raw_length: i,
+        }
     }
 
     #[test]
@@ -293,15 +326,29 @@ mod tests {
         let mut ix = Index::new();
         let p1 = Id::sha256(b"p1");
         let p2 = Id::sha256(b"p2");
-        ix.add_pack(p1, &(0..100).map(|i| entry(i, BlobKind::Data)).collect::<Vec<_>>());
+        ix.add_pack(
+            p1,
+            &(0..100)
+                .map(|i| entry(i, BlobKind::Data))
+                .collect::<Vec<_>>(),
+        );
         ix.compact();
-        ix.add_pack(p2, &(50..150).map(|i| entry(i, BlobKind::Tree)).collect::<Vec<_>>());
+        ix.add_pack(
+            p2,
+            &(50..150)
+                .map(|i| entry(i, BlobKind::Tree))
+                .collect::<Vec<_>>(),
+        );
         assert_eq!(ix.len(), 150);
         for round in 0..2 {
             for i in 0..150u32 {
                 let loc = ix.get(&Id::sha256(&i.to_le_bytes())).unwrap();
                 if i < 100 {
-                    assert_eq!((loc.pack, loc.kind), (p1, BlobKind::Data), "first location wins");
+                    assert_eq!(
+                        (loc.pack, loc.kind),
+                        (p1, BlobKind::Data),
+                        "first location wins"
+                    );
                 } else {
                     assert_eq!((loc.pack, loc.kind), (p2, BlobKind::Tree));
                 }
@@ -322,7 +369,11 @@ mod tests {
         let mut ix = Index::new();
         let old = Id::sha256(b"old");
         let new = Id::sha256(b"new");
-        ix.add_index_pack(&IndexPack { id: old, marked: Some(5), blobs: (0..10).map(|i| entry(i, BlobKind::Data)).collect() });
+        ix.add_index_pack(&IndexPack {
+            id: old,
+            marked: Some(5),
+            blobs: (0..10).map(|i| entry(i, BlobKind::Data)).collect(),
+        });
         ix.compact();
         let id3 = Id::sha256(&3u32.to_le_bytes());
         assert!(ix.get(&id3).is_some());
@@ -343,11 +394,27 @@ mod tests {
         use cairn_format::index::IndexPack;
         let (a, b, c) = (Id::sha256(b"a"), Id::sha256(b"b"), Id::sha256(b"c"));
         let files = [
-            IndexPack { id: a, marked: Some(7), blobs: (0..40).map(|i| entry(i, BlobKind::Data)).collect() },
-            IndexPack { id: b, marked: None, blobs: (30..60).map(|i| entry(i, BlobKind::Tree)).collect() },
-            IndexPack { id: c, marked: Some(9), blobs: (55..70).map(|i| entry(i, BlobKind::Data)).collect() },
+            IndexPack {
+                id: a,
+                marked: Some(7),
+                blobs: (0..40).map(|i| entry(i, BlobKind::Data)).collect(),
+            },
+            IndexPack {
+                id: b,
+                marked: None,
+                blobs: (30..60).map(|i| entry(i, BlobKind::Tree)).collect(),
+            },
+            IndexPack {
+                id: c,
+                marked: Some(9),
+                blobs: (55..70).map(|i| entry(i, BlobKind::Data)).collect(),
+            },
             // `c` listed live by a later file: live wins.
-            IndexPack { id: c, marked: None, blobs: vec![] },
+            IndexPack {
+                id: c,
+                marked: None,
+                blobs: vec![],
+            },
         ];
         let mut added = Index::new();
         let mut loaded = Index::new();
@@ -362,8 +429,11 @@ mod tests {
             let id = Id::sha256(&i.to_le_bytes());
             let (x, y) = (added.get(&id).unwrap(), loaded.get(&id).unwrap());
             assert_eq!(added.contains(&id), loaded.contains(&id), "blob {i}");
-            assert!(loaded.contains(&id) || (i < 30), "blob {i}: a live location exists");
-            if i >= 30 && i < 40 {
+            assert!(
+                loaded.contains(&id) || (i < 30),
+                "blob {i}: a live location exists"
+            );
+            if (30..40).contains(&i) {
                 assert_eq!(y.pack, b, "blob {i} is located in the live pack");
             }
             assert_eq!(x.raw_length, y.raw_length);
@@ -371,9 +441,17 @@ mod tests {
         assert_eq!(loaded.marked(&a), Some(7));
         assert_eq!(loaded.marked(&c), None);
         // Loading onto an index that already has entries takes the general path.
-        loaded.load_index_pack(&IndexPack { id: Id::sha256(b"d"), marked: None, blobs: (65..80).map(|i| entry(i, BlobKind::Data)).collect() });
+        loaded.load_index_pack(&IndexPack {
+            id: Id::sha256(b"d"),
+            marked: None,
+            blobs: (65..80).map(|i| entry(i, BlobKind::Data)).collect(),
+        });
         loaded.finish_loading();
         assert_eq!(loaded.len(), 80);
-        assert_eq!(loaded.get(&Id::sha256(&66u32.to_le_bytes())).unwrap().pack, c, "first live location kept");
+        assert_eq!(
+            loaded.get(&Id::sha256(&66u32.to_le_bytes())).unwrap().pack,
+            c,
+            "first live location kept"
+        );
     }
 }

@@ -12,7 +12,10 @@ use sha2::{Digest, Sha256};
 
 enum Sink {
     Memory(Vec<u8>),
-    Stream { writer: Box<dyn DataWriter>, hasher: Sha256 },
+    Stream {
+        writer: Box<dyn DataWriter>,
+        hasher: Sha256,
+    },
 }
 
 pub(crate) struct OpenPack {
@@ -38,10 +41,17 @@ pub(crate) enum Body {
 impl OpenPack {
     pub fn new(backend: &dyn Backend, capacity: usize) -> Result<OpenPack> {
         let sink = match backend.data_writer()? {
-            Some(writer) => Sink::Stream { writer, hasher: Sha256::new() },
+            Some(writer) => Sink::Stream {
+                writer,
+                hasher: Sha256::new(),
+            },
             None => Sink::Memory(Vec::with_capacity(capacity)),
         };
-        Ok(OpenPack { sink, entries: Vec::new(), len: 0 })
+        Ok(OpenPack {
+            sink,
+            entries: Vec::new(),
+            len: 0,
+        })
     }
 
     pub fn add(&mut self, kind: BlobKind, id: Id, sealed: &[u8], raw_length: u32) -> Result<()> {
@@ -52,7 +62,13 @@ impl OpenPack {
                 hasher.update(sealed);
             }
         }
-        self.entries.push(PackEntry { kind, id, offset: self.len as u32, length: sealed.len() as u32, raw_length });
+        self.entries.push(PackEntry {
+            kind,
+            id,
+            offset: self.len as u32,
+            length: sealed.len() as u32,
+            raw_length,
+        });
         self.len += sealed.len();
         Ok(())
     }
@@ -70,12 +86,20 @@ impl OpenPack {
                 buf.extend_from_slice(&header);
                 (Id::sha256(&buf), Body::Bytes(buf))
             }
-            Sink::Stream { mut writer, mut hasher } => {
+            Sink::Stream {
+                mut writer,
+                mut hasher,
+            } => {
                 writer.write_all(&header)?;
                 hasher.update(&header);
                 (Id(hasher.finalize().into()), Body::Streamed(writer))
             }
         };
-        Ok(FinishedPack { id, entries: self.entries, size, body })
+        Ok(FinishedPack {
+            id,
+            entries: self.entries,
+            size,
+            body,
+        })
     }
 }

@@ -20,10 +20,10 @@
 //! headers by [`Repository::recover_unindexed_packs`] on the next run.
 
 use crate::error::{Error, Result};
-use crate::repo::Repository;
-use cairn_backend::{ErrorKind as BackendKind, FileKind};
-use cairn_format::index::{IndexFile, IndexPack};
 use crate::packer::{Body, FinishedPack, OpenPack};
+use crate::repo::Repository;
+use cairn_backend::{ErrorKind as BackendKind, FileKind, Hint};
+use cairn_format::index::{IndexFile, IndexPack};
 use cairn_format::{BlobKind, Id};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use std::collections::HashSet;
@@ -47,7 +47,9 @@ pub struct SaverOptions {
 
 impl Default for SaverOptions {
     fn default() -> Self {
-        let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let cpus = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
         SaverOptions {
             pack_size: 16 << 20,
             workers: cpus,
@@ -92,7 +94,6 @@ struct Checkpoint {
     since: Instant,
 }
 
-
 pub struct BlobSaver {
     shared: Arc<Shared>,
     blobs_tx: Option<Sender<(BlobKind, Id, Vec<u8>)>>,
@@ -127,11 +128,17 @@ impl Shared {
     /// Seal one blob and add it to the open pack of its kind; returns the
     /// pack when it is full.
     fn seal_and_pack(&self, kind: BlobKind, id: Id, data: &[u8]) -> Result<Option<FinishedPack>> {
-        let sealed = self.repo.cipher().seal(data, self.repo.options().compression);
+        let sealed = self
+            .repo
+            .cipher()
+            .seal(data, self.repo.options().compression);
         let full = {
             let mut slot = self.open_packs[Self::slot(kind)].lock().unwrap();
             if slot.is_none() {
-                *slot = Some(OpenPack::new(self.repo.backend().as_ref(), self.opts.pack_size + (1 << 20))?);
+                *slot = Some(OpenPack::new(
+                    self.repo.backend().as_ref(),
+                    self.opts.pack_size + (1 << 20),
+                )?);
             }
             let pack = slot.as_mut().expect("just created");
             pack.add(kind, id, &sealed, data.len() as u32)?;
@@ -146,7 +153,14 @@ impl Shared {
 
     fn upload(&self, p: FinishedPack) -> Result<()> {
         let stored = match p.body {
-            Body::Bytes(bytes) => self.repo.backend().write(FileKind::Data, &p.id.to_hex(), &bytes),
+            Body::Bytes(bytes) => {
+                let name = p.id.to_hex();
+                let backend = self.repo.backend();
+                if p.entries.iter().all(|e| e.kind == BlobKind::Tree) {
+                    backend.hint(&Hint::TreePack(&name));
+                }
+                backend.write(FileKind::Data, &name, &bytes)
+            }
             Body::Streamed(writer) => writer.commit(&p.id.to_hex()),
         };
         match stored {
@@ -167,7 +181,9 @@ impl Shared {
         let due = {
             let mut cp = self.checkpoint.lock().unwrap();
             cp.pending.push(IndexPack::live(p.id, p.entries));
-            if cp.pending.len() >= self.opts.checkpoint_packs || cp.since.elapsed() >= self.opts.checkpoint_interval {
+            if cp.pending.len() >= self.opts.checkpoint_packs
+                || cp.since.elapsed() >= self.opts.checkpoint_interval
+            {
                 cp.since = Instant::now();
                 Some(std::mem::take(&mut cp.pending))
             } else {
@@ -212,7 +228,10 @@ impl BlobSaver {
             data_added_packed: AtomicU64::new(0),
             packs: AtomicU64::new(0),
             index_files: AtomicU64::new(0),
-            checkpoint: Mutex::new(Checkpoint { pending: Vec::new(), since: Instant::now() }),
+            checkpoint: Mutex::new(Checkpoint {
+                pending: Vec::new(),
+                since: Instant::now(),
+            }),
         });
         // Small queues: every blob or pack waiting in one is memory.
         let (blobs_tx, blobs_rx) = bounded::<(BlobKind, Id, Vec<u8>)>(workers_n);
@@ -270,7 +289,13 @@ impl BlobSaver {
                     .expect("spawn uploader")
             })
             .collect();
-        BlobSaver { shared, blobs_tx: Some(blobs_tx), packs_tx: Some(packs_tx), workers, uploaders }
+        BlobSaver {
+            shared,
+            blobs_tx: Some(blobs_tx),
+            packs_tx: Some(packs_tx),
+            workers,
+            uploaders,
+        }
     }
 
     pub fn repository(&self) -> &Arc<Repository> {
@@ -302,7 +327,9 @@ impl BlobSaver {
             BlobKind::Tree => &self.shared.tree_blobs,
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        self.shared.data_added.fetch_add(data.len() as u64, Ordering::Relaxed);
+        self.shared
+            .data_added
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
         self.blobs_tx
             .as_ref()
             .expect("saver used after finish")
@@ -318,7 +345,10 @@ impl BlobSaver {
 
     /// Bytes of new blobs so far (plaintext) and packs written.
     pub fn progress(&self) -> (u64, u64) {
-        (self.shared.data_added.load(Ordering::Relaxed), self.shared.data_added_packed.load(Ordering::Relaxed))
+        (
+            self.shared.data_added.load(Ordering::Relaxed),
+            self.shared.data_added_packed.load(Ordering::Relaxed),
+        )
     }
 
     /// Flush open packs, wait for every upload, and write the last index
@@ -327,13 +357,18 @@ impl BlobSaver {
         drop(self.blobs_tx.take());
         for w in self.workers.drain(..) {
             if w.join().is_err() {
-                self.shared.fail(Error::new(crate::Kind::Interrupted, "a seal worker panicked"));
+                self.shared.fail(Error::new(
+                    crate::Kind::Interrupted,
+                    "a seal worker panicked",
+                ));
             }
         }
         let packs_tx = self.packs_tx.take().unwrap();
         if !self.shared.failed() {
             for slot in &self.shared.open_packs {
-                let Some(p) = slot.lock().unwrap().take() else { continue };
+                let Some(p) = slot.lock().unwrap().take() else {
+                    continue;
+                };
                 let stored = p.finish(self.shared.repo.cipher()).and_then(|p| {
                     if self.uploaders.is_empty() {
                         self.shared.upload(p)
@@ -350,7 +385,8 @@ impl BlobSaver {
         drop(packs_tx);
         for u in self.uploaders.drain(..) {
             if u.join().is_err() {
-                self.shared.fail(Error::new(crate::Kind::Interrupted, "an uploader panicked"));
+                self.shared
+                    .fail(Error::new(crate::Kind::Interrupted, "an uploader panicked"));
             }
         }
         if let Some(e) = self.shared.take_error() {
@@ -375,7 +411,8 @@ impl Drop for BlobSaver {
         // Abandoned without finish(): stop the threads; nothing unfinished is indexed.
         drop(self.blobs_tx.take());
         drop(self.packs_tx.take());
-        self.shared.fail(Error::new(crate::Kind::Interrupted, "backup abandoned"));
+        self.shared
+            .fail(Error::new(crate::Kind::Interrupted, "backup abandoned"));
         for w in self.workers.drain(..).chain(self.uploaders.drain(..)) {
             let _ = w.join();
         }
@@ -390,14 +427,24 @@ mod tests {
     use cairn_format::crypto::KdfParams;
 
     fn repo() -> Arc<Repository> {
-        let opts = OpenOptions { kdf: KdfParams::INSECURE_TEST, ..Default::default() };
+        let opts = OpenOptions {
+            kdf: KdfParams::INSECURE_TEST,
+            ..Default::default()
+        };
         Arc::new(Repository::init(Arc::new(MemoryBackend::new()), b"pw", opts).unwrap())
     }
 
     #[test]
     fn save_dedup_reload() {
         let repo = repo();
-        let saver = BlobSaver::new(repo.clone(), SaverOptions { pack_size: 4096, checkpoint_packs: 3, ..Default::default() });
+        let saver = BlobSaver::new(
+            repo.clone(),
+            SaverOptions {
+                pack_size: 4096,
+                checkpoint_packs: 3,
+                ..Default::default()
+            },
+        );
         let mut ids = vec![];
         for i in 0..200u32 {
             let data = format!("blob number {}", i % 150).repeat(50).into_bytes();
@@ -409,7 +456,10 @@ mod tests {
         assert_eq!(stats.data_blobs, 150);
         assert!(stats.packs > 3 && stats.index_files > 1);
         let backend = repo.backend().clone();
-        let opts = OpenOptions { kdf: KdfParams::INSECURE_TEST, ..Default::default() };
+        let opts = OpenOptions {
+            kdf: KdfParams::INSECURE_TEST,
+            ..Default::default()
+        };
         let again = Repository::open(backend.clone(), b"pw", opts.clone()).unwrap();
         again.load_index().unwrap();
         assert_eq!(again.index().len(), 150);
@@ -417,13 +467,22 @@ mod tests {
             let want = format!("blob number {}", i % 150).repeat(50).into_bytes();
             assert_eq!(again.read_blob(id).unwrap(), want);
         }
-        assert!(matches!(Repository::open(backend, b"wrong", opts).map(|_| ()), Err(e) if e.kind == crate::Kind::WrongPassword));
+        assert!(
+            matches!(Repository::open(backend, b"wrong", opts).map(|_| ()), Err(e) if e.kind == crate::Kind::WrongPassword)
+        );
     }
 
     #[test]
     fn unindexed_packs_are_recovered() {
         let repo = repo();
-        let saver = BlobSaver::new(repo.clone(), SaverOptions { pack_size: 1, checkpoint_packs: 1000, ..Default::default() });
+        let saver = BlobSaver::new(
+            repo.clone(),
+            SaverOptions {
+                pack_size: 1,
+                checkpoint_packs: 1000,
+                ..Default::default()
+            },
+        );
         saver.save(BlobKind::Data, b"alpha".to_vec()).unwrap();
         saver.save(BlobKind::Data, b"beta".to_vec()).unwrap();
         // Wait for the uploads, then drop the saver without finish(): no index file is written.
@@ -435,7 +494,10 @@ mod tests {
         }
         drop(saver);
         assert!(repo.backend().list(FileKind::Index).unwrap().is_empty());
-        let opts = OpenOptions { kdf: KdfParams::INSECURE_TEST, ..Default::default() };
+        let opts = OpenOptions {
+            kdf: KdfParams::INSECURE_TEST,
+            ..Default::default()
+        };
         let again = Repository::open(repo.backend().clone(), b"pw", opts).unwrap();
         again.load_index().unwrap();
         assert_eq!(again.index().len(), 0);

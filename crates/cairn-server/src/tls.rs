@@ -1,8 +1,8 @@
 //! `--tls`: rustls (ring provider) with a certificate chain and a private
 //! key read from PEM files; HTTP/1.1 over ALPN.
 
+use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use std::io::BufReader;
 use std::path::Path;
 use std::sync::Arc;
 use tokio_rustls::TlsAcceptor;
@@ -33,10 +33,9 @@ fn read_pem(path: &Path, what: &str) -> Result<Vec<u8>, String> {
 
 pub fn acceptor(cert: &Path, key: &Path, min: TlsMinVersion) -> Result<TlsAcceptor, String> {
     let cert_pem = read_pem(cert, "certificate")?;
-    let certs: Vec<CertificateDer<'static>> =
-        rustls_pemfile::certs(&mut BufReader::new(&cert_pem[..]))
-            .collect::<Result<_, _>>()
-            .map_err(|e| format!("{}: not a PEM certificate: {e}", cert.display()))?;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{}: not a PEM certificate: {e}", cert.display()))?;
     if certs.is_empty() {
         return Err(format!(
             "{}: no certificate in it (PEM \"BEGIN CERTIFICATE\" expected)",
@@ -44,15 +43,16 @@ pub fn acceptor(cert: &Path, key: &Path, min: TlsMinVersion) -> Result<TlsAccept
         ));
     }
     let key_pem = read_pem(key, "key")?;
-    let key: PrivateKeyDer<'static> =
-        rustls_pemfile::private_key(&mut BufReader::new(&key_pem[..]))
-            .map_err(|e| format!("{}: not a PEM private key: {e}", key.display()))?
-            .ok_or_else(|| {
-                format!(
-                    "{}: no private key in it (PEM PKCS#8, PKCS#1 or SEC1 expected)",
-                    key.display()
-                )
-            })?;
+    let key = match PrivateKeyDer::from_pem_slice(&key_pem) {
+        Ok(k) => k,
+        Err(pem::Error::NoItemsFound) => {
+            return Err(format!(
+                "{}: no private key in it (PEM PKCS#8, PKCS#1 or SEC1 expected)",
+                key.display()
+            ))
+        }
+        Err(e) => return Err(format!("{}: not a PEM private key: {e}", key.display())),
+    };
     let versions: &[&rustls::SupportedProtocolVersion] = match min {
         TlsMinVersion::V1_2 => &[&rustls::version::TLS13, &rustls::version::TLS12],
         TlsMinVersion::V1_3 => &[&rustls::version::TLS13],
@@ -67,4 +67,36 @@ pub fn acceptor(cert: &Path, key: &Path, min: TlsMinVersion) -> Result<TlsAccept
     .map_err(|e| format!("TLS certificate and key do not work together: {e}"))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(cert: &Path, key: &Path) -> String {
+        match acceptor(cert, key, TlsMinVersion::V1_2) {
+            Ok(_) => panic!("{} / {} accepted", cert.display(), key.display()),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn reads_pem_certificate_and_key_and_names_bad_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = cairn_tests::rest::tls_certificate(dir.path());
+        assert!(acceptor(&cert, &key, TlsMinVersion::V1_3).is_ok());
+        // Each file where the other is expected: nothing of the kind in it.
+        let e = err(&key, &key);
+        assert!(e.contains("no certificate in it"), "{e}");
+        let e = err(&cert, &cert);
+        assert!(e.contains("no private key in it"), "{e}");
+        // A broken PEM section.
+        let broken = dir.path().join("broken.pem");
+        let text = std::fs::read_to_string(&cert).unwrap();
+        std::fs::write(&broken, &text[..text.len() / 2]).unwrap();
+        let e = err(&broken, &key);
+        assert!(e.contains("not a PEM certificate"), "{e}");
+        let e = err(&dir.path().join("missing.pem"), &key);
+        assert!(e.contains("cannot read the TLS certificate"), "{e}");
+    }
 }

@@ -32,9 +32,10 @@ enum Failure {
 }
 
 fn io_status(e: &std::io::Error) -> StatusCode {
-    match e.raw_os_error() {
-        Some(libc::ENOSPC) | Some(libc::EDQUOT) => StatusCode::INSUFFICIENT_STORAGE,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    if cairn_backend::is_disk_full(e) {
+        StatusCode::INSUFFICIENT_STORAGE
+    } else {
+        StatusCode::INTERNAL_SERVER_ERROR
     }
 }
 
@@ -85,8 +86,9 @@ pub async fn upload(
     name: String,
     req: Request<Incoming>,
 ) -> crate::handler::Resp {
-    match receive(state, ctx, dir, kind, &name, req).await {
-        Ok(()) => plain(StatusCode::OK),
+    let http1 = req.version() < hyper::Version::HTTP_2;
+    let failed = match receive(state, ctx, dir, kind, &name, req).await {
+        Ok(()) => return plain(StatusCode::OK),
         Err(Failure::Status(s, why)) => {
             state
                 .log
@@ -100,7 +102,21 @@ pub async fn upload(
                 .error(&format!("POST {}/{}/{name}: {what}: {e}", ctx.repo, kind));
             plain(s)
         }
+    };
+    closing(failed, http1)
+}
+
+/// A refused upload may leave part of its body unread, so the connection
+/// cannot carry another request: say so, or the client sends its next
+/// request on a connection the server is closing.
+fn closing(mut r: crate::handler::Resp, http1: bool) -> crate::handler::Resp {
+    if http1 {
+        r.headers_mut().insert(
+            hyper::header::CONNECTION,
+            hyper::header::HeaderValue::from_static("close"),
+        );
     }
+    r
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {

@@ -1,98 +1,19 @@
 //! `cairn serve` at the HTTP level, with raw requests (so paths reach the
 //! server exactly as written): rest-server's status codes, authentication,
 //! private repositories, append-only, quota, metrics, hostile paths and
-//! slow clients.
+//! slow clients. The server runs in this process, started by the test
+//! launcher of `cairn-tests` (`tests/support/rest.rs`).
 
-use cairn_server::{RunningServer, Server, ServerOptions};
+use cairn_server::{Server, ServerOptions};
+use cairn_tests::rest::{basic_auth_with as basic, request as req, serve};
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-fn serve(root: &Path, f: impl FnOnce(&mut ServerOptions)) -> RunningServer {
-    let mut o = ServerOptions {
-        path: root.to_path_buf(),
-        listen: "127.0.0.1:0".into(),
-        no_auth: true,
-        quiet: true,
-        ..Default::default()
-    };
-    f(&mut o);
-    Server::new(o).expect("start cairn serve").spawn()
-}
-
 fn sha(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
-}
-
-#[derive(Debug)]
-struct Resp {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Resp {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
-
-/// One request on its own connection, exactly as given.
-fn req(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    if !body.is_empty() || method == "POST" {
-        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
-    }
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    parse(&raw, method == "HEAD")
-}
-
-fn parse(raw: &[u8], head: bool) -> Resp {
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("no header end in {:?}", String::from_utf8_lossy(raw)));
-    let text = String::from_utf8_lossy(&raw[..end]).into_owned();
-    let mut lines = text.split("\r\n");
-    let status: u16 = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
-    let body = if head {
-        Vec::new()
-    } else {
-        raw[end + 4..].to_vec()
-    };
-    Resp {
-        status,
-        headers,
-        body,
-    }
 }
 
 const V2: &str = "application/vnd.x.restic.rest.v2";
@@ -322,14 +243,6 @@ fn htpasswd(dir: &Path, lines: &[String]) -> PathBuf {
     let p = dir.join("htpasswd");
     std::fs::write(&p, lines.join("\n") + "\n").unwrap();
     p
-}
-
-fn basic(user: &str, pw: &str) -> String {
-    use base64::Engine;
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pw}"))
-    )
 }
 
 #[test]
@@ -736,7 +649,9 @@ fn slow_and_vanishing_clients() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
     let s = serve(&root, |o| {
-        o.io_timeout = Duration::from_secs(1);
+        // Long enough that a loaded machine still answers the requests
+        // that do arrive whole; short enough to drop the stalled ones.
+        o.io_timeout = Duration::from_secs(3);
         o.max_connections = 8;
     });
     let a = s.addr();

@@ -3,7 +3,10 @@
 //! the repository as it was.
 
 use cairn_tests::gen::random_file;
-use cairn_tests::repo::{assert_unchanged, file_name, files, files_by_blob, flip_bit, hash_all, pack_blobs, packs, truncate, PackBlob};
+use cairn_tests::repo::{
+    assert_unchanged, file_name, files, files_by_blob, flip_bit, hash_all, pack_blobs, packs,
+    truncate, PackBlob,
+};
 use cairn_tests::{is_root, note, restored, TestEnv};
 use std::collections::BTreeSet;
 use std::fs;
@@ -35,7 +38,12 @@ fn wrong_password_exits_12_and_changes_nothing() {
         vec!["ls".into(), "latest".into()],
         vec!["backup".into(), src.clone().into()],
         vec!["backup".into(), "--init".into(), src.clone().into()],
-        vec!["restore".into(), "latest".into(), "--target".into(), target.clone().into()],
+        vec![
+            "restore".into(),
+            "latest".into(),
+            "--target".into(),
+            target.clone().into(),
+        ],
         vec!["dump".into(), "latest".into(), "/".into()],
         vec!["check".into(), "--read-data".into()],
         vec!["cat".into(), "config".into()],
@@ -51,9 +59,15 @@ fn wrong_password_exits_12_and_changes_nothing() {
         }
         let out = out.expect_code(12);
         let line = out.one_line_error();
-        assert!(line.to_lowercase().contains("password"), "the error should say the password is wrong: {line}");
+        assert!(
+            line.to_lowercase().contains("password"),
+            "the error should say the password is wrong: {line}"
+        );
     }
-    assert!(!target.join("tmp").exists(), "a restore with a wrong password wrote files");
+    assert!(
+        !target.join("tmp").exists(),
+        "a restore with a wrong password wrote files"
+    );
     assert_unchanged(&before, &hash_all(&env.repo), "a wrong password");
 }
 
@@ -66,19 +80,38 @@ fn missing_repository_exits_10_and_creates_nothing() {
         vec!["snapshots".to_string()],
         vec!["ls".into(), "latest".into()],
         vec!["backup".into(), src.display().to_string()],
-        vec!["restore".into(), "latest".into(), "--target".into(), target.display().to_string()],
+        vec![
+            "restore".into(),
+            "latest".into(),
+            "--target".into(),
+            target.display().to_string(),
+        ],
         vec!["check".into()],
         vec!["cat".into(), "config".into()],
     ] {
         let out = env.cairn(&args).run().expect_code(10);
         let line = out.one_line_error();
-        assert!(line.contains("no-such-repo"), "the error should name the repository: {line}");
+        assert!(
+            line.contains("no-such-repo"),
+            "the error should name the repository: {line}"
+        );
     }
-    assert!(!env.repo.exists(), "a command on a missing repository created {}", env.repo.display());
+    assert!(
+        !env.repo.exists(),
+        "a command on a missing repository created {}",
+        env.repo.display()
+    );
     // A directory that exists but is no repository is missing too.
     fs::create_dir(&env.repo).unwrap();
-    env.cairn(["snapshots"]).run().expect_code(10).one_line_error();
-    assert_eq!(fs::read_dir(&env.repo).unwrap().count(), 0, "snapshots wrote into an empty directory");
+    env.cairn(["snapshots"])
+        .run()
+        .expect_code(10)
+        .one_line_error();
+    assert_eq!(
+        fs::read_dir(&env.repo).unwrap().count(),
+        0,
+        "snapshots wrote into an empty directory"
+    );
 }
 
 #[test]
@@ -88,17 +121,28 @@ fn init_on_an_existing_repository_fails_and_changes_nothing() {
     let out = env.cairn(["init"]).run();
     assert_ne!(out.code(), 0, "{}", out.describe());
     let line = out.one_line_error();
-    assert!(line.contains("exist"), "the error should say the repository exists: {line}");
+    assert!(
+        line.contains("exist"),
+        "the error should say the repository exists: {line}"
+    );
     env.password = "another password".into();
     let out = env.cairn(["init"]).run();
     assert_ne!(out.code(), 0, "{}", out.describe());
     out.one_line_error();
-    assert_unchanged(&before, &hash_all(&env.repo), "init on an existing repository");
+    assert_unchanged(
+        &before,
+        &hash_all(&env.repo),
+        "init on an existing repository",
+    );
 
     // backup --init on an existing repository opens it instead.
     env.password = cairn_tests::cmd::PASSWORD.into();
     env.cairn(["backup", "--init"]).arg(&src).run().success();
-    assert_eq!(files(&env.repo, "keys").len(), 1, "backup --init added a key to an existing repository");
+    assert_eq!(
+        files(&env.repo, "keys").len(),
+        1,
+        "backup --init added a key to an existing repository"
+    );
     assert_eq!(env.snapshots().len(), 2);
 }
 
@@ -113,7 +157,12 @@ fn bad_flags_exit_2() {
         vec![],
     ] {
         let out = env.cairn(&args).run().expect_code(2);
-        assert!(!out.stderr.trim().is_empty(), "`{}`: no message:\n{}", out.cmdline, out.describe());
+        assert!(
+            !out.stderr.trim().is_empty(),
+            "`{}`: no message:\n{}",
+            out.cmdline,
+            out.describe()
+        );
     }
     assert!(!env.repo.exists());
 }
@@ -127,7 +176,11 @@ fn missing_backup_path_names_it_and_stores_nothing() {
         let out = env.cairn(["backup"]).args(&paths).run();
         assert_eq!(out.code(), 1, "{}", out.describe());
         let line = out.one_line_error();
-        assert!(line.contains(&*missing.to_string_lossy()), "the error should name {}: {line}", missing.display());
+        assert!(
+            line.contains(&*missing.to_string_lossy()),
+            "the error should name {}: {line}",
+            missing.display()
+        );
     }
     assert_unchanged(&before, &hash_all(&env.repo), "a backup of a missing path");
 }
@@ -139,8 +192,15 @@ fn without_read_override(c: &mut cairn_tests::Cairn) -> Option<()> {
     if !is_root() {
         return Some(());
     }
-    let args = ["--inh-caps=-dac_override,-dac_read_search", "--bounding-set=-dac_override,-dac_read_search", "--"];
-    let probe = std::process::Command::new("setpriv").args(args).arg("true").status();
+    let args = [
+        "--inh-caps=-dac_override,-dac_read_search",
+        "--bounding-set=-dac_override,-dac_read_search",
+        "--",
+    ];
+    let probe = std::process::Command::new("setpriv")
+        .args(args)
+        .arg("true")
+        .status();
     if !matches!(probe, Ok(s) if s.success()) {
         return None;
     }
@@ -175,16 +235,26 @@ fn unreadable_files_are_reported_skipped_and_exit_3() {
     fs::set_permissions(src.join("locked"), fs::Permissions::from_mode(0o755)).unwrap();
     let out = out.expect_code(3);
     for name in ["secret.txt", "locked"] {
-        assert!(out.stderr.contains(name), "stderr does not name the unreadable {name}:\n{}", out.describe());
+        assert!(
+            out.stderr.contains(name),
+            "stderr does not name the unreadable {name}:\n{}",
+            out.describe()
+        );
     }
-    let id = out.summary()["snapshot_id"].as_str().expect("a snapshot was saved").to_string();
+    let id = out.summary()["snapshot_id"]
+        .as_str()
+        .expect("a snapshot was saved")
+        .to_string();
 
     let target = env.path("target");
     env.restore(&id, &target, &[]);
     let r = restored(&target, &src);
     assert_eq!(fs::read(r.join("ok.txt")).unwrap(), b"readable\n");
     assert_eq!(fs::read(r.join("open/fine.txt")).unwrap(), b"fine\n");
-    assert!(!r.join("secret.txt").exists(), "the unreadable file was stored (as what?)");
+    assert!(
+        !r.join("secret.txt").exists(),
+        "the unreadable file was stored (as what?)"
+    );
     assert!(!r.join("locked/inner.txt").exists());
     env.cairn(["check", "--read-data"]).run().success();
 }
@@ -199,14 +269,23 @@ fn env_with_many_packs() -> (TestEnv, PathBuf, String) {
     }
     fs::write(src.join("small.txt"), b"small\n").unwrap();
     env.init();
-    let s = env.cairn(["backup", "--json", "--pack-size", "1"]).arg(&src).run().success().summary();
+    let s = env
+        .cairn(["backup", "--json", "--pack-size", "1"])
+        .arg(&src)
+        .run()
+        .success()
+        .summary();
     let id = s["snapshot_id"].as_str().unwrap().to_string();
     (env, src, id)
 }
 
 /// The `skip`-th data pack holding blobs of at least two files, with its
 /// blobs, and for each blob the names (not paths) of the files using it.
-fn data_pack(env: &TestEnv, snapshot: &str, skip: usize) -> (PathBuf, Vec<(PackBlob, BTreeSet<String>)>) {
+fn data_pack(
+    env: &TestEnv,
+    snapshot: &str,
+    skip: usize,
+) -> (PathBuf, Vec<(PackBlob, BTreeSet<String>)>) {
     let by_blob = files_by_blob(env, snapshot);
     let mut candidates = Vec::new();
     for (path, _) in packs(&env.repo) {
@@ -215,14 +294,23 @@ fn data_pack(env: &TestEnv, snapshot: &str, skip: usize) -> (PathBuf, Vec<(PackB
             let with_names: Vec<(PackBlob, BTreeSet<String>)> = blobs
                 .into_iter()
                 .map(|b| {
-                    let names = by_blob.get(&b.id).into_iter().flatten().map(|p| p.rsplit('/').next().unwrap().to_string()).collect();
+                    let names = by_blob
+                        .get(&b.id)
+                        .into_iter()
+                        .flatten()
+                        .map(|p| p.rsplit('/').next().unwrap().to_string())
+                        .collect();
                     (b, names)
                 })
                 .collect();
             candidates.push((path, with_names));
         }
     }
-    assert!(candidates.len() > skip + 1, "expected several data packs, got {}", candidates.len());
+    assert!(
+        candidates.len() > skip + 1,
+        "expected several data packs, got {}",
+        candidates.len()
+    );
     // Largest first: packs full of blobs, not the last small one.
     candidates.sort_by_key(|(p, _)| std::cmp::Reverse(fs::metadata(p).unwrap().len()));
     candidates.swap_remove(skip)
@@ -233,12 +321,30 @@ fn data_pack(env: &TestEnv, snapshot: &str, skip: usize) -> (PathBuf, Vec<(PackB
 /// whose intact blobs share a damaged pack: a restorer that reads each
 /// pack in one piece loses them too, as restic's does; they must then be
 /// named in the errors as well).
-fn assert_restore_reports(env: &TestEnv, src: &Path, snapshot: &str, affected: &BTreeSet<String>, may_fail: &BTreeSet<String>) {
+fn assert_restore_reports(
+    env: &TestEnv,
+    src: &Path,
+    snapshot: &str,
+    affected: &BTreeSet<String>,
+    may_fail: &BTreeSet<String>,
+) {
     let target = env.path(format!("target-{}", rand_suffix()));
-    let out = env.cairn(["restore", snapshot, "--target"]).arg(&target).run();
-    assert_ne!(out.code(), 0, "restore from a damaged pack succeeded:\n{}", out.describe());
+    let out = env
+        .cairn(["restore", snapshot, "--target"])
+        .arg(&target)
+        .run();
+    assert_ne!(
+        out.code(),
+        0,
+        "restore from a damaged pack succeeded:\n{}",
+        out.describe()
+    );
     for name in affected {
-        assert!(out.stderr.contains(name.as_str()), "the restore error does not name the damaged file {name}:\n{}", out.describe());
+        assert!(
+            out.stderr.contains(name.as_str()),
+            "the restore error does not name the damaged file {name}:\n{}",
+            out.describe()
+        );
     }
     let r = restored(&target, src);
     let hash = |p: &Path| p.is_file().then(|| cairn_tests::tree::hash_file(p));
@@ -250,12 +356,16 @@ fn assert_restore_reports(env: &TestEnv, src: &Path, snapshot: &str, affected: &
         }
         let problem = match hash(&r.join(&name)) {
             None => Some("not restored"),
-            Some(h) if Some(&h) != hash(&src.join(&name)).as_ref() => Some("restored with other contents"),
+            Some(h) if Some(&h) != hash(&src.join(&name)).as_ref() => {
+                Some("restored with other contents")
+            }
             _ => None,
         };
         match problem {
             Some(_) if may_fail.contains(&name) && out.stderr.contains(name.as_str()) => {}
-            Some(p) if may_fail.contains(&name) => wrong.push(format!("{name}: {p}, and no error names it")),
+            Some(p) if may_fail.contains(&name) => {
+                wrong.push(format!("{name}: {p}, and no error names it"))
+            }
             Some(p) => wrong.push(format!("{name}: {p}")),
             None => {}
         }
@@ -291,14 +401,22 @@ fn bit_flipped_pack_is_reported_by_check_and_restore() {
         "check --read-data does not name the damaged pack {short}:\n{}",
         out.describe()
     );
-    assert!(out.stderr.lines().any(|l| l.starts_with("error:")), "{}", out.describe());
+    assert!(
+        out.stderr.lines().any(|l| l.starts_with("error:")),
+        "{}",
+        out.describe()
+    );
     assert_restore_reports(&env, &src, &snap, &affected, &BTreeSet::new());
     for name in &affected {
         let dump = env.cairn(["dump", &snap]).arg(src.join(name)).run();
         assert_ne!(dump.code(), 0, "dump of a damaged file succeeded");
         dump.one_line_error();
     }
-    assert_unchanged(&before, &hash_all(&env.repo), "check and restore of a damaged repository");
+    assert_unchanged(
+        &before,
+        &hash_all(&env.repo),
+        "check and restore of a damaged repository",
+    );
 }
 
 #[test]
@@ -312,9 +430,15 @@ fn truncated_packs_are_reported_by_check_and_restore() {
         let cut = keep.unwrap_or(last.offset + last.length / 2);
         truncate(&pack, cut);
         // Blobs that end before the cut can still be read through the index.
-        let affected: BTreeSet<String> =
-            blobs.iter().filter(|(b, _)| b.offset + b.length > cut).flat_map(|(_, names)| names.clone()).collect();
-        assert!(!affected.is_empty(), "pack of {len} bytes cut at {cut}: {blobs:?}");
+        let affected: BTreeSet<String> = blobs
+            .iter()
+            .filter(|(b, _)| b.offset + b.length > cut)
+            .flat_map(|(_, names)| names.clone())
+            .collect();
+        assert!(
+            !affected.is_empty(),
+            "pack of {len} bytes cut at {cut}: {blobs:?}"
+        );
         let in_pack: BTreeSet<String> = blobs.iter().flat_map(|(_, names)| names.clone()).collect();
         let short = file_name(&pack)[..8].to_string();
         let before = hash_all(&env.repo);
@@ -330,7 +454,11 @@ fn truncated_packs_are_reported_by_check_and_restore() {
             );
         }
         assert_restore_reports(&env, &src, &snap, &affected, &in_pack);
-        assert_unchanged(&before, &hash_all(&env.repo), "check and restore of a damaged repository");
+        assert_unchanged(
+            &before,
+            &hash_all(&env.repo),
+            "check and restore of a damaged repository",
+        );
     }
 }
 
@@ -372,12 +500,24 @@ fn damaged_index_files_give_a_clear_error() {
         let target = env.path("target");
         for args in [
             vec!["ls".to_string(), "latest".into()],
-            vec!["restore".into(), "latest".into(), "--target".into(), target.display().to_string()],
-            vec!["dump".into(), "latest".into(), src.join("a.txt").display().to_string()],
+            vec![
+                "restore".into(),
+                "latest".into(),
+                "--target".into(),
+                target.display().to_string(),
+            ],
+            vec![
+                "dump".into(),
+                "latest".into(),
+                src.join("a.txt").display().to_string(),
+            ],
         ] {
             let out = env.cairn(&args).run().expect_code(1);
             let line = out.one_line_error();
-            assert!(line.contains("index"), "the error should say an index file is damaged: {line}");
+            assert!(
+                line.contains("index"),
+                "the error should say an index file is damaged: {line}"
+            );
         }
         let out = env.cairn(["check"]).run().expect_code(1);
         assert!(
@@ -385,7 +525,11 @@ fn damaged_index_files_give_a_clear_error() {
             "check does not name the damaged index {short}:\n{}",
             out.describe()
         );
-        assert_unchanged(&before, &hash_all(&env.repo), "commands on a repository with a damaged index");
+        assert_unchanged(
+            &before,
+            &hash_all(&env.repo),
+            "commands on a repository with a damaged index",
+        );
     }
 }
 
@@ -397,14 +541,24 @@ fn damaged_snapshot_and_config_give_a_clear_error() {
     let out = env.cairn(["ls", "latest"]).run().expect_code(1);
     out.one_line_error();
     let out = env.cairn(["check"]).run().expect_code(1);
-    assert!(out.stdout_str().contains(&file_name(&snap)[..8]) || out.stderr.contains(&file_name(&snap)[..8]), "{}", out.describe());
+    assert!(
+        out.stdout_str().contains(&file_name(&snap)[..8])
+            || out.stderr.contains(&file_name(&snap)[..8]),
+        "{}",
+        out.describe()
+    );
 
     let config = env.repo.join("config");
     let len = fs::metadata(&config).unwrap().len();
     flip_bit(&config, len - 5);
     let out = env.cairn(["snapshots"]).run();
     assert_ne!(out.code(), 0, "{}", out.describe());
-    assert_ne!(out.code(), 12, "a damaged config is not a wrong password:\n{}", out.describe());
+    assert_ne!(
+        out.code(),
+        12,
+        "a damaged config is not a wrong password:\n{}",
+        out.describe()
+    );
     out.one_line_error();
 }
 
@@ -418,15 +572,45 @@ fn bad_option_values_and_empty_repositories() {
     assert!(table.contains("0 snapshots"), "{table}");
     let target = env.path("target");
     for args in [
-        vec!["restore".to_string(), "latest".into(), "--target".into(), target.display().to_string()],
+        vec![
+            "restore".to_string(),
+            "latest".into(),
+            "--target".into(),
+            target.display().to_string(),
+        ],
         vec!["ls".into(), "latest".into()],
         vec!["dump".into(), "latest".into(), "/x".into()],
-        vec!["backup".into(), "--stdin".into(), "--stdin-filename".into(), "a/b".into()],
-        vec!["backup".into(), src.display().to_string(), "--exclude-larger-than".into(), "lots".into()],
-        vec!["backup".into(), src.display().to_string(), "--parent".into(), "deadbeef".into()],
-        vec!["backup".into(), src.display().to_string(), "--exclude-file".into(), env.path("no-such-file").display().to_string()],
+        vec![
+            "backup".into(),
+            "--stdin".into(),
+            "--stdin-filename".into(),
+            "a/b".into(),
+        ],
+        vec![
+            "backup".into(),
+            src.display().to_string(),
+            "--exclude-larger-than".into(),
+            "lots".into(),
+        ],
+        vec![
+            "backup".into(),
+            src.display().to_string(),
+            "--parent".into(),
+            "deadbeef".into(),
+        ],
+        vec![
+            "backup".into(),
+            src.display().to_string(),
+            "--exclude-file".into(),
+            env.path("no-such-file").display().to_string(),
+        ],
         vec!["backup".into(), "--stdin-from-command".into()],
-        vec!["--compression".into(), "extreme".into(), "backup".into(), src.display().to_string()],
+        vec![
+            "--compression".into(),
+            "extreme".into(),
+            "backup".into(),
+            src.display().to_string(),
+        ],
     ] {
         let out = env.cairn(&args).run();
         assert_eq!(out.code(), 1, "{}", out.describe());

@@ -20,7 +20,12 @@ fn snapshot_files(env: &TestEnv, src: &Path) -> BTreeSet<String> {
     out.json_lines()
         .iter()
         .filter(|v| v["struct_type"] == "node" && v["type"] != "dir")
-        .filter_map(|v| v["path"].as_str().and_then(|p| p.strip_prefix(&prefix)).map(String::from))
+        .filter_map(|v| {
+            v["path"]
+                .as_str()
+                .and_then(|p| p.strip_prefix(&prefix))
+                .map(String::from)
+        })
         .collect()
 }
 
@@ -44,7 +49,8 @@ fn assert_present_absent(have: &BTreeSet<String>, present: &[&str], absent: &[&s
     );
 }
 
-const CACHEDIR_TAG: &[u8] = b"Signature: 8a477f597d28d172789f06886806bc55\n# This file is a cache directory tag.\n";
+const CACHEDIR_TAG: &[u8] =
+    b"Signature: 8a477f597d28d172789f06886806bc55\n# This file is a cache directory tag.\n";
 
 #[test]
 fn backup_exclude_options() {
@@ -78,14 +84,31 @@ fn backup_exclude_options() {
     write(s, "proj/src/.gitignore", b"generated.rs\n");
     write(s, "proj/src/generated.rs", b"// generated\n");
     let exclude_file = env.path("excludes");
-    fs::write(&exclude_file, b"# comments and blank lines are ignored\n\nsecret*\n").unwrap();
+    fs::write(
+        &exclude_file,
+        b"# comments and blank lines are ignored\n\nsecret*\n",
+    )
+    .unwrap();
 
     env.init();
     let mut c = env.cairn(["backup", "--json"]);
     c.arg(&src)
-        .args(["--exclude", "*.tmp", "--iexclude", "*.JPG", "--exclude-file"])
+        .args([
+            "--exclude",
+            "*.tmp",
+            "--iexclude",
+            "*.JPG",
+            "--exclude-file",
+        ])
         .arg(&exclude_file)
-        .args(["--exclude-if-present", ".nobackup", "--exclude-caches", "--exclude-larger-than", "1M", "--git-ignore"]);
+        .args([
+            "--exclude-if-present",
+            ".nobackup",
+            "--exclude-caches",
+            "--exclude-larger-than",
+            "1M",
+            "--git-ignore",
+        ]);
     c.run().success();
 
     let have = snapshot_files(&env, &src);
@@ -121,13 +144,22 @@ fn backup_exclude_options() {
     );
     // The snapshot records its exclude patterns.
     let snap = &env.snapshots()[0];
-    let excludes = snap["excludes"].as_array().map(|a| a.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>());
-    assert!(excludes.is_some_and(|e| e.contains(&"*.tmp")), "snapshot without its excludes: {snap}");
+    let excludes = snap["excludes"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>());
+    assert!(
+        excludes.is_some_and(|e| e.contains(&"*.tmp")),
+        "snapshot without its excludes: {snap}"
+    );
 
     // Without options, everything is there.
     env.cairn(["backup", "--force"]).arg(&src).run().success();
     let all = snapshot_files(&env, &src);
-    assert_eq!(all, files_below(&src), "a backup without excludes is not complete");
+    assert_eq!(
+        all,
+        files_below(&src),
+        "a backup without excludes is not complete"
+    );
 }
 
 /// A tree for restore filters and its snapshot.
@@ -156,7 +188,11 @@ fn restore_files(env: &TestEnv, src: &Path, name: &str, args: &[&str]) -> BTreeS
     }
     let got = files_below(&r);
     for f in &got {
-        assert_eq!(fs::read(r.join(f)).unwrap(), fs::read(src.join(f)).unwrap(), "{f} restored with other contents");
+        assert_eq!(
+            fs::read(r.join(f)).unwrap(),
+            fs::read(src.join(f)).unwrap(),
+            "{f} restored with other contents"
+        );
     }
     got
 }
@@ -178,20 +214,32 @@ fn restore_include_of_one_hard_link_gives_the_file() {
     env.backup_json([&src]);
     for (name, pattern) in [("t-second", "second"), ("t-first", "first")] {
         let got = restore_files(&env, &src, name, &["--include", pattern]);
-        assert_eq!(got, set(&[&format!("{pattern}/data")]), "restore --include {pattern}");
+        assert_eq!(
+            got,
+            set(&[&format!("{pattern}/data")]),
+            "restore --include {pattern}"
+        );
     }
 }
 
 #[test]
 fn restore_include_and_exclude() {
     let (env, src) = restore_env();
-    assert_eq!(restore_files(&env, &src, "t-include", &["--include", "*.txt"]), set(&["a.txt", "sub/c.txt", "sub/deep/e.txt"]));
+    assert_eq!(
+        restore_files(&env, &src, "t-include", &["--include", "*.txt"]),
+        set(&["a.txt", "sub/c.txt", "sub/deep/e.txt"])
+    );
     assert_eq!(
         restore_files(&env, &src, "t-exclude", &["--exclude", "sub"]),
         set(&["a.txt", "b.md", "other/g.bin", "other/H.TXT"])
     );
     assert_eq!(
-        restore_files(&env, &src, "t-both", &["--include", "*.txt", "--exclude", "deep"]),
+        restore_files(
+            &env,
+            &src,
+            "t-both",
+            &["--include", "*.txt", "--exclude", "deep"]
+        ),
         set(&["a.txt", "sub/c.txt"])
     );
     let sub = format!("{}/sub", src.display());
@@ -203,7 +251,10 @@ fn restore_include_and_exclude() {
         restore_files(&env, &src, "t-iinclude", &["--iinclude", "*.txt"]),
         set(&["a.txt", "sub/c.txt", "sub/deep/e.txt", "other/H.TXT"])
     );
-    assert_eq!(restore_files(&env, &src, "t-none", &["--include", "*.nothing"]), set(&[]));
+    assert_eq!(
+        restore_files(&env, &src, "t-none", &["--include", "*.nothing"]),
+        set(&[])
+    );
 }
 
 #[test]
@@ -214,20 +265,90 @@ fn exclude_pattern_forms() {
     let env = TestEnv::new();
     let src = env.mkdir("src");
     let s = src.as_path();
-    for f in ["top.txt", "sub/d.txt", "sub/keep.md", "a/b/c/gen1.rs", "a/gen2.rs", "a/b/keep.rs", "anchored/x", "other/anchored/y", "skipdir/z", "deep/skipdir/w"] {
+    for f in [
+        "top.txt",
+        "sub/d.txt",
+        "sub/keep.md",
+        "a/b/c/gen1.rs",
+        "a/gen2.rs",
+        "a/b/keep.rs",
+        "anchored/x",
+        "other/anchored/y",
+        "skipdir/z",
+        "deep/skipdir/w",
+    ] {
         write(s, f, f.as_bytes());
     }
     env.init();
     let anchored = format!("{}/anchored", src.display());
-    env.cairn(["backup", "--exclude", "sub/*.txt", "--exclude", "a/**/gen*", "--exclude", &anchored, "--exclude", "skipdir"])
-        .arg(&src)
-        .run()
-        .success();
+    env.cairn([
+        "backup",
+        "--exclude",
+        "sub/*.txt",
+        "--exclude",
+        "a/**/gen*",
+        "--exclude",
+        &anchored,
+        "--exclude",
+        "skipdir",
+    ])
+    .arg(&src)
+    .run()
+    .success();
     let have = snapshot_files(&env, &src);
     assert_present_absent(
         &have,
         &["top.txt", "sub/keep.md", "a/b/keep.rs", "other/anchored/y"],
-        &["sub/d.txt", "a/b/c/gen1.rs", "a/gen2.rs", "anchored/x", "skipdir/z", "deep/skipdir/w"],
+        &[
+            "sub/d.txt",
+            "a/b/c/gen1.rs",
+            "a/gen2.rs",
+            "anchored/x",
+            "skipdir/z",
+            "deep/skipdir/w",
+        ],
         "exclude patterns",
     );
+}
+
+/// One size parser for every option: `backup --exclude-larger-than` takes
+/// the forms `serve --max-size` takes (`1KiB`, `1 KB`, `1k`), and both
+/// refuse the same text with the same message.
+#[test]
+fn sizes_are_read_alike_by_backup_and_serve() {
+    let env = TestEnv::new();
+    let src = env.mkdir("src");
+    write(&src, "small.bin", &[1; 1000]);
+    write(&src, "exact.bin", &[2; 1024]);
+    write(&src, "big.bin", &[3; 1025]);
+    env.init();
+    for size in ["1KiB", "1 KB", "1k", "1024", "0.001MiB"] {
+        env.cairn(["backup", "--exclude-larger-than", size])
+            .arg(&src)
+            .run()
+            .success();
+        let want = if size == "0.001MiB" {
+            // 1048.576 bytes, rounded down: 1048.
+            &["small.bin", "exact.bin", "big.bin"][..]
+        } else {
+            &["small.bin", "exact.bin"][..]
+        };
+        let have = snapshot_files(&env, &src);
+        let want: BTreeSet<String> = want.iter().map(|s| s.to_string()).collect();
+        assert_eq!(have, want, "--exclude-larger-than {size}");
+    }
+    let backup = env
+        .cairn(["backup", "--exclude-larger-than", "5Q"])
+        .arg(&src)
+        .run()
+        .one_line_error();
+    let serve = env
+        .cairn(["serve", "--max-size", "5Q", "--path"])
+        .arg(env.path("srv"))
+        .run()
+        .one_line_error();
+    assert!(backup.contains("invalid size \"5Q\""), "{backup}");
+    assert!(serve.contains("invalid size \"5Q\""), "{serve}");
+    let tail = |l: &str| l[l.find("invalid size").unwrap()..].to_string();
+    assert_eq!(tail(&backup), tail(&serve));
 }

@@ -65,22 +65,37 @@ fn unchanged_backup_stores_no_data_and_uses_the_parent() {
     // Files are written once and never modified or removed.
     let repo_after = hash_all(&env.repo);
     for (name, hash) in &repo_before {
-        assert_eq!(repo_after.get(name), Some(hash), "{name} was changed or removed by the second backup");
+        assert_eq!(
+            repo_after.get(name),
+            Some(hash),
+            "{name} was changed or removed by the second backup"
+        );
     }
 
     let snaps = env.snapshots();
     assert_eq!(snaps.len(), 2);
     let first_id = first["snapshot_id"].as_str().unwrap();
     let second_id = second["snapshot_id"].as_str().unwrap();
-    let s2 = snaps.iter().find(|s| s["id"] == second_id).expect("second snapshot listed");
-    assert_eq!(s2["parent"].as_str(), Some(first_id), "the unchanged backup did not pick the first as its parent: {s2}");
+    let s2 = snaps
+        .iter()
+        .find(|s| s["id"] == second_id)
+        .expect("second snapshot listed");
+    assert_eq!(
+        s2["parent"].as_str(),
+        Some(first_id),
+        "the unchanged backup did not pick the first as its parent: {s2}"
+    );
     // Same data, same listing below the source (ancestors such as /tmp may differ).
     let listing = |id: &str| -> Vec<String> {
         let out = env.cairn(["ls", "--json", id]).arg(&src).run().success();
         out.stdout_str().lines().skip(1).map(String::from).collect()
     };
     let (l1, l2) = (listing(first_id), listing(second_id));
-    assert!(l1.len() as u64 > nfiles, "ls listed {} entries for {nfiles} files", l1.len());
+    assert!(
+        l1.len() as u64 > nfiles,
+        "ls listed {} entries for {nfiles} files",
+        l1.len()
+    );
     assert_eq!(l1, l2, "the unchanged backup lists the source differently");
 
     // --force reads every file again, and still stores nothing new: content
@@ -89,17 +104,34 @@ fn unchanged_backup_stores_no_data_and_uses_the_parent() {
     assert_eq!(num(&forced, "data_blobs"), 0, "--force backup: {forced}");
     // data_added also counts tree blobs: the directories above the source
     // (/tmp) change while other tests run, so a few hundred bytes of trees may be new.
-    assert!(num(&forced, "data_added") < 4096, "--force backup stored data: {forced}");
-    assert_eq!(packs(&env.repo).len(), packs_after, "--force backup of unchanged data wrote packs");
+    assert!(
+        num(&forced, "data_added") < 4096,
+        "--force backup stored data: {forced}"
+    );
+    assert_eq!(
+        packs(&env.repo).len(),
+        packs_after,
+        "--force backup of unchanged data wrote packs"
+    );
 
     // The same data under another path deduplicates too.
     let copy = env.path("copy");
     fs::rename(&src, &copy).unwrap();
     let moved = env.backup_json([&copy]);
-    assert_eq!(num(&moved, "data_blobs"), 0, "backup of the same files moved elsewhere: {moved}");
+    assert_eq!(
+        num(&moved, "data_blobs"),
+        0,
+        "backup of the same files moved elsewhere: {moved}"
+    );
     let snaps = env.snapshots();
-    let m = snaps.iter().find(|s| s["id"] == moved["snapshot_id"]).expect("listed");
-    assert!(m["parent"].is_null(), "a backup of other paths has no parent by default: {m}");
+    let m = snaps
+        .iter()
+        .find(|s| s["id"] == moved["snapshot_id"])
+        .expect("listed");
+    assert!(
+        m["parent"].is_null(),
+        "a backup of other paths has no parent by default: {m}"
+    );
 }
 
 /// Change the middle of a file in place, keeping its size and mtime (as
@@ -108,7 +140,8 @@ fn overwrite_middle_keep_mtime(path: &Path) {
     use std::os::unix::fs::FileExt;
     let md = fs::metadata(path).unwrap();
     let f = fs::OpenOptions::new().write(true).open(path).unwrap();
-    f.write_all_at(&Rng::new(99).bytes(1000), md.len() / 2).unwrap();
+    f.write_all_at(&Rng::new(99).bytes(1000), md.len() / 2)
+        .unwrap();
     drop(f);
     let mtime = FileTime::from_last_modification_time(&md);
     filetime::set_file_mtime(path, mtime).unwrap();
@@ -133,7 +166,10 @@ fn modified_added_and_deleted_files_restore_exactly_per_snapshot() {
     // Generation 2: append, change the middle (same size and mtime), add, delete, chmod.
     {
         use std::io::Write;
-        let mut f = fs::OpenOptions::new().append(true).open(src.join("append.log")).unwrap();
+        let mut f = fs::OpenOptions::new()
+            .append(true)
+            .open(src.join("append.log"))
+            .unwrap();
         f.write_all(b"line 2\n").unwrap();
     }
     overwrite_middle_keep_mtime(&src.join("big.bin"));
@@ -147,7 +183,10 @@ fn modified_added_and_deleted_files_restore_exactly_per_snapshot() {
     let s2 = env.backup_json([&src]);
     let m2 = Manifest::take(&src);
     let r2 = format!("second backup: {s2}");
-    assert!(num(&s2, "files_changed") >= 3, "append.log, big.bin and mode-change changed: {r2}");
+    assert!(
+        num(&s2, "files_changed") >= 3,
+        "append.log, big.bin and mode-change changed: {r2}"
+    );
     assert!(num(&s2, "files_new") >= 2, "{r2}");
     assert!(
         num(&s2, "data_added") < 8 * MIB,
@@ -172,11 +211,20 @@ fn modified_added_and_deleted_files_restore_exactly_per_snapshot() {
 
     let s3 = env.backup_json([&src]);
     let m3 = Manifest::take(&src);
-    assert!(num(&s3, "data_added") < MIB, "a rename and small edits stored {} bytes: {s3}", num(&s3, "data_added"));
+    assert!(
+        num(&s3, "data_added") < MIB,
+        "a rename and small edits stored {} bytes: {s3}",
+        num(&s3, "data_added")
+    );
 
     let snaps = env.snapshots();
     let id = |s: &serde_json::Value| s["snapshot_id"].as_str().unwrap().to_string();
-    let parent_of = |sid: &str| snaps.iter().find(|s| s["id"] == sid).and_then(|s| s["parent"].as_str().map(String::from));
+    let parent_of = |sid: &str| {
+        snaps
+            .iter()
+            .find(|s| s["id"] == sid)
+            .and_then(|s| s["parent"].as_str().map(String::from))
+    };
     assert_eq!(parent_of(&id(&s2)), Some(id(&s1)));
     assert_eq!(parent_of(&id(&s3)), Some(id(&s2)));
 
@@ -186,7 +234,11 @@ fn modified_added_and_deleted_files_restore_exactly_per_snapshot() {
         assert_manifest_matches(manifest, &restored(&target, &src));
     }
     env.cairn(["check", "--read-data"]).run().success();
-    assert_eq!(layout_violations(&env.repo, false), Vec::<String>::new(), "repository layout (repo-format.md §1)");
+    assert_eq!(
+        layout_violations(&env.repo, false),
+        Vec::<String>::new(),
+        "repository layout (repo-format.md §1)"
+    );
 }
 
 #[test]
@@ -207,14 +259,31 @@ fn two_backups_at_once_share_the_repository() {
         children.push((c.command().spawn().unwrap(), cmdline));
     }
     for (mut child, cmdline) in children {
-        let (status, stdout, stderr) = cairn_tests::cmd::wait_capturing(&mut child, std::time::Duration::from_secs(120), &cmdline);
-        cairn_tests::Out { cmdline, status, stdout, stderr }.success();
+        let (status, stdout, stderr) = cairn_tests::cmd::wait_capturing(
+            &mut child,
+            std::time::Duration::from_secs(120),
+            &cmdline,
+        );
+        cairn_tests::Out {
+            cmdline,
+            status,
+            stdout,
+            stderr,
+        }
+        .success();
     }
     assert_eq!(env.snapshots().len(), 2);
     env.cairn(["check", "--read-data"]).run().success();
     for dir in [&a, &b] {
         let target = env.path(format!("t-{}", dir.file_name().unwrap().to_string_lossy()));
-        let id = env.snapshots().iter().find(|s| s["paths"][0] == dir.display().to_string()).unwrap()["id"].as_str().unwrap().to_string();
+        let id = env
+            .snapshots()
+            .iter()
+            .find(|s| s["paths"][0] == dir.display().to_string())
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
         env.restore(&id, &target, &[]);
         cairn_tests::assert_trees_equal(dir, &restored(&target, dir));
     }

@@ -1,6 +1,6 @@
 //! Interrupted backups: SIGKILL midway leaves a repository that passes
 //! `check`, and the next backup uploads only what had not reached it;
-//! SIGINT stops a backup with exit code 130 and no snapshot.
+//! SIGINT (or SIGTERM) stops a backup with exit code 130 and no snapshot.
 
 use cairn_tests::cmd::{num, wait_timeout};
 use cairn_tests::gen::{random_file, Rng};
@@ -42,7 +42,12 @@ fn killed_backup_resumes_without_uploading_again() {
     let mut c = env.cairn(["backup", "--quiet"]);
     c.arg(&src);
     let cmdline = c.command_line();
-    let mut child = c.command().stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("start backup");
+    let mut child = c
+        .command()
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start backup");
     let deadline = Instant::now() + Duration::from_secs(240);
     loop {
         if let Some(st) = child.try_wait().unwrap() {
@@ -54,20 +59,38 @@ fn killed_backup_resumes_without_uploading_again() {
         if packs(&env.repo).len() >= KILL_AT_PACKS {
             break;
         }
-        assert!(Instant::now() < deadline, "no {KILL_AT_PACKS} packs after 240 s");
+        assert!(
+            Instant::now() < deadline,
+            "no {KILL_AT_PACKS} packs after 240 s"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     child.kill().unwrap(); // SIGKILL
     let st = wait_timeout(&mut child, Duration::from_secs(30), &cmdline);
     {
         use std::os::unix::process::ExitStatusExt;
-        assert_eq!(st.signal(), Some(libc::SIGKILL), "the backup was not killed but ended with {st}");
+        assert_eq!(
+            st.signal(),
+            Some(libc::SIGKILL),
+            "the backup was not killed but ended with {st}"
+        );
     }
     let after_kill = packs(&env.repo);
     let packed: u64 = after_kill.iter().map(|(_, n)| n).sum();
-    note!("killed with {} packs ({} MiB) of {} MiB stored", after_kill.len(), packed / MIB, total / MIB);
-    assert!(packed < total - 2 * PACK, "the backup was nearly done when killed ({packed} of {total} bytes)");
-    assert!(env.snapshots().is_empty(), "a killed backup left a snapshot");
+    note!(
+        "killed with {} packs ({} MiB) of {} MiB stored",
+        after_kill.len(),
+        packed / MIB,
+        total / MIB
+    );
+    assert!(
+        packed < total - 2 * PACK,
+        "the backup was nearly done when killed ({packed} of {total} bytes)"
+    );
+    assert!(
+        env.snapshots().is_empty(),
+        "a killed backup left a snapshot"
+    );
 
     // The repository is consistent as it is: only complete files under
     // their hash names (and maybe temporary files), and check passes.
@@ -79,7 +102,11 @@ fn killed_backup_resumes_without_uploading_again() {
     let second = env.backup_json([&src]);
     let added = num(&second, "data_added");
     let slack = 3 * PACK;
-    note!("second run added {} MiB; {} MiB were missing", added / MIB, (total - packed) / MIB);
+    note!(
+        "second run added {} MiB; {} MiB were missing",
+        added / MIB,
+        (total - packed) / MIB
+    );
     assert!(
         added <= total - packed + slack,
         "the second run added {added} bytes, but {packed} of the {total} bytes were already in {} complete packs \
@@ -87,11 +114,18 @@ fn killed_backup_resumes_without_uploading_again() {
         after_kill.len(),
         total - packed
     );
-    assert!(added > 0, "nothing was added, yet the first run was killed midway");
+    assert!(
+        added > 0,
+        "nothing was added, yet the first run was killed midway"
+    );
     // Every pack stored before the kill is still there (written once, never removed).
     let now: std::collections::HashSet<_> = packs(&env.repo).into_iter().collect();
     for p in &after_kill {
-        assert!(now.contains(p), "pack {} stored before the kill was changed or removed", p.0.display());
+        assert!(
+            now.contains(p),
+            "pack {} stored before the kill was changed or removed",
+            p.0.display()
+        );
     }
 
     env.cairn(["check", "--read-data"]).run().success();
@@ -101,14 +135,23 @@ fn killed_backup_resumes_without_uploading_again() {
     let mut c = env.cairn(["restore", "latest", "--target"]);
     c.arg(&target);
     let cmdline = c.command_line();
-    let mut child = c.command().stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = c
+        .command()
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let written = |t: &std::path::Path| -> u64 {
         let mut n = 0;
         let mut stack = vec![t.to_path_buf()];
         while let Some(d) = stack.pop() {
             for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
                 let md = e.metadata().unwrap();
-                if md.is_dir() { stack.push(e.path()) } else { n += md.len() }
+                if md.is_dir() {
+                    stack.push(e.path())
+                } else {
+                    n += md.len()
+                }
             }
         }
         n
@@ -142,7 +185,11 @@ fn sigint_stops_a_backup_with_exit_130_and_no_snapshot() {
     // for at most 20 s, so the backup is surely still running at SIGINT.
     let mut c = env.cairn(["backup", "--stdin", "--stdin-filename", "slow"]);
     let cmdline = c.command_line();
-    let mut child = c.command().stdin(Stdio::piped()).spawn().expect("start backup");
+    let mut child = c
+        .command()
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("start backup");
     let mut stdin = child.stdin.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     let writer = std::thread::spawn(move || {
@@ -171,19 +218,39 @@ fn sigint_stops_a_backup_with_exit_130_and_no_snapshot() {
     // SAFETY: sending a signal to our own child process.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
     let start = Instant::now();
-    let (status, stdout, stderr) = cairn_tests::cmd::wait_capturing(&mut child, Duration::from_secs(60), &cmdline);
+    let (status, stdout, stderr) =
+        cairn_tests::cmd::wait_capturing(&mut child, Duration::from_secs(60), &cmdline);
     let waited = start.elapsed();
     writer.join().unwrap();
-    let out = cairn_tests::Out { cmdline, status, stdout, stderr };
+    let out = cairn_tests::Out {
+        cmdline,
+        status,
+        stdout,
+        stderr,
+    };
     assert!(!out.stderr.contains("panicked"), "{}", out.describe());
-    assert_eq!(out.status.code(), Some(130), "SIGINT should end the backup with exit code 130:\n{}", out.describe());
-    assert!(waited < Duration::from_secs(10), "the backup took {waited:?} to stop after SIGINT");
-    assert!(env.snapshots().is_empty(), "an interrupted backup stored a snapshot");
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "SIGINT should end the backup with exit code 130:\n{}",
+        out.describe()
+    );
+    assert!(
+        waited < Duration::from_secs(10),
+        "the backup took {waited:?} to stop after SIGINT"
+    );
+    assert!(
+        env.snapshots().is_empty(),
+        "an interrupted backup stored a snapshot"
+    );
     env.cairn(["check"]).run().success();
 }
 
-#[test]
-fn sigint_stops_a_file_backup_with_exit_130_and_the_next_run_reuses_its_packs() {
+/// Start a file backup of 160 MiB, send `signal` once 3 packs are stored,
+/// and check it stops within 10 s with exit code 130, no snapshot, and a
+/// repository that `check` passes. Returns the environment, the source and
+/// its size.
+fn stop_a_file_backup_with(signal: libc::c_int) -> (TestEnv, std::path::PathBuf, u64) {
     let env = TestEnv::new();
     let src = env.mkdir("src");
     let total = make_random_files(&src, 160 * MIB);
@@ -194,22 +261,59 @@ fn sigint_stops_a_file_backup_with_exit_130_and_the_next_run_reuses_its_packs() 
     let mut child = c.command().spawn().expect("start backup");
     let deadline = Instant::now() + Duration::from_secs(120);
     while packs(&env.repo).len() < 3 {
-        assert!(child.try_wait().unwrap().is_none(), "`{cmdline}` finished before it could be interrupted");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "`{cmdline}` finished before it could be interrupted"
+        );
         assert!(Instant::now() < deadline, "no 3 packs after 120 s");
         std::thread::sleep(Duration::from_millis(5));
     }
     // SAFETY: sending a signal to our own child process.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    unsafe { libc::kill(child.id() as libc::pid_t, signal) };
     let start = Instant::now();
-    let (status, stdout, stderr) = cairn_tests::cmd::wait_capturing(&mut child, Duration::from_secs(60), &cmdline);
+    let (status, stdout, stderr) =
+        cairn_tests::cmd::wait_capturing(&mut child, Duration::from_secs(60), &cmdline);
     let waited = start.elapsed();
-    let out = cairn_tests::Out { cmdline, status, stdout, stderr };
+    let out = cairn_tests::Out {
+        cmdline,
+        status,
+        stdout,
+        stderr,
+    };
     assert!(!out.stderr.contains("panicked"), "{}", out.describe());
-    assert_eq!(out.status.code(), Some(130), "SIGINT should end the backup with exit code 130:\n{}", out.describe());
-    assert!(waited < Duration::from_secs(10), "the backup took {waited:?} to stop after SIGINT");
-    assert!(env.snapshots().is_empty(), "an interrupted backup stored a snapshot");
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "signal {signal} should end the backup with exit code 130:\n{}",
+        out.describe()
+    );
+    assert!(
+        out.stderr.contains("interrupted: stopping"),
+        "stopped by cairn's handler, not killed:\n{}",
+        out.describe()
+    );
+    assert!(
+        waited < Duration::from_secs(10),
+        "the backup took {waited:?} to stop after signal {signal}"
+    );
+    assert!(
+        env.snapshots().is_empty(),
+        "an interrupted backup stored a snapshot"
+    );
     env.cairn(["check"]).run().success();
+    (env, src, total)
+}
 
+/// `systemctl stop`, `kill` and a shutdown send SIGTERM: it stops a backup
+/// as cleanly as Ctrl-C.
+#[test]
+fn sigterm_stops_a_file_backup_as_ctrl_c_does() {
+    stop_a_file_backup_with(libc::SIGTERM);
+}
+
+#[test]
+fn sigint_stops_a_file_backup_with_exit_130_and_the_next_run_reuses_its_packs() {
+    let (env, src, total) = stop_a_file_backup_with(libc::SIGINT);
     let packed: u64 = packs(&env.repo).iter().map(|(_, n)| n).sum();
     let again = env.backup_json([src.as_os_str(), "--pack-size".as_ref(), "4".as_ref()]);
     let added = num(&again, "data_added");

@@ -12,11 +12,13 @@
 //! | `interrupt` | SIGKILL midway, then the next backup uploads only what is missing; SIGINT exits 130 |
 //! | `bad_input` | wrong password, missing or existing repository, unreadable files, damaged packs and index files, bad flags |
 //! | `filters` | backup excludes, restore include/exclude |
+//! | `from_restic` | `copy --from-repo` of repositories the real restic made (v1, v2, compressed or not, local and over REST, pruned, damaged): every snapshot restores exactly; re-runs and killed runs copy only what is new |
 //! | `sources` | several paths, a single file, relative paths, symlinks as paths, 5000 small files, `--one-file-system` |
 //! | `output` | `ls`, `ls --json`, `snapshots --json`, `cat`, `dump`, the default repository |
 
 mod bad_input;
 mod filters;
+mod from_restic;
 mod incremental;
 mod interrupt;
 mod output;

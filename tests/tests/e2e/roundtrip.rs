@@ -29,20 +29,33 @@ fn os(b: &[u8]) -> &OsStr {
 }
 
 fn set_mode(p: &Path, mode: u32) {
-    fs::set_permissions(p, fs::Permissions::from_mode(mode)).unwrap_or_else(|e| panic!("chmod {}: {e}", p.display()));
+    fs::set_permissions(p, fs::Permissions::from_mode(mode))
+        .unwrap_or_else(|e| panic!("chmod {}: {e}", p.display()));
 }
 
 fn mkfifo(p: &Path, mode: u32) {
     let c = CString::new(p.as_os_str().as_bytes()).unwrap();
     // SAFETY: c is a valid NUL-terminated path.
     let r = unsafe { libc::mkfifo(c.as_ptr(), mode as libc::mode_t) };
-    assert_eq!(r, 0, "mkfifo {}: {}", p.display(), std::io::Error::last_os_error());
+    assert_eq!(
+        r,
+        0,
+        "mkfifo {}: {}",
+        p.display(),
+        std::io::Error::last_os_error()
+    );
 }
 
 fn mknod_char(p: &Path, major: u32, minor: u32) -> bool {
     let c = CString::new(p.as_os_str().as_bytes()).unwrap();
     // SAFETY: c is a valid NUL-terminated path.
-    unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o640, libc::makedev(major, minor)) == 0 }
+    unsafe {
+        libc::mknod(
+            c.as_ptr(),
+            libc::S_IFCHR | 0o640,
+            libc::makedev(major, minor),
+        ) == 0
+    }
 }
 
 /// Build the tree under `root` (which must exist and be empty).
@@ -100,7 +113,10 @@ pub fn make_every_kind_tree(root: &Path) -> Made {
     }
     let sparse = allocated_bytes(&p("sparse.img")) < SPARSE_LEN / 16;
     // Only a hole; data followed by a hole up to the end.
-    fs::File::create(p("hole-only.img")).unwrap().set_len(20 * MIB).unwrap();
+    fs::File::create(p("hole-only.img"))
+        .unwrap()
+        .set_len(20 * MIB)
+        .unwrap();
     {
         let f = fs::File::create(p("trailing-hole.img")).unwrap();
         use std::io::Write;
@@ -125,7 +141,13 @@ pub fn make_every_kind_tree(root: &Path) -> Made {
 
     // Modes.
     fs::create_dir_all(p("modes")).unwrap();
-    for (name, mode) in [("0600", 0o600), ("0755", 0o755), ("0444", 0o444), ("0000", 0o000), ("4755-setuid", 0o4755)] {
+    for (name, mode) in [
+        ("0600", 0o600),
+        ("0755", 0o755),
+        ("0444", 0o444),
+        ("0000", 0o000),
+        ("4755-setuid", 0o4755),
+    ] {
         let f = p(&format!("modes/{name}"));
         fs::write(&f, name.as_bytes()).unwrap();
         set_mode(&f, mode);
@@ -168,7 +190,11 @@ pub fn make_every_kind_tree(root: &Path) -> Made {
     };
 
     set_all_mtimes(root);
-    Made { xattrs, sparse, device }
+    Made {
+        xattrs,
+        sparse,
+        device,
+    }
 }
 
 /// Give every entry a distinct mtime with nanoseconds (some before 1970,
@@ -194,7 +220,8 @@ fn set_all_mtimes(root: &Path) {
             _ => 1_600_000_000 + i * 86_400, // 2020s
         };
         let t = FileTime::from_unix_time(secs, (123_456_789 + i as u32 * 7919) % 1_000_000_000);
-        filetime::set_symlink_file_times(path, t, t).unwrap_or_else(|e| panic!("utimensat {}: {e}", path.display()));
+        filetime::set_symlink_file_times(path, t, t)
+            .unwrap_or_else(|e| panic!("utimensat {}: {e}", path.display()));
     }
 }
 
@@ -208,7 +235,11 @@ fn every_file_type_and_metadata_round_trips() {
 
     env.init();
     let summary = env.backup_json([&src]);
-    assert_eq!(summary["files_new"].as_u64().map(|n| n > 20), Some(true), "summary: {summary}");
+    assert_eq!(
+        summary["files_new"].as_u64().map(|n| n > 20),
+        Some(true),
+        "summary: {summary}"
+    );
 
     let target = env.path("target");
     env.restore("latest", &target, &[]);
@@ -219,7 +250,11 @@ fn every_file_type_and_metadata_round_trips() {
 
     if made.sparse {
         let got = allocated_bytes(&out.join("sparse.img"));
-        note!("sparse.img: {} KiB allocated in the source, {} KiB restored", allocated_bytes(&src.join("sparse.img")) >> 10, got >> 10);
+        note!(
+            "sparse.img: {} KiB allocated in the source, {} KiB restored",
+            allocated_bytes(&src.join("sparse.img")) >> 10,
+            got >> 10
+        );
         assert!(
             got < SPARSE_LEN / 4,
             "sparse.img restored with {got} bytes allocated for a {SPARSE_LEN}-byte file with a few bytes of data: not sparse"
@@ -228,14 +263,25 @@ fn every_file_type_and_metadata_round_trips() {
     if made.sparse {
         for (name, max) in [("hole-only.img", 0), ("trailing-hole.img", 9 * MIB)] {
             let got = allocated_bytes(&out.join(name));
-            assert!(got <= max, "{name} restored with {got} bytes allocated (at most {max} expected)");
+            assert!(
+                got <= max,
+                "{name} restored with {got} bytes allocated (at most {max} expected)"
+            );
         }
     }
     if made.xattrs {
-        assert_eq!(xattr::get(out.join("tiny.txt"), "user.comment").unwrap().as_deref(), Some(&b"a comment"[..]));
+        assert_eq!(
+            xattr::get(out.join("tiny.txt"), "user.comment")
+                .unwrap()
+                .as_deref(),
+            Some(&b"a comment"[..])
+        );
     }
     if made.device {
-        assert_eq!(before.get("null-device").map(|e| e.kind), Some(Kind::CharDev));
+        assert_eq!(
+            before.get("null-device").map(|e| e.kind),
+            Some(Kind::CharDev)
+        );
     }
 
     // The directories above the backed-up path carry the real ones' modes.
@@ -262,11 +308,19 @@ fn every_file_type_and_metadata_round_trips() {
     // --verify reads everything back; check --read-data reads every blob.
     let target2 = env.path("target-verify");
     let v = env.restore("latest", &target2, &["--verify"]);
-    assert!(v.stdout_str().contains("verified"), "restore --verify does not say what it verified:\n{}", v.describe());
+    assert!(
+        v.stdout_str().contains("verified"),
+        "restore --verify does not say what it verified:\n{}",
+        v.describe()
+    );
     assert_trees_equal(&src, &restored(&target2, &src));
     env.cairn(["check", "--read-data"]).run().success();
     let bad = cairn_tests::repo::layout_violations(&env.repo, false);
-    assert!(bad.is_empty(), "the repository breaks repo-format.md §1:\n{}", bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "the repository breaks repo-format.md §1:\n{}",
+        bad.join("\n")
+    );
 }
 
 #[test]
@@ -294,8 +348,14 @@ fn restore_over_an_existing_different_tree_makes_it_exact() {
     symlink(&outside, out.join("d")).unwrap();
     env.restore("latest", &target, &[]);
     assert_trees_equal(&src, &out);
-    let leaked: Vec<_> = fs::read_dir(&outside).unwrap().map(|e| e.unwrap().path()).collect();
-    assert!(leaked.is_empty(), "restore wrote through a symlink in the target: {leaked:?}");
+    let leaked: Vec<_> = fs::read_dir(&outside)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(
+        leaked.is_empty(),
+        "restore wrote through a symlink in the target: {leaked:?}"
+    );
 
     // A non-empty directory where a file goes is not deleted (as restic
     // and rsync do): that entry fails with an error naming it, the rest
@@ -304,10 +364,20 @@ fn restore_over_an_existing_different_tree_makes_it_exact() {
     let out2 = restored(&target2, &src);
     fs::create_dir_all(out2.join("was-a-dir/inner")).unwrap();
     fs::write(out2.join("was-a-dir/inner/keep"), b"mine").unwrap();
-    let r = env.cairn(["restore", "latest", "--target"]).arg(&target2).run();
+    let r = env
+        .cairn(["restore", "latest", "--target"])
+        .arg(&target2)
+        .run();
     assert_eq!(r.code(), 1, "{}", r.describe());
-    assert!(r.error_lines().iter().any(|l| l.contains("was-a-dir")), "{}", r.describe());
-    assert_eq!(fs::read(out2.join("was-a-dir/inner/keep")).unwrap(), b"mine");
+    assert!(
+        r.error_lines().iter().any(|l| l.contains("was-a-dir")),
+        "{}",
+        r.describe()
+    );
+    assert_eq!(
+        fs::read(out2.join("was-a-dir/inner/keep")).unwrap(),
+        b"mine"
+    );
     assert_eq!(fs::read(out2.join("d/f")).unwrap(), b"final f\n");
     assert_eq!(fs::read(out2.join("a")).unwrap(), b"final a\n");
 }
@@ -322,7 +392,12 @@ fn sparse_file_larger_than_4_gib_round_trips() {
     let src = env.mkdir("src");
     let path = src.join("huge.img");
     let f = fs::File::create(&path).unwrap();
-    let marks: [(u64, &[u8]); 4] = [(0, b"head"), (G4 - 2, b"across"), (G4 + 12345, b"past 4 GiB"), (G4 + 512 * MIB - 4, b"tail")];
+    let marks: [(u64, &[u8]); 4] = [
+        (0, b"head"),
+        (G4 - 2, b"across"),
+        (G4 + 12345, b"past 4 GiB"),
+        (G4 + 512 * MIB - 4, b"tail"),
+    ];
     for (off, data) in marks {
         f.write_all_at(data, off).unwrap();
     }
@@ -349,7 +424,11 @@ fn sparse_file_larger_than_4_gib_round_trips() {
     g.read_exact_at(&mut buf, G4 + 12345 + 10).unwrap();
     assert_eq!(buf, [0u8; 16]);
     let got = allocated_bytes(&r);
-    assert!(got < 256 * MIB, "the 4.5 GiB sparse file was restored with {} MiB allocated", got / MIB);
+    assert!(
+        got < 256 * MIB,
+        "the 4.5 GiB sparse file was restored with {} MiB allocated",
+        got / MIB
+    );
 }
 
 #[test]
@@ -389,7 +468,7 @@ fn unchanged_entries_keep_their_xattrs_and_link_targets() {
     let src = env.mkdir("src");
     fs::create_dir(src.join("d")).unwrap();
     fs::write(src.join("d/f"), b"content").unwrap();
-    std::os::unix::fs::symlink("d/f", src.join("link")).unwrap();
+    symlink("d/f", src.join("link")).unwrap();
     if let Err(e) = xattr::set(src.join("d/f"), "user.k", b"v1") {
         note!("the file system refuses user xattrs ({e}); only link targets checked");
     }
@@ -404,12 +483,15 @@ fn unchanged_entries_keep_their_xattrs_and_link_targets() {
 
     let _ = xattr::set(src.join("d/f"), "user.k", b"v2");
     fs::remove_file(src.join("link")).unwrap();
-    std::os::unix::fs::symlink("elsewhere", src.join("link")).unwrap();
+    symlink("elsewhere", src.join("link")).unwrap();
     env.backup_json([&src]);
     let target = env.path("t3");
     env.restore("latest", &target, &[]);
     assert_trees_equal(&src, &restored(&target, &src));
-    assert_eq!(fs::read_link(restored(&target, &src).join("link")).unwrap(), std::path::Path::new("elsewhere"));
+    assert_eq!(
+        fs::read_link(restored(&target, &src).join("link")).unwrap(),
+        Path::new("elsewhere")
+    );
 }
 
 #[test]
@@ -423,19 +505,31 @@ fn special_files_as_backup_paths_do_not_block() {
     fs::write(src.join("plain"), b"plain").unwrap();
     env.init();
     let mut c = env.cairn(["backup"]);
-    c.arg(src.join("fifo")).arg(&src).timeout(std::time::Duration::from_secs(60));
+    c.arg(src.join("fifo"))
+        .arg(&src)
+        .timeout(std::time::Duration::from_secs(60));
     c.run().success();
     let target = env.path("target");
     env.restore("latest", &target, &[]);
     let r = restored(&target, &src);
-    assert_eq!(Manifest::take(&r).get("fifo").map(|e| e.kind), Some(Kind::Fifo));
+    assert_eq!(
+        Manifest::take(&r).get("fifo").map(|e| e.kind),
+        Some(Kind::Fifo)
+    );
     assert_eq!(fs::read(r.join("plain")).unwrap(), b"plain");
-    if is_root() && std::path::Path::new("/dev/null").exists() {
+    if is_root() && Path::new("/dev/null").exists() {
         let mut c = env.cairn(["backup", "/dev/null"]);
         c.timeout(std::time::Duration::from_secs(60));
         c.run().success();
-        let listing = env.cairn(["ls", "--json", "latest", "/dev/null"]).run().success();
-        let node = listing.json_lines().into_iter().find(|v| v["path"] == "/dev/null").expect("/dev/null listed");
+        let listing = env
+            .cairn(["ls", "--json", "latest", "/dev/null"])
+            .run()
+            .success();
+        let node = listing
+            .json_lines()
+            .into_iter()
+            .find(|v| v["path"] == "/dev/null")
+            .expect("/dev/null listed");
         assert_eq!(node["type"], "chardev", "{node}");
     }
 }

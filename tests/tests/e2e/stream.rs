@@ -16,7 +16,10 @@ const MIB: u64 = 1 << 20;
 
 /// Bytes streamed: 1 GiB, or `CAIRN_E2E_STREAM_BYTES` for a quick local run.
 fn stream_len() -> u64 {
-    std::env::var("CAIRN_E2E_STREAM_BYTES").ok().and_then(|v| v.parse().ok()).unwrap_or(GIB)
+    std::env::var("CAIRN_E2E_STREAM_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(GIB)
 }
 
 /// Poll a child's peak RSS until it exits; returns the largest seen.
@@ -42,29 +45,65 @@ fn one_gib_from_stdin_dumps_back_identical() {
     // Backup: a thread writes the generated stream into cairn's stdin.
     let mut c = env.cairn(["backup", "--json", "--stdin", "--stdin-filename", "big.sql"]);
     let cmdline = c.command_line();
-    let mut child = c.command().stdin(Stdio::piped()).spawn().expect("start cairn backup --stdin");
+    let mut child = c
+        .command()
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("start cairn backup --stdin");
     let stdin = child.stdin.take().unwrap();
     let writer = std::thread::spawn(move || copy_hashing(MixedStream::new(seed, len), stdin));
     let (peak, watcher) = watch_rss(child.id());
     let (status, stdout, stderr) = wait_capturing(&mut child, Duration::from_secs(400), &cmdline);
     watcher.join().unwrap();
-    let out = Out { cmdline, status, stdout, stderr };
-    let (written, sent_hash) = writer.join().unwrap().unwrap_or_else(|e| panic!("writing stdin failed ({e}):\n{}", out.describe()));
+    let out = Out {
+        cmdline,
+        status,
+        stdout,
+        stderr,
+    };
+    let (written, sent_hash) = writer
+        .join()
+        .unwrap()
+        .unwrap_or_else(|e| panic!("writing stdin failed ({e}):\n{}", out.describe()));
     assert!(!out.stderr.contains("panicked"), "{}", out.describe());
     let out = out.success();
     assert_eq!(written, len);
     let summary = out.summary();
-    assert_eq!(num(&summary, "total_bytes_processed"), len, "summary: {summary}");
+    assert_eq!(
+        num(&summary, "total_bytes_processed"),
+        len,
+        "summary: {summary}"
+    );
     let backup_rss = peak.load(Ordering::Relaxed);
-    note!("backup --stdin of {} MiB: peak RSS {} MiB", len / MIB, backup_rss / MIB);
-    assert!(backup_rss < 512 * MIB, "backup --stdin of {} MiB peaked at {} MiB resident", len / MIB, backup_rss / MIB);
+    note!(
+        "backup --stdin of {} MiB: peak RSS {} MiB",
+        len / MIB,
+        backup_rss / MIB
+    );
+    assert!(
+        backup_rss < 512 * MIB,
+        "backup --stdin of {} MiB peaked at {} MiB resident",
+        len / MIB,
+        backup_rss / MIB
+    );
     // Half of the stream compresses well: the repository holds less than was sent.
-    let stored: u64 = cairn_tests::repo::packs(&env.repo).iter().map(|(_, n)| n).sum();
-    assert!(stored < len * 9 / 10, "{stored} bytes of packs for {len} bytes of half-compressible data");
+    let stored: u64 = cairn_tests::repo::packs(&env.repo)
+        .iter()
+        .map(|(_, n)| n)
+        .sum();
+    assert!(
+        stored < len * 9 / 10,
+        "{stored} bytes of packs for {len} bytes of half-compressible data"
+    );
 
     let snaps = env.snapshots();
     assert_eq!(snaps.len(), 1);
-    assert_eq!(snaps[0]["paths"], serde_json::json!(["/big.sql"]), "snapshot: {}", snaps[0]);
+    assert_eq!(
+        snaps[0]["paths"],
+        serde_json::json!(["/big.sql"]),
+        "snapshot: {}",
+        snaps[0]
+    );
 
     // Dump: stream cairn's stdout through a hash.
     let mut d = env.cairn(["dump", "latest", "/big.sql"]);
@@ -75,15 +114,31 @@ fn one_gib_from_stdin_dumps_back_identical() {
     let (peak, watcher) = watch_rss(child.id());
     let (status, _, stderr) = wait_capturing(&mut child, Duration::from_secs(400), &cmdline);
     watcher.join().unwrap();
-    let out = Out { cmdline, status, stdout: Vec::new(), stderr };
+    let out = Out {
+        cmdline,
+        status,
+        stdout: Vec::new(),
+        stderr,
+    };
     assert!(!out.stderr.contains("panicked"), "{}", out.describe());
     out.success();
     let (got_len, got_hash) = reader.join().unwrap().unwrap();
-    assert_eq!(got_len, len, "dump returned {got_len} bytes, {len} were backed up");
-    assert_eq!(got_hash, sent_hash, "dump returned other bytes than were backed up");
+    assert_eq!(
+        got_len, len,
+        "dump returned {got_len} bytes, {len} were backed up"
+    );
+    assert_eq!(
+        got_hash, sent_hash,
+        "dump returned other bytes than were backed up"
+    );
     let dump_rss = peak.load(Ordering::Relaxed);
     note!("dump of {} MiB: peak RSS {} MiB", len / MIB, dump_rss / MIB);
-    assert!(dump_rss < 512 * MIB, "dump of {} MiB peaked at {} MiB resident", len / MIB, dump_rss / MIB);
+    assert!(
+        dump_rss < 512 * MIB,
+        "dump of {} MiB peaked at {} MiB resident",
+        len / MIB,
+        dump_rss / MIB
+    );
 }
 
 #[test]
@@ -93,33 +148,97 @@ fn stdin_from_command_that_fails_stores_no_snapshot() {
     let before = cairn_tests::repo::hash_all(&env.repo.join("snapshots"));
 
     let out = env
-        .cairn(["backup", "--stdin-from-command", "--stdin-filename", "db.sql", "--", "sh", "-c", "printf data; exit 3"])
+        .cairn([
+            "backup",
+            "--stdin-from-command",
+            "--stdin-filename",
+            "db.sql",
+            "--",
+            "sh",
+            "-c",
+            "printf data; exit 3",
+        ])
         .run();
-    assert_ne!(out.code(), 0, "a failing command must fail the backup:\n{}", out.describe());
+    assert_ne!(
+        out.code(),
+        0,
+        "a failing command must fail the backup:\n{}",
+        out.describe()
+    );
     let line = out.one_line_error();
-    assert!(line.contains("sh"), "the error should name the command:\n{}", out.describe());
-    assert!(env.snapshots().is_empty(), "a snapshot was stored for a failed command");
-    cairn_tests::repo::assert_unchanged(&before, &cairn_tests::repo::hash_all(&env.repo.join("snapshots")), "a failed --stdin-from-command");
+    assert!(
+        line.contains("sh"),
+        "the error should name the command:\n{}",
+        out.describe()
+    );
+    assert!(
+        env.snapshots().is_empty(),
+        "a snapshot was stored for a failed command"
+    );
+    cairn_tests::repo::assert_unchanged(
+        &before,
+        &cairn_tests::repo::hash_all(&env.repo.join("snapshots")),
+        "a failed --stdin-from-command",
+    );
     env.cairn(["check"]).run().success();
 
     // A command that closes its output early and fails later, and one
     // killed by a signal, fail the same way.
-    for script in ["printf data; exec >&-; sleep 0.3; exit 4", "printf data; kill -9 $$"] {
-        let out = env.cairn(["backup", "--stdin-from-command", "--stdin-filename", "db.sql", "--", "sh", "-c", script]).run();
-        assert_ne!(out.code(), 0, "`sh -c {script:?}` failed, the backup must too:\n{}", out.describe());
+    for script in [
+        "printf data; exec >&-; sleep 0.3; exit 4",
+        "printf data; kill -9 $$",
+    ] {
+        let out = env
+            .cairn([
+                "backup",
+                "--stdin-from-command",
+                "--stdin-filename",
+                "db.sql",
+                "--",
+                "sh",
+                "-c",
+                script,
+            ])
+            .run();
+        assert_ne!(
+            out.code(),
+            0,
+            "`sh -c {script:?}` failed, the backup must too:\n{}",
+            out.describe()
+        );
         out.one_line_error();
-        assert!(env.snapshots().is_empty(), "a snapshot was stored for `sh -c {script:?}`");
+        assert!(
+            env.snapshots().is_empty(),
+            "a snapshot was stored for `sh -c {script:?}`"
+        );
     }
 
     // A command that cannot even start.
-    let out = env.cairn(["backup", "--stdin-from-command", "--", "/nonexistent/dumper"]).run();
+    let out = env
+        .cairn([
+            "backup",
+            "--stdin-from-command",
+            "--",
+            "/nonexistent/dumper",
+        ])
+        .run();
     assert_ne!(out.code(), 0, "{}", out.describe());
     out.one_line_error();
     assert!(env.snapshots().is_empty());
 
     // The same command succeeding stores exactly its output.
     let out = env
-        .cairn(["backup", "--json", "--stdin-from-command", "--stdin-filename", "db.sql", "--", "sh", "-c", "printf data; exit 0"])
+        .cairn([
+            "backup",
+            "--json",
+            "--stdin-from-command",
+            "--stdin-filename",
+            "db.sql",
+            "--",
+            "sh",
+            "-c",
+            "printf data; exit 0",
+        ])
         .run()
         .success();
     let id = out.summary()["snapshot_id"].as_str().unwrap().to_string();
@@ -132,10 +251,28 @@ fn stdin_from_command_that_fails_stores_no_snapshot() {
 fn stdin_small_and_empty_streams() {
     let env = TestEnv::new();
     env.init();
-    env.cairn(["backup", "--stdin", "--stdin-filename", "small.txt"]).stdin(&b"small stream\n"[..]).run().success();
-    assert_eq!(env.cairn(["dump", "latest", "/small.txt"]).run().success().stdout, b"small stream\n");
-    env.cairn(["backup", "--stdin", "--stdin-filename", "empty"]).stdin(Vec::new()).run().success();
-    assert_eq!(env.cairn(["dump", "latest", "/empty"]).run().success().stdout, b"");
+    env.cairn(["backup", "--stdin", "--stdin-filename", "small.txt"])
+        .stdin(&b"small stream\n"[..])
+        .run()
+        .success();
+    assert_eq!(
+        env.cairn(["dump", "latest", "/small.txt"])
+            .run()
+            .success()
+            .stdout,
+        b"small stream\n"
+    );
+    env.cairn(["backup", "--stdin", "--stdin-filename", "empty"])
+        .stdin(Vec::new())
+        .run()
+        .success();
+    assert_eq!(
+        env.cairn(["dump", "latest", "/empty"])
+            .run()
+            .success()
+            .stdout,
+        b""
+    );
     // --stdin takes no paths.
     let out = env.cairn(["backup", "--stdin", "/etc"]).run();
     assert_ne!(out.code(), 0);

@@ -1,4 +1,4 @@
-//! The generated data sets (issue 5), their cache, and `mutate`.
+//! The generated data sets, their cache, and `mutate`.
 //!
 //! - `tree`: many small text-like files, some medium, a few large; ~3% are
 //!   duplicates of another file; text, random, low-entropy binary and mixed

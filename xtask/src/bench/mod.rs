@@ -1,5 +1,5 @@
 //! `cargo xtask bench`: cairn against restic on the same generated data,
-//! in the same run (issue 5).
+//! in the same run.
 //!
 //! Flow: build cairn (release) and install restic if missing; generate or
 //! reuse each data set on tmpfs; read it once so the page cache is warm;
@@ -8,19 +8,27 @@
 //! repository. One table goes to stdout (medians), every raw repetition to
 //! `target/bench/results*.json` and `.csv`, progress to stderr.
 //!
+//! `--rest-load` (`rest_load`), `--backends` (`backends`), `--mount`
+//! (`mount`) and `--databases` (`databases`) run other benchmarks instead, sharing the data, tools and server launchers
+//! (`servers`).
+//!
 //! A failing command never stops the run: its row is recorded as failed,
 //! the tool's stderr tail is printed once per (tool, operation), and what
 //! depends on it (everything after a failed `init` or first backup) is
 //! recorded as skipped.
 
+mod backends;
 mod data;
+mod databases;
 mod fsutil;
 mod gen;
+mod mount;
 mod mutate;
 mod report;
 mod rest_load;
 mod run;
 mod sequence;
+mod servers;
 
 use std::collections::HashSet;
 use std::fs::{self, File};
@@ -83,6 +91,12 @@ pub struct Options {
     pub clean: bool,
     /// Run the REST load test (`rest_load`) instead of the data sets.
     pub rest_load: bool,
+    /// Run `cairn mount` against `restic mount` (`mount`) instead.
+    pub mount: bool,
+    /// Run cairn and restic against network servers (`backends`) instead.
+    pub backends: bool,
+    /// Measure what daily database dumps add (`databases`) instead.
+    pub databases: bool,
 }
 
 impl Default for Options {
@@ -97,6 +111,9 @@ impl Default for Options {
             strict: Strict::No,
             clean: false,
             rest_load: false,
+            mount: false,
+            backends: false,
+            databases: false,
         }
     }
 }
@@ -187,8 +204,25 @@ fn default_base() -> PathBuf {
 }
 
 pub fn run(opts: Options) -> Result<()> {
+    if [opts.rest_load, opts.mount, opts.backends, opts.databases]
+        .into_iter()
+        .filter(|&m| m)
+        .count()
+        > 1
+    {
+        bail!("--rest-load, --mount, --backends and --databases are separate benchmarks; give one at a time");
+    }
     if opts.rest_load {
         return rest_load::run(&opts);
+    }
+    if opts.mount {
+        return mount::run(&opts);
+    }
+    if opts.backends {
+        return backends::run(&opts);
+    }
+    if opts.databases {
+        return databases::run(&opts);
     }
     let started_at = unix_now();
     let started = Instant::now();
@@ -206,30 +240,7 @@ pub fn run(opts: Options) -> Result<()> {
     fs::create_dir_all(&dirs.logs)?;
     check_space(&base, scale);
 
-    // Tools.
-    sys::ensure_packages(&["restic"])?;
-    let restic_bin = std::env::var_os("RESTIC_BIN")
-        .map(PathBuf::from)
-        .or_else(|| sys::find_in_path("restic"))
-        .context("restic is not installed")?;
-    let restic = Tool {
-        kind: ToolKind::Restic,
-        version: version_of(&restic_bin, &["version"]),
-        bin: Ok(restic_bin),
-    };
-    let cairn_bin = cairn_binary(&opts);
-    if let Err(why) = &cairn_bin {
-        eprintln!("[bench] cairn is not available, its rows will fail: {why}");
-    }
-    let cairn_version = match &cairn_bin {
-        Ok(bin) => version_of(bin, &["--version"]),
-        Err(_) => "unavailable".into(),
-    };
-    let cairn = Tool {
-        kind: ToolKind::Cairn,
-        bin: cairn_bin,
-        version: cairn_version,
-    };
+    let (cairn, restic) = tools(&opts)?;
     let machine = report::Machine::read();
 
     let mut bench = Bench {
@@ -318,7 +329,7 @@ pub fn run(opts: Options) -> Result<()> {
         .collect();
     text.push_str(&format!("data sets: {}\n", sets_line.join("; ")));
     text.push_str("speedup = restic time ÷ cairn time (above 1: cairn faster); RSS and size ratios = cairn ÷ restic (below 1: cairn smaller); CPU = user + system; repo = du after the operation\n\n");
-    text.push_str(&report::table(&rows));
+    text.push_str(&report::table(&rows, "data set"));
     print!("{text}");
 
     let stem = match scale {
@@ -364,6 +375,35 @@ pub fn run(opts: Options) -> Result<()> {
         }
         _ => Ok(()),
     }
+}
+
+/// cairn (built unless `--cairn-bin`; its rows fail if that fails) and
+/// restic (installed if missing).
+fn tools(opts: &Options) -> Result<(Tool, Tool)> {
+    sys::ensure_packages(&["restic"])?;
+    let restic_bin = std::env::var_os("RESTIC_BIN")
+        .map(PathBuf::from)
+        .or_else(|| sys::find_in_path("restic"))
+        .context("restic is not installed")?;
+    let restic = Tool {
+        kind: ToolKind::Restic,
+        version: version_of(&restic_bin, &["version"]),
+        bin: Ok(restic_bin),
+    };
+    let cairn_bin = cairn_binary(opts);
+    if let Err(why) = &cairn_bin {
+        eprintln!("[bench] cairn is not available, its rows will fail: {why}");
+    }
+    let cairn_version = match &cairn_bin {
+        Ok(bin) => version_of(bin, &["--version"]),
+        Err(_) => "unavailable".into(),
+    };
+    let cairn = Tool {
+        kind: ToolKind::Cairn,
+        bin: cairn_bin,
+        version: cairn_version,
+    };
+    Ok((cairn, restic))
 }
 
 /// The cairn binary: `--cairn-bin`, else a fresh build (release unless
@@ -427,6 +467,7 @@ fn version_of(bin: &Path, args: &[&str]) -> String {
 fn lock(base: &Path) -> Result<File> {
     let path = base.join(".lock");
     let file = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    // SAFETY: flock on a descriptor that `file` keeps open.
     if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
         bail!(
             "another bench is running in {} (lock {})",

@@ -24,6 +24,9 @@ pub struct Sample {
     /// Repository size after the operation: du (allocated) and file bytes.
     pub repo_disk_bytes: Option<u64>,
     pub repo_file_bytes: Option<u64>,
+    /// Bytes on the wire to and from the server (`bench --backends` only).
+    pub sent_bytes: Option<u64>,
+    pub recv_bytes: Option<u64>,
     pub error: Option<String>,
 }
 
@@ -42,6 +45,8 @@ pub enum Cell {
         cpu_s: f64,
         max_rss_kib: u64,
         repo_disk_bytes: Option<u64>,
+        sent_bytes: Option<u64>,
+        recv_bytes: Option<u64>,
         reps: usize,
     },
 }
@@ -80,15 +85,20 @@ fn cell(samples: &[&Sample]) -> Cell {
             error: first.error.clone().unwrap_or_default(),
         };
     }
-    let sizes: Vec<f64> = samples
-        .iter()
-        .filter_map(|s| s.repo_disk_bytes.map(|b| b as f64))
-        .collect();
+    let median_of = |f: &dyn Fn(&Sample) -> Option<u64>| {
+        let v: Vec<f64> = samples
+            .iter()
+            .filter_map(|s| f(s).map(|b| b as f64))
+            .collect();
+        (!v.is_empty()).then(|| median(v) as u64)
+    };
     Cell::Ok {
         wall_s: median(samples.iter().map(|s| s.wall_s).collect()),
         cpu_s: median(samples.iter().map(|s| s.user_s + s.sys_s).collect()),
         max_rss_kib: median(samples.iter().map(|s| s.max_rss_kib as f64).collect()) as u64,
-        repo_disk_bytes: (!sizes.is_empty()).then(|| median(sizes) as u64),
+        repo_disk_bytes: median_of(&|s| s.repo_disk_bytes),
+        sent_bytes: median_of(&|s| s.sent_bytes),
+        recv_bytes: median_of(&|s| s.recv_bytes),
         reps: samples.len(),
     }
 }
@@ -144,12 +154,23 @@ pub fn bytes(b: u64) -> String {
     }
 }
 
+/// Like [`bytes`], exact below 10 KiB: for byte counts that may be tiny.
+pub fn bytes_fine(b: u64) -> String {
+    if b < 1024 {
+        format!("{b} B")
+    } else if b < 10 << 10 {
+        format!("{:.1} KiB", b as f64 / 1024.0)
+    } else {
+        bytes(b)
+    }
+}
+
 /// 300000 → "300,000".
 pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -166,9 +187,22 @@ fn ratio(x: f64) -> String {
 }
 
 /// The table as Markdown (readable as is, and pasteable into README.md).
-pub fn table(rows: &[Row]) -> String {
-    let header = [
-        "data set",
+/// `first` names the first column (the data set, or the server). Columns
+/// of bytes on the wire appear when any row has them.
+pub fn table(rows: &[Row], first: &str) -> String {
+    let wire = rows.iter().any(|r| {
+        [&r.cairn, &r.restic].iter().any(|c| {
+            matches!(
+                c,
+                Cell::Ok {
+                    sent_bytes: Some(_),
+                    ..
+                }
+            )
+        })
+    });
+    let mut header = vec![
+        first,
         "operation",
         "cairn",
         "restic",
@@ -182,6 +216,9 @@ pub fn table(rows: &[Row]) -> String {
         "restic repo",
         "size ratio",
     ];
+    if wire {
+        header.extend(["cairn sent/recv", "restic sent/recv"]);
+    }
     let mut lines: Vec<Vec<String>> = Vec::new();
     for row in rows {
         let mut line = vec![row.set.to_string(), row.op.to_string()];
@@ -249,6 +286,19 @@ pub fn table(rows: &[Row]) -> String {
         } else {
             line.extend(["", "", ""].map(String::from));
         }
+        if wire {
+            for cell in [c, r] {
+                line.push(match cell {
+                    Cell::Ok {
+                        sent_bytes: Some(s),
+                        recv_bytes: Some(v),
+                        ..
+                    } => format!("{} / {}", bytes_fine(*s), bytes_fine(*v)),
+                    Cell::Failed { .. } => "failed".to_string(),
+                    Cell::Ok { .. } | Cell::NotRun => "–".to_string(),
+                });
+            }
+        }
         lines.push(line);
     }
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
@@ -304,7 +354,7 @@ pub fn write_files(
     std::fs::write(&path, body).with_context(|| format!("writing {}", path.display()))?;
 
     let mut csv =
-        String::from("set,op,tool,rep,ok,wall_s,user_s,sys_s,max_rss_kib,repo_disk_bytes,repo_file_bytes,error\n");
+        String::from("set,op,tool,rep,ok,wall_s,user_s,sys_s,max_rss_kib,repo_disk_bytes,repo_file_bytes,sent_bytes,recv_bytes,error\n");
     for s in samples {
         let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
         let error = s
@@ -315,7 +365,7 @@ pub fn write_files(
             .replace('\n', " / ");
         let _ = writeln!(
             csv,
-            "{},{},{},{},{},{:.4},{:.4},{:.4},{},{},{},\"{}\"",
+            "{},{},{},{},{},{:.4},{:.4},{:.4},{},{},{},{},{},\"{}\"",
             s.set,
             s.op,
             s.tool,
@@ -327,6 +377,8 @@ pub fn write_files(
             s.max_rss_kib,
             opt(s.repo_disk_bytes),
             opt(s.repo_file_bytes),
+            opt(s.sent_bytes),
+            opt(s.recv_bytes),
             error
         );
     }
@@ -394,6 +446,10 @@ mod tests {
         assert_eq!(bytes(1), "1 KiB");
         assert_eq!(bytes(5 << 20), "5.0 MiB");
         assert_eq!(bytes(485 << 20), "485 MiB");
+        assert_eq!(bytes_fine(0), "0 B");
+        assert_eq!(bytes_fine(1023), "1023 B");
+        assert_eq!(bytes_fine(1536), "1.5 KiB");
+        assert_eq!(bytes_fine(100 << 10), "100 KiB");
     }
 
     #[test]
@@ -415,6 +471,8 @@ mod tests {
             max_rss_kib: 1024,
             repo_disk_bytes: Some(10 << 20),
             repo_file_bytes: Some(10 << 20),
+            sent_bytes: None,
+            recv_bytes: None,
             error: (!ok).then(|| "boom".to_string()),
         }
     }
@@ -438,7 +496,7 @@ mod tests {
             }
         ));
         assert!(matches!(rows[0].restic, Cell::Ok { wall_s, .. } if wall_s == 3.0));
-        let table = table(&rows);
+        let table = table(&rows, "data set");
         assert!(table.contains("failed"), "{table}");
         assert_eq!(table.lines().count(), 3);
         let widths: Vec<usize> = table.lines().map(|l| l.chars().count()).collect();

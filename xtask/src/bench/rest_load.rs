@@ -1,6 +1,6 @@
 //! `cargo xtask bench --rest-load`: many concurrent clients uploading and
 //! listing against `cairn serve`, then the same against `rclone serve
-//! restic`, on the same machine and data (issue 4).
+//! restic`, on the same machine and data.
 //!
 //! Each client is a thread with one keep-alive HTTP/1.1 connection and its
 //! own repository (`/clientN/`): it creates it, uploads objects named by
@@ -18,9 +18,9 @@
 //! free of an HTTP stack; it speaks exactly the requests restic sends.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -29,6 +29,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use super::servers::{self, ServerProcess};
 use super::{fsutil, report, Options, Scale};
 use crate::sys;
 
@@ -133,8 +134,7 @@ pub fn run(opts: &Options) -> Result<()> {
     ] {
         let root = base.join(name.split(' ').next().unwrap());
         std::fs::create_dir_all(&root)?;
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+        let addr = servers::free_addr()?;
         let mut cmd = Command::new(&program);
         cmd.args(&args);
         if name.starts_with("cairn") {
@@ -145,16 +145,8 @@ pub fn run(opts: &Options) -> Result<()> {
                 .env("RCLONE_CONFIG", base.join("rclone.conf"));
         }
         let log = base.join(format!("{}.log", name.split(' ').next().unwrap()));
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log)?);
-        eprintln!("[rest-load] {name}: {}", sys::describe(&cmd));
-        let mut server = ServerGuard(
-            cmd.spawn()
-                .with_context(|| format!("starting {}", program.display()))?,
-        );
-        wait_listening(addr, &mut server.0)?;
-        let row = drive(name, addr, server.0.id(), l)?;
+        let server = ServerProcess::spawn(name, cmd, addr, &log, Duration::from_secs(30))?;
+        let row = drive(name, addr, server.pid(), l)?;
         drop(server);
         eprintln!(
             "[rest-load]   {name}: {:.2} s, {:.1} MiB/s, peak RSS {}, {} failed, {} lost",
@@ -228,29 +220,6 @@ pub fn run(opts: &Options) -> Result<()> {
     Ok(())
 }
 
-struct ServerGuard(Child);
-
-impl Drop for ServerGuard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_listening(addr: SocketAddr, child: &mut Child) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-        if let Some(st) = child.try_wait()? {
-            bail!("the server exited ({st}) before listening on {addr}");
-        }
-        if Instant::now() > deadline {
-            bail!("nothing listens on {addr} after 30 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok(())
-}
-
 /// Peak RSS (bytes) and CPU seconds (user + system) of a process.
 fn proc_usage(pid: u32) -> (u64, f64) {
     let rss = std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -262,6 +231,7 @@ fn proc_usage(pid: u32) -> (u64, f64) {
         })
         .unwrap_or(0)
         * 1024;
+    // SAFETY: sysconf only reads a system constant.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
     let cpu = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()

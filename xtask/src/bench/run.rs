@@ -70,13 +70,17 @@ const TIME: &str = "/usr/bin/time";
 /// process whose child starts from a small address space, and its `%M` is
 /// the tool's own peak. CPU times still come from `wait4` (they include
 /// time's child).
-pub fn run(spec: &Spec) -> io::Result<(Outcome, Measured)> {
+pub fn run(spec: &Spec<'_>) -> io::Result<(Outcome, Measured)> {
     let rss_file = spec.stderr_log.with_extension("rss");
     let _ = std::fs::remove_file(&rss_file);
     let use_time = Path::new(TIME).exists();
     let mut cmd = if use_time {
         let mut c = Command::new(TIME);
-        c.arg("-f").arg("%M").arg("-o").arg(&rss_file).arg(spec.program);
+        c.arg("-f")
+            .arg("%M")
+            .arg("-o")
+            .arg(&rss_file)
+            .arg(spec.program);
         c
     } else {
         Command::new(spec.program)
@@ -112,6 +116,7 @@ pub fn run(spec: &Spec) -> io::Result<(Outcome, Measured)> {
         .zip(source)
         .map(|(mut sink, mut source)| {
             // A larger pipe means fewer wake-ups for both sides.
+            // SAFETY: fcntl on a descriptor we own; a failure only leaves the default size.
             unsafe { libc::fcntl(sink.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20) };
             // An early exit of the child gives EPIPE here; its status says why.
             thread::spawn(move || {
@@ -122,7 +127,9 @@ pub fn run(spec: &Spec) -> io::Result<(Outcome, Measured)> {
 
     // Wait for the exit without reaping.
     loop {
+        // SAFETY: siginfo_t is plain data; all zeroes is a valid value.
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: waitid writes only into `info`, which lives across the call.
         let r = unsafe {
             libc::waitid(
                 libc::P_PID,
@@ -143,8 +150,10 @@ pub fn run(spec: &Spec) -> io::Result<(Outcome, Measured)> {
     let timed_out = watchdog.disarm();
 
     let mut status = 0;
+    // SAFETY: rusage is plain data; all zeroes is a valid value.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     loop {
+        // SAFETY: wait4 writes only into `status` and `usage`, both live.
         let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
         if r == pid {
             break;
@@ -170,7 +179,9 @@ pub fn run(spec: &Spec) -> io::Result<(Outcome, Measured)> {
         .and_then(|t| t.lines().last().and_then(|l| l.trim().parse::<u64>().ok()));
     let outcome = match outcome {
         // GNU time reports a child killed by signal N as exit code 128 + N.
-        Outcome::Exited(code) if use_time && code > 128 && from_time.is_some() => Outcome::Signaled(code - 128),
+        Outcome::Exited(code) if use_time && code > 128 && from_time.is_some() => {
+            Outcome::Signaled(code - 128)
+        }
         o => o,
     };
     let measured = Measured {
@@ -208,6 +219,7 @@ impl Watchdog {
                 if now >= deadline {
                     // The child is not reaped before `disarm`, so `pid` is
                     // still ours even if it has just exited.
+                    // SAFETY: kill has no memory effects; the pid is our unreaped child.
                     unsafe { libc::kill(pid, libc::SIGKILL) };
                     guard.1 = true;
                     return;

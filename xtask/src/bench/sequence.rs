@@ -174,6 +174,8 @@ impl Bench {
                         max_rss_kib: m.max_rss_kib,
                         repo_disk_bytes: size.map(|u| u.disk_bytes),
                         repo_file_bytes: size.map(|u| u.bytes),
+                        sent_bytes: None,
+                        recv_bytes: None,
                         error: None,
                     });
                 }
@@ -334,6 +336,8 @@ impl Bench {
             max_rss_kib: 0,
             repo_disk_bytes: None,
             repo_file_bytes: None,
+            sent_bytes: None,
+            recv_bytes: None,
             error: Some(error),
         });
     }

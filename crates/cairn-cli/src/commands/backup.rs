@@ -1,15 +1,17 @@
 use crate::cli::{ExcludeArgs, GlobalOptions};
+use crate::error::{Error, Result};
 use crate::output::{bytes, duration, json_line};
 use crate::progress::{eta, Mode, Reporter, Status};
-use cairn_engine::archiver::{self, BackupOptions, BackupProgress, ErrorSink, Filters, Source};
+use cairn_engine::archiver::{
+    self, BackupOptions, BackupProgress, ErrorSink, Filters, ParentChoice, Source, WarningSink,
+};
 use cairn_engine::pattern::PatternSet;
-use cairn_repository::backend::FileKind;
-use cairn_repository::{Error, Kind, Result, SaverOptions};
+use cairn_repository::SaverOptions;
 use clap::Args;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 #[derive(Args, Debug)]
 pub struct BackupArgs {
@@ -62,38 +64,16 @@ pub struct BackupArgs {
     /// The snapshot's time (RFC 3339) instead of now; for tests and imports
     #[arg(long, hide = true)]
     pub time: Option<String>,
+    /// Write node-exporter textfile metrics of this backup to PATH (atomically)
+    #[arg(long, value_name = "PATH")]
+    pub prometheus_file: Option<PathBuf>,
 }
 
-/// "100", "10K", "1.5M", "2G", "1T" (binary units) → bytes.
-pub fn parse_size(s: &str) -> Result<u64> {
-    let t = s.trim();
-    let (num, mult) = match t.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => {
-            let m: u64 = match c.to_ascii_uppercase() {
-                'B' => 1,
-                'K' => 1 << 10,
-                'M' => 1 << 20,
-                'G' => 1 << 30,
-                'T' => 1 << 40,
-                _ => {
-                    return Err(Error::usage(format!(
-                        "invalid size {s:?}: use a number with an optional K, M, G or T suffix"
-                    )))
-                }
-            };
-            (&t[..i], m)
-        }
-        _ => (t, 1),
-    };
-    let v: f64 = num.parse().map_err(|_| {
-        Error::usage(format!(
-            "invalid size {s:?}: use a number with an optional K, M, G or T suffix"
-        ))
-    })?;
-    if !(v >= 0.0) {
-        return Err(Error::usage(format!("invalid size {s:?}")));
-    }
-    Ok((v * mult as f64) as u64)
+/// What a backup that saved a snapshot returns: the exit code (0, or 3
+/// when files were unreadable) and the archiver's result.
+pub struct Outcome {
+    pub code: i32,
+    pub result: archiver::BackupResult,
 }
 
 fn filters(a: &BackupArgs) -> Result<Filters> {
@@ -106,7 +86,7 @@ fn filters(a: &BackupArgs) -> Result<Filters> {
         exclude_larger_than: a
             .exclude_larger_than
             .as_deref()
-            .map(parse_size)
+            .map(crate::size::parse_size)
             .transpose()?,
         one_file_system: a.one_file_system,
         git_ignore: a.git_ignore,
@@ -114,6 +94,19 @@ fn filters(a: &BackupArgs) -> Result<Filters> {
 }
 
 pub fn run(g: &GlobalOptions, a: BackupArgs) -> Result<i32> {
+    let metrics = a.prometheus_file.clone();
+    let host = a.host.clone().unwrap_or_else(crate::repo::hostname);
+    let started = std::time::SystemTime::now();
+    let outcome = backup(g, a);
+    if let Some(path) = metrics {
+        crate::metrics::write_backup(&path, g, &host, started, outcome.as_ref());
+    }
+    outcome.map(|o| o.code)
+}
+
+/// Back up as `a` says, printing progress and the summary; the engine
+/// result for callers that report more (`run`, metrics).
+pub fn backup(g: &GlobalOptions, a: BackupArgs) -> Result<Outcome> {
     let stream_mode = a.stdin || a.stdin_from_command;
     if stream_mode && !a.paths.is_empty() {
         return Err(Error::usage(
@@ -133,38 +126,41 @@ pub fn run(g: &GlobalOptions, a: BackupArgs) -> Result<i32> {
             "arguments after `--` are only used with --stdin-from-command",
         ));
     }
-    for p in &a.paths {
-        if let Err(e) = p.symlink_metadata() {
-            return Err(Error::io(e, format!("backup path {}", p.display())));
-        }
-    }
+    // Checked (paths exist, the file name is a name) before the repository is opened.
+    let source = if a.stdin_from_command {
+        Source::command(&a.stdin_filename, a.command.clone())?
+    } else if a.stdin {
+        Source::stream(&a.stdin_filename, Box::new(std::io::stdin()))?
+    } else {
+        Source::paths(&a.paths)?
+    };
     let filters = filters(&a)?;
     let time = a
         .time
         .as_deref()
         .map(|t| {
-            chrono::DateTime::parse_from_rfc3339(t)
-                .map_err(|e| Error::usage(format!("invalid --time {t:?}: {e} (expected RFC 3339, e.g. 2024-02-29T12:00:00+01:00)")))
+            chrono::DateTime::parse_from_rfc3339(t).map_err(|e| {
+                Error::usage(format!(
+                    "invalid --time {t:?}: {e} (expected RFC 3339, e.g. 2024-02-29T12:00:00+01:00)"
+                ))
+            })
         })
         .transpose()?;
 
-    let backend = crate::repo::backend(g)?;
-    let repo = if a.init && !backend.exists(FileKind::Config, "config")? {
-        let r = crate::repo::init(g)?;
-        if !g.quiet && !g.json {
-            eprintln!(
-                "created cairn repository {} at {}",
-                r.config().id.short(),
-                r.location()
-            );
-        }
-        r
+    let (repo, created) = if a.init {
+        crate::repo::open_or_init(g)?
     } else {
-        crate::repo::open(g)?
+        (crate::repo::open(g)?, false)
     };
+    if created && !g.quiet && !g.json {
+        eprintln!(
+            "created cairn repository {} at {}",
+            repo.config().id.short(),
+            repo.location()
+        );
+    }
     repo.load_index()?;
 
-    let hostname = a.host.clone().unwrap_or_else(crate::repo::hostname);
     let mut tags: Vec<String> = a
         .tag
         .iter()
@@ -173,58 +169,12 @@ pub fn run(g: &GlobalOptions, a: BackupArgs) -> Result<i32> {
         .map(String::from)
         .collect();
     tags.dedup();
-
-    // The command whose output we store, and the check that it succeeded.
-    let child = Arc::new(Mutex::new(None::<std::process::Child>));
-    let (source, snapshot_paths) = if a.stdin_from_command {
-        let mut c = std::process::Command::new(&a.command[0])
-            .args(&a.command[1..])
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .map_err(|e| Error::new(Kind::Command, format!("starting {:?}: {e}", a.command[0])))?;
-        let out = c.stdout.take().expect("piped stdout");
-        *child.lock().unwrap() = Some(c);
-        (
-            Source::Stream {
-                name: a.stdin_filename.clone(),
-                reader: Box::new(out),
-            },
-            vec![format!("/{}", a.stdin_filename)],
-        )
-    } else if a.stdin {
-        (
-            Source::Stream {
-                name: a.stdin_filename.clone(),
-                reader: Box::new(std::io::stdin()),
-            },
-            vec![format!("/{}", a.stdin_filename)],
-        )
-    } else {
-        let mut abs = Vec::new();
-        for p in &a.paths {
-            abs.push(archiver::absolute(p)?.display().to_string());
-        }
-        abs.sort();
-        abs.dedup();
-        (Source::Paths(a.paths.clone()), abs)
-    };
-
     let parent = if a.force {
-        None
+        ParentChoice::NoParent
     } else if let Some(p) = &a.parent {
-        Some(repo.find_snapshot(p, &Default::default())?.0)
+        ParentChoice::Snapshot(p.clone())
     } else {
-        let mut want = snapshot_paths.clone();
-        want.sort();
-        repo.list_snapshots()?
-            .into_iter()
-            .rev()
-            .find(|(_, s)| {
-                let mut have = s.paths.clone();
-                have.sort();
-                s.hostname == hostname && have == want
-            })
-            .map(|(id, _)| id)
+        ParentChoice::Latest
     };
 
     let mode = Mode::choose(g.json, g.quiet);
@@ -239,6 +189,13 @@ pub fn run(g: &GlobalOptions, a: BackupArgs) -> Result<i32> {
             eprintln!("\r\x1b[Kerror: {}: {msg}", path.display());
         }
     });
+    let on_warning: WarningSink = Arc::new(move |msg: &str| {
+        if json {
+            eprintln!("{}", json!({"message_type": "warning", "message": msg}));
+        } else {
+            eprintln!("\r\x1b[Kwarning: {msg}");
+        }
+    });
     let cancel = Arc::new(AtomicBool::new(false));
     {
         let cancel = cancel.clone();
@@ -249,33 +206,10 @@ pub fn run(g: &GlobalOptions, a: BackupArgs) -> Result<i32> {
             eprintln!("\r\x1b[Kinterrupted: stopping (press Ctrl-C again to quit at once)");
         });
     }
-    let before_snapshot: Option<Box<dyn FnOnce() -> Result<()> + Send + Sync>> =
-        if a.stdin_from_command {
-            let child = child.clone();
-            let cmd = a.command.join(" ");
-            Some(Box::new(move || {
-                let Some(mut c) = child.lock().unwrap().take() else {
-                    return Ok(());
-                };
-                let status = c
-                    .wait()
-                    .map_err(|e| Error::new(Kind::Command, format!("waiting for `{cmd}`: {e}")))?;
-                if status.success() {
-                    Ok(())
-                } else {
-                    Err(Error::new(
-                        Kind::Command,
-                        format!("`{cmd}` failed ({status}); no snapshot was saved"),
-                    ))
-                }
-            }))
-        } else {
-            None
-        };
     let opts = BackupOptions {
         filters,
         parent,
-        hostname,
+        hostname: a.host.clone().unwrap_or_else(crate::repo::hostname),
         username: crate::repo::username(),
         tags,
         readers: 2,
@@ -285,8 +219,8 @@ pub fn run(g: &GlobalOptions, a: BackupArgs) -> Result<i32> {
         },
         scan: mode != Mode::Off,
         on_error: Some(on_error),
+        on_warning: Some(on_warning),
         cancel: cancel.clone(),
-        before_snapshot,
         time,
     };
     let progress = Arc::new(BackupProgress::default());
@@ -296,11 +230,6 @@ pub fn run(g: &GlobalOptions, a: BackupArgs) -> Result<i32> {
     };
     let result = archiver::backup(repo.clone(), source, opts, progress.clone());
     reporter.finish();
-    // A stdin command that is still running when the backup failed must not linger.
-    if let Some(mut c) = child.lock().unwrap().take() {
-        let _ = c.kill();
-        let _ = c.wait();
-    }
     let r = result?;
     let s = r
         .snapshot
@@ -358,9 +287,9 @@ pub fn run(g: &GlobalOptions, a: BackupArgs) -> Result<i32> {
             "warning: {} files or directories could not be read; the snapshot is incomplete",
             r.errors
         );
-        return Ok(3);
+        return Ok(Outcome { code: 3, result: r });
     }
-    Ok(0)
+    Ok(Outcome { code: 0, result: r })
 }
 
 fn status(p: &BackupProgress, elapsed: std::time::Duration, mode: Mode) -> Status {
@@ -419,17 +348,4 @@ fn status(p: &BackupProgress, elapsed: std::time::Duration, mode: Mode) -> Statu
         line.push_str(&format!(", ETA {}", duration(r)));
     }
     Status::Line(line)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn sizes() {
-        assert_eq!(super::parse_size("100").unwrap(), 100);
-        assert_eq!(super::parse_size("2K").unwrap(), 2048);
-        assert_eq!(super::parse_size("1.5M").unwrap(), 1572864);
-        assert_eq!(super::parse_size("1g").unwrap(), 1 << 30);
-        assert!(super::parse_size("lots").is_err());
-        assert!(super::parse_size("5X").is_err());
-    }
 }

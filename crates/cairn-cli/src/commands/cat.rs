@@ -1,9 +1,9 @@
 use crate::cli::GlobalOptions;
+use crate::error::{Error, Result};
 use cairn_repository::backend::FileKind;
 use cairn_repository::format::index::IndexFile;
 use cairn_repository::format::keyfile::KeyFile;
 use cairn_repository::format::Id;
-use cairn_repository::{Error, Result};
 use clap::Args;
 use serde_json::json;
 use std::io::Write;

@@ -1,8 +1,8 @@
 use crate::cli::GlobalOptions;
+use crate::error::Result;
 use crate::output::{bytes, json_line};
 use crate::progress::{Mode, Reporter, Status};
 use cairn_engine::check::{check, CheckOptions, CheckProgress};
-use cairn_repository::Result;
 use clap::Args;
 use serde_json::json;
 use std::sync::atomic::Ordering;
@@ -24,7 +24,7 @@ pub fn run(g: &GlobalOptions, a: CheckArgs) -> Result<i32> {
     let subset = a
         .read_data_subset
         .as_deref()
-        .map(|s| cairn_engine::check::Subset::parse(s, crate::commands::backup::parse_size))
+        .map(|s| cairn_engine::check::Subset::parse(s, crate::size::parse_size))
         .transpose()?;
     let reading = a.read_data || subset.is_some();
     let mode = if reading {

@@ -1,17 +1,22 @@
 //! `cairn copy --from-repo OTHER [SNAPSHOT...]`: copy snapshots from another
-//! repository into this one, transferring only the data it lacks.
+//! repository into this one, transferring only the data it lacks. OTHER
+//! may be a restic repository: its snapshots are then rebuilt in cairn's
+//! format (see `cairn_engine::copy_restic`).
 
 use crate::cli::{GlobalOptions, SnapshotFilterArgs};
+use crate::error::{Error, Result};
 use crate::output::{bytes, json_line};
 use crate::progress::{Mode, Reporter, Status};
-use crate::repo::SecretSource;
-use cairn_engine::copy::{copy, CopyEvent, CopyOptions, CopyProgress};
-use cairn_repository::backend::FileKind;
+use crate::secret::SecretSource;
+use cairn_engine::copy::{copy, CopyEvent, CopyOptions, CopyProgress, CopyReport};
+use cairn_engine::copy_restic;
+use cairn_repository::backend::{Backend, FileKind};
 use cairn_repository::format::snapshot::Snapshot;
 use cairn_repository::format::Id;
-use cairn_repository::{Error, Kind, Repository, Result, SaverOptions};
+use cairn_repository::{Kind, Repository, SaverOptions};
 use clap::Args;
 use serde_json::json;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -20,7 +25,8 @@ use std::sync::Arc;
 /// `init --copy-chunker-params`) and its password, as restic's options.
 #[derive(Args, Debug, Clone, Default)]
 pub struct FromRepoArgs {
-    /// The source repository: a local path (or local:PATH)
+    /// The source repository: a path or any location form (for copy, a restic
+    /// repository too)
     #[arg(long, env = "CAIRN_FROM_REPOSITORY", value_name = "REPOSITORY")]
     pub from_repo: Option<String>,
     /// Read the source repository's password from the first line of this file
@@ -33,9 +39,16 @@ pub struct FromRepoArgs {
     pub from_password_command: Option<String>,
 }
 
+/// The source of `copy`: a cairn repository, or a restic one to bring
+/// its history over.
+pub enum Source {
+    Cairn(Arc<Repository>),
+    Restic(Box<cairn_restic::Repository>),
+}
+
 impl FromRepoArgs {
-    /// Open the source repository; errors say it is the source.
-    pub fn open(&self, g: &GlobalOptions) -> Result<Arc<Repository>> {
+    /// The source's backend; errors if no repository is there.
+    fn backend(&self, g: &GlobalOptions) -> Result<Arc<dyn Backend>> {
         let spec = self.from_repo.as_deref().ok_or_else(|| {
             Error::usage("no source repository: give --from-repo (or set CAIRN_FROM_REPOSITORY)")
         })?;
@@ -46,19 +59,45 @@ impl FromRepoArgs {
                 format!("source repository {} does not exist", backend.location()),
             ));
         }
-        let pw = crate::repo::secret(
+        Ok(backend)
+    }
+
+    fn password(&self) -> Result<crate::secret::Secret> {
+        crate::secret::secret(
             &SecretSource {
                 env: Some("CAIRN_FROM_PASSWORD"),
                 file: self.from_password_file.as_deref(),
                 command: self.from_password_command.as_deref(),
+                command_name: None,
                 options: "set CAIRN_FROM_PASSWORD, --from-password-file or --from-password-command for the source repository",
                 prompt: "enter password for the source repository: ",
             },
             false,
-        )?;
+        )
+    }
+
+    /// Open the source repository (a cairn one); errors say it is the source.
+    pub fn open(&self, g: &GlobalOptions) -> Result<Arc<Repository>> {
+        let backend = self.backend(g)?;
+        let pw = self.password()?;
         Repository::open(backend, &pw, crate::repo::open_options(g)?)
             .map(Arc::new)
-            .map_err(|e| Error::new(e.kind, format!("source repository: {}", e.message)))
+            .map_err(|e| e.context("source repository").into())
+    }
+
+    /// Open the source of a copy: a cairn repository, or a restic one.
+    pub fn open_source(&self, g: &GlobalOptions) -> Result<Source> {
+        let backend = self.backend(g)?;
+        if !cairn_restic::is_restic(&*backend).map_err(cairn_repository::Error::from)? {
+            let pw = self.password()?;
+            return Repository::open(backend, &pw, crate::repo::open_options(g)?)
+                .map(|r| Source::Cairn(Arc::new(r)))
+                .map_err(|e| e.context("source repository").into());
+        }
+        let pw = self.password()?;
+        let restic = cairn_restic::Repository::open(backend, &pw)
+            .map_err(|e| cairn_repository::Error::from(e).context("source restic repository"))?;
+        Ok(Source::Restic(Box::new(restic)))
     }
 }
 
@@ -72,31 +111,82 @@ pub struct CopyArgs {
     pub snapshots: Vec<String>,
 }
 
+/// What the copy prints about a source snapshot: its paths and time.
+type Described = HashMap<Id, (String, String)>;
+
+fn describe(id: &Id, s: &Snapshot) -> (Id, (String, String)) {
+    (
+        *id,
+        (
+            s.paths.join(", "),
+            s.time.format("%Y-%m-%d %H:%M:%S").to_string(),
+        ),
+    )
+}
+
 pub fn run(g: &GlobalOptions, a: CopyArgs) -> Result<i32> {
     let target = crate::repo::open(g)?;
-    let source = a.from.open(g)?;
     let filter = super::snapshot_filter(&a.filter);
-    let selected: Vec<(Id, Snapshot)> =
-        if a.snapshots.is_empty() {
-            source
-                .list_snapshots()?
-                .into_iter()
-                .filter(|(_, s)| filter.matches(s))
-                .collect()
-        } else {
-            let mut v = Vec::new();
-            for spec in &a.snapshots {
-                v.push(source.find_snapshot(spec, &filter).map_err(|e| {
-                    Error::new(e.kind, format!("source repository: {}", e.message))
-                })?);
-            }
-            v
-        };
-    source.load_index()?;
-    target.load_index()?;
+    match a.from.open_source(g)? {
+        Source::Cairn(source) => {
+            let selected: Vec<(Id, Snapshot)> = if a.snapshots.is_empty() {
+                source
+                    .list_snapshots()?
+                    .into_iter()
+                    .filter(|(_, s)| filter.matches(s))
+                    .collect()
+            } else {
+                let mut v = Vec::new();
+                for spec in &a.snapshots {
+                    v.push(
+                        source
+                            .find_snapshot(spec, &filter)
+                            .map_err(|e| e.context("source repository"))?,
+                    );
+                }
+                v
+            };
+            source.load_index()?;
+            target.load_index()?;
+            let described = selected.iter().map(|(id, s)| describe(id, s)).collect();
+            report(g, &described, |opts, progress, print| {
+                copy(&source, &target, &selected, opts, progress, print)
+            })
+        }
+        Source::Restic(mut source) => {
+            let restic_err = |e: cairn_restic::Error| {
+                Error::from(cairn_repository::Error::from(e).context("source restic repository"))
+            };
+            // Snapshots before the index (restic's read order): a snapshot
+            // written meanwhile has its blobs in the index read after it.
+            let all = source.list_snapshots().map_err(restic_err)?;
+            source.load_index().map_err(restic_err)?;
+            let selected = copy_restic::select(&all, &a.snapshots, &filter)
+                .map_err(|e| e.context("source restic repository"))?;
+            target.load_index()?;
+            let described = selected
+                .iter()
+                .map(|(id, s)| describe(id, &copy_restic::convert_snapshot(id, s)))
+                .collect();
+            report(g, &described, |opts, progress, print| {
+                copy_restic::copy_from_restic(&source, &target, &selected, opts, progress, print)
+            })
+        }
+    }
+}
 
+/// Run a copy of the snapshots `described` with progress, and print what it did.
+fn report(
+    g: &GlobalOptions,
+    described: &Described,
+    run: impl FnOnce(
+        &CopyOptions,
+        &CopyProgress,
+        &mut dyn FnMut(&CopyEvent),
+    ) -> cairn_repository::Result<CopyReport>,
+) -> Result<i32> {
+    let total = described.len();
     let progress = Arc::new(CopyProgress::default());
-    let total = selected.len();
     let reporter = {
         let p = progress.clone();
         Reporter::start(Mode::choose(false, g.quiet || g.json), move |_| {
@@ -115,8 +205,6 @@ pub fn run(g: &GlobalOptions, a: CopyArgs) -> Result<i32> {
         },
         ..Default::default()
     };
-    let by_id: std::collections::HashMap<Id, &Snapshot> =
-        selected.iter().map(|(id, s)| (*id, s)).collect();
     let mut print = |ev: &CopyEvent| {
         if g.json {
             json_line(&match ev {
@@ -146,12 +234,10 @@ pub fn run(g: &GlobalOptions, a: CopyArgs) -> Result<i32> {
                     target,
                     stats,
                 } => {
-                    let s = by_id[source];
+                    let (paths, time) = &described[source];
                     println!(
-                        "snapshot {} of {} at {}: copied to {} ({} new blobs, {})",
+                        "snapshot {} of {paths} at {time}: copied to {} ({} new blobs, {})",
                         source.short(),
-                        s.paths.join(", "),
-                        s.time.format("%Y-%m-%d %H:%M:%S"),
                         target.short(),
                         stats.data_blobs + stats.tree_blobs,
                         bytes(stats.data_added_packed)
@@ -167,7 +253,7 @@ pub fn run(g: &GlobalOptions, a: CopyArgs) -> Result<i32> {
             }
         }
     };
-    let report = copy(&source, &target, &selected, &opts, &progress, &mut print)?;
+    let report = run(&opts, &progress, &mut print)?;
     reporter.finish();
     let copied = report
         .events

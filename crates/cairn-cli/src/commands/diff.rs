@@ -2,12 +2,13 @@
 //! restic's diff (`SNAP:subfolder` compares a directory of each).
 
 use crate::cli::GlobalOptions;
+use crate::error::{Error, Result};
 use crate::output::{bytes, json_line};
 use cairn_engine::diff::{diff, Change, DiffOptions, DiffStat};
 use cairn_engine::tree_walk;
 use cairn_repository::format::tree::NodeKind;
 use cairn_repository::format::Id;
-use cairn_repository::{Error, Repository, Result};
+use cairn_repository::Repository;
 use clap::Args;
 use serde_json::json;
 use std::io::Write;
@@ -55,7 +56,7 @@ pub fn run(g: &GlobalOptions, a: DiffArgs) -> Result<i32> {
     let (id2, tree2) = resolve(&repo, &a.to)?;
     let out = std::io::stdout();
     let mut out = std::io::BufWriter::new(out.lock());
-    let io = |e| Error::io(e, "writing to stdout");
+    let io = |e| cairn_repository::Error::io(e, "writing to stdout");
     if !g.json && !g.quiet {
         writeln!(
             out,

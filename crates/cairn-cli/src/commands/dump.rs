@@ -1,6 +1,6 @@
 use crate::cli::GlobalOptions;
+use crate::error::{Error, Result};
 use cairn_engine::tree_walk;
-use cairn_repository::{Error, Result};
 use clap::Args;
 use std::io::Write;
 use std::path::Path;

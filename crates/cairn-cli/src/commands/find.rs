@@ -4,10 +4,10 @@
 
 use super::select::select;
 use crate::cli::{GlobalOptions, SnapshotFilterArgs};
+use crate::error::Result;
 use crate::output::{mode_string, node_json, time_ns};
 use cairn_engine::find::{find_paths, FindPattern, IdSearch};
 use cairn_repository::format::tree::Node;
-use cairn_repository::{Error, Result};
 use clap::Args;
 use serde_json::{json, Value};
 use std::path::Path;
@@ -39,8 +39,9 @@ pub struct FindArgs {
     pub filter: SnapshotFilterArgs,
 }
 
-fn io(e: std::io::Error) -> Error {
-    Error::io(e, "writing to stdout")
+/// For the engine's callbacks, which return the library's errors.
+fn io(e: std::io::Error) -> cairn_repository::Error {
+    cairn_repository::Error::io(e, "writing to stdout")
 }
 
 fn long_line(path: &Path, n: &Node) -> String {

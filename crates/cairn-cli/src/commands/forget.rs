@@ -2,13 +2,14 @@
 //! Removing a snapshot deletes its file in snapshots/ and nothing else;
 //! `--prune` then runs prune to free the data no snapshot needs any more.
 
+use super::prune::PruneFlags;
 use super::select::{print_table, select};
 use crate::cli::{GlobalOptions, SnapshotFilterArgs};
+use crate::error::{Error, Result};
 use crate::output::snapshot_json;
 use cairn_engine::forget::{self, parse_count, CalendarDuration, GroupBy, Policy, UNLIMITED};
 use cairn_repository::backend::FileKind;
 use cairn_repository::format::Id;
-use cairn_repository::{Error, Result};
 use clap::Args;
 use serde_json::{json, Value};
 
@@ -67,15 +68,8 @@ pub struct ForgetArgs {
     /// Run prune afterwards if snapshots were removed
     #[arg(long)]
     pub prune: bool,
-    /// With --prune: unused space to tolerate in partly used packs ("5%", "1G", "unlimited")
-    #[arg(long, default_value = "5%")]
-    pub max_unused: String,
-    /// With --prune: read at most this much data for repacking (e.g. "10G")
-    #[arg(long)]
-    pub max_repack_size: Option<String>,
-    /// With --prune: how long unused packs stay marked before deletion
-    #[arg(long, default_value = "24h")]
-    pub keep_delete: String,
+    #[command(flatten, next_help_heading = "With --prune")]
+    pub prune_flags: PruneFlags,
 }
 
 fn count(v: &Option<String>, flag: &str) -> Result<u32> {
@@ -134,14 +128,9 @@ pub fn run(g: &GlobalOptions, a: ForgetArgs) -> Result<i32> {
             "give either snapshot ids or a --keep-* policy, not both",
         ));
     }
-    let prune_args = super::prune::PruneArgs {
-        dry_run: a.dry_run,
-        max_unused: a.max_unused.clone(),
-        max_repack_size: a.max_repack_size.clone(),
-        keep_delete: a.keep_delete.clone(),
-    };
     if a.prune {
-        super::prune::options(g, &prune_args)?;
+        // Checked before anything is removed.
+        a.prune_flags.options(g, a.dry_run)?;
     }
     let repo = crate::repo::open(g)?;
     let filter = super::snapshot_filter(&a.filter);
@@ -251,7 +240,7 @@ pub fn run(g: &GlobalOptions, a: ForgetArgs) -> Result<i32> {
                 );
             }
         }
-        return super::prune::run_with(g, &repo, &prune_args);
+        return super::prune::run_with(g, &repo, &a.prune_flags, a.dry_run);
     }
     Ok(0)
 }

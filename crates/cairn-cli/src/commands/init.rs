@@ -1,9 +1,10 @@
 use super::copy::FromRepoArgs;
 use crate::cli::GlobalOptions;
+use crate::error::{Error, Result};
 use cairn_repository::backend::FileKind;
 use cairn_repository::format::config::Config;
 use cairn_repository::format::crypto::MasterKey;
-use cairn_repository::{Error, Kind, Repository, Result};
+use cairn_repository::{Kind, Repository};
 use clap::Args;
 use std::sync::Arc;
 
@@ -76,7 +77,7 @@ fn init_from(g: &GlobalOptions, from: &FromRepoArgs) -> Result<Arc<Repository>> 
     };
     let mut config = Config::new();
     config.chunker = source.config().chunker;
-    let pw = crate::repo::password(g, true)?;
+    let pw = crate::secret::repository_password(g, true)?;
     Ok(Arc::new(Repository::init_with(
         backend,
         &pw,

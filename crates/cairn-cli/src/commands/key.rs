@@ -2,10 +2,11 @@
 //! that open the repository.
 
 use crate::cli::GlobalOptions;
+use crate::error::Result;
 use crate::output::json_line;
-use crate::repo::SecretSource;
+use crate::secret::{Secret, SecretSource};
 use cairn_engine::keys;
-use cairn_repository::{Repository, Result};
+use cairn_repository::Repository;
 use clap::{Args, Subcommand};
 use serde_json::json;
 use std::path::PathBuf;
@@ -95,12 +96,13 @@ pub fn run(g: &GlobalOptions, a: KeyArgs) -> Result<i32> {
 }
 
 /// The new password (asked twice at a terminal), host and user.
-fn new_key(n: &NewKeyArgs) -> Result<(Vec<u8>, String, String)> {
-    let pw = crate::repo::secret(
+fn new_key(n: &NewKeyArgs) -> Result<(Secret, String, String)> {
+    let pw = crate::secret::secret(
         &SecretSource {
             env: None,
             file: n.new_password_file.as_deref(),
             command: n.new_password_command.as_deref(),
+            command_name: None,
             options: "give the new password with --new-password-file or --new-password-command",
             prompt: "enter new password: ",
         },

@@ -1,8 +1,8 @@
 use crate::cli::GlobalOptions;
+use crate::error::Result;
 use crate::output::{json_line, mode_string, node_json, snapshot_json, time_ns};
 use cairn_engine::tree_walk::{self, Visit};
 use cairn_repository::format::tree::{Node, NodeKind};
-use cairn_repository::Result;
 use clap::Args;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -54,7 +54,7 @@ pub fn run(g: &GlobalOptions, a: LsArgs) -> Result<i32> {
     }
     let json = g.json;
     let long = a.long;
-    let mut visitor = |path: &Path, node: &Node| -> Result<Visit> {
+    let mut visitor = |path: &Path, node: &Node| -> cairn_repository::Result<Visit> {
         let inside = prefixes.is_empty() || prefixes.iter().any(|p| path.starts_with(p));
         if !inside {
             let on_the_way = prefixes.iter().any(|p| p.starts_with(path));
@@ -99,6 +99,6 @@ pub fn run(g: &GlobalOptions, a: LsArgs) -> Result<i32> {
     };
     tree_walk::walk(&repo, snap.tree, Path::new("/"), &mut visitor)?;
     out.flush()
-        .map_err(|e| cairn_repository::Error::io(e, "writing to stdout"))?;
+        .map_err(|e| crate::error::Error::io(e, "writing to stdout"))?;
     Ok(0)
 }

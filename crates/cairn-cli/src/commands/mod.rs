@@ -21,6 +21,12 @@ pub use init::InitArgs;
 mod key;
 pub use key::KeyArgs;
 mod ls;
+mod mount;
+pub use mount::MountArgs;
+mod monitor;
+pub use monitor::MonitorArgs;
+mod profile;
+pub use profile::ProfileArgs;
 pub mod prune;
 pub use ls::LsArgs;
 pub use prune::PruneArgs;
@@ -30,6 +36,10 @@ mod restore;
 pub use restore::RestoreArgs;
 mod rewrite;
 pub use rewrite::RewriteArgs;
+mod run;
+pub use run::RunArgs;
+mod schedule;
+pub use schedule::ScheduleArgs;
 mod select;
 mod serve;
 pub use serve::ServeArgs;
@@ -43,7 +53,8 @@ mod unlock;
 pub use unlock::UnlockArgs;
 
 use crate::cli::{Cli, Command, SnapshotFilterArgs};
-use cairn_repository::{Result, SnapshotFilter};
+use crate::error::Result;
+use cairn_repository::SnapshotFilter;
 
 pub fn run(cli: Cli) -> Result<i32> {
     let g = &cli.global;
@@ -68,6 +79,11 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Stats(a) => stats::run(g, a),
         Command::Rewrite(a) => rewrite::run(g, a),
         Command::Serve(a) => serve::run(g, a),
+        Command::Mount(a) => mount::run(g, a),
+        Command::Profile(a) => profile::run(g, a),
+        Command::Run(a) => run::run(g, a),
+        Command::Schedule(a) => schedule::run(g, a),
+        Command::Monitor(a) => monitor::run(g, a),
     }
 }
 

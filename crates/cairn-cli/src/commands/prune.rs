@@ -1,7 +1,7 @@
 use crate::cli::GlobalOptions;
+use crate::error::{Error, Result};
 use crate::output::{bytes, json_line};
 use cairn_engine::prune::{parse_max_unused, prune, PruneOptions, PruneProgress};
-use cairn_repository::{Error, Result};
 use clap::Args;
 
 #[derive(Args, Debug, Clone, Default)]
@@ -9,6 +9,14 @@ pub struct PruneArgs {
     /// Only report what would be removed and how much space it frees
     #[arg(short = 'n', long)]
     pub dry_run: bool,
+    #[command(flatten)]
+    pub flags: PruneFlags,
+}
+
+/// How prune repacks and deletes: the flags of `prune`, also taken by
+/// `forget --prune`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct PruneFlags {
     /// Unused space to tolerate in partly used packs: a percentage of the used data ("5%"), a size ("1G"), or "unlimited"
     #[arg(long, default_value = "5%")]
     pub max_unused: String,
@@ -57,32 +65,37 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration> {
     Ok(std::time::Duration::from_secs(total))
 }
 
-pub fn options(g: &GlobalOptions, a: &PruneArgs) -> Result<PruneOptions> {
-    Ok(PruneOptions {
-        dry_run: a.dry_run,
-        max_unused: parse_max_unused(&a.max_unused, crate::commands::backup::parse_size)?,
-        max_repack_size: a
-            .max_repack_size
-            .as_deref()
-            .map(crate::commands::backup::parse_size)
-            .transpose()?,
-        keep_delete: parse_duration(&a.keep_delete)?,
-        pack_size: (g.pack_size.clamp(1, 1024) as usize) << 20,
-    })
+impl PruneFlags {
+    /// The engine's options, values checked.
+    pub fn options(&self, g: &GlobalOptions, dry_run: bool) -> Result<PruneOptions> {
+        let a = self;
+        Ok(PruneOptions {
+            dry_run,
+            max_unused: parse_max_unused(&a.max_unused, crate::size::parse_size)?,
+            max_repack_size: a
+                .max_repack_size
+                .as_deref()
+                .map(crate::size::parse_size)
+                .transpose()?,
+            keep_delete: parse_duration(&a.keep_delete)?,
+            pack_size: (g.pack_size.clamp(1, 1024) as usize) << 20,
+        })
+    }
 }
 
 pub fn run(g: &GlobalOptions, a: PruneArgs) -> Result<i32> {
     let repo = crate::repo::open(g)?;
-    run_with(g, &repo, &a)
+    run_with(g, &repo, &a.flags, a.dry_run)
 }
 
 /// Prune an open repository (also used by `forget --prune`).
 pub fn run_with(
     g: &GlobalOptions,
     repo: &std::sync::Arc<cairn_repository::Repository>,
-    a: &PruneArgs,
+    a: &PruneFlags,
+    dry_run: bool,
 ) -> Result<i32> {
-    let opts = options(g, a)?;
+    let opts = a.options(g, dry_run)?;
     let r = prune(repo, &opts, &PruneProgress::default())?;
     if g.json {
         json_line(&serde_json::to_value(&r).expect("json"));
@@ -135,7 +148,10 @@ pub fn run_with(
         );
     }
     if r.temporaries_removed > 0 {
-        println!("removed {} temporary files left by interrupted writers", r.temporaries_removed);
+        println!(
+            "removed {} temporary files left by interrupted writers",
+            r.temporaries_removed
+        );
     }
     if !r.dry_run {
         println!(

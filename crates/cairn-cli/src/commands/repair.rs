@@ -1,10 +1,11 @@
 //! `cairn repair index` and `cairn repair snapshots`.
 
 use crate::cli::{GlobalOptions, SnapshotFilterArgs};
+use crate::error::{Error, Result};
 use crate::output::json_line;
 use crate::progress::{Mode, Reporter, Status};
 use cairn_engine::repair::{self, Outcome, RepairProgress, RepairSnapshotsOptions};
-use cairn_repository::{Error, Result, SaverOptions};
+use cairn_repository::SaverOptions;
 use clap::{Args, Subcommand};
 use serde_json::json;
 use std::sync::atomic::Ordering;

@@ -1,9 +1,9 @@
 use crate::cli::GlobalOptions;
+use crate::error::Result;
 use crate::output::{bytes, duration, json_line};
 use crate::progress::{eta, Mode, Reporter, Status};
 use cairn_engine::pattern::PatternSet;
 use cairn_engine::restore::{restore, RestoreOptions, RestoreProgress};
-use cairn_repository::Result;
 use clap::Args;
 use serde_json::json;
 use std::sync::atomic::Ordering;

@@ -7,13 +7,14 @@
 
 use super::select::select;
 use crate::cli::{ExcludeArgs, GlobalOptions, SnapshotFilterArgs};
+use crate::error::{Error, Result};
 use crate::output::json_line;
 use cairn_engine::pattern::PatternSet;
 use cairn_engine::rewrite::Rewriter;
 use cairn_repository::backend::FileKind;
 use cairn_repository::format::snapshot::{Snapshot, SnapshotSummary};
 use cairn_repository::format::Id;
-use cairn_repository::{BlobSaver, Error, Result, SaverOptions};
+use cairn_repository::{BlobSaver, SaverOptions};
 use clap::Args;
 use serde_json::json;
 

@@ -1,9 +1,10 @@
 //! Choosing snapshots from command-line arguments, for the commands that
 //! act on several (forget, tag, find, stats, rewrite).
 
+use crate::error::Result;
 use cairn_repository::format::snapshot::Snapshot;
 use cairn_repository::format::Id;
-use cairn_repository::{Repository, Result, SnapshotFilter};
+use cairn_repository::{Repository, SnapshotFilter};
 
 /// The snapshots named by `ids` (full ids, unique prefixes or `latest`,
 /// which honours the filter), or every snapshot passing the filter when no

@@ -2,7 +2,8 @@
 //! rest-server's flag names so existing service files carry over.
 
 use crate::cli::GlobalOptions;
-use cairn_repository::{Error, Kind, Result};
+use crate::error::{Error, Result};
+use cairn_repository::Kind;
 use cairn_server::{Server, ServerOptions, TlsMinVersion};
 use clap::Args;
 use std::path::PathBuf;
@@ -69,50 +70,24 @@ pub struct ServeArgs {
     pub io_timeout: u64,
 }
 
-/// `500000`, `500K`, `1.5G`, `2TiB`: bytes (K = 1024).
-fn parse_size(s: &str) -> Option<u64> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: f64 = num.parse().ok()?;
-    let mult: u64 = match unit
-        .trim()
-        .to_ascii_lowercase()
-        .trim_end_matches("ib")
-        .trim_end_matches('b')
-    {
-        "" => 1,
-        "k" => 1 << 10,
-        "m" => 1 << 20,
-        "g" => 1 << 30,
-        "t" => 1 << 40,
-        _ => return None,
-    };
-    (n >= 0.0).then(|| (n * mult as f64) as u64)
-}
-
 pub fn run(g: &GlobalOptions, a: ServeArgs) -> Result<i32> {
     let max_size = match &a.max_size {
         None => None,
-        Some(s) => Some(parse_size(s).ok_or_else(|| {
-            Error::usage(format!(
-                "invalid --max-size {s:?}: use bytes, or a number with K, M, G or T"
-            ))
-        })?),
+        Some(s) => Some(
+            crate::size::parse_size(s)
+                .map_err(|e| Error::usage(format!("--max-size: {}", e.message)))?,
+        ),
     };
     let tls_min_version: TlsMinVersion = a.tls_min_ver.parse().map_err(Error::usage)?;
     // Repository files are private to the server's user (rest-server's
     // modes), or shared with its group.
-    // SAFETY: umask only sets the process's file creation mask.
-    unsafe {
-        libc::umask(if a.group_accessible_repos {
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
+        if a.group_accessible_repos {
             0o007
         } else {
             0o077
-        });
-    }
+        },
+    ));
     let opts = ServerOptions {
         path: a.path,
         listen: a.listen,
@@ -135,24 +110,9 @@ pub fn run(g: &GlobalOptions, a: ServeArgs) -> Result<i32> {
         io_timeout: Duration::from_secs(a.io_timeout.max(1)),
         ..ServerOptions::default()
     };
-    let server = Server::new(opts).map_err(|e| Error::new(Kind::Usage, e.to_string()))?;
+    let server = Server::new(opts).map_err(|e| Error::usage(e.to_string()))?;
     server
         .run()
         .map_err(|e| Error::new(Kind::Io, e.to_string()))?;
     Ok(0)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn sizes() {
-        use super::parse_size;
-        assert_eq!(parse_size("1000"), Some(1000));
-        assert_eq!(parse_size("2K"), Some(2048));
-        assert_eq!(parse_size("1.5G"), Some(3 << 29));
-        assert_eq!(parse_size("3GiB"), Some(3 << 30));
-        assert_eq!(parse_size("1T"), Some(1 << 40));
-        assert_eq!(parse_size("x"), None);
-        assert_eq!(parse_size("5Q"), None);
-    }
 }

@@ -1,7 +1,7 @@
 use crate::cli::GlobalOptions;
-use crate::output::snapshot_json;
-use cairn_repository::Result;
 use crate::cli::SnapshotFilterArgs;
+use crate::error::Result;
+use crate::output::snapshot_json;
 use clap::Args;
 
 #[derive(Args, Debug)]
@@ -17,7 +17,7 @@ pub fn run(g: &GlobalOptions, a: SnapshotsArgs) -> Result<i32> {
     let filter = super::snapshot_filter(&a.filter);
     let (all, unreadable) = repo.list_snapshots_lenient()?;
     // A damaged snapshot file is reported, and the others are still listed.
-    for e in &unreadable {
+    for (_, e) in &unreadable {
         eprintln!("error: {e}");
     }
     let mut list: Vec<_> = all.into_iter().filter(|(_, s)| filter.matches(s)).collect();

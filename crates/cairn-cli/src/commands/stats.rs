@@ -4,9 +4,9 @@
 
 use super::select::select;
 use crate::cli::{GlobalOptions, SnapshotFilterArgs};
+use crate::error::Result;
 use crate::output::{bytes, json_line};
 use cairn_engine::stats::{Mode, StatsCollector};
-use cairn_repository::Result;
 use clap::Args;
 use serde_json::{json, Map, Value};
 

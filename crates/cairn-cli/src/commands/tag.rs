@@ -5,9 +5,9 @@
 
 use super::select::{select, tag_list};
 use crate::cli::{GlobalOptions, SnapshotFilterArgs};
+use crate::error::{Error, Result};
 use crate::output::json_line;
 use cairn_repository::backend::FileKind;
-use cairn_repository::{Error, Result};
 use clap::Args;
 use serde_json::json;
 

@@ -1,9 +1,9 @@
 //! `cairn unlock`: remove stale lock files.
 
 use crate::cli::GlobalOptions;
+use crate::error::Result;
 use crate::output::json_line;
 use cairn_engine::unlock::unlock;
-use cairn_repository::Result;
 use clap::Args;
 use serde_json::json;
 

@@ -4,7 +4,7 @@ use super::{add, BackupProgress, Counters, ErrorSink};
 use crate::{Error, Result};
 use cairn_repository::format::tree::{Node, NodeKind, Tree};
 use cairn_repository::format::{BlobKind, Id};
-use cairn_repository::{BlobSaver, Repository};
+use cairn_repository::BlobSaver;
 use crossbeam_channel::{Receiver, Sender};
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
@@ -18,27 +18,32 @@ pub(super) struct FileJob {
     pub reply: Sender<Option<FileOut>>,
 }
 
-pub(super) struct FileOut {
+pub(crate) struct FileOut {
     pub content: Vec<Id>,
     pub size: u64,
 }
 
-enum ReadError {
+pub(crate) enum ReadError {
     /// The source file: reported, the file is skipped.
     Source(std::io::Error),
     /// The repository: the backup cannot continue.
     Repo(Error),
 }
 
-/// Store a stream's chunks; returns the blob ids and the byte count.
-fn store_chunks(
+/// Chunk a stream with the repository's chunker and hand the chunks the
+/// repository lacks to the saver; returns the blob ids and the byte count.
+/// The one way file contents enter a repository: backup, standard input,
+/// and the copy from restic (which streams restic's blobs through it, so
+/// the data deduplicates against later backups). `on_bytes` is told each
+/// chunk's length.
+pub(crate) fn store_chunks(
     reader: impl Read,
     size_hint: Option<u64>,
-    repo: &Repository,
     saver: &BlobSaver,
-    progress: &BackupProgress,
+    on_bytes: &dyn Fn(u64),
     cancel: Option<&AtomicBool>,
 ) -> std::result::Result<FileOut, ReadError> {
+    let repo = saver.repository();
     let mut stream = repo.chunker().stream(reader, size_hint);
     let mut out = FileOut {
         content: Vec::new(),
@@ -65,7 +70,7 @@ fn store_chunks(
         }
         out.content.push(id);
         out.size += len;
-        add(&progress.bytes_done, len);
+        on_bytes(len);
     }
     Ok(out)
 }
@@ -85,10 +90,8 @@ fn open_source(path: &std::path::Path) -> std::io::Result<std::fs::File> {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 pub(super) fn reader_loop(
     rx: Receiver<FileJob>,
-    repo: &Repository,
     saver: &BlobSaver,
     progress: &BackupProgress,
     on_error: Option<&ErrorSink>,
@@ -107,7 +110,13 @@ pub(super) fn reader_loop(
         let result = open_source(&job.path)
             .map_err(ReadError::Source)
             .and_then(|f| {
-                store_chunks(f, Some(job.size_hint), repo, saver, progress, Some(cancel))
+                store_chunks(
+                    f,
+                    Some(job.size_hint),
+                    saver,
+                    &|n| add(&progress.bytes_done, n),
+                    Some(cancel),
+                )
             });
         match result {
             Ok(out) => {
@@ -134,25 +143,24 @@ pub(super) fn reader_loop(
 
 /// Back up a stream as the single file `/<name>`; returns the root tree id.
 pub(super) fn backup_stream(
-    repo: &Repository,
     saver: &BlobSaver,
     name: &str,
     reader: Box<dyn Read + Send>,
     progress: &BackupProgress,
     counters: &Counters,
-    parent_tree: Option<Id>,
+    parent: Option<&Tree>,
     cancel: &AtomicBool,
 ) -> Result<Id> {
     // Checked between chunks; a read blocked on an idle pipe ends with the pipe (or a second Ctrl-C).
-    let out = match store_chunks(reader, None, repo, saver, progress, Some(cancel)) {
+    let on_bytes = |n| add(&progress.bytes_done, n);
+    let out = match store_chunks(reader, None, saver, &on_bytes, Some(cancel)) {
         Ok(out) => out,
         Err(ReadError::Source(e)) => return Err(Error::io(e, "reading standard input")),
         Err(ReadError::Repo(e)) => return Err(e),
     };
     add(&progress.files_done, 1);
-    let had_before = parent_tree
-        .and_then(|t| repo.load_tree(&t).ok())
-        .is_some_and(|t| t.nodes.iter().any(|n| n.name.as_bytes() == name.as_bytes()));
+    let had_before =
+        parent.is_some_and(|t| t.nodes.iter().any(|n| n.name.as_bytes() == name.as_bytes()));
     add(
         if had_before {
             &counters.files_changed
@@ -167,9 +175,8 @@ pub(super) fn backup_stream(
     node.mtime = now;
     node.atime = now;
     node.ctime = now;
-    // SAFETY: getuid/getgid cannot fail.
-    node.uid = unsafe { libc::getuid() };
-    node.gid = unsafe { libc::getgid() };
+    node.uid = nix::unistd::getuid().as_raw();
+    node.gid = nix::unistd::getgid().as_raw();
     let names = super::NameCache::default();
     node.user = names.user(node.uid);
     node.group = names.group(node.gid);

@@ -56,18 +56,28 @@ impl Filters {
             })
     }
 
-    /// The .gitignore matcher for `dir`, if it has one and the option is on.
-    pub fn gitignore_for(&self, dir: &Path) -> Option<Gitignore> {
+    /// The .gitignore matcher for `dir`, if it has one and the option is on,
+    /// and what went wrong reading it: an unreadable file, or lines that are
+    /// not valid patterns (the valid lines still apply). A backup reports
+    /// them as errors: the snapshot may hold files the rules meant to leave
+    /// out.
+    pub fn gitignore_for(&self, dir: &Path) -> (Option<Gitignore>, Vec<String>) {
         if !self.git_ignore {
-            return None;
+            return (None, Vec::new());
         }
         let file = dir.join(".gitignore");
         if !file.is_file() {
-            return None;
+            return (None, Vec::new());
         }
         let mut b = GitignoreBuilder::new(dir);
-        b.add(&file);
-        b.build().ok()
+        let mut problems: Vec<String> = b.add(&file).into_iter().map(|e| e.to_string()).collect();
+        match b.build() {
+            Ok(g) => (Some(g), problems),
+            Err(e) => {
+                problems.push(e.to_string());
+                (None, problems)
+            }
+        }
     }
 
     pub fn summary(&self) -> Vec<String> {

@@ -2,7 +2,6 @@
 
 use cairn_repository::format::tree::{ByteString, Node, NodeKind, Xattr};
 use std::collections::HashMap;
-use std::ffi::CStr;
 use std::fs::Metadata;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -35,36 +34,23 @@ impl NameCache {
     }
 }
 
+/// The user's name, or empty when there is none. The C library's buffer
+/// grows until the entry fits (up to 1 MiB), so a long entry (a long GECOS
+/// field or home) keeps its name.
 fn lookup_user(uid: u32) -> String {
-    let mut buf = vec![0 as libc::c_char; 4096];
-    // SAFETY: passwd is plain data; getpwuid_r writes into pwd and buf, both valid for the call.
-    unsafe {
-        let mut pwd: libc::passwd = std::mem::zeroed();
-        let mut out: *mut libc::passwd = std::ptr::null_mut();
-        if libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut out) == 0
-            && !out.is_null()
-            && !pwd.pw_name.is_null()
-        {
-            return CStr::from_ptr(pwd.pw_name).to_string_lossy().into_owned();
-        }
+    match nix::unistd::User::from_uid(uid.into()) {
+        Ok(Some(u)) => u.name,
+        _ => String::new(),
     }
-    String::new()
 }
 
+/// The group's name, or empty: as [`lookup_user`], for groups with
+/// thousands of members.
 fn lookup_group(gid: u32) -> String {
-    let mut buf = vec![0 as libc::c_char; 4096];
-    // SAFETY: as in lookup_user.
-    unsafe {
-        let mut grp: libc::group = std::mem::zeroed();
-        let mut out: *mut libc::group = std::ptr::null_mut();
-        if libc::getgrgid_r(gid, &mut grp, buf.as_mut_ptr(), buf.len(), &mut out) == 0
-            && !out.is_null()
-            && !grp.gr_name.is_null()
-        {
-            return CStr::from_ptr(grp.gr_name).to_string_lossy().into_owned();
-        }
+    match nix::unistd::Group::from_gid(gid.into()) {
+        Ok(Some(g)) => g.name,
+        _ => String::new(),
     }
-    String::new()
 }
 
 pub fn kind_of(meta: &Metadata) -> Option<NodeKind> {
@@ -102,15 +88,15 @@ pub fn node_from_metadata(
     let kind = kind_of(meta).ok_or_else(|| std::io::Error::other("unknown file type"))?;
     let mut n = Node::new(ByteString(name.to_vec()), kind);
     n.mode = meta.mode();
-    n.mtime = meta.mtime() * 1_000_000_000 + meta.mtime_nsec();
+    n.mtime = nanos(meta.mtime(), meta.mtime_nsec());
     // A directory's atime changes whenever it is listed (by this backup too):
     // recording it would make every backup see every directory as changed.
     n.atime = if kind == NodeKind::Dir {
         n.mtime
     } else {
-        meta.atime() * 1_000_000_000 + meta.atime_nsec()
+        nanos(meta.atime(), meta.atime_nsec())
     };
-    n.ctime = meta.ctime() * 1_000_000_000 + meta.ctime_nsec();
+    n.ctime = nanos(meta.ctime(), meta.ctime_nsec());
     n.uid = meta.uid();
     n.gid = meta.gid();
     n.user = names.user(n.uid);
@@ -118,7 +104,8 @@ pub fn node_from_metadata(
     n.inode = meta.ino();
     n.device = meta.dev();
     n.links = meta.nlink();
-    let same = old.filter(|o| o.kind == kind && o.ctime == n.ctime && o.inode == n.inode && o.ctime != 0);
+    let same =
+        old.filter(|o| o.kind == kind && o.ctime == n.ctime && o.inode == n.inode && o.ctime != 0);
     match kind {
         NodeKind::File => n.size = meta.size(),
         NodeKind::Symlink => match same.and_then(|o| o.linktarget.clone()) {
@@ -146,4 +133,87 @@ pub fn node_from_metadata(
         }
     }
     Ok(n)
+}
+
+/// Seconds and nanoseconds as nanoseconds since the epoch, the node's unit.
+/// Times outside what an i64 of nanoseconds holds (before 1677, after
+/// 2262) are clamped to its ends instead of overflowing.
+fn nanos(secs: i64, nsec: i64) -> i64 {
+    secs.saturating_mul(1_000_000_000).saturating_add(nsec)
+}
+
+#[cfg(test)]
+mod nanos_tests {
+    #[test]
+    fn far_times_are_clamped_not_overflowed() {
+        assert_eq!(super::nanos(1, 5), 1_000_000_005);
+        assert_eq!(super::nanos(-1, 0), -1_000_000_000);
+        assert_eq!(super::nanos(i64::MAX / 2, 999), i64::MAX);
+        assert_eq!(super::nanos(i64::MIN / 2, 0), i64::MIN);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::NameCache;
+    use std::process::Command;
+
+    const ID: u32 = 4_242_424;
+    const IN_NAMESPACE: &str = "CAIRN_TEST_LONG_ENTRIES_IN_NAMESPACE";
+
+    /// A group with 3,000 members and a user with a 20,000-byte GECOS field:
+    /// both entries are far larger than a 4 KiB buffer (and than glibc's
+    /// first guess, 1 KiB), so the lookup only finds their names by growing
+    /// the buffer on ERANGE. The real C library reads them: this test runs
+    /// itself again in a private mount namespace where `/etc/group` and
+    /// `/etc/passwd` are bind-mounted copies with the long entries added
+    /// (nothing outside the namespace sees them; root only).
+    #[test]
+    fn long_user_and_group_entries_keep_their_names() {
+        if std::env::var_os(IN_NAMESPACE).is_some() {
+            let names = NameCache::default();
+            assert_eq!(names.group(ID), "cairn-long-group");
+            assert_eq!(names.user(ID), "cairn-long-user");
+            return;
+        }
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipping: needs root (a private mount namespace)");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mut group = std::fs::read_to_string("/etc/group").unwrap();
+        let members: Vec<String> = (0..3000).map(|i| format!("member{i:04}")).collect();
+        group += &format!("cairn-long-group:x:{ID}:{}\n", members.join(","));
+        let mut passwd = std::fs::read_to_string("/etc/passwd").unwrap();
+        passwd += &format!(
+            "cairn-long-user:x:{ID}:{ID}:{}:/nonexistent:/bin/false\n",
+            "G".repeat(20_000)
+        );
+        let (g, p) = (dir.path().join("group"), dir.path().join("passwd"));
+        std::fs::write(&g, group).unwrap();
+        std::fs::write(&p, passwd).unwrap();
+        let out = Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c"])
+            .arg(r#"mount --bind "$1" /etc/group && mount --bind "$2" /etc/passwd && exec "$3" --exact "$4" --nocapture"#)
+            .arg("sh")
+            .args([&g, &p, &std::env::current_exe().unwrap()])
+            .arg(format!("{}::long_user_and_group_entries_keep_their_names", module_path!().split_once("::").unwrap().1))
+            .env(IN_NAMESPACE, "1")
+            .output();
+        let out = match out {
+            Ok(o) => o,
+            Err(e) => {
+                eprintln!("skipping: cannot run unshare: {e}");
+                return;
+            }
+        };
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if !out.status.success() && stderr.contains("unshare failed") {
+            eprintln!("skipping: no private mount namespace here: {stderr}");
+            return;
+        }
+        assert!(out.status.success(), "{stdout}\n{stderr}");
+        assert!(stdout.contains("1 passed"), "the check ran: {stdout}");
+    }
 }

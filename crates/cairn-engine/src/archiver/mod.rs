@@ -15,41 +15,59 @@
 //! A snapshot is written only after the saver has stored every pack and
 //! index file: an interrupted backup leaves no snapshot, and the data it
 //! stored is reused by the next run.
+//!
+//! [`backup`] makes every decision of a backup, once: which snapshot is the
+//! parent ([`ParentChoice`]), the parent's trees (loaded once, handed down
+//! the walk), and the child process of a [`Source::command`]. Callers turn
+//! their arguments into a [`Source`] and [`BackupOptions`] and print the
+//! [`BackupResult`].
 
-mod files;
+pub(crate) mod files;
 pub mod filter;
 mod fsnode;
+mod parent;
 mod scan;
+mod source;
 mod walker;
 
 pub use filter::Filters;
 pub use fsnode::NameCache;
+pub use source::{absolute, Source};
 
 use crate::{Error, Kind, Result};
 use cairn_repository::format::snapshot::{Snapshot, SnapshotSummary};
+use cairn_repository::format::tree::Tree;
 use cairn_repository::format::Id;
 use cairn_repository::{BlobSaver, Repository, SaverOptions};
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use parent::ParentTrees;
+use source::{Child, Input};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Called for each file or directory that could not be read (path, message).
 pub type ErrorSink = Arc<dyn Fn(&Path, &str) + Send + Sync>;
 
-/// What to back up.
-pub enum Source {
-    Paths(Vec<PathBuf>),
-    /// A stream stored as one file `/<name>` (e.g. a database dump).
-    Stream {
-        name: String,
-        reader: Box<dyn Read + Send>,
-    },
+/// Called with each warning: something went wrong that does not make the
+/// snapshot incomplete (e.g. a parent snapshot's tree that cannot be read).
+pub type WarningSink = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// Which snapshot a backup compares with, to skip unchanged files.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum ParentChoice {
+    /// The newest snapshot with the backup's host name and paths.
+    #[default]
+    Latest,
+    /// This snapshot: an id, a unique prefix of one, or `latest`.
+    Snapshot(String),
+    /// None: every file is read.
+    NoParent,
 }
 
 pub struct BackupOptions {
     pub filters: Filters,
-    pub parent: Option<Id>,
+    pub parent: ParentChoice,
+    /// Recorded in the snapshot, and used to choose the parent.
     pub hostname: String,
     pub username: String,
     pub tags: Vec<String>,
@@ -59,11 +77,9 @@ pub struct BackupOptions {
     /// Walk the source first to count files and bytes (for an ETA).
     pub scan: bool,
     pub on_error: Option<ErrorSink>,
+    pub on_warning: Option<WarningSink>,
     /// Set from another thread (Ctrl-C) to stop early: no snapshot is written.
     pub cancel: Arc<AtomicBool>,
-    /// Checked before the snapshot is written; `Err` means no snapshot (e.g. a
-    /// `--stdin-from-command` that exited non-zero).
-    pub before_snapshot: Option<Box<dyn FnOnce() -> Result<()> + Send + Sync>>,
     /// The snapshot time; now when `None`.
     pub time: Option<chrono::DateTime<chrono::FixedOffset>>,
 }
@@ -72,7 +88,7 @@ impl Default for BackupOptions {
     fn default() -> Self {
         BackupOptions {
             filters: Filters::default(),
-            parent: None,
+            parent: ParentChoice::default(),
             hostname: String::new(),
             username: String::new(),
             tags: vec![],
@@ -80,8 +96,8 @@ impl Default for BackupOptions {
             saver: SaverOptions::default(),
             scan: false,
             on_error: None,
+            on_warning: None,
             cancel: Arc::new(AtomicBool::new(false)),
-            before_snapshot: None,
             time: None,
         }
     }
@@ -115,6 +131,8 @@ pub struct BackupResult {
     pub snapshot: Snapshot,
     /// Files and directories that could not be read: the snapshot is incomplete.
     pub errors: u64,
+    /// The warnings also given to [`BackupOptions::on_warning`].
+    pub warnings: Vec<String>,
     pub packs: u64,
 }
 
@@ -122,58 +140,26 @@ pub(crate) fn add(c: &AtomicU64, n: u64) {
     c.fetch_add(n, Ordering::Relaxed);
 }
 
-/// Clean an absolute path lexically (`.`, `..`, duplicate slashes), without
-/// resolving symlinks, as restic does.
-pub fn absolute(path: &Path) -> Result<PathBuf> {
-    let abs = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        std::env::current_dir()
-            .map_err(|e| Error::io(e, "reading the current directory"))?
-            .join(path)
-    };
-    let mut out = PathBuf::from("/");
-    for c in abs.components() {
-        match c {
-            std::path::Component::ParentDir => {
-                out.pop();
-            }
-            std::path::Component::Normal(n) => out.push(n),
-            _ => {}
-        }
-    }
-    Ok(out)
-}
-
-/// Run a backup and write its snapshot.
+/// Run a backup and write its snapshot. The repository's index must be
+/// loaded.
 pub fn backup(
     repo: Arc<Repository>,
     source: Source,
-    mut opts: BackupOptions,
+    opts: BackupOptions,
     progress: Arc<BackupProgress>,
 ) -> Result<BackupResult> {
     let start = chrono::Local::now().fixed_offset();
     // Packs from an interrupted earlier run: index them so their data is not uploaded again.
     repo.recover_unindexed_packs()?;
 
-    let parent_tree = match opts.parent {
-        Some(id) => Some(repo.load_snapshot(&id)?.tree),
-        None => None,
-    };
+    let paths = source.snapshot_paths();
+    let parent = parent::choose(&repo, &opts.parent, &opts.hostname, &paths)?;
+    let parent_trees = ParentTrees::new(&repo, parent.as_ref(), opts.on_warning.as_ref());
     let saver = BlobSaver::new(repo.clone(), opts.saver.clone());
     let counters = Counters::default();
-    let (tree, paths, errors) = match source {
-        Source::Paths(paths) => {
-            let mut abs = Vec::new();
-            for p in &paths {
-                let a = absolute(p)?;
-                if let Err(e) = a.symlink_metadata() {
-                    return Err(Error::io(e, format!("backup path {}", p.display())));
-                }
-                abs.push(a);
-            }
-            abs.sort();
-            abs.dedup();
+    let mut child = None;
+    let (tree, errors) = match source.0 {
+        Input::Paths(abs) => {
             if opts.scan {
                 scan::start(
                     walker::clean_targets(&abs),
@@ -182,50 +168,30 @@ pub fn backup(
                     opts.cancel.clone(),
                 );
             }
-            let w = walker::Walker::new(&repo, &saver, &opts, &progress, &counters);
-            let (tree, errors) = w.run(&abs, parent_tree)?;
-            (
-                tree,
-                abs.iter().map(|p| p.display().to_string()).collect(),
-                errors,
-            )
+            let w = walker::Walker::new(&saver, &opts, &progress, &counters, &parent_trees);
+            w.run(&abs)?
         }
-        Source::Stream { name, reader } => {
-            if name.is_empty() || name.contains('/') {
-                return Err(Error::usage(format!(
-                    "invalid --stdin-filename {name:?}: a file name without '/' is needed"
-                )));
-            }
-            let tree = files::backup_stream(
-                &repo,
-                &saver,
-                &name,
-                reader,
-                &progress,
-                &counters,
-                parent_tree,
-                &opts.cancel,
-            )
-            .map_err(|e| {
-                if opts.cancel.load(Ordering::Relaxed) {
-                    Error::new(Kind::Interrupted, "backup interrupted; no snapshot was written (data stored so far will be reused)")
-                } else {
-                    e
-                }
-            })?;
-            (tree, vec![format!("/{name}")], 0)
+        Input::Stream { name, reader } => {
+            let parent = parent_trees.root();
+            let tree = stream(&saver, &name, reader, &opts, &progress, &counters, parent)?;
+            (tree, 0)
+        }
+        Input::Command { name, argv } => {
+            let (c, reader) = Child::start(&argv)?;
+            child = Some(c);
+            let parent = parent_trees.root();
+            let tree = stream(&saver, &name, reader, &opts, &progress, &counters, parent)?;
+            (tree, 0)
         }
     };
     if opts.cancel.load(Ordering::Relaxed) {
         drop(saver);
-        return Err(Error::new(
-            Kind::Interrupted,
-            "backup interrupted; no snapshot was written (data stored so far will be reused)",
-        ));
+        return Err(interrupted());
     }
     let stats = saver.finish()?;
-    if let Some(check) = opts.before_snapshot.take() {
-        check()?;
+    // A command that failed means no snapshot, though its output is stored.
+    if let Some(c) = child {
+        c.finish()?;
     }
     let end = chrono::Local::now().fixed_offset();
     let ld = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -244,6 +210,7 @@ pub fn backup(
         data_added_packed: stats.data_added_packed,
         total_files_processed: ld(&progress.files_done),
         total_bytes_processed: ld(&progress.bytes_done),
+        errors,
     };
     let snapshot = Snapshot {
         version: cairn_repository::format::snapshot::SNAPSHOT_VERSION,
@@ -252,12 +219,11 @@ pub fn backup(
         paths,
         hostname: opts.hostname.clone(),
         username: opts.username.clone(),
-        // SAFETY: getuid/getgid cannot fail.
-        uid: unsafe { libc::getuid() },
-        gid: unsafe { libc::getgid() },
+        uid: nix::unistd::getuid().as_raw(),
+        gid: nix::unistd::getgid().as_raw(),
         tags: opts.tags.clone(),
         excludes: opts.filters.summary(),
-        parent: opts.parent,
+        parent: parent.map(|(id, _)| id),
         original: None,
         program_version: format!("cairn {}", env!("CARGO_PKG_VERSION")),
         summary: Some(summary),
@@ -267,6 +233,45 @@ pub fn backup(
         snapshot_id,
         snapshot,
         errors,
+        warnings: parent_trees.into_warnings(),
         packs: stats.packs,
     })
 }
+
+/// Back up one stream; an error while interrupted is the interruption.
+fn stream(
+    saver: &BlobSaver,
+    name: &str,
+    reader: Box<dyn std::io::Read + Send>,
+    opts: &BackupOptions,
+    progress: &BackupProgress,
+    counters: &Counters,
+    parent: Option<Tree>,
+) -> Result<Id> {
+    files::backup_stream(
+        saver,
+        name,
+        reader,
+        progress,
+        counters,
+        parent.as_ref(),
+        &opts.cancel,
+    )
+    .map_err(|e| {
+        if opts.cancel.load(Ordering::Relaxed) {
+            interrupted()
+        } else {
+            e
+        }
+    })
+}
+
+fn interrupted() -> Error {
+    Error::new(
+        Kind::Interrupted,
+        "backup interrupted; no snapshot was written (data stored so far will be reused)",
+    )
+}
+
+#[cfg(test)]
+mod tests;

@@ -4,18 +4,19 @@
 use super::files::{reader_loop, FileJob, FileOut};
 use super::filter::git_ignored;
 use super::fsnode::{kind_of, node_from_metadata, NameCache};
+use super::parent::ParentTrees;
 use super::{add, BackupOptions, BackupProgress, Counters};
 use crate::{Error, Result};
 use cairn_repository::format::tree::{Node, NodeKind, Tree};
 use cairn_repository::format::{BlobKind, Id};
-use cairn_repository::{BlobSaver, Repository};
+use cairn_repository::BlobSaver;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use ignore::gitignore::Gitignore;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 pub(super) fn clean_targets(targets: &[PathBuf]) -> Vec<PathBuf> {
     let mut kept: Vec<PathBuf> = Vec::new();
@@ -42,14 +43,13 @@ struct DirJob {
 }
 
 pub(super) struct Walker<'a> {
-    repo: &'a Arc<Repository>,
     saver: &'a BlobSaver,
     opts: &'a BackupOptions,
     progress: &'a BackupProgress,
     counters: &'a Counters,
+    parent: &'a ParentTrees<'a>,
     names: NameCache,
     fatal: Mutex<Option<Error>>,
-    errors: std::sync::atomic::AtomicU64,
 }
 
 /// Channels the walking thread sends on.
@@ -68,27 +68,29 @@ fn find_old<'t>(tree: Option<&'t Tree>, name: &[u8]) -> Option<&'t Node> {
 
 impl<'a> Walker<'a> {
     pub(super) fn new(
-        repo: &'a Arc<Repository>,
         saver: &'a BlobSaver,
         opts: &'a BackupOptions,
         progress: &'a BackupProgress,
         counters: &'a Counters,
+        parent: &'a ParentTrees<'a>,
     ) -> Self {
         Walker {
-            repo,
             saver,
             opts,
             progress,
             counters,
+            parent,
             names: NameCache::default(),
             fatal: Mutex::new(None),
-            errors: Default::default(),
         }
     }
 
     /// Back up `targets` (absolute, sorted); returns the root tree id and
-    /// the number of items that could not be read.
-    pub(super) fn run(&self, targets: &[PathBuf], parent_tree: Option<Id>) -> Result<(Id, u64)> {
+    /// the number of items that could not be read: directories and other
+    /// entries the walker could not read, and files the readers could not
+    /// (both count in `progress.errors`).
+    pub(super) fn run(&self, targets: &[PathBuf]) -> Result<(Id, u64)> {
+        let errors_before = self.progress.errors.load(Ordering::Relaxed);
         // Drop targets inside other targets.
         let kept = clean_targets(targets);
         let (file_tx, file_rx) = bounded::<FileJob>(256);
@@ -102,7 +104,6 @@ impl<'a> Walker<'a> {
                     .spawn_scoped(s, move || {
                         reader_loop(
                             rx,
-                            self.repo,
                             self.saver,
                             self.progress,
                             self.opts.on_error.as_ref(),
@@ -126,13 +127,13 @@ impl<'a> Walker<'a> {
                 .name("walk".into())
                 .stack_size(256 << 20)
                 .spawn_scoped(s, move || {
-                    let old_tree = parent_tree.and_then(|id| self.repo.load_tree(&id).ok());
+                    let old_tree = self.parent.root();
                     let mut gi = Vec::new();
                     let children =
                         self.walk_virtual(Path::new("/"), &kept, old_tree.as_ref(), &mut gi, &out);
                     let _ = out.dirs.send(DirJob {
                         children,
-                        old: parent_tree,
+                        old: self.parent.root_id(),
                         reply: root_tx,
                     });
                 })
@@ -149,7 +150,8 @@ impl<'a> Walker<'a> {
                 "backup stopped before the root tree was written",
             )
         })?;
-        Ok((root, self.errors.load(Ordering::Relaxed)))
+        let errors = self.progress.errors.load(Ordering::Relaxed) - errors_before;
+        Ok((root, errors))
     }
 
     fn stopped(&self) -> bool {
@@ -157,7 +159,6 @@ impl<'a> Walker<'a> {
     }
 
     fn report(&self, path: &Path, msg: &str) {
-        self.errors.fetch_add(1, Ordering::Relaxed);
         add(&self.progress.errors, 1);
         if let Some(sink) = &self.opts.on_error {
             sink(path, msg);
@@ -202,7 +203,7 @@ impl<'a> Walker<'a> {
                         let old_sub = old
                             .filter(|o| o.kind == NodeKind::Dir)
                             .and_then(|o| o.subtree);
-                        let old_sub_tree = old_sub.and_then(|id| self.repo.load_tree(&id).ok());
+                        let old_sub_tree = self.parent.load(old_sub, &path);
                         let sub = self.walk_virtual(
                             &path,
                             &targets[i..group_end],
@@ -325,26 +326,31 @@ impl<'a> Walker<'a> {
         gi: &mut Vec<Gitignore>,
         out: &Out,
     ) -> Vec<Child> {
-        let old_tree = old_sub.and_then(|id| self.repo.load_tree(&id).ok());
+        let old_tree = self.parent.load(old_sub, dir);
         // lstat through the directory's descriptor (fstatat): no path lookup from the root per entry.
-        let mut names: Vec<(std::ffi::OsString, Option<std::fs::Metadata>)> = match std::fs::read_dir(dir) {
-            Ok(rd) => {
-                let mut v = Vec::new();
-                for e in rd {
-                    match e {
-                        Ok(e) => v.push((e.file_name(), e.metadata().ok())),
-                        Err(e) => self.report(dir, &e.to_string()),
+        let mut names: Vec<(std::ffi::OsString, Option<std::fs::Metadata>)> =
+            match std::fs::read_dir(dir) {
+                Ok(rd) => {
+                    let mut v = Vec::new();
+                    for e in rd {
+                        match e {
+                            Ok(e) => v.push((e.file_name(), e.metadata().ok())),
+                            Err(e) => self.report(dir, &e.to_string()),
+                        }
                     }
+                    v
                 }
-                v
-            }
-            Err(e) => {
-                self.report(dir, &e.to_string());
-                return Vec::new();
-            }
-        };
+                Err(e) => {
+                    self.report(dir, &e.to_string());
+                    return Vec::new();
+                }
+            };
         names.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-        let pushed = match self.opts.filters.gitignore_for(dir) {
+        let (matcher, problems) = self.opts.filters.gitignore_for(dir);
+        for p in problems {
+            self.report(&dir.join(".gitignore"), &p);
+        }
+        let pushed = match matcher {
             Some(g) => {
                 gi.push(g);
                 true

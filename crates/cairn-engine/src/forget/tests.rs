@@ -1,8 +1,11 @@
 //! Every rule against kept sets written by hand, including calendar edge
 //! cases: ISO weeks across years, DST changes (Europe/Berlin rules), leap days.
+//! The kept sets are one table ([`CASES`]): snapshots, a policy, the time
+//! now, the time zone, and what is kept.
 
 use super::*;
 use chrono::{TimeZone, Weekday};
+use Expect::{Count, Times};
 
 fn utc(_: DateTime<Utc>) -> FixedOffset {
     FixedOffset::east_opt(0).unwrap()
@@ -63,14 +66,10 @@ fn name_of(s: &Snapshot) -> String {
 }
 
 /// The kept snapshots' times (newest first) after applying `p`.
-fn kept_with(times: &[&str], p: &Policy, now: &str, zone: OffsetAt) -> Vec<String> {
+fn kept_with(times: &[&str], p: &Policy, now: &str, zone: OffsetAt<'_>) -> Vec<String> {
     let (keep, remove) = apply_policy(list(times), p, t(now), zone);
     assert_eq!(keep.len() + remove.len(), times.len());
     keep.iter().map(|k| name_of(&k.snapshot)).collect()
-}
-
-fn kept(times: &[&str], p: &Policy) -> Vec<String> {
-    kept_with(times, p, "2100-01-01T00:00:00Z", &utc)
 }
 
 fn norm(v: &[&str]) -> Vec<String> {
@@ -79,7 +78,7 @@ fn norm(v: &[&str]) -> Vec<String> {
         .collect()
 }
 
-fn reasons(times: &[&str], p: &Policy, zone: OffsetAt) -> Vec<(String, Vec<String>)> {
+fn reasons(times: &[&str], p: &Policy, zone: OffsetAt<'_>) -> Vec<(String, Vec<String>)> {
     let (keep, _) = apply_policy(list(times), p, t("2100-01-01T00:00:00Z"), zone);
     keep.into_iter()
         .map(|k| (name_of(&k.snapshot), k.reasons))
@@ -90,6 +89,50 @@ fn d(s: &str) -> CalendarDuration {
     CalendarDuration::parse(s).unwrap()
 }
 
+/// A policy from rules such as `"daily 3, within 1d"` (the rules as the
+/// CLI's flags name them, without `--keep-`).
+fn policy(spec: &str) -> Policy {
+    let mut p = Policy::default();
+    for rule in spec.split(", ") {
+        let (name, value) = rule.split_once(' ').expect("rule and value");
+        let count = || parse_count(value).unwrap();
+        match name {
+            "last" => p.last = count(),
+            "hourly" => p.hourly = count(),
+            "daily" => p.daily = count(),
+            "weekly" => p.weekly = count(),
+            "monthly" => p.monthly = count(),
+            "yearly" => p.yearly = count(),
+            "within" => p.within = d(value),
+            "within-hourly" => p.within_hourly = d(value),
+            "within-daily" => p.within_daily = d(value),
+            "within-weekly" => p.within_weekly = d(value),
+            "within-monthly" => p.within_monthly = d(value),
+            "within-yearly" => p.within_yearly = d(value),
+            _ => panic!("unknown rule {name:?}"),
+        }
+    }
+    p
+}
+
+const NOW: &str = "2100-01-01T00:00:00Z";
+
+/// What a case keeps: these snapshots (newest first), or this many.
+#[derive(Clone, Copy)]
+enum Expect {
+    Times(&'static [&'static str]),
+    Count(usize),
+}
+
+struct Case {
+    what: &'static str,
+    times: &'static [&'static str],
+    policy: &'static str,
+    now: &'static str,
+    zone: OffsetAt<'static>,
+    kept: Expect,
+}
+
 const DAYS: &[&str] = &[
     "2021-01-01T10:00:00Z",
     "2021-01-01T20:00:00Z",
@@ -98,125 +141,22 @@ const DAYS: &[&str] = &[
     "2021-01-03T23:00:00Z",
 ];
 
-#[test]
-fn keep_last() {
-    let p = Policy {
-        last: 3,
-        ..Default::default()
-    };
-    assert_eq!(
-        kept(DAYS, &p),
-        norm(&[
-            "2021-01-03T23:00:00Z",
-            "2021-01-03T09:00:00Z",
-            "2021-01-02T08:00:00Z"
-        ])
-    );
-    let p = Policy {
-        last: 10,
-        ..Default::default()
-    };
-    assert_eq!(kept(DAYS, &p).len(), 5);
-    let p = Policy {
-        last: UNLIMITED,
-        ..Default::default()
-    };
-    assert_eq!(kept(DAYS, &p).len(), 5);
-    // Input order does not matter.
-    let mut rev = DAYS.to_vec();
-    rev.reverse();
-    assert_eq!(
-        kept(
-            &rev,
-            &Policy {
-                last: 1,
-                ..Default::default()
-            }
-        ),
-        norm(&["2021-01-03T23:00:00Z"])
-    );
-}
+/// [`DAYS`] in reverse: input order does not matter.
+const DAYS_REVERSED: &[&str] = &[
+    "2021-01-03T23:00:00Z",
+    "2021-01-03T09:00:00Z",
+    "2021-01-02T08:00:00Z",
+    "2021-01-01T20:00:00Z",
+    "2021-01-01T10:00:00Z",
+];
 
-#[test]
-fn keep_daily_and_the_oldest_snapshot() {
-    let p = Policy {
-        daily: 2,
-        ..Default::default()
-    };
-    assert_eq!(
-        kept(DAYS, &p),
-        norm(&["2021-01-03T23:00:00Z", "2021-01-02T08:00:00Z"])
-    );
-    let p = Policy {
-        daily: 3,
-        ..Default::default()
-    };
-    assert_eq!(
-        kept(DAYS, &p),
-        norm(&[
-            "2021-01-03T23:00:00Z",
-            "2021-01-02T08:00:00Z",
-            "2021-01-01T20:00:00Z"
-        ])
-    );
-    // Count left at the oldest snapshot: it is kept too, to reach back as far as possible.
-    let p = Policy {
-        daily: 5,
-        ..Default::default()
-    };
-    assert_eq!(
-        reasons(DAYS, &p, &utc),
-        vec![
-            (
-                norm(&["2021-01-03T23:00:00Z"])[0].clone(),
-                vec!["daily snapshot".to_string()]
-            ),
-            (
-                norm(&["2021-01-02T08:00:00Z"])[0].clone(),
-                vec!["daily snapshot".to_string()]
-            ),
-            (
-                norm(&["2021-01-01T20:00:00Z"])[0].clone(),
-                vec!["daily snapshot".to_string()]
-            ),
-            (
-                norm(&["2021-01-01T10:00:00Z"])[0].clone(),
-                vec!["oldest daily snapshot".to_string()]
-            ),
-        ]
-    );
-}
-
-#[test]
-fn keep_hourly() {
-    let times = [
-        "2021-05-01T10:05:00Z",
-        "2021-05-01T10:55:00Z",
-        "2021-05-01T11:00:00Z",
-        "2021-05-01T11:59:59Z",
-        "2021-05-01T13:30:00Z",
-    ];
-    let p = Policy {
-        hourly: 2,
-        ..Default::default()
-    };
-    assert_eq!(
-        kept(&times, &p),
-        norm(&["2021-05-01T13:30:00Z", "2021-05-01T11:59:59Z"])
-    );
-    let p = Policy {
-        hourly: 3,
-        ..Default::default()
-    };
-    assert_eq!(
-        kept(&times, &p),
-        norm(&[
-            "2021-05-01T13:30:00Z",
-            "2021-05-01T11:59:59Z",
-            "2021-05-01T10:55:00Z"
-        ])
-    );
-}
+const HOURS: &[&str] = &[
+    "2021-05-01T10:05:00Z",
+    "2021-05-01T10:55:00Z",
+    "2021-05-01T11:00:00Z",
+    "2021-05-01T11:59:59Z",
+    "2021-05-01T13:30:00Z",
+];
 
 /// 2020-12-28 (Mon) … 2021-01-03 (Sun) is ISO week 2020-W53; 2021-01-04 starts 2021-W01.
 const NEW_YEAR: &[&str] = &[
@@ -230,328 +170,413 @@ const NEW_YEAR: &[&str] = &[
     "2021-01-11T12:00:00Z", // Mon, 2021-W02
 ];
 
-#[test]
-fn keep_weekly_uses_iso_weeks_across_the_year_boundary() {
-    let p = Policy {
-        weekly: 3,
-        ..Default::default()
-    };
-    assert_eq!(
-        kept(NEW_YEAR, &p),
-        norm(&[
-            "2021-01-11T12:00:00Z",
-            "2021-01-10T12:00:00Z",
-            "2021-01-03T12:00:00Z"
-        ])
-    );
-    let p = Policy {
-        weekly: 4,
-        ..Default::default()
-    };
-    assert_eq!(
-        kept(NEW_YEAR, &p),
-        norm(&[
+/// 23:30 UTC is the next day in Berlin.
+const ZONE_DAYS: &[&str] = &[
+    "2021-01-05T23:30:00Z",
+    "2021-01-06T10:00:00Z",
+    "2021-01-04T12:00:00Z",
+];
+
+/// [`ZONE_DAYS`]' instants written with other offsets.
+const ZONE_DAYS_SHIFTED: &[&str] = &[
+    "2021-01-06T08:30:00+09:00",
+    "2021-01-06T05:00:00-05:00",
+    "2021-01-04T12:00:00+00:00",
+];
+
+/// 2021-03-28 02:00 CET became 03:00 CEST (01:00 UTC).
+const SPRING: &[&str] = &[
+    "2021-03-27T22:30:00Z", // 27th 23:30 CET
+    "2021-03-27T23:30:00Z", // 28th 00:30 CET
+    "2021-03-28T21:30:00Z", // 28th 23:30 CEST
+    "2021-03-28T22:30:00Z", // 29th 00:30 CEST
+];
+
+const AROUND_SPRING: &[&str] = &[
+    "2021-03-27T12:30:00Z",
+    "2021-03-27T13:30:00Z",
+    "2021-03-28T12:00:00Z",
+];
+
+/// 2021-10-31 03:00 CEST became 02:00 CET (01:00 UTC): 02:xx happened twice.
+const FALL: &[&str] = &[
+    "2021-10-30T23:50:00Z", // 01:50 CEST
+    "2021-10-31T00:15:00Z", // 02:15 CEST
+    "2021-10-31T01:45:00Z", // 02:45 CET
+    "2021-10-31T02:10:00Z", // 03:10 CET
+];
+
+const LEAP: &[&str] = &[
+    "2024-02-28T12:00:00Z",
+    "2024-02-29T12:00:00Z",
+    "2024-03-01T12:00:00Z",
+];
+
+/// A year back from a leap day: 2023-02-29 does not exist and becomes 2023-03-01 (Go's AddDate).
+const YEAR_BACK_FROM_LEAP_DAY: &[&str] = &[
+    "2023-02-28T23:00:00Z",
+    "2023-03-01T11:00:00Z",
+    "2023-03-01T13:00:00Z",
+    "2024-02-29T12:00:00Z",
+];
+
+/// A year back from 2025-02-28 is 2024-02-28: the leap day is inside.
+const YEAR_BACK_OVER_LEAP_DAY: &[&str] = &[
+    "2024-02-28T11:00:00Z",
+    "2024-02-29T00:00:00Z",
+    "2025-02-28T12:00:00Z",
+];
+
+/// A month back from 31 March 2024 is "31 February" = 2 March.
+const MONTH_BACK_FROM_31ST: &[&str] = &[
+    "2024-03-01T12:00:00Z",
+    "2024-03-02T11:00:00Z",
+    "2024-03-02T13:00:00Z",
+    "2024-03-31T12:00:00Z",
+];
+
+const WITHIN: &[&str] = &[
+    "2021-01-05T00:00:00Z",
+    "2021-01-08T00:00:00Z",
+    "2021-01-09T00:00:00Z",
+    "2021-01-20T00:00:00Z",
+];
+
+const JUNE: &[&str] = &[
+    "2021-06-01T08:00:00Z",
+    "2021-06-01T20:00:00Z",
+    "2021-06-02T08:00:00Z",
+    "2021-06-02T21:00:00Z",
+    "2021-06-03T08:00:00Z",
+    "2021-06-03T20:00:00Z",
+    "2021-06-04T08:00:00Z",
+    "2021-06-04T20:00:00Z",
+    "2021-06-05T08:00:00Z",
+    "2021-06-05T20:00:00Z",
+];
+
+/// A case at [`NOW`] in UTC, unless `at` or `in_berlin` say otherwise.
+impl Case {
+    const fn new(
+        what: &'static str,
+        times: &'static [&'static str],
+        policy: &'static str,
+        kept: Expect,
+    ) -> Case {
+        Case {
+            what,
+            times,
+            policy,
+            now: NOW,
+            zone: &utc,
+            kept,
+        }
+    }
+
+    const fn at(mut self, now: &'static str) -> Case {
+        self.now = now;
+        self
+    }
+
+    const fn in_berlin(mut self) -> Case {
+        self.zone = &berlin;
+        self
+    }
+}
+
+const CASES: &[Case] = &[
+    Case::new(
+        "last 3",
+        DAYS,
+        "last 3",
+        Times(&[
+            "2021-01-03T23:00:00Z",
+            "2021-01-03T09:00:00Z",
+            "2021-01-02T08:00:00Z",
+        ]),
+    ),
+    Case::new("last more than there are", DAYS, "last 10", Count(5)),
+    Case::new("last unlimited", DAYS, "last unlimited", Count(5)),
+    Case::new(
+        "input order does not matter",
+        DAYS_REVERSED,
+        "last 1",
+        Times(&["2021-01-03T23:00:00Z"]),
+    ),
+    Case::new(
+        "daily 2",
+        DAYS,
+        "daily 2",
+        Times(&["2021-01-03T23:00:00Z", "2021-01-02T08:00:00Z"]),
+    ),
+    Case::new(
+        "daily 3",
+        DAYS,
+        "daily 3",
+        Times(&[
+            "2021-01-03T23:00:00Z",
+            "2021-01-02T08:00:00Z",
+            "2021-01-01T20:00:00Z",
+        ]),
+    ),
+    Case::new(
+        "hourly 2",
+        HOURS,
+        "hourly 2",
+        Times(&["2021-05-01T13:30:00Z", "2021-05-01T11:59:59Z"]),
+    ),
+    Case::new(
+        "hourly 3",
+        HOURS,
+        "hourly 3",
+        Times(&[
+            "2021-05-01T13:30:00Z",
+            "2021-05-01T11:59:59Z",
+            "2021-05-01T10:55:00Z",
+        ]),
+    ),
+    Case::new(
+        "weekly 3: ISO weeks across the year boundary",
+        NEW_YEAR,
+        "weekly 3",
+        Times(&[
             "2021-01-11T12:00:00Z",
             "2021-01-10T12:00:00Z",
             "2021-01-03T12:00:00Z",
-            "2020-12-27T12:00:00Z"
-        ])
-    );
-}
-
-#[test]
-fn keep_monthly_and_yearly_use_the_calendar_year() {
-    let p = Policy {
-        yearly: 2,
-        ..Default::default()
-    };
-    assert_eq!(
-        kept(NEW_YEAR, &p),
-        norm(&["2021-01-11T12:00:00Z", "2020-12-31T12:00:00Z"])
-    );
-    let p = Policy {
-        monthly: 1,
-        ..Default::default()
-    };
-    assert_eq!(kept(NEW_YEAR, &p), norm(&["2021-01-11T12:00:00Z"]));
-    // Unlimited: one per month, and the oldest.
-    let p = Policy {
-        monthly: UNLIMITED,
-        ..Default::default()
-    };
-    assert_eq!(
-        kept(NEW_YEAR, &p),
-        norm(&[
+        ]),
+    ),
+    Case::new(
+        "weekly 4: ISO weeks across the year boundary",
+        NEW_YEAR,
+        "weekly 4",
+        Times(&[
+            "2021-01-11T12:00:00Z",
+            "2021-01-10T12:00:00Z",
+            "2021-01-03T12:00:00Z",
+            "2020-12-27T12:00:00Z",
+        ]),
+    ),
+    Case::new(
+        "yearly 2: the calendar year",
+        NEW_YEAR,
+        "yearly 2",
+        Times(&["2021-01-11T12:00:00Z", "2020-12-31T12:00:00Z"]),
+    ),
+    Case::new(
+        "monthly 1",
+        NEW_YEAR,
+        "monthly 1",
+        Times(&["2021-01-11T12:00:00Z"]),
+    ),
+    Case::new(
+        "monthly unlimited: one per month, and the oldest",
+        NEW_YEAR,
+        "monthly unlimited",
+        Times(&[
             "2021-01-11T12:00:00Z",
             "2020-12-31T12:00:00Z",
-            "2020-12-27T12:00:00Z"
-        ])
-    );
-}
-
-#[test]
-fn buckets_follow_the_time_zone_and_the_stored_offset_does_not_matter() {
-    // 23:30 UTC is the next day in Berlin.
-    let times = [
-        "2021-01-05T23:30:00Z",
-        "2021-01-06T10:00:00Z",
-        "2021-01-04T12:00:00Z",
-    ];
-    let p = Policy {
-        daily: 2,
-        ..Default::default()
-    };
-    assert_eq!(
-        kept_with(&times, &p, "2100-01-01T00:00:00Z", &utc),
-        norm(&["2021-01-06T10:00:00Z", "2021-01-05T23:30:00Z"])
-    );
-    assert_eq!(
-        kept_with(&times, &p, "2100-01-01T00:00:00Z", &berlin),
-        norm(&["2021-01-06T10:00:00Z", "2021-01-04T12:00:00Z"])
-    );
-    // The same instants written with another offset: same result.
-    let shifted = [
-        "2021-01-06T08:30:00+09:00",
-        "2021-01-06T05:00:00-05:00",
-        "2021-01-04T12:00:00+00:00",
-    ];
-    let got: Vec<DateTime<Utc>> = kept_with(&shifted, &p, "2100-01-01T00:00:00Z", &berlin)
-        .iter()
-        .map(|s| t(s))
-        .collect();
-    assert_eq!(
-        got,
-        vec![t("2021-01-06T10:00:00Z"), t("2021-01-04T12:00:00Z")]
-    );
-}
-
-#[test]
-fn dst_spring_forward_in_berlin() {
-    // 2021-03-28 02:00 CET became 03:00 CEST (01:00 UTC).
-    let times = [
-        "2021-03-27T22:30:00Z", // 27th 23:30 CET
-        "2021-03-27T23:30:00Z", // 28th 00:30 CET
-        "2021-03-28T21:30:00Z", // 28th 23:30 CEST
-        "2021-03-28T22:30:00Z", // 29th 00:30 CEST
-    ];
-    let p = Policy {
-        daily: 3,
-        ..Default::default()
-    };
-    assert_eq!(
-        kept_with(&times, &p, "2100-01-01T00:00:00Z", &berlin),
-        norm(&[
+            "2020-12-27T12:00:00Z",
+        ]),
+    ),
+    Case::new(
+        "daily buckets in UTC",
+        ZONE_DAYS,
+        "daily 2",
+        Times(&["2021-01-06T10:00:00Z", "2021-01-05T23:30:00Z"]),
+    ),
+    Case::new(
+        "daily buckets in Berlin",
+        ZONE_DAYS,
+        "daily 2",
+        Times(&["2021-01-06T10:00:00Z", "2021-01-04T12:00:00Z"]),
+    )
+    .in_berlin(),
+    Case::new(
+        "the stored offset does not matter",
+        ZONE_DAYS_SHIFTED,
+        "daily 2",
+        Times(&["2021-01-06T05:00:00-05:00", "2021-01-04T12:00:00+00:00"]),
+    )
+    .in_berlin(),
+    Case::new(
+        "spring forward in Berlin",
+        SPRING,
+        "daily 3",
+        Times(&[
             "2021-03-28T22:30:00Z",
             "2021-03-28T21:30:00Z",
-            "2021-03-27T22:30:00Z"
-        ])
-    );
-    // In UTC the days split differently (and the oldest is kept with count left).
-    assert_eq!(
-        kept_with(&times, &p, "2100-01-01T00:00:00Z", &utc),
-        norm(&[
+            "2021-03-27T22:30:00Z",
+        ]),
+    )
+    .in_berlin(),
+    Case::new(
+        "spring forward in UTC: other days, the oldest kept with count left",
+        SPRING,
+        "daily 3",
+        Times(&[
             "2021-03-28T22:30:00Z",
             "2021-03-27T23:30:00Z",
-            "2021-03-27T22:30:00Z"
-        ])
-    );
-    // Within 1d is a calendar day (23 hours here); within 24h is elapsed time.
-    let around = [
-        "2021-03-27T12:30:00Z",
-        "2021-03-27T13:30:00Z",
-        "2021-03-28T12:00:00Z",
-    ];
-    let p = Policy {
-        within: d("1d"),
-        ..Default::default()
-    };
-    assert_eq!(
-        kept_with(&around, &p, "2100-01-01T00:00:00Z", &berlin),
-        norm(&["2021-03-28T12:00:00Z", "2021-03-27T13:30:00Z"])
-    );
-    let p = Policy {
-        within: d("24h"),
-        ..Default::default()
-    };
-    assert_eq!(
-        kept_with(&around, &p, "2100-01-01T00:00:00Z", &berlin).len(),
-        3
-    );
-}
-
-#[test]
-fn dst_fall_back_in_berlin() {
-    // 2021-10-31 03:00 CEST became 02:00 CET (01:00 UTC): 02:xx happened twice.
-    let times = [
-        "2021-10-30T23:50:00Z", // 01:50 CEST
-        "2021-10-31T00:15:00Z", // 02:15 CEST
-        "2021-10-31T01:45:00Z", // 02:45 CET
-        "2021-10-31T02:10:00Z", // 03:10 CET
-    ];
-    let p = Policy {
-        hourly: 3,
-        ..Default::default()
-    };
-    assert_eq!(
-        kept_with(&times, &p, "2100-01-01T00:00:00Z", &berlin),
-        norm(&[
+            "2021-03-27T22:30:00Z",
+        ]),
+    ),
+    Case::new(
+        "within 1d is a calendar day (23 hours here)",
+        AROUND_SPRING,
+        "within 1d",
+        Times(&["2021-03-28T12:00:00Z", "2021-03-27T13:30:00Z"]),
+    )
+    .in_berlin(),
+    Case::new(
+        "within 24h is elapsed time",
+        AROUND_SPRING,
+        "within 24h",
+        Count(3),
+    )
+    .in_berlin(),
+    Case::new(
+        "fall back in Berlin: 02:xx twice",
+        FALL,
+        "hourly 3",
+        Times(&[
             "2021-10-31T02:10:00Z",
             "2021-10-31T01:45:00Z",
-            "2021-10-30T23:50:00Z"
-        ])
-    );
-    assert_eq!(
-        kept_with(&times, &p, "2100-01-01T00:00:00Z", &utc),
-        norm(&[
+            "2021-10-30T23:50:00Z",
+        ]),
+    )
+    .in_berlin(),
+    Case::new(
+        "fall back in UTC",
+        FALL,
+        "hourly 3",
+        Times(&[
             "2021-10-31T02:10:00Z",
             "2021-10-31T01:45:00Z",
-            "2021-10-31T00:15:00Z"
-        ])
-    );
-    // The 25-hour day is one daily bucket.
-    let p = Policy {
-        daily: 1,
-        ..Default::default()
-    };
-    assert_eq!(
-        kept_with(&times[1..], &p, "2100-01-01T00:00:00Z", &berlin),
-        norm(&["2021-10-31T02:10:00Z"])
-    );
-}
-
-#[test]
-fn leap_days() {
-    let p = Policy {
-        daily: 3,
-        ..Default::default()
-    };
-    let times = [
-        "2024-02-28T12:00:00Z",
-        "2024-02-29T12:00:00Z",
-        "2024-03-01T12:00:00Z",
-    ];
-    assert_eq!(kept(&times, &p).len(), 3);
-    let p = Policy {
-        monthly: 2,
-        ..Default::default()
-    };
-    assert_eq!(
-        kept(&times, &p),
-        norm(&["2024-03-01T12:00:00Z", "2024-02-29T12:00:00Z"])
-    );
-    // A year back from a leap day: 2023-02-29 does not exist and becomes 2023-03-01 (Go's AddDate).
-    let times = [
-        "2023-02-28T23:00:00Z",
-        "2023-03-01T11:00:00Z",
-        "2023-03-01T13:00:00Z",
-        "2024-02-29T12:00:00Z",
-    ];
-    let p = Policy {
-        within: d("1y"),
-        ..Default::default()
-    };
-    assert_eq!(
-        kept(&times, &p),
-        norm(&["2024-02-29T12:00:00Z", "2023-03-01T13:00:00Z"])
-    );
-    // A year back from 2025-02-28 is 2024-02-28: the leap day is inside.
-    let times = [
-        "2024-02-28T11:00:00Z",
-        "2024-02-29T00:00:00Z",
-        "2025-02-28T12:00:00Z",
-    ];
-    assert_eq!(
-        kept(&times, &p),
-        norm(&["2025-02-28T12:00:00Z", "2024-02-29T00:00:00Z"])
-    );
-    // A month back from 31 March 2024 is "31 February" = 2 March.
-    let times = [
-        "2024-03-01T12:00:00Z",
-        "2024-03-02T11:00:00Z",
-        "2024-03-02T13:00:00Z",
-        "2024-03-31T12:00:00Z",
-    ];
-    let p = Policy {
-        within: d("1m"),
-        ..Default::default()
-    };
-    assert_eq!(
-        kept(&times, &p),
-        norm(&["2024-03-31T12:00:00Z", "2024-03-02T13:00:00Z"])
-    );
-}
-
-#[test]
-fn keep_within_is_relative_to_the_newest_past_snapshot() {
-    let times = [
-        "2021-01-05T00:00:00Z",
-        "2021-01-08T00:00:00Z",
-        "2021-01-09T00:00:00Z",
-        "2021-01-20T00:00:00Z",
-    ];
-    // 01-20 is in the future (now = 01-10): the newest is 01-09, so the cut is 01-07.
-    let p = Policy {
-        within: d("2d"),
-        ..Default::default()
-    };
-    assert_eq!(
-        kept_with(&times, &p, "2021-01-10T00:00:00Z", &utc),
-        norm(&[
+            "2021-10-31T00:15:00Z",
+        ]),
+    ),
+    Case::new(
+        "the 25-hour day is one daily bucket",
+        &[
+            "2021-10-31T00:15:00Z",
+            "2021-10-31T01:45:00Z",
+            "2021-10-31T02:10:00Z",
+        ],
+        "daily 1",
+        Times(&["2021-10-31T02:10:00Z"]),
+    )
+    .in_berlin(),
+    Case::new("leap day: daily", LEAP, "daily 3", Count(3)),
+    Case::new(
+        "leap day: monthly",
+        LEAP,
+        "monthly 2",
+        Times(&["2024-03-01T12:00:00Z", "2024-02-29T12:00:00Z"]),
+    ),
+    Case::new(
+        "a year back from a leap day",
+        YEAR_BACK_FROM_LEAP_DAY,
+        "within 1y",
+        Times(&["2024-02-29T12:00:00Z", "2023-03-01T13:00:00Z"]),
+    ),
+    Case::new(
+        "a year back over a leap day",
+        YEAR_BACK_OVER_LEAP_DAY,
+        "within 1y",
+        Times(&["2025-02-28T12:00:00Z", "2024-02-29T00:00:00Z"]),
+    ),
+    Case::new(
+        "a month back from the 31st",
+        MONTH_BACK_FROM_31ST,
+        "within 1m",
+        Times(&["2024-03-31T12:00:00Z", "2024-03-02T13:00:00Z"]),
+    ),
+    Case::new(
+        "within: relative to the newest past snapshot (01-20 is in the future)",
+        WITHIN,
+        "within 2d",
+        Times(&[
             "2021-01-20T00:00:00Z",
             "2021-01-09T00:00:00Z",
-            "2021-01-08T00:00:00Z"
-        ])
-    );
-    // Strictly after the cut: exactly 4 days before 01-09 is out.
-    let p = Policy {
-        within: d("4d"),
-        ..Default::default()
-    };
-    assert_eq!(kept_with(&times, &p, "2021-01-10T00:00:00Z", &utc).len(), 3);
-    // Combined parts: 1d12h before 01-09 00:00 is 01-07 12:00.
-    let p = Policy {
-        within: d("1d12h"),
-        ..Default::default()
-    };
-    assert_eq!(kept_with(&times, &p, "2021-01-10T00:00:00Z", &utc).len(), 3);
-    // All in the future: all are within.
-    assert_eq!(kept_with(&times, &p, "2020-01-01T00:00:00Z", &utc).len(), 4);
-}
-
-#[test]
-fn keep_within_daily_and_weekly() {
-    let times = [
-        "2021-06-01T08:00:00Z",
-        "2021-06-01T20:00:00Z",
-        "2021-06-02T08:00:00Z",
-        "2021-06-02T21:00:00Z",
-        "2021-06-03T08:00:00Z",
-        "2021-06-03T20:00:00Z",
-        "2021-06-04T08:00:00Z",
-        "2021-06-04T20:00:00Z",
-        "2021-06-05T08:00:00Z",
-        "2021-06-05T20:00:00Z",
-    ];
-    // Cut: 06-02 20:00. Newest per day among the later ones.
-    let p = Policy {
-        within_daily: d("3d"),
-        ..Default::default()
-    };
-    assert_eq!(
-        kept(&times, &p),
-        norm(&[
+            "2021-01-08T00:00:00Z",
+        ]),
+    )
+    .at("2021-01-10T00:00:00Z"),
+    Case::new(
+        "within: strictly after the cut",
+        WITHIN,
+        "within 4d",
+        Count(3),
+    )
+    .at("2021-01-10T00:00:00Z"),
+    Case::new(
+        "within: combined parts (1d12h before 01-09 is 01-07 12:00)",
+        WITHIN,
+        "within 1d12h",
+        Count(3),
+    )
+    .at("2021-01-10T00:00:00Z"),
+    Case::new(
+        "within: all in the future, all within",
+        WITHIN,
+        "within 1d12h",
+        Count(4),
+    )
+    .at("2020-01-01T00:00:00Z"),
+    Case::new(
+        "within-daily 3d: newest per day after the cut (06-02 20:00)",
+        JUNE,
+        "within-daily 3d",
+        Times(&[
             "2021-06-05T20:00:00Z",
             "2021-06-04T20:00:00Z",
             "2021-06-03T20:00:00Z",
-            "2021-06-02T21:00:00Z"
-        ])
+            "2021-06-02T21:00:00Z",
+        ]),
+    ),
+    Case::new(
+        "within-weekly 7d: one ISO week (2021-W22): the newest, and the oldest",
+        JUNE,
+        "within-weekly 7d",
+        Times(&["2021-06-05T20:00:00Z", "2021-06-01T08:00:00Z"]),
+    ),
+    Case::new(
+        "within-hourly 1d (after 06-04 20:00), monthly and yearly: the newest and the oldest",
+        JUNE,
+        "within-hourly 1d, within-monthly 1y, within-yearly 1y",
+        Times(&[
+            "2021-06-05T20:00:00Z",
+            "2021-06-05T08:00:00Z",
+            "2021-06-01T08:00:00Z",
+        ]),
+    ),
+];
+
+#[test]
+fn kept_snapshots_by_policy() {
+    for c in CASES {
+        let got = kept_with(c.times, &policy(c.policy), c.now, c.zone);
+        match c.kept {
+            Times(want) => assert_eq!(got, norm(want), "{}", c.what),
+            Count(n) => assert_eq!(got.len(), n, "{}: {got:?}", c.what),
+        }
+    }
+}
+
+#[test]
+fn the_oldest_snapshot_is_kept_with_count_left() {
+    // To reach back as far as possible.
+    assert_eq!(
+        reasons(DAYS, &policy("daily 5"), &utc),
+        [
+            ("2021-01-03T23:00:00Z", "daily snapshot"),
+            ("2021-01-02T08:00:00Z", "daily snapshot"),
+            ("2021-01-01T20:00:00Z", "daily snapshot"),
+            ("2021-01-01T10:00:00Z", "oldest daily snapshot"),
+        ]
+        .map(|(t, why)| (norm(&[t])[0].clone(), vec![why.to_string()]))
     );
-    // Everything within: newest per day, and the oldest.
-    let p = Policy {
-        within_daily: d("10d"),
-        ..Default::default()
-    };
-    let r = reasons(&times, &p, &utc);
+    // Everything within: the newest per day, and the oldest.
+    let r = reasons(JUNE, &policy("within-daily 10d"), &utc);
     assert_eq!(r.len(), 6);
     assert_eq!(
         r[5],
@@ -559,30 +584,6 @@ fn keep_within_daily_and_weekly() {
             norm(&["2021-06-01T08:00:00Z"])[0].clone(),
             vec!["oldest daily within 10d".to_string()]
         )
-    );
-    // Weekly within 7d: all of 06-01 … 06-05 are ISO week 2021-W22: the newest, and the oldest.
-    let p = Policy {
-        within_weekly: d("7d"),
-        ..Default::default()
-    };
-    assert_eq!(
-        kept(&times, &p),
-        norm(&["2021-06-05T20:00:00Z", "2021-06-01T08:00:00Z"])
-    );
-    let p = Policy {
-        within_hourly: d("1d"),
-        within_monthly: d("1y"),
-        within_yearly: d("1y"),
-        ..Default::default()
-    };
-    assert_eq!(
-        kept(&times, &p),
-        // Hourly within 1d: strictly after 06-04 20:00; monthly and yearly: the newest and the oldest.
-        norm(&[
-            "2021-06-05T20:00:00Z",
-            "2021-06-05T08:00:00Z",
-            "2021-06-01T08:00:00Z"
-        ])
     );
 }
 

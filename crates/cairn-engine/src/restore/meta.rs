@@ -7,7 +7,10 @@
 //! links to an existing file are not modified.
 
 use cairn_repository::format::tree::{Node, NodeKind};
-use std::ffi::{CString, OsStr};
+use nix::fcntl::AT_FDCWD;
+use nix::sys::stat::{futimens, mknod, utimensat, Mode, SFlag, UtimensatFlags};
+use nix::sys::time::TimeSpec;
+use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
@@ -15,21 +18,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 
 pub(crate) fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-fn cpath(path: &Path) -> io::Result<CString> {
-    CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))
-}
-
-fn check(rc: libc::c_int) -> io::Result<()> {
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    nix::unistd::geteuid().is_root()
 }
 
 /// Remove whatever is at `path` (not following symlinks). A non-empty
@@ -131,22 +120,21 @@ pub(crate) fn make_symlink(path: &Path, target: &[u8]) -> io::Result<()> {
 }
 
 pub(crate) fn make_fifo(path: &Path) -> io::Result<()> {
-    let c = cpath(path)?;
-    // SAFETY: c is a valid NUL-terminated path.
-    replacing(path, || check(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }))
+    replacing(path, || {
+        Ok(nix::unistd::mkfifo(path, Mode::from_bits_truncate(0o600))?)
+    })
 }
 
 /// A block or character device (needs root).
 pub(crate) fn make_device(path: &Path, node: &Node) -> io::Result<()> {
-    let c = cpath(path)?;
     let kind = if node.kind == NodeKind::Dev {
-        libc::S_IFBLK
+        SFlag::S_IFBLK
     } else {
-        libc::S_IFCHR
+        SFlag::S_IFCHR
     };
-    // SAFETY: c is a valid NUL-terminated path.
+    let perm = Mode::from_bits_truncate(0o600);
     replacing(path, || {
-        check(unsafe { libc::mknod(c.as_ptr(), kind | 0o600, node.rdev as libc::dev_t) })
+        Ok(mknod(path, kind, perm, node.rdev as libc::dev_t)?)
     })
 }
 
@@ -154,26 +142,23 @@ pub(crate) fn make_hard_link(existing: &Path, link: &Path) -> io::Result<()> {
     replacing(link, || fs::hard_link(existing, link))
 }
 
-fn timespec(ns: i64) -> libc::timespec {
-    libc::timespec {
-        tv_sec: ns.div_euclid(1_000_000_000) as libc::time_t,
-        tv_nsec: ns.rem_euclid(1_000_000_000) as _,
-    }
+/// Nanoseconds since the epoch (negative before it) as a `timespec`.
+fn timespec(ns: i64) -> TimeSpec {
+    TimeSpec::new(
+        ns.div_euclid(1_000_000_000) as libc::time_t,
+        ns.rem_euclid(1_000_000_000) as _,
+    )
 }
 
 /// Set atime and mtime (of a symlink itself, not its target).
 pub(crate) fn set_times(path: &Path, atime: i64, mtime: i64) -> io::Result<()> {
-    let c = cpath(path)?;
-    let times = [timespec(atime), timespec(mtime)];
-    // SAFETY: c is a valid path; times points to two timespecs.
-    check(unsafe {
-        libc::utimensat(
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            times.as_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    })
+    Ok(utimensat(
+        AT_FDCWD,
+        path,
+        &timespec(atime),
+        &timespec(mtime),
+        UtimensatFlags::NoFollowSymlink,
+    )?)
 }
 
 /// Problems found while applying metadata: errors (metadata not restored)
@@ -238,10 +223,7 @@ impl Target for FileTarget<'_> {
         xattr::FileExt::set_xattr(self.0, name, value)
     }
     fn set_times(&self, atime: i64, mtime: i64) -> io::Result<()> {
-        use std::os::fd::AsRawFd;
-        let times = [timespec(atime), timespec(mtime)];
-        // SAFETY: the descriptor is open; times points to two timespecs.
-        check(unsafe { libc::futimens(self.0.as_raw_fd(), times.as_ptr()) })
+        Ok(futimens(self.0, &timespec(atime), &timespec(mtime))?)
     }
 }
 

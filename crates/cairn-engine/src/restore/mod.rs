@@ -176,7 +176,9 @@ fn restore_batched(
         });
         let mut r = Restorer::new(&shared, tree_path.clone(), batch_weight, Some(tx));
         let walked = tree_walk::walk(repo, tree, &tree_path, &mut r).and_then(|_| r.finish());
-        let ran = runner.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        let ran = runner
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
         // A batch's fatal error is the cause of whatever stopped the walk.
         ran.and(walked)
     })?;
@@ -211,7 +213,7 @@ pub(crate) struct FileJob {
 
 impl FileJob {
     /// Mark the file failed; only its first error is reported.
-    pub fn fail(&self, report: &Report, msg: &str) {
+    pub fn fail(&self, report: &Report<'_>, msg: &str) {
         if !self.failed.swap(true, Ordering::Relaxed) {
             report.error(&self.path, msg);
         }

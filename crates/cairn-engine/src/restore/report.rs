@@ -52,7 +52,7 @@ impl<'a> Report<'a> {
 
     /// An I/O error on one entry; a full disk ends the restore.
     pub fn io_error(&self, path: &Path, what: &str, e: io::Error) {
-        if matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT)) {
+        if cairn_repository::backend::is_disk_full(&e) {
             self.fatal(Error::io(e, format!("{what} {}", path.display())));
         } else {
             self.error(path, format!("{what}: {e}"));

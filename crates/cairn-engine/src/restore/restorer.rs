@@ -155,7 +155,11 @@ impl Visitor for Restorer<'_, '_> {
 }
 
 impl<'a> Shared<'a> {
-    pub fn new(repo: &'a Repository, opts: &'a RestoreOptions, progress: &'a RestoreProgress) -> Self {
+    pub fn new(
+        repo: &'a Repository,
+        opts: &'a RestoreOptions,
+        progress: &'a RestoreProgress,
+    ) -> Self {
         Shared {
             repo,
             opts,
@@ -234,7 +238,10 @@ impl<'s, 'a> Restorer<'s, 'a> {
     /// Hand over the last batch and close the channel; the walk's counts.
     pub fn finish(mut self) -> Result<WalkCounts> {
         self.flush()?;
-        Ok(WalkCounts { dirs: self.dirs, skipped: self.skipped })
+        Ok(WalkCounts {
+            dirs: self.dirs,
+            skipped: self.skipped,
+        })
     }
 
     fn target_of(&self, path: &Path) -> PathBuf {
@@ -315,9 +322,11 @@ impl<'s, 'a> Restorer<'s, 'a> {
                 self.sh.files.fetch_add(1, Ordering::Relaxed);
                 p.files_done.fetch_add(1, Ordering::Relaxed);
             }
-            Err(e) => self
-                .sh.report
-                .io_error(target, &format!("creating {}", node.kind.as_str()), e),
+            Err(e) => {
+                self.sh
+                    .report
+                    .io_error(target, &format!("creating {}", node.kind.as_str()), e)
+            }
         }
         self.batch.weight += 1;
     }
@@ -409,7 +418,10 @@ impl<'s, 'a> Restorer<'s, 'a> {
             Some(out) => match out.send(batch) {
                 Ok(()) => self.sh.fatal(),
                 // The runner stopped: a fatal error it recorded.
-                Err(_) => self.sh.fatal().and(Err(Error::new(crate::Kind::Io, "restore stopped"))),
+                Err(_) => self
+                    .sh
+                    .fatal()
+                    .and(Err(Error::new(crate::Kind::Io, "restore stopped"))),
             },
         }
     }

@@ -343,7 +343,7 @@ fn include_and_exclude() {
 fn restores_a_subtree() {
     let f = fixture(repo());
     let tmp = tempfile::tempdir().unwrap();
-    let sub = crate::tree_walk::find_node(&f.repo, f.root, Path::new("/data/sub")).unwrap();
+    let sub = tree_walk::find_node(&f.repo, f.root, Path::new("/data/sub")).unwrap();
     let mut opts = RestoreOptions::new(tmp.path());
     opts.tree_path = "/data/sub".into();
     opts.exclude = PatternSet::new(&["/data/sub/hl2"], false).unwrap();

@@ -8,7 +8,7 @@ use std::io::Read;
 
 /// Check one file. Returns whether it matched; a mismatch or a read error
 /// is reported against the file.
-pub(crate) fn verify_file(repo: &Repository, job: &FileJob, report: &Report) -> bool {
+pub(crate) fn verify_file(repo: &Repository, job: &FileJob, report: &Report<'_>) -> bool {
     let mut f = match meta::open_for_verify(&job.path) {
         Ok(f) => f,
         Err(e) => {

@@ -183,7 +183,7 @@ impl Ctx<'_> {
 }
 
 /// Apply a complete file's metadata through its open descriptor.
-pub(crate) fn finish_file(f: &File, job: &FileJob, as_root: bool, report: &Report) {
+pub(crate) fn finish_file(f: &File, job: &FileJob, as_root: bool, report: &Report<'_>) {
     let problems = meta::apply_to_file(f, &job.node, as_root);
     for e in problems.errors {
         report.error(&job.path, e);
@@ -208,7 +208,7 @@ struct OpenFiles {
 }
 
 impl OpenFiles {
-    fn get(&mut self, idx: u32, job: &FileJob, report: &Report) -> Option<&File> {
+    fn get(&mut self, idx: u32, job: &FileJob, report: &Report<'_>) -> Option<&File> {
         if !self.files.contains_key(&idx) {
             let f = open_job(job, report)?;
             if self.files.len() >= MAX_OPEN_PER_WORKER {
@@ -222,7 +222,7 @@ impl OpenFiles {
 
 /// Open a batch file for writing, creating it (at its final size) the
 /// first time any worker needs it.
-pub(crate) fn open_job(job: &FileJob, report: &Report) -> Option<File> {
+pub(crate) fn open_job(job: &FileJob, report: &Report<'_>) -> Option<File> {
     let mut state = job.state.lock().unwrap();
     let r = match *state {
         FileState::Failed => return None,

@@ -1,0 +1,222 @@
+//! Bounded caches of decoded blobs and trees.
+//!
+//! - [`Lru`]: least recently used entries go first once the total weight
+//!   passes the capacity. An entry heavier than the capacity is not kept.
+//! - [`BlobCache`]: data blobs by id, weighed in bytes. A blob wanted by
+//!   several readers at once is fetched once: the first reader fetches,
+//!   the others wait for its result. Failures are handed to the waiters
+//!   and not cached (the next read tries again: a backend may come back).
+//!   Only blobs that passed [`Repository::read_blob_at`]'s checks (length,
+//!   decryption, id) are ever stored or returned.
+//! - [`TreeCache`]: decoded directory listings by tree id, so snapshots
+//!   sharing directories load each once.
+
+use crate::Result;
+use cairn_engine::tree_walk;
+use cairn_repository::format::tree::Node;
+use cairn_repository::format::Id;
+use cairn_repository::{BlobLocation, Error, Repository};
+use std::collections::{BTreeMap, HashMap};
+use std::hash::Hash;
+use std::sync::{Arc, Condvar, Mutex};
+
+/// Least-recently-used map with a weight budget.
+pub struct Lru<K, V> {
+    map: HashMap<K, (V, u64, u64)>,
+    order: BTreeMap<u64, K>,
+    tick: u64,
+    weight: u64,
+    capacity: u64,
+}
+
+impl<K: Hash + Eq + Clone, V: Clone> Lru<K, V> {
+    pub fn new(capacity: u64) -> Self {
+        Lru {
+            map: HashMap::new(),
+            order: BTreeMap::new(),
+            tick: 0,
+            weight: 0,
+            capacity,
+        }
+    }
+
+    /// The value, marked as just used.
+    pub fn get(&mut self, k: &K) -> Option<V> {
+        let (v, tick, _) = self.map.get_mut(k)?;
+        self.order.remove(tick);
+        self.tick += 1;
+        *tick = self.tick;
+        self.order.insert(self.tick, k.clone());
+        Some(v.clone())
+    }
+
+    pub fn contains(&self, k: &K) -> bool {
+        self.map.contains_key(k)
+    }
+
+    pub fn insert(&mut self, k: K, v: V, weight: u64) {
+        if let Some((_, tick, w)) = self.map.remove(&k) {
+            self.order.remove(&tick);
+            self.weight -= w;
+        }
+        if weight > self.capacity {
+            return;
+        }
+        while self.weight + weight > self.capacity {
+            let Some((_, old)) = self.order.pop_first() else {
+                break;
+            };
+            if let Some((_, _, w)) = self.map.remove(&old) {
+                self.weight -= w;
+            }
+        }
+        self.tick += 1;
+        self.order.insert(self.tick, k.clone());
+        self.map.insert(k, (v, self.tick, weight));
+        self.weight += weight;
+    }
+
+    pub fn weight(&self) -> u64 {
+        self.weight
+    }
+}
+
+type Fetched = std::result::Result<Arc<[u8]>, Error>;
+
+/// A fetch in progress, which other readers of the same blob wait for.
+#[derive(Default)]
+struct Pending {
+    done: Mutex<Option<Fetched>>,
+    ready: Condvar,
+}
+
+struct BlobState {
+    lru: Lru<Id, Arc<[u8]>>,
+    pending: HashMap<Id, Arc<Pending>>,
+}
+
+pub struct BlobCache {
+    state: Mutex<BlobState>,
+}
+
+impl BlobCache {
+    pub fn new(capacity: u64) -> Self {
+        BlobCache {
+            state: Mutex::new(BlobState {
+                lru: Lru::new(capacity),
+                pending: HashMap::new(),
+            }),
+        }
+    }
+
+    /// Is the blob cached or being fetched?
+    pub fn present(&self, id: &Id) -> bool {
+        let s = self.state.lock().unwrap();
+        s.lru.contains(id) || s.pending.contains_key(id)
+    }
+
+    /// The blob at `loc`, from the cache or fetched (once, however many
+    /// readers ask at the same time).
+    pub fn get(&self, repo: &Repository, loc: &BlobLocation) -> Result<Arc<[u8]>> {
+        let pending = {
+            let mut s = self.state.lock().unwrap();
+            if let Some(b) = s.lru.get(&loc.id) {
+                return Ok(b);
+            }
+            if let Some(p) = s.pending.get(&loc.id) {
+                let p = p.clone();
+                drop(s);
+                let mut done = p.done.lock().unwrap();
+                while done.is_none() {
+                    done = p.ready.wait(done).unwrap();
+                }
+                return done.clone().expect("set before notifying");
+            }
+            let p = Arc::new(Pending::default());
+            s.pending.insert(loc.id, p.clone());
+            p
+        };
+        let fetched: Fetched = repo.read_blob_at(loc).map(Arc::from);
+        {
+            let mut s = self.state.lock().unwrap();
+            s.pending.remove(&loc.id);
+            if let Ok(b) = &fetched {
+                s.lru.insert(loc.id, b.clone(), b.len() as u64);
+            }
+        }
+        *pending.done.lock().unwrap() = Some(fetched.clone());
+        pending.ready.notify_all();
+        fetched
+    }
+
+    pub fn weight(&self) -> u64 {
+        self.state.lock().unwrap().lru.weight()
+    }
+}
+
+/// A directory's entries, sorted by name, with valid names only.
+pub type Listing = Arc<Vec<Node>>;
+
+pub struct TreeCache {
+    lru: Mutex<Lru<Id, Listing>>,
+}
+
+impl TreeCache {
+    /// `capacity` in (estimated) bytes of decoded nodes.
+    pub fn new(capacity: u64) -> Self {
+        TreeCache {
+            lru: Mutex::new(Lru::new(capacity)),
+        }
+    }
+
+    /// The entries of tree `id`, sorted by name. Entries whose names could
+    /// escape their directory are left out; two entries with one name make
+    /// the tree corrupt.
+    pub fn get(&self, repo: &Repository, id: &Id) -> Result<Listing> {
+        if let Some(l) = self.lru.lock().unwrap().get(id) {
+            return Ok(l);
+        }
+        let mut nodes = repo.load_tree(id)?.nodes;
+        nodes.retain(|n| tree_walk::valid_name(n.name.as_bytes()));
+        if !nodes.windows(2).all(|w| w[0].name < w[1].name) {
+            nodes.sort_by(|a, b| a.name.cmp(&b.name));
+            if let Some(w) = nodes.windows(2).find(|w| w[0].name == w[1].name) {
+                return Err(Error::corrupt(
+                    format!("tree {}", id.short()),
+                    format!("two entries named {:?}", w[0].name),
+                ));
+            }
+        }
+        let weight: u64 = nodes
+            .iter()
+            .map(|n| 256 + n.name.as_bytes().len() as u64 + 32 * n.content.len() as u64)
+            .sum();
+        let listing = Arc::new(nodes);
+        self.lru
+            .lock()
+            .unwrap()
+            .insert(*id, listing.clone(), weight);
+        Ok(listing)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lru_evicts_least_recently_used_by_weight() {
+        let mut l: Lru<u32, &str> = Lru::new(10);
+        l.insert(1, "a", 4);
+        l.insert(2, "b", 4);
+        assert_eq!(l.get(&1), Some("a"));
+        l.insert(3, "c", 4); // evicts 2, the least recently used
+        assert!(l.contains(&1) && !l.contains(&2) && l.contains(&3));
+        assert_eq!(l.weight(), 8);
+        l.insert(4, "too heavy", 11);
+        assert!(!l.contains(&4));
+        l.insert(1, "a again", 2);
+        assert_eq!(l.weight(), 6);
+        assert_eq!(l.get(&1), Some("a again"));
+    }
+}
