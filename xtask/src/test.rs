@@ -243,6 +243,51 @@ struct Counts {
     /// Each failed test, in the order they failed (cargo names the test
     /// binaries on stderr, in its `N targets failed` list).
     failures: Vec<String>,
+    /// For each failed test, the first lines of its panic message, so that
+    /// the summary at the end (all a CI log may keep) says why it failed.
+    reasons: Vec<(String, Vec<String>)>,
+}
+
+/// Lines of a panic message kept for the summary.
+const REASON_LINES: usize = 12;
+
+/// Picks panic messages out of the `---- name stdout ----` blocks that
+/// cargo test prints after a binary's tests.
+#[derive(Default)]
+struct ReasonReader {
+    /// The test whose block is being read, and whether its panic line came.
+    test: Option<(String, bool)>,
+}
+
+impl ReasonReader {
+    fn line(&mut self, text: &str, reasons: &mut Vec<(String, Vec<String>)>) {
+        if let Some(name) = text
+            .strip_prefix("---- ")
+            .and_then(|t| t.strip_suffix(" stdout ----"))
+        {
+            self.test = Some((name.to_string(), false));
+            return;
+        }
+        let Some((name, panicked)) = &mut self.test else {
+            return;
+        };
+        if !*panicked {
+            if text.starts_with("thread '") && text.contains("panicked at") {
+                *panicked = true;
+                reasons.push((name.clone(), vec![text.to_string()]));
+            }
+            return;
+        }
+        let ends = text.starts_with("stack backtrace:")
+            || text.starts_with("note: ")
+            || text.starts_with("---- ")
+            || text == "failures:";
+        let kept = reasons.last_mut().map(|(_, lines)| lines);
+        match kept {
+            Some(lines) if !ends && lines.len() < REASON_LINES => lines.push(text.to_string()),
+            _ => self.test = None,
+        }
+    }
 }
 
 /// Runs cargo test, copying its stdout through line by line while summing
@@ -255,6 +300,7 @@ fn run_cargo_test(cmd: &mut Command) -> Result<Counts> {
         .spawn()
         .with_context(|| format!("could not start `{line}`"))?;
     let mut counts = Counts::default();
+    let mut reasons = ReasonReader::default();
     let stdout = child.stdout.take().expect("stdout is piped");
     let mut out = std::io::stdout().lock();
     // Bytes, not lines of UTF-8: a test may print anything.
@@ -271,6 +317,7 @@ fn run_cargo_test(cmd: &mut Command) -> Result<Counts> {
         {
             counts.failures.push(name.to_string());
         }
+        reasons.line(text.trim_end(), &mut counts.reasons);
         if let Some(result) = text.trim_start().strip_prefix("test result: ") {
             counts.passed += count_of(result, "passed");
             counts.failed += count_of(result, "failed");
@@ -283,6 +330,12 @@ fn run_cargo_test(cmd: &mut Command) -> Result<Counts> {
         eprintln!("\nfailed tests ({}):", counts.failures.len());
         for f in &counts.failures {
             eprintln!("  {f}");
+        }
+        for (name, lines) in &counts.reasons {
+            eprintln!("\nwhy {name} failed:");
+            for l in lines {
+                eprintln!("  | {l}");
+            }
         }
         // The summary line CI reads, also when something failed.
         println!(

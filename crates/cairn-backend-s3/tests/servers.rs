@@ -48,13 +48,29 @@ fn conformance_on_moto() {
     let Some(server) = S3Server::moto(dir.path()) else {
         return;
     };
+    // moto now and then answers 500 (InternalError) to one of several
+    // concurrent PUTs of one key, as S3 itself may: S3 asks clients to
+    // retry those, and cairn always does, through the RetryBackend the
+    // location registry wraps around every backend. So the contracts run
+    // through one here; s3s-fs below runs them on the bare backend.
+    let retried = |b: S3Backend| RetryBackend::new(b, quick_retries());
     // Two repositories side by side under prefixes of one bucket.
-    conformance::run(&open(&server, "cairn-conformance", "repos/one"));
-    conformance::run(&open(&server, "cairn-conformance", "repos/two"));
+    conformance::run(&retried(open(&server, "cairn-conformance", "repos/one")));
+    conformance::run(&retried(open(&server, "cairn-conformance", "repos/two")));
     // A bucket outside us-east-1 needs its region in the CreateBucket call.
     let mut cfg = config(&server.endpoint(), "cairn-eu", "");
     cfg.region = Some("eu-west-1".into());
-    conformance::run(&S3Backend::open(cfg).unwrap());
+    conformance::run(&retried(S3Backend::open(cfg).unwrap()));
+}
+
+/// Five attempts within about two seconds.
+fn quick_retries() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 5,
+        initial_delay: Duration::from_millis(100),
+        max_delay: Duration::from_secs(1),
+        first_contact_attempts: 1,
+    }
 }
 
 #[test]
@@ -410,11 +426,9 @@ fn a_restarted_server_is_used_again() {
     let b = RetryBackend::new(
         b,
         RetryPolicy {
-            max_attempts: 5,
-            initial_delay: Duration::from_millis(100),
-            max_delay: Duration::from_secs(1),
             // The server may still be starting when this wrapper first asks.
             first_contact_attempts: 5,
+            ..quick_retries()
         },
     );
     assert_eq!(b.read(FileKind::Index, &name_of(&one)).unwrap(), one);
