@@ -159,6 +159,7 @@ pub fn open_options(g: &GlobalOptions) -> Result<OpenOptions> {
         kdf: kdf(),
         hostname: hostname(),
         username: username(),
+        key_hint: None,
     })
 }
 

@@ -36,6 +36,8 @@ pub struct OpenOptions {
     pub kdf: KdfParams,
     pub hostname: String,
     pub username: String,
+    /// A key file id (or a unique prefix of one) to try first when opening.
+    pub key_hint: Option<String>,
 }
 
 impl Default for OpenOptions {
@@ -45,6 +47,7 @@ impl Default for OpenOptions {
             kdf: KdfParams::DEFAULT,
             hostname: String::new(),
             username: String::new(),
+            key_hint: None,
         }
     }
 }
