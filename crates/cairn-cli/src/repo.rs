@@ -173,7 +173,14 @@ fn locate(g: &GlobalOptions) -> Result<(Arc<dyn Backend>, bool)> {
 
 fn open_located(g: &GlobalOptions, backend: Arc<dyn Backend>) -> Result<Arc<Repository>> {
     let pw = cached_password(g)?;
-    Ok(Arc::new(Repository::open(backend, &pw, open_options(g)?)?))
+    let repo = Repository::open(backend, &pw, open_options(g)?)?;
+    for e in repo.damaged_keys() {
+        eprintln!(
+            "warning: {} (skipped; `cairn check` lists every damaged key file)",
+            e.message
+        );
+    }
+    Ok(Arc::new(repo))
 }
 
 fn init_located(g: &GlobalOptions, backend: Arc<dyn Backend>) -> Result<Arc<Repository>> {

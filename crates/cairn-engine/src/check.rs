@@ -114,6 +114,12 @@ pub fn check(
 ) -> Result<CheckReport> {
     let mut r = CheckReport::default();
 
+    // Key files, spare ones included: a damaged one is found here, not on
+    // the day its password is needed.
+    for e in repo.check_key_files()? {
+        r.errors.push(e.message);
+    }
+
     // Index files: one bad file is reported and the rest still count.
     for (id, e) in repo.load_index_lenient()? {
         r.errors.push(format!("index {}: {}", id.short(), e));
@@ -260,14 +266,34 @@ fn read_pack(
     // The header first (from the pack's tail), then the blobs in pieces of
     // a few MiB: memory stays small whatever the pack size.
     let entries = repo.read_pack_header(id, size).map_err(|e| e.message)?;
-    let in_header: HashSet<(Id, u32)> = entries.iter().map(|e| (e.id, e.offset)).collect();
+    // Every index entry must equal its header entry: a wrong length or
+    // raw_length in the index would fail restores and mislead backups.
+    let in_header: HashMap<(Id, u32), _> = entries
+        .iter()
+        .map(|e| ((e.id, e.offset), (e.kind, e.length, e.raw_length)))
+        .collect();
     for loc in expected {
-        if !in_header.contains(&(loc.id, loc.offset)) {
+        let Some(&(kind, length, raw_length)) = in_header.get(&(loc.id, loc.offset)) else {
             return Err(format!(
                 "{what}: the index lists {} blob {} at offset {} but the pack header does not",
                 loc.kind,
                 loc.id.short(),
                 loc.offset
+            ));
+        };
+        if (kind, length, raw_length) != (loc.kind, loc.length, loc.raw_length) {
+            return Err(format!(
+                "{what}: the index lists {} blob {} at offset {} as {} {} bytes ({} plain), \
+                 the pack header as {} {} bytes ({} plain)",
+                loc.kind,
+                loc.id.short(),
+                loc.offset,
+                loc.kind,
+                loc.length,
+                loc.raw_length,
+                kind,
+                length,
+                raw_length
             ));
         }
     }
@@ -388,5 +414,60 @@ impl Visitor for SnapshotChecker<'_> {
             err
         ));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tree_walk::testutil::{file, noise, repo, saver};
+
+    /// An index entry whose raw_length (or length) disagrees with the pack
+    /// header is found by `check --read-data`, naming the pack and blob.
+    #[test]
+    fn index_lengths_are_compared_with_the_pack_header() {
+        let repo = repo();
+        let s = saver(&repo);
+        file(&s, "f", &noise(200_000, 7), 20_000);
+        s.finish().unwrap();
+        let opts = CheckOptions {
+            read_data: true,
+            ..Default::default()
+        };
+        repo.load_index().unwrap();
+        let clean = check(&repo, &opts, &CheckProgress::default()).unwrap();
+        assert!(clean.errors.is_empty(), "{:?}", clean.errors);
+
+        for change in [(0, 1), (1, 0)] {
+            let ids = repo.index_file_ids().unwrap();
+            let mut f = repo.load_index_file(&ids[0]).unwrap();
+            let victim = (f.packs[0].id, f.packs[0].blobs[0].id);
+            let blob = &mut f.packs[0].blobs[0];
+            blob.raw_length += change.0;
+            blob.length = blob.length.wrapping_sub(change.1);
+            let new = repo.save_index_file(&f).unwrap();
+            for old in ids.iter().filter(|id| **id != new) {
+                repo.backend()
+                    .remove(FileKind::Index, &old.to_hex())
+                    .unwrap();
+            }
+            repo.load_index().unwrap();
+            let r = check(&repo, &opts, &CheckProgress::default()).unwrap();
+            let found = r.errors.iter().find(|e| {
+                e.contains(&victim.0.to_hex())
+                    && e.contains(&victim.1.short())
+                    && e.contains("pack header as")
+            });
+            assert!(found.is_some(), "{change:?}: {:?}", r.errors);
+            // Put it back for the next round.
+            let blob = &mut f.packs[0].blobs[0];
+            blob.raw_length -= change.0;
+            blob.length = blob.length.wrapping_add(change.1);
+            let fixed = repo.save_index_file(&f).unwrap();
+            repo.backend()
+                .remove(FileKind::Index, &new.to_hex())
+                .unwrap();
+            assert_ne!(fixed, new);
+        }
     }
 }

@@ -382,6 +382,29 @@ impl KdfParams {
         p: 1,
     };
 
+    /// The most memory one derivation may take: 128 · r · 2^log_n bytes.
+    /// 16 times the default's; a planted key file asking for more would
+    /// make every command fail to allocate.
+    pub const MAX_MEMORY: u64 = 256 << 20;
+    /// The most work one derivation may take, counted as memory · p: 16
+    /// times the default's (about 3 s here). Bounds the time a key file can
+    /// cost before its password is known to be wrong.
+    pub const MAX_WORK: u64 = 1 << 30;
+
+    /// Bytes of memory scrypt needs with these parameters.
+    pub fn memory(&self) -> u64 {
+        128u64
+            .saturating_mul(u64::from(self.r))
+            .saturating_mul(1u64.checked_shl(u32::from(self.log_n)).unwrap_or(u64::MAX))
+    }
+
+    /// The work of one derivation, as memory · p (orders key files by cost).
+    pub fn work(&self) -> u64 {
+        self.memory().saturating_mul(u64::from(self.p))
+    }
+
+    /// Plausible parameters (log_n 10..=24, r and p 1..=64) within
+    /// [`KdfParams::MAX_MEMORY`] and [`KdfParams::MAX_WORK`].
     pub fn validate(&self) -> Result<(), FormatError> {
         if !(10..=24).contains(&self.log_n)
             || self.r == 0
@@ -392,6 +415,21 @@ impl KdfParams {
             return Err(FormatError::corrupt(
                 "key file",
                 format!("implausible scrypt parameters {self:?}"),
+            ));
+        }
+        if self.memory() > Self::MAX_MEMORY || self.work() > Self::MAX_WORK {
+            return Err(FormatError::corrupt(
+                "key file",
+                format!(
+                    "scrypt parameters log_n {} r {} p {} need {} MiB and {} MiB of work, over the limits of {} MiB and {} MiB",
+                    self.log_n,
+                    self.r,
+                    self.p,
+                    self.memory() >> 20,
+                    self.work() >> 20,
+                    Self::MAX_MEMORY >> 20,
+                    Self::MAX_WORK >> 20
+                ),
             ));
         }
         Ok(())

@@ -518,6 +518,10 @@ fn damaged_index_files_give_a_clear_error() {
                 line.contains("index"),
                 "the error should say an index file is damaged: {line}"
             );
+            assert!(
+                line.contains("cairn repair index"),
+                "the error should say what repairs it: {line}"
+            );
         }
         let out = env.cairn(["check"]).run().expect_code(1);
         assert!(
@@ -560,6 +564,83 @@ fn damaged_snapshot_and_config_give_a_clear_error() {
         out.describe()
     );
     out.one_line_error();
+}
+
+/// A damaged spare key file: every command still opens the repository
+/// with the good key and warns naming the damaged one, and `check` fails
+/// naming it (before, spare keys were never read).
+#[test]
+fn a_damaged_spare_key_is_found_by_check_and_warned_about() {
+    let (env, _src) = env_with_snapshot();
+    let spare_pw = env.path("spare-password");
+    fs::write(&spare_pw, "spare password\n").unwrap();
+    let out = env
+        .cairn(["key", "add", "--json", "--new-password-file"])
+        .arg(&spare_pw)
+        .run()
+        .success();
+    let spare = out.json()["id"].as_str().unwrap().to_string();
+    let path = env.repo.join("keys").join(&spare);
+    let len = fs::metadata(&path).unwrap().len();
+    flip_bit(&path, len / 2);
+
+    let out = env.cairn(["snapshots"]).run().success();
+    assert!(
+        out.stderr.contains("warning") && out.stderr.contains(&spare[..8]),
+        "{}",
+        out.describe()
+    );
+    let out = env.cairn(["check"]).run().expect_code(1);
+    let text = format!("{}{}", out.stdout_str(), out.stderr);
+    assert!(
+        text.contains(&spare[..8]) && text.contains("damaged"),
+        "{}",
+        out.describe()
+    );
+}
+
+/// With the newest snapshot file damaged, `latest` is not known: restore
+/// and ls fail naming the file instead of quietly taking the one before,
+/// an explicit id still works, and after `repair snapshots --forget`
+/// `latest` is the newest readable snapshot again.
+#[test]
+fn a_damaged_newest_snapshot_makes_latest_fail_not_fall_back() {
+    let (env, src) = env_with_snapshot();
+    let older = env.snapshots()[0]["id"].as_str().unwrap().to_string();
+    fs::write(src.join("a.txt"), b"beta, the newer content\n").unwrap();
+    let newer = env.backup_json([&src])["snapshot_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let snap = env.repo.join("snapshots").join(&newer);
+    let len = fs::metadata(&snap).unwrap().len();
+    flip_bit(&snap, len / 2);
+
+    let target = env.path("target");
+    for args in [
+        vec!["restore", "latest", "--target", target.to_str().unwrap()],
+        vec!["ls", "latest"],
+    ] {
+        let out = env.cairn(&args).run().expect_code(1);
+        let line = out.one_line_error();
+        assert!(line.contains(&newer[..8]), "{args:?}: {line}");
+        assert!(line.contains("latest"), "{args:?}: {line}");
+    }
+    assert!(!target.exists(), "a failed `restore latest` wrote files");
+
+    // An explicit id is an explicit choice.
+    env.cairn(["restore", &older, "--target", target.to_str().unwrap()])
+        .run()
+        .success();
+    assert_eq!(
+        fs::read(restored(&target, &src).join("a.txt")).unwrap(),
+        b"alpha\n"
+    );
+    env.cairn(["repair", "snapshots", "--forget"])
+        .run()
+        .success();
+    let out = env.cairn(["ls", "latest"]).run().success();
+    assert!(out.stdout_str().contains(&older[..8]), "{}", out.describe());
 }
 
 #[test]

@@ -7,7 +7,7 @@
 //! blob, one in a live pack wins.
 
 use super::{Repository, LOAD_THREADS};
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 use crate::index::Index;
 use crate::parallel::parallel_map;
 use cairn_backend::{FileKind, Hint};
@@ -81,10 +81,16 @@ impl Repository {
         for batch in ids.chunks(64) {
             let loaded = parallel_map(batch, LOAD_THREADS, |id| {
                 let r = self.load_index_file(id);
-                if lenient {
-                    Ok(r)
-                } else {
-                    r.map(Ok)
+                match r {
+                    Err(e) if lenient => Ok(Err(e)),
+                    Err(e) if e.kind == Kind::Corrupt => Err(Error::new(
+                        Kind::Corrupt,
+                        format!(
+                            "{}; `cairn repair index` rebuilds the index from the packs",
+                            e.message
+                        ),
+                    )),
+                    r => r.map(Ok),
                 }
             })?;
             for (id, f) in batch.iter().zip(loaded) {

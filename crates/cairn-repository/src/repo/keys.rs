@@ -36,6 +36,67 @@ fn restic_repository(backend: &dyn Backend) -> Error {
     )
 }
 
+/// The first eight digits of a key file's name (all of a shorter one).
+fn short(name: &str) -> &str {
+    name.get(..8).unwrap_or(name)
+}
+
+/// Every key file of a repository, sorted by what can be done with it.
+pub(crate) struct Survey {
+    /// Intact key files (their content hashes to their name, they parse,
+    /// and their scrypt parameters are within the limits), by name.
+    pub usable: Vec<(String, KeyFile)>,
+    /// Key files that are damaged or over the limits, each with why.
+    pub damaged: Vec<Error>,
+    /// A key file of a newer format (the last one seen).
+    pub newer: Option<Error>,
+    /// Key files in restic's format.
+    pub restic: usize,
+}
+
+/// Reads and sorts the key files `names`. Cheap: no scrypt is run. A
+/// backend failure ends the survey (it is not damage).
+pub(crate) fn survey_keys<'a>(
+    backend: &dyn Backend,
+    names: impl IntoIterator<Item = &'a str>,
+) -> Result<Survey> {
+    let mut survey = Survey {
+        usable: Vec::new(),
+        damaged: Vec::new(),
+        newer: None,
+        restic: 0,
+    };
+    for name in names {
+        let what = format!("key file {}", short(name));
+        let bytes = match backend.read(FileKind::Key, name) {
+            Ok(b) => b,
+            // Removed since it was listed: no key any more.
+            Err(e) if e.is_not_found() => continue,
+            Err(e) => return Err(e.into()),
+        };
+        // Key files are named by the SHA-256 of their bytes: any change to
+        // one, a planted one renamed included, shows here.
+        if Id::sha256(&bytes).to_hex() != name {
+            survey.damaged.push(Error::new(
+                Kind::Corrupt,
+                format!("{what} is damaged: its content does not match its name"),
+            ));
+            continue;
+        }
+        match KeyFile::parse(&bytes) {
+            Ok(kf) => survey.usable.push((name.to_string(), kf)),
+            Err(_) if cairn_restic::keyfile::is_restic_key_file(&bytes) => survey.restic += 1,
+            Err(e @ cairn_format::FormatError::Version { .. }) => {
+                survey.newer = Some(Error::format(what, e))
+            }
+            Err(e) => survey
+                .damaged
+                .push(Error::format(format!("{what} is unusable"), e)),
+        }
+    }
+    Ok(survey)
+}
+
 impl Repository {
     /// Create a new repository with one key.
     pub fn init(
@@ -124,6 +185,7 @@ impl Repository {
             key_id,
             options,
             index: RwLock::new(Index::new()),
+            damaged_keys: Vec::new(),
         }
     }
 
@@ -146,66 +208,88 @@ impl Repository {
                 "no key files in keys/",
             ));
         }
-        let mut last_err = None;
-        // Key files in restic's form: if no key file is cairn's, this is a
-        // restic repository, and "wrong password" would mislead.
-        let mut restic_keys = 0;
-        let mut cairn_keys = 0;
-        for k in &keys {
-            let bytes = match backend.read(FileKind::Key, &k.name) {
-                Ok(b) => b,
-                Err(e) => {
-                    last_err = Some(Error::from(e));
-                    continue;
-                }
-            };
-            let kf = match KeyFile::parse(&bytes) {
-                Ok(kf) => kf,
-                Err(_) if cairn_restic::keyfile::is_restic_key_file(&bytes) => {
-                    restic_keys += 1;
-                    continue;
-                }
-                Err(e) => {
-                    last_err = Some(Error::format(
-                        format!("key {}", k.name.get(..8).unwrap_or(&k.name)),
-                        e,
-                    ));
-                    continue;
-                }
-            };
-            cairn_keys += 1;
+        let survey = survey_keys(&*backend, keys.iter().map(|k| k.name.as_str()))?;
+        let Survey {
+            mut usable,
+            damaged,
+            newer,
+            restic,
+        } = survey;
+        if restic > 0 && usable.is_empty() && damaged.is_empty() && newer.is_none() {
+            return Err(restic_repository(&*backend));
+        }
+        // The hinted key first, then the cheapest: a planted costly key
+        // file delays nobody whose key is cheaper.
+        let hint = options.key_hint.as_deref().map(str::to_ascii_lowercase);
+        usable.sort_by_key(|(name, kf)| {
+            let hinted = hint.as_deref().is_some_and(|h| name.starts_with(h));
+            (!hinted, kf.params.work(), name.clone())
+        });
+        let tried = usable.len();
+        for (name, kf) in usable {
             match kf.unlock(password) {
                 Ok(key) => {
                     let cipher = key.cipher();
                     let config = Config::open(&cipher, &config_bytes)
                         .map_err(|e| Error::format("config", e))?;
-                    let key_id = Id::from_hex(&k.name).unwrap_or_default();
-                    return Ok(Self::assemble(
-                        backend, key, cipher, config, key_id, options,
-                    ));
+                    let key_id = Id::from_hex(&name).unwrap_or_default();
+                    let mut repo = Self::assemble(backend, key, cipher, config, key_id, options);
+                    repo.damaged_keys = damaged;
+                    return Ok(repo);
                 }
                 Err(cairn_format::FormatError::Decrypt) => {}
-                Err(e) => {
-                    last_err = Some(Error::format(
-                        format!("key {}", k.name.get(..8).unwrap_or(&k.name)),
-                        e,
-                    ))
-                }
+                Err(e) => return Err(Error::format(format!("key {}", short(&name)), e)),
             }
         }
-        if restic_keys > 0 && cairn_keys == 0 {
-            return Err(restic_repository(&*backend));
+        let location = backend.location();
+        if tried > 0 {
+            let mut message = format!("wrong password: no key in {location} opens with it");
+            if let Some(d) = damaged.first() {
+                message.push_str(&format!(" ({}", d.message));
+                if damaged.len() > 1 {
+                    message.push_str(&format!(
+                        ", and {} more damaged key files",
+                        damaged.len() - 1
+                    ));
+                }
+                message.push(')');
+            }
+            return Err(Error::new(Kind::WrongPassword, message));
         }
-        match last_err {
-            Some(e) if e.kind != Kind::Corrupt => Err(e),
-            _ => Err(Error::new(
-                Kind::WrongPassword,
-                format!(
-                    "wrong password: no key in {} opens with it",
-                    backend.location()
-                ),
+        // No key file could even be tried: say why, not "wrong password".
+        if let Some(e) = newer {
+            return Err(e);
+        }
+        match damaged.into_iter().next() {
+            Some(d) => Err(Error::new(
+                Kind::Corrupt,
+                format!("no usable key file in {location}: {}", d.message),
+            )),
+            None if restic > 0 => Err(restic_repository(&*backend)),
+            None => Err(Error::corrupt(
+                format!("repository {location}"),
+                "no key files in keys/",
             )),
         }
+    }
+
+    /// Every key file read and checked without a password (its name is its
+    /// SHA-256, it parses, its scrypt parameters are within the limits):
+    /// the damaged ones, each with why. For `check`; spare keys included.
+    pub fn check_key_files(&self) -> Result<Vec<Error>> {
+        let names: Vec<String> = self
+            .backend
+            .list(FileKind::Key)?
+            .into_iter()
+            .map(|f| f.name)
+            .collect();
+        Ok(survey_keys(&*self.backend, names.iter().map(String::as_str))?.damaged)
+    }
+
+    /// Key files found damaged (or over the scrypt limits) while opening:
+    /// skipped; worth a warning, since the repository is untrusted storage.
+    pub fn damaged_keys(&self) -> &[Error] {
+        &self.damaged_keys
     }
 
     /// Add a key file for another password.
@@ -260,5 +344,114 @@ mod tests {
         Repository::init(c.clone(), b"right", opts.clone()).unwrap();
         let e = Repository::open(c, b"wrong", opts).err().unwrap();
         assert_eq!(e.kind, Kind::WrongPassword);
+    }
+
+    fn opts() -> OpenOptions {
+        OpenOptions {
+            kdf: KdfParams::INSECURE_TEST,
+            ..Default::default()
+        }
+    }
+
+    /// Stores `bytes` as a key file named by their SHA-256; returns the name.
+    fn plant(b: &MemoryBackend, bytes: &[u8]) -> String {
+        let name = Id::sha256(bytes).to_hex();
+        b.write(FileKind::Key, &name, bytes).unwrap();
+        name
+    }
+
+    /// A key file for `repo`'s master key under `password`, with `params`.
+    fn key_file(repo: &Repository, password: &[u8], params: KdfParams) -> Vec<u8> {
+        KeyFile::create(&repo.key, password, params, "h", "u")
+            .unwrap()
+            .to_bytes()
+    }
+
+    /// A key file whose scrypt would take 16 GiB (log_n 24, r 8), planted
+    /// beside the real key, is skipped with a warning: it neither aborts
+    /// the program nor hides the key that opens.
+    #[test]
+    fn a_key_file_over_the_scrypt_limits_is_skipped_not_run() {
+        let b = Arc::new(MemoryBackend::new());
+        let repo = Repository::init(b.clone(), b"pw", opts()).unwrap();
+        let cheap = key_file(&repo, b"pw", KdfParams::INSECURE_TEST);
+        let text = String::from_utf8(cheap).unwrap();
+        let costly = text.replace("\"log_n\": 10", "\"log_n\": 24");
+        assert_ne!(costly, text, "the key file's log_n was not found");
+        let planted = plant(&b, costly.as_bytes());
+
+        let opened = Repository::open(b.clone(), b"pw", opts()).unwrap();
+        assert_eq!(opened.key_id(), repo.key_id());
+        let damaged = opened.damaged_keys();
+        assert_eq!(damaged.len(), 1, "{damaged:?}");
+        assert!(
+            damaged[0].message.contains(&planted[..8]),
+            "{}",
+            damaged[0].message
+        );
+        assert!(
+            damaged[0].message.contains("over the limits"),
+            "{}",
+            damaged[0].message
+        );
+        assert_eq!(opened.check_key_files().unwrap().len(), 1);
+    }
+
+    /// A key file whose bytes were changed is named as damaged: alone it is
+    /// a corrupt repository (not a wrong password); beside a good key, a
+    /// wrong password is still a wrong password, and the message names it.
+    #[test]
+    fn a_damaged_key_file_is_named_not_taken_for_a_wrong_password() {
+        let b = Arc::new(MemoryBackend::new());
+        let repo = Repository::init(b.clone(), b"pw", opts()).unwrap();
+        let name = repo.key_id().to_hex();
+        let mut bytes = b.read(FileKind::Key, &name).unwrap();
+        let at = bytes.len() / 2;
+        bytes[at] ^= 1;
+        b.remove(FileKind::Key, &name).unwrap();
+        b.write(FileKind::Key, &name, &bytes).unwrap();
+
+        let e = Repository::open(b.clone(), b"pw", opts()).err().unwrap();
+        assert_eq!(e.kind, Kind::Corrupt, "{}", e.message);
+        assert!(e.message.contains(&name[..8]), "{}", e.message);
+        assert!(e.message.contains("damaged"), "{}", e.message);
+
+        let spare = plant(&b, &key_file(&repo, b"other", KdfParams::INSECURE_TEST));
+        let e = Repository::open(b.clone(), b"wrong", opts()).err().unwrap();
+        assert_eq!(e.kind, Kind::WrongPassword, "{}", e.message);
+        assert!(e.message.contains(&name[..8]), "{}", e.message);
+        let opened = Repository::open(b.clone(), b"other", opts()).unwrap();
+        assert_eq!(opened.key_id().to_hex(), spare);
+        let found = opened.check_key_files().unwrap();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].message.contains(&name[..8]),
+            "{}",
+            found[0].message
+        );
+    }
+
+    /// Of two key files that both open, the cheaper is tried first, unless
+    /// a key hint names the other.
+    #[test]
+    fn cheap_keys_first_and_the_hinted_key_before_all() {
+        let b = Arc::new(MemoryBackend::new());
+        let repo = Repository::init(b.clone(), b"pw", opts()).unwrap();
+        let dearer = KdfParams {
+            log_n: 11,
+            ..KdfParams::INSECURE_TEST
+        };
+        let dear = plant(&b, &key_file(&repo, b"pw", dearer));
+        let cheap = repo.key_id().to_hex();
+        for _ in 0..3 {
+            let opened = Repository::open(b.clone(), b"pw", opts()).unwrap();
+            assert_eq!(opened.key_id().to_hex(), cheap);
+        }
+        let hinted = OpenOptions {
+            key_hint: Some(dear[..8].to_ascii_uppercase()),
+            ..opts()
+        };
+        let opened = Repository::open(b.clone(), b"pw", hinted).unwrap();
+        assert_eq!(opened.key_id().to_hex(), dear);
     }
 }

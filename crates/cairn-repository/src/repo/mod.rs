@@ -61,6 +61,8 @@ pub struct Repository {
     key_id: Id,
     options: OpenOptions,
     index: RwLock<Index>,
+    /// Key files skipped as damaged when this repository was opened.
+    damaged_keys: Vec<crate::error::Error>,
 }
 
 impl Repository {

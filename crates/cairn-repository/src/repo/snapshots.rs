@@ -102,7 +102,31 @@ impl Repository {
     /// Resolve `latest`, a full id or a unique prefix of one.
     pub fn find_snapshot(&self, spec: &str, filter: &SnapshotFilter) -> Result<(Id, Snapshot)> {
         if spec == "latest" {
-            let (all, _) = self.list_snapshots_lenient()?;
+            let (all, unreadable) = self.list_snapshots_lenient()?;
+            // A snapshot file that cannot be read may be the newest one:
+            // answering with the newest readable snapshot would quietly act
+            // on another than the one asked for. (A file gone since it was
+            // listed was forgotten meanwhile, and is no candidate.)
+            let damaged: Vec<&(Id, Error)> = unreadable
+                .iter()
+                .filter(|(_, e)| e.kind != Kind::Backend(BackendKind::NotFound))
+                .collect();
+            if let Some((id, e)) = damaged.first() {
+                let more = match damaged.len() {
+                    1 => String::new(),
+                    n => format!(" (and {} more)", n - 1),
+                };
+                return Err(Error::new(
+                    e.kind,
+                    format!(
+                        "cannot tell which snapshot is the latest: snapshot {}{more} cannot be read ({}); \
+                         name a snapshot by its id, or remove unreadable snapshot files with \
+                         `cairn repair snapshots --forget`",
+                        id.short(),
+                        e.message
+                    ),
+                ));
+            }
             return all
                 .into_iter()
                 .rev()
