@@ -32,6 +32,7 @@ pub mod keys;
 pub mod pattern;
 pub mod prune;
 pub mod repair;
+pub mod repair_packs;
 pub mod restore;
 pub mod rewrite;
 pub mod stats;

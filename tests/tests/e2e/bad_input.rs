@@ -419,6 +419,69 @@ fn bit_flipped_pack_is_reported_by_check_and_restore() {
     );
 }
 
+/// The way back from one flipped bit: `repair packs` salvages the pack's
+/// intact blobs, `repair snapshots --forget` drops the files that needed the
+/// lost one, and then `check --read-data` passes and every other file
+/// restores exactly. Before, the only way out was deleting the whole pack.
+#[test]
+fn repair_packs_then_snapshots_ends_in_a_clean_check() {
+    let (env, src, snap) = env_with_many_packs();
+    let (pack, blobs) = data_pack(&env, &snap, 0);
+    let (blob, affected) = blobs.last().unwrap().clone();
+    assert!(blobs.len() >= 2, "{blobs:?}");
+    flip_bit(&pack, blob.offset + blob.length / 2);
+    let name = file_name(&pack);
+
+    env.cairn(["check", "--read-data"]).run().expect_code(1);
+    let out = env
+        .cairn(["repair", "packs", "--dry-run", &name[..12]])
+        .run()
+        .success();
+    assert!(pack.exists(), "a dry run removed the pack");
+    assert!(out.stdout_str().contains("1 lost"), "{}", out.describe());
+
+    let out = env.cairn(["repair", "packs", &name[..12]]).run().success();
+    let text = out.stdout_str();
+    assert!(
+        text.contains(&format!("{} blobs were salvaged, 1 lost", blobs.len() - 1)),
+        "{}",
+        out.describe()
+    );
+    assert!(
+        text.contains("repair snapshots --forget"),
+        "{}",
+        out.describe()
+    );
+    assert!(!pack.exists(), "the damaged pack is still there");
+
+    env.cairn(["repair", "snapshots", "--forget"])
+        .run()
+        .success();
+    env.cairn(["check", "--read-data"]).run().success();
+
+    // The repaired snapshot lacks exactly the files that used the lost
+    // blob; every other file restores exactly.
+    let target = env.path("target");
+    env.cairn(["restore", "latest", "--target"])
+        .arg(&target)
+        .run()
+        .success();
+    let r = restored(&target, &src);
+    for e in fs::read_dir(&src).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().into_owned();
+        let got = r.join(&name);
+        if affected.contains(&name) {
+            assert!(!got.exists(), "{name} needs the lost blob but was kept");
+        } else {
+            assert_eq!(
+                fs::read(&got).ok(),
+                fs::read(src.join(&name)).ok(),
+                "{name} was not restored exactly"
+            );
+        }
+    }
+}
+
 #[test]
 fn truncated_packs_are_reported_by_check_and_restore() {
     for keep in [None, Some(2u64)] {

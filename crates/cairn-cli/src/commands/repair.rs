@@ -1,4 +1,4 @@
-//! `cairn repair index` and `cairn repair snapshots`.
+//! `cairn repair index`, `cairn repair packs` and `cairn repair snapshots`.
 
 use crate::cli::{GlobalOptions, SnapshotFilterArgs};
 use crate::error::{Error, Result};
@@ -36,6 +36,27 @@ pub enum RepairCommand {
     /// kept unless --forget is given; a snapshot whose root is lost is
     /// removed. Run `cairn repair index` first if index files are damaged.
     Snapshots(RepairSnapshotsArgs),
+    /// Salvage the intact blobs of damaged packs, and remove the packs
+    ///
+    /// For each pack named (as `cairn check --read-data` reports them),
+    /// reads every blob it holds, stores the ones that verify again in new
+    /// packs, then removes the damaged pack from the index and the
+    /// repository. Only blobs that were truly lost stay missing: then run
+    /// `cairn repair snapshots --forget` to remove the files that need
+    /// them, and `cairn check --read-data` to confirm.
+    ///
+    /// Example: cairn repair packs 1a2b3c4d
+    Packs(RepairPacksArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RepairPacksArgs {
+    /// Only show what would be salvaged and lost
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// Packs to repair: ids or unique prefixes
+    #[arg(required = true, value_name = "PACK")]
+    pub packs: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -60,7 +81,75 @@ pub fn run(g: &GlobalOptions, a: RepairArgs) -> Result<i32> {
     match a.command {
         RepairCommand::Index(_) => index(g),
         RepairCommand::Snapshots(s) => snapshots(g, s),
+        RepairCommand::Packs(p) => packs(g, p),
     }
+}
+
+fn packs(g: &GlobalOptions, a: RepairPacksArgs) -> Result<i32> {
+    use cairn_engine::repair_packs::{repair_packs, resolve_packs, RepairPacksOptions};
+    let repo = crate::repo::open(g)?;
+    let packs = resolve_packs(&repo, &a.packs)?;
+    let opts = RepairPacksOptions {
+        dry_run: a.dry_run,
+        saver: SaverOptions {
+            pack_size: (g.pack_size.clamp(1, 1024) as usize) << 20,
+            ..Default::default()
+        },
+    };
+    let r = repair_packs(&repo, &packs, &opts)?;
+    let lost = r.lost();
+    if g.json {
+        json_line(&json!({
+            "message_type": "summary",
+            "dry_run": a.dry_run,
+            "packs": r.packs.iter().map(|p| json!({
+                "id": p.id.to_hex(),
+                "header_error": p.header_error,
+                "blobs_salvaged": p.salvaged,
+                "blobs_lost": p.lost.iter().map(|(loc, why)| json!({
+                    "id": loc.id.to_hex(),
+                    "type": loc.kind.to_string(),
+                    "error": why,
+                })).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+            "index_files_rewritten": r.index_files_rewritten,
+            "packs_removed": r.packs_removed,
+            "blobs_lost": lost,
+        }));
+        return Ok(0);
+    }
+    let verb = if a.dry_run { "would be" } else { "were" };
+    for p in &r.packs {
+        if let Some(e) = &p.header_error {
+            eprintln!(
+                "warning: pack {}: its header cannot be read ({e}); the index's entries for it were used",
+                p.id.short()
+            );
+        }
+        for (loc, why) in &p.lost {
+            eprintln!("lost: {} blob {}: {why}", loc.kind, loc.id);
+        }
+        if !g.quiet {
+            println!(
+                "pack {}: {} blobs {verb} salvaged, {} lost",
+                p.id,
+                p.salvaged,
+                p.lost.len()
+            );
+        }
+    }
+    if !g.quiet && !a.dry_run {
+        println!(
+            "removed {} damaged packs, rewrote {} index files",
+            r.packs_removed, r.index_files_rewritten
+        );
+    }
+    if lost > 0 && !a.dry_run {
+        println!(
+            "{lost} blobs are lost: run `cairn repair snapshots --forget` to remove the files that need them, then `cairn check --read-data`"
+        );
+    }
+    Ok(0)
 }
 
 fn index(g: &GlobalOptions) -> Result<i32> {
