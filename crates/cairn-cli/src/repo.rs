@@ -246,7 +246,7 @@ impl std::fmt::Debug for PasswordCache {
 
 /// The password for opening the repository: from `g.password_cache` when
 /// it holds one, else read (and kept there when there is a cache).
-fn cached_password(g: &GlobalOptions) -> Result<Secret> {
+pub fn cached_password(g: &GlobalOptions) -> Result<Secret> {
     let Some(cache) = &g.password_cache else {
         return crate::secret::repository_password(g, false);
     };

@@ -118,8 +118,15 @@ pub fn add_key(
     if password.is_empty() {
         return Err(Error::invalid("an empty password is not allowed"));
     }
-    let kf = KeyFile::create(repo.key(), password, kdf, hostname, username)
-        .map_err(|e| Error::format("new key", e))?;
+    let kf = KeyFile::create(
+        repo.key(),
+        Some(repo.config()),
+        password,
+        kdf,
+        hostname,
+        username,
+    )
+    .map_err(|e| Error::format("new key", e))?;
     repo.save_file(FileKind::Key, &kf.to_bytes())
 }
 

@@ -1,5 +1,6 @@
 //! Key files (`keys/<sha256>`): a password, through scrypt, unlocks the master key.
 
+use crate::config::Config;
 use crate::crypto::{Cipher, KdfParams, MasterKey};
 use crate::FormatError;
 use base64::Engine;
@@ -28,8 +29,12 @@ pub struct KeyFile {
 }
 
 impl KeyFile {
+    /// A key file for `master` under `password`. `config`, the
+    /// repository's, is kept in the sealed data as a copy from which
+    /// `repair config` restores a damaged or lost `config` file.
     pub fn create(
         master: &MasterKey,
+        config: Option<&Config>,
         password: &[u8],
         params: KdfParams,
         hostname: &str,
@@ -38,7 +43,11 @@ impl KeyFile {
         let mut salt = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut salt);
         let kek = params.derive(password, &salt)?;
-        let json = Zeroizing::new(serde_json::to_vec(master).expect("master key serializes"));
+        let sealed_data = SealedData {
+            key: master.clone(),
+            config: config.cloned(),
+        };
+        let json = Zeroizing::new(serde_json::to_vec(&sealed_data).expect("master key serializes"));
         let sealed = Cipher::new(&kek).seal(&json, None);
         let b64 = base64::engine::general_purpose::STANDARD;
         Ok(KeyFile {
@@ -81,6 +90,16 @@ impl KeyFile {
 
     /// `Err(FormatError::Decrypt)` means: not this key's password.
     pub fn unlock(&self, password: &[u8]) -> Result<MasterKey, FormatError> {
+        Ok(self.unlock_with_config(password)?.0)
+    }
+
+    /// As [`KeyFile::unlock`], with the copy of the repository's config
+    /// the key file holds (key files written before cairn kept one have
+    /// none).
+    pub fn unlock_with_config(
+        &self,
+        password: &[u8],
+    ) -> Result<(MasterKey, Option<Config>), FormatError> {
         let b64 = base64::engine::general_purpose::STANDARD;
         let salt = b64
             .decode(&self.salt)
@@ -90,6 +109,21 @@ impl KeyFile {
             .map_err(|e| FormatError::corrupt("key file data", e))?;
         let kek = self.params.derive(password, &salt)?;
         let json = Zeroizing::new(Cipher::new(&kek).open(&sealed, 4096)?);
-        serde_json::from_slice(&json).map_err(|e| FormatError::corrupt("master key", e))
+        let data: SealedData =
+            serde_json::from_slice(&json).map_err(|e| FormatError::corrupt("master key", e))?;
+        if let Some(c) = &data.config {
+            c.chunker.validate()?;
+        }
+        Ok((data.key, data.config))
     }
+}
+
+/// What a key file's `data` holds: the master key's members and, beside
+/// them, a copy of the config (repo-format.md §3).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SealedData {
+    #[serde(flatten)]
+    key: MasterKey,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    config: Option<Config>,
 }

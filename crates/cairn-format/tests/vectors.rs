@@ -594,7 +594,7 @@ fn writers_choose_the_documented_encodings() {
     let c = k.cipher();
     let first = |sealed: &[u8], c: &Cipher| c.open_encoded(sealed).unwrap()[0];
     // Key file data and config: always encoding 0.
-    let kf = KeyFile::create(&k, PASSWORD.as_bytes(), KDF, "h", "u").unwrap();
+    let kf = KeyFile::create(&k, None, PASSWORD.as_bytes(), KDF, "h", "u").unwrap();
     let kek = KDF
         .derive(
             PASSWORD.as_bytes(),

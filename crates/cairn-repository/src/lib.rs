@@ -19,7 +19,7 @@ mod saver;
 pub use error::{Error, Kind, Result};
 pub use index::{BlobLocation, Index};
 pub use parallel::parallel_map;
-pub use repo::{OpenOptions, Repository, SnapshotFilter, SnapshotsAndErrors};
+pub use repo::{ConfigRepair, OpenOptions, Repository, SnapshotFilter, SnapshotsAndErrors};
 pub use saver::{BlobSaver, SaverOptions, SaverStats};
 
 pub use cairn_backend as backend;

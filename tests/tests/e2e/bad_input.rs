@@ -615,7 +615,11 @@ fn damaged_snapshot_and_config_give_a_clear_error() {
         out.describe()
     );
 
+    // A repository of its own: a damaged snapshot fails check.
+    let (env, _src) = env_with_snapshot();
     let config = env.repo.join("config");
+    // Sealed again with a new nonce: the same config, not the same bytes.
+    let intact = env.cairn(["cat", "config"]).run().success().stdout_str();
     let len = fs::metadata(&config).unwrap().len();
     flip_bit(&config, len - 5);
     let out = env.cairn(["snapshots"]).run();
@@ -626,7 +630,22 @@ fn damaged_snapshot_and_config_give_a_clear_error() {
         "a damaged config is not a wrong password:\n{}",
         out.describe()
     );
-    out.one_line_error();
+    let line = out.one_line_error();
+    assert!(line.contains("cairn repair config"), "{line}");
+
+    // The key files' copy brings it back; so it does when it is deleted.
+    for delete in [false, true] {
+        if delete {
+            fs::remove_file(&config).unwrap();
+        }
+        let out = env.cairn(["repair", "config"]).run().success();
+        assert!(out.stdout_str().contains("restored"), "{}", out.describe());
+        env.cairn(["repair", "config"]).run().success();
+        let now = env.cairn(["cat", "config"]).run().success().stdout_str();
+        assert_eq!(now, intact);
+        env.cairn(["check"]).run().success();
+        env.cairn(["ls", "latest"]).run().success();
+    }
 }
 
 /// A damaged spare key file: every command still opens the repository

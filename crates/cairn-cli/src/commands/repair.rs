@@ -1,4 +1,4 @@
-//! `cairn repair index`, `cairn repair packs` and `cairn repair snapshots`.
+//! `cairn repair index`, `packs`, `snapshots` and `config`.
 
 use crate::cli::{GlobalOptions, SnapshotFilterArgs};
 use crate::error::{Error, Result};
@@ -47,6 +47,22 @@ pub enum RepairCommand {
     ///
     /// Example: cairn repair packs 1a2b3c4d
     Packs(RepairPacksArgs),
+    /// Restore a damaged or lost config from the copy in the key files
+    ///
+    /// Every key file keeps a sealed copy of the repository's config. When
+    /// the `config` file is damaged (or gone), this opens a key file with
+    /// the password and writes the config again from its copy. An intact
+    /// config is left alone.
+    ///
+    /// Example: cairn repair config
+    Config(RepairConfigArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RepairConfigArgs {
+    /// Only say whether the config would be restored
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
 }
 
 #[derive(Args, Debug)]
@@ -82,7 +98,49 @@ pub fn run(g: &GlobalOptions, a: RepairArgs) -> Result<i32> {
         RepairCommand::Index(_) => index(g),
         RepairCommand::Snapshots(s) => snapshots(g, s),
         RepairCommand::Packs(p) => packs(g, p),
+        RepairCommand::Config(c) => config(g, c),
     }
+}
+
+fn config(g: &GlobalOptions, a: RepairConfigArgs) -> Result<i32> {
+    use cairn_repository::{ConfigRepair, Repository};
+    let backend = crate::repo::backend(g)?;
+    let location = backend.location();
+    let pw = crate::repo::cached_password(g)?;
+    let opts = crate::repo::open_options(g)?;
+    let r = Repository::repair_config(backend, &pw, &opts, a.dry_run)?;
+    let (restored, message) = match &r {
+        ConfigRepair::Intact => (false, format!("the config of {location} is intact")),
+        ConfigRepair::Restored {
+            from_key,
+            was_missing,
+        } => {
+            let what = if *was_missing { "missing" } else { "damaged" };
+            let verb = if a.dry_run {
+                "would be restored"
+            } else {
+                "restored"
+            };
+            (
+                true,
+                format!(
+                    "the config of {location} was {what}: {verb} from the copy in key {}",
+                    from_key.get(..8).unwrap_or(from_key)
+                ),
+            )
+        }
+    };
+    if g.json {
+        json_line(&json!({
+            "message_type": "summary",
+            "dry_run": a.dry_run,
+            "restored": restored,
+            "message": message,
+        }));
+    } else if !g.quiet {
+        println!("{message}");
+    }
+    Ok(0)
 }
 
 fn packs(g: &GlobalOptions, a: RepairPacksArgs) -> Result<i32> {

@@ -10,7 +10,7 @@ use crate::index::Index;
 use cairn_backend::{Backend, ErrorKind as BackendKind, FileKind, Hint};
 use cairn_format::chunker::Chunker;
 use cairn_format::config::Config;
-use cairn_format::crypto::{Cipher, KdfParams, MasterKey};
+use cairn_format::crypto::{Cipher, MasterKey};
 use cairn_format::keyfile::KeyFile;
 use cairn_format::Id;
 use std::sync::{Arc, RwLock};
@@ -39,6 +39,26 @@ fn restic_repository(backend: &dyn Backend) -> Error {
 /// The first eight digits of a key file's name (all of a shorter one).
 fn short(name: &str) -> &str {
     name.get(..8).unwrap_or(name)
+}
+
+/// The order keys are tried in: the hinted key first, then the cheapest,
+/// so that a planted costly key file delays nobody whose key is cheaper.
+fn order_keys(usable: &mut [(String, KeyFile)], hint: Option<&str>) {
+    let hint = hint.map(str::to_ascii_lowercase);
+    usable.sort_by_key(|(name, kf)| {
+        let hinted = hint.as_deref().is_some_and(|h| name.starts_with(h));
+        (!hinted, kf.params.work(), name.clone())
+    });
+}
+
+/// What [`Repository::repair_config`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConfigRepair {
+    /// The config opens with the key: nothing to do.
+    Intact,
+    /// The config was damaged or missing and is written again (or would
+    /// be, in a dry run) from the copy in this key file.
+    Restored { from_key: String, was_missing: bool },
 }
 
 /// Every key file of a repository, sorted by what can be done with it.
@@ -136,6 +156,7 @@ impl Repository {
         let cipher = key.cipher();
         let kf = KeyFile::create(
             &key,
+            Some(&config),
             password,
             options.kdf,
             &options.hostname,
@@ -218,20 +239,25 @@ impl Repository {
         if restic > 0 && usable.is_empty() && damaged.is_empty() && newer.is_none() {
             return Err(restic_repository(&*backend));
         }
-        // The hinted key first, then the cheapest: a planted costly key
-        // file delays nobody whose key is cheaper.
-        let hint = options.key_hint.as_deref().map(str::to_ascii_lowercase);
-        usable.sort_by_key(|(name, kf)| {
-            let hinted = hint.as_deref().is_some_and(|h| name.starts_with(h));
-            (!hinted, kf.params.work(), name.clone())
-        });
+        order_keys(&mut usable, options.key_hint.as_deref());
         let tried = usable.len();
         for (name, kf) in usable {
             match kf.unlock(password) {
                 Ok(key) => {
                     let cipher = key.cipher();
-                    let config = Config::open(&cipher, &config_bytes)
-                        .map_err(|e| Error::format("config", e))?;
+                    let config = Config::open(&cipher, &config_bytes).map_err(|e| {
+                        let e = Error::format("config", e);
+                        match e.kind {
+                            Kind::Corrupt => Error::new(
+                                Kind::Corrupt,
+                                format!(
+                                    "{}; `cairn repair config` restores it from the copy in the key files",
+                                    e.message
+                                ),
+                            ),
+                            _ => e,
+                        }
+                    })?;
                     let key_id = Id::from_hex(&name).unwrap_or_default();
                     let mut repo = Self::assemble(backend, key, cipher, config, key_id, options);
                     repo.damaged_keys = damaged;
@@ -286,26 +312,89 @@ impl Repository {
         Ok(survey_keys(&*self.backend, names.iter().map(String::as_str))?.damaged)
     }
 
+    /// Restore a damaged or missing `config` from the copy that key files
+    /// keep in their sealed data (repo-format.md §3). The password must
+    /// open a key file, as for [`Repository::open`]. The damaged file is
+    /// removed before the copy is written: nobody can read it anyway.
+    pub fn repair_config(
+        backend: Arc<dyn Backend>,
+        password: &[u8],
+        options: &OpenOptions,
+        dry_run: bool,
+    ) -> Result<ConfigRepair> {
+        let current = match backend.read(FileKind::Config, "config") {
+            Ok(b) => Some(b),
+            Err(e) if e.is_not_found() => None,
+            Err(e) => return Err(e.into()),
+        };
+        let names: Vec<String> = backend
+            .list(FileKind::Key)?
+            .into_iter()
+            .map(|f| f.name)
+            .collect();
+        let mut usable = survey_keys(&*backend, names.iter().map(String::as_str))?.usable;
+        if usable.is_empty() {
+            return Err(Error::corrupt(
+                format!("repository {}", backend.location()),
+                "no usable key files in keys/",
+            ));
+        }
+        order_keys(&mut usable, options.key_hint.as_deref());
+        let mut opened = false;
+        let mut copy = None;
+        for (name, kf) in usable {
+            let (key, config) = match kf.unlock_with_config(password) {
+                Ok(k) => k,
+                Err(cairn_format::FormatError::Decrypt) => continue,
+                Err(e) => return Err(Error::format(format!("key {}", short(&name)), e)),
+            };
+            opened = true;
+            let cipher = key.cipher();
+            if current
+                .as_deref()
+                .is_some_and(|c| Config::open(&cipher, c).is_ok())
+            {
+                return Ok(ConfigRepair::Intact);
+            }
+            if let Some(config) = config {
+                copy = Some((name, cipher, config));
+                break;
+            }
+        }
+        if !opened {
+            return Err(Error::new(
+                Kind::WrongPassword,
+                format!(
+                    "wrong password: no key in {} opens with it",
+                    backend.location()
+                ),
+            ));
+        }
+        let Some((name, cipher, config)) = copy else {
+            return Err(Error::new(
+                Kind::Corrupt,
+                format!(
+                    "the config of {} is damaged, and no key file this password opens holds a copy of it",
+                    backend.location()
+                ),
+            ));
+        };
+        if !dry_run {
+            if current.is_some() {
+                backend.remove(FileKind::Config, "config")?;
+            }
+            backend.write(FileKind::Config, "config", &config.seal(&cipher))?;
+        }
+        Ok(ConfigRepair::Restored {
+            from_key: name,
+            was_missing: current.is_none(),
+        })
+    }
+
     /// Key files found damaged (or over the scrypt limits) while opening:
     /// skipped; worth a warning, since the repository is untrusted storage.
     pub fn damaged_keys(&self) -> &[Error] {
         &self.damaged_keys
-    }
-
-    /// Add a key file for another password.
-    pub fn add_key(&self, password: &[u8], kdf: KdfParams) -> Result<Id> {
-        let kf = KeyFile::create(
-            &self.key,
-            password,
-            kdf,
-            &self.options.hostname,
-            &self.options.username,
-        )
-        .map_err(|e| Error::format("new key", e))?;
-        let bytes = kf.to_bytes();
-        let id = Id::sha256(&bytes);
-        self.backend.write(FileKind::Key, &id.to_hex(), &bytes)?;
-        Ok(id)
     }
 }
 
@@ -313,6 +402,7 @@ impl Repository {
 mod tests {
     use super::*;
     use cairn_backend::MemoryBackend;
+    use cairn_format::crypto::KdfParams;
 
     /// A key file restic 0.14 wrote (`restic init`).
     const RESTIC_KEY: &str = r#"{"created":"2026-11-30T18:42:45.080279796Z","username":"root","hostname":"vm","kdf":"scrypt","N":32768,"r":8,"p":3,"salt":"myTF0HGnURl8zK0nn+QR0O/VpBoVk52xw+IgRwPF95xhRjMsrEX1rrvsZJwx/2U844ASEhIPsyhPjqGOJrBTMw==","data":"ZuEdoFYn/M7//4RYAF3BHt9LyOS3z02LH8mWj0zPp5mbB0CzmLj5FCKnk9IOhNwliwu9w//JSX3j1WvBY3xEiaqziLk9/yjmWxmTmExCgdFvc73zek5gagrcNe7ineDmZijZCCVWkKN72Xbx6JGFYg67TIdcCnX9x3eQM9TbJtHVJ1xW36WSZzruLbxHUtxr3sdAsFQDKwamxGapx1dMHg=="}"#;
@@ -362,7 +452,7 @@ mod tests {
 
     /// A key file for `repo`'s master key under `password`, with `params`.
     fn key_file(repo: &Repository, password: &[u8], params: KdfParams) -> Vec<u8> {
-        KeyFile::create(&repo.key, password, params, "h", "u")
+        KeyFile::create(&repo.key, Some(&repo.config), password, params, "h", "u")
             .unwrap()
             .to_bytes()
     }
@@ -453,5 +543,55 @@ mod tests {
         };
         let opened = Repository::open(b.clone(), b"pw", hinted).unwrap();
         assert_eq!(opened.key_id().to_hex(), dear);
+    }
+
+    /// A damaged config (0 of 50 cases could be recovered before) is
+    /// restored from the copy in the key files, byte for byte the same
+    /// config; so is a deleted one. An intact one is left alone.
+    #[test]
+    fn a_damaged_or_lost_config_is_restored_from_a_key_file() {
+        let b = Arc::new(MemoryBackend::new());
+        let repo = Repository::init(b.clone(), b"pw", opts()).unwrap();
+        let original = repo.config().clone();
+        let r = Repository::repair_config(b.clone(), b"pw", &opts(), false).unwrap();
+        assert_eq!(r, ConfigRepair::Intact);
+
+        let mut bytes = b.read(FileKind::Config, "config").unwrap();
+        bytes[30] ^= 4;
+        b.remove(FileKind::Config, "config").unwrap();
+        b.write(FileKind::Config, "config", &bytes).unwrap();
+        let e = Repository::open(b.clone(), b"pw", opts()).err().unwrap();
+        assert_eq!(e.kind, Kind::Corrupt);
+        assert!(e.message.contains("cairn repair config"), "{}", e.message);
+        let e = Repository::repair_config(b.clone(), b"no", &opts(), false).unwrap_err();
+        assert_eq!(e.kind, Kind::WrongPassword);
+
+        let dry = Repository::repair_config(b.clone(), b"pw", &opts(), true).unwrap();
+        assert!(matches!(dry, ConfigRepair::Restored { .. }));
+        assert_eq!(b.read(FileKind::Config, "config").unwrap(), bytes);
+        let r = Repository::repair_config(b.clone(), b"pw", &opts(), false).unwrap();
+        assert_eq!(
+            r,
+            ConfigRepair::Restored {
+                from_key: repo.key_id().to_hex(),
+                was_missing: false
+            }
+        );
+        let reopened = Repository::open(b.clone(), b"pw", opts()).unwrap();
+        assert_eq!(reopened.config(), &original);
+
+        b.remove(FileKind::Config, "config").unwrap();
+        let r = Repository::repair_config(b.clone(), b"pw", &opts(), false).unwrap();
+        assert!(matches!(
+            r,
+            ConfigRepair::Restored {
+                was_missing: true,
+                ..
+            }
+        ));
+        assert_eq!(
+            Repository::open(b, b"pw", opts()).unwrap().config(),
+            &original
+        );
     }
 }

@@ -14,6 +14,7 @@ mod index_files;
 mod keys;
 mod snapshots;
 
+pub use keys::ConfigRepair;
 pub use snapshots::{SnapshotFilter, SnapshotsAndErrors};
 
 use crate::index::Index;
