@@ -231,6 +231,50 @@ fn forget_applies_policies_per_group_and_prune_frees_the_data() {
     assert_trees_equal(&src, &restored(&target, &src));
 }
 
+/// `forget --prune` killed after its forget step left data only a prune
+/// frees; running the same command again (nothing left to forget) must
+/// still prune it.
+#[test]
+fn forget_prune_run_again_after_its_prune_was_cut_off_still_prunes() {
+    let env = TestEnv::new();
+    let src = env.mkdir("src");
+    env.init();
+    random_file(&src.join("old.bin"), 3 << 20, 1);
+    env.backup_json([&src]);
+    fs::remove_file(src.join("old.bin")).unwrap();
+    random_file(&src.join("new.bin"), 1 << 20, 2);
+    env.backup_json([&src]);
+    let packs_before = files(&env.repo, "data").len();
+    // The forget step alone, as if the run had been killed before its prune.
+    run(&env, ["forget", "--keep-last", "1"]).success();
+    assert_eq!(files(&env.repo, "data").len(), packs_before);
+
+    let prune = [
+        "forget",
+        "--keep-last",
+        "1",
+        "--prune",
+        "--keep-delete",
+        "0",
+    ];
+    let out = run(&env, prune).success();
+    assert!(
+        out.stdout_str().contains("running prune"),
+        "{}",
+        out.describe()
+    );
+    let packs_after = files(&env.repo, "data").len();
+    assert!(
+        packs_after < packs_before,
+        "the old snapshot's 3 MiB were not pruned: {packs_before} packs before, {packs_after} after\n{}",
+        out.describe()
+    );
+    run(&env, ["check", "--read-data"]).success();
+    let target = env.path("restore");
+    env.restore("latest", &target, &[]);
+    assert_trees_equal(&src, &restored(&target, &src));
+}
+
 #[test]
 fn forget_dst_and_leap_day_calendar_with_a_time_zone() {
     let (env, src) = setup();

@@ -226,8 +226,13 @@ pub fn run(g: &GlobalOptions, a: ForgetArgs) -> Result<i32> {
     if g.json {
         println!("{}", serde_json::to_string(&json_groups).expect("json"));
     }
-    if a.prune && !remove.is_empty() {
-        if text {
+    // Prune also when nothing was forgotten this time: a run killed after
+    // removing snapshots but before its prune left data only a prune frees,
+    // and running the same command again must finish the job.
+    if a.prune {
+        if text && remove.is_empty() {
+            println!("no snapshots removed, running prune");
+        } else if text {
             if a.dry_run {
                 println!(
                     "{} snapshots would be removed, running prune dry run",
