@@ -132,11 +132,17 @@ pub fn run(opts: Options) -> Result<()> {
         // the run; failing cairn rows are reported in the table.
         bench::run(bench::Options {
             scale: bench::Scale::Smoke,
-            cairn_bin: Some(cairn),
+            cairn_bin: Some(cairn.clone()),
             strict: bench::Strict::Restic,
             ..bench::Options::default()
         })
         .context("the smoke benchmark failed")?;
+    }
+
+    if opts.bench {
+        section("torture --quick");
+        crate::torture::run(crate::torture::Options::quick(cairn.clone()))
+            .context("the torture run found damage")?;
     }
 
     eprintln!(

@@ -20,8 +20,8 @@
 mod backends;
 mod data;
 mod databases;
-mod fsutil;
-mod gen;
+pub(crate) mod fsutil;
+pub(crate) mod gen;
 mod mount;
 mod mutate;
 mod report;
