@@ -3,7 +3,7 @@
 
 use crate::pattern::PatternSet;
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The CACHEDIR.TAG signature (https://bford.info/cachedir/).
 const CACHEDIR_SIGNATURE: &[u8] = b"Signature: 8a477f597d28d172789f06886806bc55";
@@ -56,28 +56,49 @@ impl Filters {
             })
     }
 
-    /// The .gitignore matcher for `dir`, if it has one and the option is on,
-    /// and what went wrong reading it: an unreadable file, or lines that are
-    /// not valid patterns (the valid lines still apply). A backup reports
-    /// them as errors: the snapshot may hold files the rules meant to leave
-    /// out.
-    pub fn gitignore_for(&self, dir: &Path) -> (Option<Gitignore>, Vec<String>) {
+    /// The ignore matchers `dir` adds, in the order to push them (the last
+    /// wins), and what went wrong reading them: an unreadable file, or
+    /// lines that are not valid patterns (the valid lines still apply). A
+    /// backup reports them as errors: the snapshot may hold files the rules
+    /// meant to leave out. As git: a repository's `.git/info/exclude`
+    /// first (when `dir` holds one), then `dir/.gitignore`.
+    pub fn gitignore_for(&self, dir: &Path) -> (Vec<Gitignore>, Vec<(PathBuf, String)>) {
+        let mut matchers = Vec::new();
+        let mut problems = Vec::new();
         if !self.git_ignore {
-            return (None, Vec::new());
+            return (matchers, problems);
         }
-        let file = dir.join(".gitignore");
-        if !file.is_file() {
-            return (None, Vec::new());
+        if let Some(exclude) = info_exclude(dir) {
+            read_ignore_file(dir, &exclude, &mut matchers, &mut problems);
         }
-        let mut b = GitignoreBuilder::new(dir);
-        let mut problems: Vec<String> = b.add(&file).into_iter().map(|e| e.to_string()).collect();
-        match b.build() {
-            Ok(g) => (Some(g), problems),
-            Err(e) => {
-                problems.push(e.to_string());
-                (None, problems)
+        read_ignore_file(dir, &dir.join(".gitignore"), &mut matchers, &mut problems);
+        (matchers, problems)
+    }
+
+    /// The matchers that apply to a backup target `target` from above it,
+    /// as git applies them: if `target` is inside a git repository, that
+    /// repository's `.git/info/exclude` and the `.gitignore` files of every
+    /// directory from the repository's top down to `target`'s parent.
+    /// Nothing when `target` is in no repository (or is its top).
+    pub fn gitignores_above(&self, target: &Path) -> (Vec<Gitignore>, Vec<(PathBuf, String)>) {
+        let mut matchers = Vec::new();
+        let mut problems = Vec::new();
+        if !self.git_ignore {
+            return (matchers, problems);
+        }
+        let above: Vec<&Path> = target.ancestors().skip(1).collect();
+        let Some(top) = above.iter().position(|d| info_exclude(d).is_some()) else {
+            return (matchers, problems);
+        };
+        for (i, dir) in above[..=top].iter().rev().enumerate() {
+            if i == 0 {
+                if let Some(exclude) = info_exclude(dir) {
+                    read_ignore_file(dir, &exclude, &mut matchers, &mut problems);
+                }
             }
+            read_ignore_file(dir, &dir.join(".gitignore"), &mut matchers, &mut problems);
         }
+        (matchers, problems)
     }
 
     pub fn summary(&self) -> Vec<String> {
@@ -99,6 +120,46 @@ pub fn git_ignored(stack: &[Gitignore], path: &Path, is_dir: bool) -> bool {
         }
     }
     false
+}
+
+/// `dir/.git/info/exclude` if `dir` is the top of a git repository (its
+/// `.git` a directory, or a file naming one, as in a submodule).
+fn info_exclude(dir: &Path) -> Option<PathBuf> {
+    let git = dir.join(".git");
+    let meta = git.symlink_metadata().ok()?;
+    let git_dir = if meta.is_dir() {
+        git
+    } else if meta.is_file() {
+        let text = std::fs::read_to_string(&git).ok()?;
+        let target = text.lines().next()?.strip_prefix("gitdir:")?.trim();
+        dir.join(target)
+    } else {
+        return None;
+    };
+    Some(git_dir.join("info/exclude"))
+}
+
+/// Adds a matcher rooted at `root` for the ignore file `file`, if it is
+/// there, to `matchers`; what went wrong to `problems`.
+fn read_ignore_file(
+    root: &Path,
+    file: &Path,
+    matchers: &mut Vec<Gitignore>,
+    problems: &mut Vec<(PathBuf, String)>,
+) {
+    if !file.is_file() {
+        return;
+    }
+    let mut b = GitignoreBuilder::new(root);
+    problems.extend(
+        b.add(file)
+            .into_iter()
+            .map(|e| (file.to_path_buf(), e.to_string())),
+    );
+    match b.build() {
+        Ok(g) => matchers.push(g),
+        Err(e) => problems.push((file.to_path_buf(), e.to_string())),
+    }
 }
 
 fn file_starts_with(path: &Path, header: &[u8]) -> bool {

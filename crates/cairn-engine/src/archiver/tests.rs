@@ -193,3 +193,59 @@ fn bad_gitignore_lines_are_reported_and_the_rest_applies() {
         .collect();
     assert_eq!(names, [".gitignore", "b.txt"]);
 }
+
+/// As git reads them: a backup of a directory inside a git repository
+/// honours the `.gitignore` files above it (up to the repository's top)
+/// and the repository's `.git/info/exclude`, also of a repository met
+/// inside the walk; nothing above the repository's top applies.
+#[test]
+fn gitignores_above_the_target_and_info_exclude_apply() {
+    let tmp = tempfile::tempdir().unwrap();
+    let outside = tmp.path().join("outside");
+    let top = outside.join("repo");
+    let src = top.join("a/src");
+    let nested = src.join("vendored");
+    for d in [&src, &top.join(".git/info"), &nested.join(".git/info")] {
+        fs::create_dir_all(d).unwrap();
+    }
+    // Above the repository's top: not git's business.
+    fs::write(outside.join(".gitignore"), "*.txt\n").unwrap();
+    fs::write(top.join(".gitignore"), "*.log\n").unwrap();
+    fs::write(top.join("a/.gitignore"), "/src/build/\n").unwrap();
+    fs::write(top.join(".git/info/exclude"), "*.tmp\n").unwrap();
+    fs::write(nested.join(".git/info/exclude"), "secret\n").unwrap();
+    fs::create_dir_all(src.join("build")).unwrap();
+    for f in [
+        "keep.txt",
+        "x.log",
+        "y.tmp",
+        "build/out.o",
+        "vendored/secret",
+        "vendored/z.txt",
+    ] {
+        fs::write(src.join(f), b"data").unwrap();
+    }
+    let repo = local_repo(&tmp.path().join("repo-store"));
+    let mut opts = BackupOptions {
+        hostname: "h".into(),
+        ..Default::default()
+    };
+    opts.filters.git_ignore = true;
+    let source = Source::paths(std::slice::from_ref(&src)).unwrap();
+    let r = backup(repo.clone(), source, opts, Arc::default()).unwrap();
+    assert_eq!(r.errors, 0);
+    let names = |dir: &Path| -> Vec<String> {
+        let node = find_node(&repo, r.snapshot.tree, dir).unwrap();
+        let mut v: Vec<String> = repo
+            .load_tree(&node.subtree.unwrap())
+            .unwrap()
+            .nodes
+            .iter()
+            .map(|n| String::from_utf8_lossy(n.name.as_bytes()).into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(&src), ["keep.txt", "vendored"]);
+    assert_eq!(names(&nested), [".git", "z.txt"]);
+}

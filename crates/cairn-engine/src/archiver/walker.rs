@@ -309,6 +309,17 @@ impl<'a> Walker<'a> {
                 let mountpoint = f.one_file_system && parent_dev.is_some_and(|d| d != meta.dev());
                 let children = if mountpoint {
                     Vec::new()
+                } else if parent_dev.is_none() {
+                    // A backup target: the ignore files above it apply too.
+                    let (above, problems) = f.gitignores_above(path);
+                    for (file, p) in problems {
+                        self.report(&file, &p);
+                    }
+                    let pushed = above.len();
+                    gi.extend(above);
+                    let children = self.walk_dir(path, old_sub, meta.dev(), gi, out);
+                    gi.truncate(gi.len() - pushed);
+                    children
                 } else {
                     self.walk_dir(path, old_sub, meta.dev(), gi, out)
                 };
@@ -346,17 +357,12 @@ impl<'a> Walker<'a> {
                 }
             };
         names.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-        let (matcher, problems) = self.opts.filters.gitignore_for(dir);
-        for p in problems {
-            self.report(&dir.join(".gitignore"), &p);
+        let (matchers, problems) = self.opts.filters.gitignore_for(dir);
+        for (file, p) in problems {
+            self.report(&file, &p);
         }
-        let pushed = match matcher {
-            Some(g) => {
-                gi.push(g);
-                true
-            }
-            None => false,
-        };
+        let pushed = matchers.len();
+        gi.extend(matchers);
         let mut children = Vec::with_capacity(names.len());
         // Both lists are sorted by name: one pass over the old nodes.
         let old_nodes = old_tree.as_ref().map_or(&[][..], |t| &t.nodes[..]);
@@ -375,9 +381,7 @@ impl<'a> Walker<'a> {
                 children.push(c);
             }
         }
-        if pushed {
-            gi.pop();
-        }
+        gi.truncate(gi.len() - pushed);
         children
     }
 

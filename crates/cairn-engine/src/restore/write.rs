@@ -195,9 +195,10 @@ pub(crate) fn finish_file(f: &File, job: &FileJob, as_root: bool, report: &Repor
 }
 
 fn is_zero(b: &[u8]) -> bool {
-    // SAFETY: every bit pattern is a valid u128.
-    let (pre, mid, post) = unsafe { b.align_to::<u128>() };
-    pre.iter().all(|&x| x == 0) && mid.iter().all(|&x| x == 0) && post.iter().all(|&x| x == 0)
+    // 16 bytes at a time, without `unsafe`: the compiler vectorizes this.
+    let mut words = b.chunks_exact(16);
+    words.all(|w| u128::from_ne_bytes(w.try_into().expect("16 bytes")) == 0)
+        && words.remainder().iter().all(|&x| x == 0)
 }
 
 /// A worker's open files for the pack it is on.
