@@ -2,7 +2,10 @@
 //!
 //! - [`Lru`]: least recently used entries go first once the total weight
 //!   passes the capacity. An entry heavier than the capacity is not kept.
-//! - [`BlobCache`]: data blobs by id, weighed in bytes. A blob wanted by
+//! - [`BlobCache`]: data blobs by id, weighed in bytes. Blobs a sequential
+//!   reader has gone past are dropped by the file system (the kernel's
+//!   page cache holds what was read), so one long read does not fill the
+//!   cache. A blob wanted by
 //!   several readers at once is fetched once: the first reader fetches,
 //!   the others wait for its result. Failures are handed to the waiters
 //!   and not cached (the next read tries again: a backend may come back).
@@ -76,6 +79,14 @@ impl<K: Hash + Eq + Clone, V: Clone> Lru<K, V> {
         self.weight += weight;
     }
 
+    /// Drops `k`'s entry, if there is one.
+    pub fn remove(&mut self, k: &K) {
+        if let Some((_, tick, w)) = self.map.remove(k) {
+            self.order.remove(&tick);
+            self.weight -= w;
+        }
+    }
+
     pub fn weight(&self) -> u64 {
         self.weight
     }
@@ -107,6 +118,11 @@ impl BlobCache {
                 pending: HashMap::new(),
             }),
         }
+    }
+
+    /// Drops a cached blob (one being fetched is left to its readers).
+    pub fn forget(&self, id: &Id) {
+        self.state.lock().unwrap().lru.remove(id);
     }
 
     /// Is the blob cached or being fetched?
@@ -218,5 +234,14 @@ mod tests {
         l.insert(1, "a again", 2);
         assert_eq!(l.weight(), 6);
         assert_eq!(l.get(&1), Some("a again"));
+        l.remove(&1);
+        l.remove(&1);
+        assert!(!l.contains(&1));
+        assert_eq!(l.weight(), 4);
+        // The order forgot it too: filling up evicts 3, not a ghost of 1.
+        l.insert(5, "e", 6);
+        assert!(l.contains(&3) && l.contains(&5));
+        l.insert(6, "f", 1);
+        assert!(!l.contains(&3) && l.contains(&5) && l.contains(&6));
     }
 }

@@ -32,7 +32,7 @@ use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -50,6 +50,9 @@ const READAHEAD: u64 = 32 << 20;
 /// order) counts as sequential. Random reads seldom land this close, so
 /// they do not set off read-ahead.
 const SEQUENTIAL_GAP: u64 = 1 << 20;
+/// Blobs that end this far behind a sequential reader are dropped from the
+/// cache (a margin for read-ahead requests that arrive out of order).
+const DROP_BEHIND: u64 = 4 << 20;
 /// Decoded trees kept, in estimated bytes.
 const TREE_CACHE: u64 = 64 << 20;
 
@@ -72,6 +75,9 @@ enum Handle {
 struct FileState {
     /// Where the last read of this handle ended (`u64::MAX`: none yet).
     last_read: AtomicU64,
+    /// Blobs before this index were dropped from the cache behind a
+    /// sequential reader.
+    dropped: AtomicUsize,
 }
 
 /// One entry of a directory listing.
@@ -575,6 +581,7 @@ impl Inner {
             fh,
             Handle::File(Arc::new(FileState {
                 last_read: AtomicU64::new(u64::MAX),
+                dropped: AtomicUsize::new(0),
             })),
         );
         reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE);
@@ -621,7 +628,19 @@ impl Inner {
             .swap(offset + size as u64, Ordering::Relaxed);
         let sequential =
             offset == 0 || (last_end != u64::MAX && offset.abs_diff(last_end) <= SEQUENTIAL_GAP);
-        if !sequential || self.readahead == 0 {
+        if !sequential {
+            return;
+        }
+        // Behind a sequential reader: what it read is in the kernel's page
+        // cache, and keeping the blobs too would fill the cache (and the
+        // memory) with one pass over a large file.
+        let behind = offset.saturating_sub(DROP_BEHIND);
+        let passed = content.blobs(behind, behind + 1).start;
+        let from = state.dropped.fetch_max(passed, Ordering::Relaxed);
+        for loc in content.locations.get(from..passed).unwrap_or_default() {
+            self.blobs.forget(&loc.id);
+        }
+        if self.readahead == 0 {
             return;
         }
         let end = (offset + size as u64).min(content.size);
