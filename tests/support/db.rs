@@ -181,13 +181,13 @@ impl Postgres {
     /// installed.
     pub fn start() -> Option<Postgres> {
         let Some(bin) = postgres_bin_dir() else {
-            eprintln!(
-                "skipping: PostgreSQL is not installed (`apt-get install postgresql`, or set PG_BIN_DIR)"
+            crate::missing(
+                "PostgreSQL is not installed (`apt-get install postgresql`, or set PG_BIN_DIR)",
             );
             return None;
         };
         if crate::is_root() && which("setpriv").is_none() {
-            eprintln!("skipping: running as root needs `setpriv` to start PostgreSQL as nobody");
+            crate::missing("running as root needs `setpriv` to start PostgreSQL as nobody");
             return None;
         }
         let dir = tempfile::Builder::new()
@@ -406,12 +406,14 @@ impl Mariadb {
     /// installed.
     pub fn start() -> Option<Mariadb> {
         let (Some(server), Some(install)) = (which("mariadbd"), which("mariadb-install-db")) else {
-            eprintln!("skipping: MariaDB is not installed (`apt-get install mariadb-server`)");
+            crate::missing("MariaDB is not installed (`apt-get install mariadb-server`)");
             return None;
         };
         for tool in ["mariadb", "mariadb-dump"] {
             if which(tool).is_none() {
-                eprintln!("skipping: `{tool}` is not installed (`apt-get install mariadb-client`)");
+                crate::missing(&format!(
+                    "`{tool}` is not installed (`apt-get install mariadb-client`)"
+                ));
                 return None;
             }
         }

@@ -88,6 +88,39 @@ pub fn allocated_bytes(path: &Path) -> u64 {
         * 512
 }
 
+/// This test cannot run here because `what` is missing: a program or file
+/// that `cargo xtask test` installs. Under `cargo xtask test`
+/// (`CAIRN_TEST_NO_SKIP=1`) that is a failure, since the driver should have
+/// installed it; otherwise the skip is printed and counted (see [`skip`]).
+pub fn missing(what: &str) {
+    if std::env::var_os("CAIRN_TEST_NO_SKIP").is_some_and(|v| v == "1") {
+        panic!("{what}: under `cargo xtask test` every test runs (its install step provides this)");
+    }
+    skip(what);
+}
+
+/// This test cannot run in this environment (something not installable:
+/// root without the capability needed, a file system without a feature).
+/// Printed, and appended to `CAIRN_TEST_SKIP_LOG` when set, so that
+/// `cargo xtask test` counts it as skipped rather than passed.
+pub fn skip(why: &str) {
+    eprintln!("skipping: {why}");
+    if let Some(log) = std::env::var_os("CAIRN_TEST_SKIP_LOG") {
+        use std::io::Write;
+        let test = std::thread::current()
+            .name()
+            .unwrap_or("a test")
+            .to_string();
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+        {
+            let _ = writeln!(f, "{test}: {}", why.replace('\n', " "));
+        }
+    }
+}
+
 /// A note in the test output (shown with `--nocapture`, or on failure).
 #[macro_export]
 macro_rules! note {

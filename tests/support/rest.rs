@@ -127,7 +127,7 @@ impl ServerProc {
     /// As [`ServerProc::rclone`], with more options for rclone.
     pub fn rclone_with(root: &Path, extra: &[&str]) -> Option<ServerProc> {
         let Some(bin) = program("RCLONE_BIN", "rclone") else {
-            eprintln!("note: rclone is not installed (set RCLONE_BIN or `apt-get install rclone`): skipped");
+            crate::missing("rclone is not installed (set RCLONE_BIN or `apt-get install rclone`)");
             return None;
         };
         std::fs::create_dir_all(root).unwrap();

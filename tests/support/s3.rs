@@ -72,8 +72,8 @@ impl S3Server {
             "test-env/venv/bin/moto_server",
             "moto_server",
         ) else {
-            eprintln!(
-                "skipping: moto_server is not installed (set MOTO_SERVER, or run `cargo xtask deps`)"
+            crate::missing(
+                "moto_server is not installed (set MOTO_SERVER, or run `cargo xtask deps`)",
             );
             return None;
         };
@@ -98,9 +98,7 @@ impl S3Server {
     /// not installed. Its output goes to `data_dir.log`.
     pub fn s3s_fs(data_dir: &Path) -> Option<S3Server> {
         let Some(program) = find_program("S3S_FS_BIN", "test-env/s3s/bin/s3s-fs", "s3s-fs") else {
-            eprintln!(
-                "skipping: s3s-fs is not installed (set S3S_FS_BIN, or run `cargo xtask deps`)"
-            );
+            crate::missing("s3s-fs is not installed (set S3S_FS_BIN, or run `cargo xtask deps`)");
             return None;
         };
         std::fs::create_dir_all(data_dir).unwrap();

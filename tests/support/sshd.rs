@@ -75,15 +75,17 @@ impl Sshd {
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("/usr/sbin/sshd"));
         if !bin.is_file() {
-            eprintln!(
-                "skipping: {} not found (set SSHD_BIN or `apt-get install openssh-server`)",
+            crate::missing(&format!(
+                "{} not found (set SSHD_BIN or `apt-get install openssh-server`)",
                 bin.display()
-            );
+            ));
             return None;
         }
         for tool in ["ssh", "ssh-keygen"] {
             if which(tool).is_none() {
-                eprintln!("skipping: `{tool}` is not installed (`apt-get install openssh-client`)");
+                crate::missing(&format!(
+                    "`{tool}` is not installed (`apt-get install openssh-client`)"
+                ));
                 return None;
             }
         }

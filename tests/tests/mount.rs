@@ -45,7 +45,7 @@ fn fuse_missing() -> Option<String> {
 macro_rules! require_fuse {
     () => {
         if let Some(why) = fuse_missing() {
-            eprintln!("skipping: {why}");
+            cairn_tests::missing(&why);
             return;
         }
     };

@@ -546,7 +546,9 @@ fn monitor_warns_about_an_incomplete_snapshot() {
     let mut c = env.cairn(["backup", "--json", "--host", "tester"]);
     c.arg(&src);
     if without_read_override(&mut c).is_none() {
-        eprintln!("skipping: running as root and setpriv cannot drop CAP_DAC_OVERRIDE, so no file is unreadable");
+        cairn_tests::skip(
+            "running as root and setpriv cannot drop CAP_DAC_OVERRIDE, so no file is unreadable",
+        );
         return;
     }
     let out = c.run().expect_code(3);
@@ -636,7 +638,9 @@ fn run_exits_3_for_an_incomplete_backup_and_with_the_error_code_on_failure() {
     fs::set_permissions(src.join("secret.txt"), fs::Permissions::from_mode(0o000)).unwrap();
     let mut c = bare(&env, &["run", "p", "--json"]);
     if without_read_override(&mut c).is_none() {
-        eprintln!("skipping the incomplete case: running as root and setpriv cannot drop CAP_DAC_OVERRIDE");
+        cairn_tests::skip(
+            "the incomplete case: running as root and setpriv cannot drop CAP_DAC_OVERRIDE",
+        );
         return;
     }
     let out = c.run();
@@ -1101,7 +1105,7 @@ fn schedule_prints_a_crontab_line() {
 #[test]
 fn an_sftp_profile_with_options_and_env_runs_against_a_real_sshd() {
     let Some(sshd) = cairn_tests::sshd::Sshd::start() else {
-        eprintln!("skipping: sshd cannot start here");
+        cairn_tests::missing("sshd cannot start here");
         return;
     };
     let env = TestEnv::new();

@@ -645,7 +645,7 @@ const PROMPT_ENV: &str = "CAIRN_SFTP_PROMPT_TEST";
 fn a_passphrase_is_asked_on_the_terminal() {
     let Some(s) = Sshd::start() else { return };
     if !Path::new("/usr/bin/script").is_file() {
-        eprintln!("skipping: /usr/bin/script (util-linux) is not installed");
+        cairn_tests::missing("/usr/bin/script (util-linux) is not installed");
         return;
     }
     let key = s.authorized_key_with_passphrase("open sesame");

@@ -7,7 +7,7 @@ use cairn_tests::repo::{
     assert_unchanged, file_name, files, files_by_blob, flip_bit, hash_all, pack_blobs, packs,
     truncate, PackBlob,
 };
-use cairn_tests::{is_root, note, restored, TestEnv};
+use cairn_tests::{is_root, restored, TestEnv};
 use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -228,7 +228,9 @@ fn unreadable_files_are_reported_skipped_and_exit_3() {
     let mut c = env.cairn(["backup", "--json"]);
     c.arg(&src);
     if without_read_override(&mut c).is_none() {
-        note!("skipped: running as root and setpriv cannot drop CAP_DAC_OVERRIDE, so no file is unreadable");
+        cairn_tests::skip(
+            "running as root and setpriv cannot drop CAP_DAC_OVERRIDE, so no file is unreadable",
+        );
         return;
     }
     let out = c.run();

@@ -146,7 +146,7 @@ fn restic_history(
 /// snapshot's metadata and restored tree; then a re-run copies nothing.
 fn copies_exactly(init_args: &[&str], backup_args: &[&str]) {
     let Some(bin) = restic_bin() else {
-        eprintln!("skipping: restic is not installed");
+        cairn_tests::missing("restic is not installed");
         return;
     };
     let env = TestEnv::new();
@@ -229,7 +229,7 @@ fn restic_v1_history_copies_exactly() {
 #[test]
 fn restic_repositories_are_named_and_passwords_checked() {
     let Some(bin) = restic_bin() else {
-        eprintln!("skipping: restic is not installed");
+        cairn_tests::missing("restic is not installed");
         return;
     };
     let env = TestEnv::new();
@@ -288,7 +288,7 @@ fn restic_repositories_are_named_and_passwords_checked() {
 #[test]
 fn a_pruned_restic_repository_copies_over_rest() {
     let Some(bin) = restic_bin() else {
-        eprintln!("skipping: restic is not installed");
+        cairn_tests::missing("restic is not installed");
         return;
     };
     let env = TestEnv::new();
@@ -336,7 +336,7 @@ fn a_pruned_restic_repository_copies_over_rest() {
 #[test]
 fn a_damaged_restic_repository_fails_clearly_and_copies_nothing() {
     let Some(bin) = restic_bin() else {
-        eprintln!("skipping: restic is not installed");
+        cairn_tests::missing("restic is not installed");
         return;
     };
     let env = TestEnv::new();
@@ -385,7 +385,7 @@ fn a_killed_copy_from_restic_resumes() {
     use std::process::Stdio;
     use std::time::{Duration, Instant};
     let Some(bin) = restic_bin() else {
-        eprintln!("skipping: restic is not installed");
+        cairn_tests::missing("restic is not installed");
         return;
     };
     let env = TestEnv::new();

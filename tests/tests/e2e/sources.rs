@@ -4,7 +4,7 @@
 
 use cairn_tests::cmd::num;
 use cairn_tests::gen::Rng;
-use cairn_tests::{assert_trees_equal, is_root, note, restored, TestEnv};
+use cairn_tests::{assert_trees_equal, is_root, restored, TestEnv};
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
@@ -156,11 +156,11 @@ fn one_file_system_does_not_cross_mount_points() {
     fs::write(src.join("here.txt"), b"here").unwrap();
     let mnt = env.mkdir("src/mnt");
     if !is_root() {
-        note!("skipped: mounting a tmpfs needs root");
+        cairn_tests::skip("mounting a tmpfs needs root");
         return;
     }
     let Some(_mount) = Mount::tmpfs(&mnt) else {
-        note!("skipped: cannot mount a tmpfs here");
+        cairn_tests::skip("cannot mount a tmpfs here");
         return;
     };
     fs::write(mnt.join("elsewhere.txt"), b"on another file system").unwrap();
