@@ -34,6 +34,43 @@ pub fn json_line(v: &Value) {
     println!("{}", serde_json::to_string(v).expect("json"));
 }
 
+/// restic's word for what a backup did with a file, padded as restic's `-v` lines.
+fn change_word(c: cairn_engine::archiver::FileChange) -> &'static str {
+    use cairn_engine::archiver::FileChange::*;
+    match c {
+        New => "new",
+        Modified => "modified",
+        Unmodified => "unchanged",
+    }
+}
+
+/// The `backup -v` listing (restic's): with `-v` each new and modified
+/// file, with `-vv` every file; as `verbose_status` lines with `--json`.
+/// `None` below `-v` or with `--quiet`.
+pub fn backup_file_sink(g: &crate::cli::GlobalOptions) -> Option<cairn_engine::archiver::FileSink> {
+    if g.verbose == 0 || g.quiet {
+        return None;
+    }
+    let (all, json) = (g.verbose >= 2, g.json);
+    Some(std::sync::Arc::new(
+        move |path: &std::path::Path, change| {
+            if change == cairn_engine::archiver::FileChange::Unmodified && !all {
+                return;
+            }
+            let word = change_word(change);
+            if json {
+                json_line(&json!({
+                    "message_type": "verbose_status",
+                    "action": word,
+                    "item": path.display().to_string(),
+                }));
+            } else {
+                println!("{word:<9} {}", path.display());
+            }
+        },
+    ))
+}
+
 /// A snapshot as restic's `snapshots --json` prints it.
 pub fn snapshot_json(id: &Id, s: &Snapshot) -> Value {
     let mut v = serde_json::to_value(s).expect("snapshot json");

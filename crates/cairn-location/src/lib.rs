@@ -346,6 +346,11 @@ pub struct BackendOptions {
     pub options: ExtendedOptions,
     /// Extra CA certificates (PEM files) for HTTPS (`--cacert`).
     pub cacert: Vec<PathBuf>,
+    /// A PEM file with a client certificate and its key, presented over
+    /// HTTPS (`--tls-client-cert`).
+    pub tls_client_cert: Option<PathBuf>,
+    /// Accept any server certificate over HTTPS (`--insecure-tls`).
+    pub insecure_tls: bool,
     /// For `rest:` when the URL holds none.
     pub rest_username: Option<String>,
     pub rest_password: Option<String>,
@@ -363,6 +368,8 @@ impl fmt::Debug for BackendOptions {
         f.debug_struct("BackendOptions")
             .field("options", &self.options)
             .field("cacert", &self.cacert)
+            .field("tls_client_cert", &self.tls_client_cert)
+            .field("insecure_tls", &self.insecure_tls)
             .field("rest_username", &self.rest_username)
             .field("rest_password", &self.rest_password.as_ref().map(|_| "***"))
             .field("limit_upload", &self.limit_upload)
@@ -381,6 +388,8 @@ fn rest_options(opts: &BackendOptions) -> RestOptions {
         username: opts.rest_username.clone(),
         password: opts.rest_password.clone(),
         cacert: opts.cacert.clone(),
+        tls_client_cert: opts.tls_client_cert.clone(),
+        insecure_tls: opts.insecure_tls,
         connect_timeout: CONNECT_TIMEOUT,
         ..RestOptions::default()
     };

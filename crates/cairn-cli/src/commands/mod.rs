@@ -56,8 +56,17 @@ use crate::cli::{Cli, Command, SnapshotFilterArgs};
 use crate::error::Result;
 use cairn_repository::SnapshotFilter;
 
+/// Global options checked before any command runs.
+fn check_global(g: &crate::cli::GlobalOptions) -> Result<()> {
+    if let Some(d) = &g.retry_lock {
+        prune::parse_duration(d)?;
+    }
+    Ok(())
+}
+
 pub fn run(cli: Cli) -> Result<i32> {
     let g = &cli.global;
+    check_global(g)?;
     match cli.command {
         Command::Init(a) => init::run(g, a),
         Command::Backup(a) => backup::run(g, a),

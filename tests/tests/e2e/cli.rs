@@ -1,0 +1,359 @@
+//! What a restic user types works: restic's global options, password
+//! precedence, short flags, `version`, `snapshots` grouping, errors under
+//! `--json`, `check --json`, help, completions and man pages.
+
+use cairn_tests::TestEnv;
+use serde_json::Value;
+use std::fs;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// A repository with one snapshot of `src/` (a.txt, b.txt); returns `src`.
+fn one_snapshot(env: &TestEnv) -> PathBuf {
+    let src = env.mkdir("src");
+    fs::write(src.join("a.txt"), b"alpha\n").unwrap();
+    fs::write(src.join("b.txt"), b"beta\n").unwrap();
+    env.init();
+    env.backup_json([&src]);
+    src
+}
+
+fn snapshot_ids(out: &cairn_tests::cmd::Out) -> Vec<String> {
+    match out.json() {
+        Value::Array(a) => a
+            .iter()
+            .map(|s| s["id"].as_str().unwrap().to_string())
+            .collect(),
+        v => panic!("not an array: {v}"),
+    }
+}
+
+#[test]
+fn short_p_is_the_password_file() {
+    let env = TestEnv::new();
+    one_snapshot(&env);
+    let pw = env.path("pw");
+    fs::write(&pw, format!("{}\n", env.password)).unwrap();
+    let out = env
+        .cairn(["-p"])
+        .arg(&pw)
+        .args(["snapshots", "--json"])
+        .env_remove("CAIRN_PASSWORD")
+        .run()
+        .success();
+    assert_eq!(snapshot_ids(&out).len(), 1);
+}
+
+#[test]
+fn repository_file_names_the_repository() {
+    let env = TestEnv::new();
+    one_snapshot(&env);
+    let file = env.path("repo-location");
+    fs::write(
+        &file,
+        format!("{}\nignored second line\n", env.repo.display()),
+    )
+    .unwrap();
+
+    let out = env
+        .cairn(["--repository-file"])
+        .arg(&file)
+        .args(["snapshots", "--json"])
+        .env_remove("CAIRN_REPOSITORY")
+        .run()
+        .success();
+    assert_eq!(snapshot_ids(&out).len(), 1);
+
+    let out = env
+        .cairn(["snapshots", "--json"])
+        .env_remove("CAIRN_REPOSITORY")
+        .env("CAIRN_REPOSITORY_FILE", &file)
+        .run()
+        .success();
+    assert_eq!(snapshot_ids(&out).len(), 1);
+
+    // Both: refused, as restic does.
+    let out = env
+        .cairn(["--repository-file"])
+        .arg(&file)
+        .arg("snapshots")
+        .run()
+        .expect_code(1);
+    let line = out.one_line_error();
+    assert!(line.contains("--repository-file"), "{line}");
+
+    // A missing file is one clear line.
+    let out = env
+        .cairn(["--repository-file"])
+        .arg(env.path("nope"))
+        .arg("snapshots")
+        .env_remove("CAIRN_REPOSITORY")
+        .run()
+        .expect_code(1);
+    assert!(out.one_line_error().contains("nope"));
+}
+
+/// The `backup -v` lines (`new`, `modified`, `unchanged`) for files under `src`.
+fn listed(out: &cairn_tests::cmd::Out, src: &Path) -> Vec<String> {
+    let prefix = format!("{}/", src.display());
+    let mut v: Vec<String> = out
+        .stdout_str()
+        .lines()
+        .filter_map(|l| {
+            let (word, path) = l.split_once(' ')?;
+            let rel = path.trim_start().strip_prefix(&prefix)?;
+            Some(format!("{word} {rel}"))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn backup_verbose_lists_new_and_changed_files() {
+    let env = TestEnv::new();
+    let src = env.mkdir("src");
+    fs::write(src.join("a.txt"), b"alpha\n").unwrap();
+    fs::write(src.join("b.txt"), b"beta\n").unwrap();
+    env.init();
+    let out = env.cairn(["backup", "-v"]).arg(&src).run().success();
+    assert_eq!(listed(&out, &src), ["new a.txt", "new b.txt"]);
+
+    fs::write(src.join("b.txt"), b"beta, longer now\n").unwrap();
+    fs::write(src.join("c.txt"), b"gamma\n").unwrap();
+    let out = env.cairn(["-v", "backup"]).arg(&src).run().success();
+    assert_eq!(listed(&out, &src), ["modified b.txt", "new c.txt"]);
+
+    let out = env.cairn(["backup", "-vv"]).arg(&src).run().success();
+    assert_eq!(
+        listed(&out, &src),
+        ["unchanged a.txt", "unchanged b.txt", "unchanged c.txt"]
+    );
+    // The exact restic form of a line.
+    let want = format!("unchanged {}/a.txt", src.display());
+    assert!(
+        out.stdout_str().lines().any(|l| l == want),
+        "{}",
+        out.describe()
+    );
+
+    // Without -v: no such lines.
+    let out = env.cairn(["backup"]).arg(&src).run().success();
+    assert!(listed(&out, &src).is_empty(), "{}", out.describe());
+
+    // With --json: restic's verbose_status lines.
+    fs::write(src.join("d.txt"), b"delta\n").unwrap();
+    let out = env
+        .cairn(["backup", "-v", "--json"])
+        .arg(&src)
+        .run()
+        .success();
+    let items: Vec<(String, String)> = out
+        .json_lines()
+        .iter()
+        .filter(|v| v["message_type"] == "verbose_status")
+        .map(|v| {
+            (
+                v["action"].as_str().unwrap().to_string(),
+                v["item"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        items,
+        [("new".to_string(), format!("{}/d.txt", src.display()))]
+    );
+}
+
+fn lock_files(env: &TestEnv) -> usize {
+    fs::read_dir(env.repo.join("locks")).map_or(0, |d| d.count())
+}
+
+#[test]
+fn lock_options_are_accepted_and_no_lock_is_left() {
+    let env = TestEnv::new();
+    let src = one_snapshot(&env);
+    for args in [
+        vec!["--no-lock", "snapshots"],
+        vec!["--no-lock", "ls", "latest"],
+        vec!["--retry-lock", "5m", "snapshots"],
+        vec!["--retry-lock=30s", "check"],
+    ] {
+        env.cairn(&args).run().success();
+        assert_eq!(lock_files(&env), 0, "{args:?} left a lock file");
+    }
+    env.cairn(["--retry-lock", "1m", "backup"])
+        .arg(&src)
+        .run()
+        .success();
+    assert_eq!(lock_files(&env), 0);
+    let out = env
+        .cairn(["--retry-lock", "soon", "snapshots"])
+        .run()
+        .expect_code(1);
+    assert!(out.one_line_error().contains("soon"));
+}
+
+#[test]
+fn key_hint_is_accepted() {
+    let env = TestEnv::new();
+    let src = one_snapshot(&env);
+    let key = fs::read_dir(env.repo.join("keys"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .into_owned();
+    env.cairn(["--key-hint", &key, "snapshots"]).run().success();
+    env.cairn(["restore", "latest", "--target"])
+        .arg(env.path("t"))
+        .env("CAIRN_KEY_HINT", &key[..8])
+        .run()
+        .success();
+    cairn_tests::assert_restored_equal(&src, &env.path("t"));
+}
+
+/// A TLS server on 127.0.0.1 that demands a client certificate signed by
+/// `ca`, answers every request 404 and records the client certificates it saw.
+struct TlsServer {
+    url: String,
+    seen: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+fn tls_server(dir: &Path, client_ca: &rcgen::Certificate) -> TlsServer {
+    use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
+    let (cert, key) = cairn_tests::rest::tls_certificate(dir);
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(&key).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(client_ca.der().clone()).unwrap();
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .unwrap();
+    let config = Arc::new(
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(certs, key)
+            .unwrap(),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "rest:https://127.0.0.1:{}/",
+        listener.local_addr().unwrap().port()
+    );
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(tcp) = stream else { continue };
+            let conn = rustls::ServerConnection::new(config.clone()).unwrap();
+            let mut tls = rustls::StreamOwned::new(conn, tcp);
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                match tls.read(&mut byte) {
+                    Ok(1) => head.push(byte[0]),
+                    _ => break,
+                }
+            }
+            if let Some(c) = tls.conn.peer_certificates().and_then(|c| c.first()) {
+                record.lock().unwrap().push(c.to_vec());
+            }
+            let _ = tls.write_all(
+                b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+            let _ = tls.flush();
+            tls.conn.send_close_notify();
+            let _ = tls.flush();
+        }
+    });
+    TlsServer { url, seen }
+}
+
+#[test]
+fn tls_client_certificate_and_insecure_tls() {
+    let env = TestEnv::new();
+    let dir = env.mkdir("tls");
+    // A CA and a client certificate it signed, in one PEM file with the key.
+    let mut ca_params = rcgen::CertificateParams::new(vec!["test ca".into()]).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let client_key = rcgen::KeyPair::generate().unwrap();
+    let client = rcgen::CertificateParams::new(vec!["client".into()])
+        .unwrap()
+        .signed_by(&client_key, &ca, &ca_key)
+        .unwrap();
+    let client_pem = dir.join("client.pem");
+    fs::write(
+        &client_pem,
+        format!("{}{}", client.pem(), client_key.serialize_pem()),
+    )
+    .unwrap();
+    let server = tls_server(&dir, &ca);
+
+    // The server's self-signed certificate is refused without --insecure-tls.
+    let out = env
+        .cairn(["-r", &server.url, "--tls-client-cert"])
+        .arg(&client_pem)
+        .arg("snapshots")
+        .run();
+    assert!(!out.status.success(), "{}", out.describe());
+    assert!(server.seen.lock().unwrap().is_empty());
+
+    // Accepted with it (and a warning); the server saw our client
+    // certificate and answered: no repository there (exit 10).
+    let out = env
+        .cairn(["-r", &server.url, "--insecure-tls", "--tls-client-cert"])
+        .arg(&client_pem)
+        .arg("snapshots")
+        .run()
+        .expect_code(10);
+    assert!(
+        out.stderr.contains("warning: --insecure-tls"),
+        "{}",
+        out.describe()
+    );
+    let seen = server.seen.lock().unwrap().clone();
+    assert!(!seen.is_empty());
+    assert!(seen.iter().all(|c| c == client.der().as_ref()));
+
+    // Environment variables do the same.
+    server.seen.lock().unwrap().clear();
+    env.cairn(["-r", &server.url, "snapshots"])
+        .env("CAIRN_INSECURE_TLS", "1")
+        .env("CAIRN_TLS_CLIENT_CERT", &client_pem)
+        .run()
+        .expect_code(10);
+    assert!(!server.seen.lock().unwrap().is_empty());
+
+    // A file that is no certificate is one clear error.
+    let bad = dir.join("bad.pem");
+    fs::write(&bad, "not pem\n").unwrap();
+    let out = env
+        .cairn(["-r", &server.url, "--insecure-tls", "--tls-client-cert"])
+        .arg(&bad)
+        .arg("snapshots")
+        .run()
+        .expect_code(1);
+    assert!(
+        out.error_lines()
+            .iter()
+            .any(|l| l.contains("--tls-client-cert")),
+        "{}",
+        out.describe()
+    );
+}
