@@ -122,6 +122,11 @@ pub struct GlobalOptions {
     /// times (`run`): asked or computed once.
     #[arg(skip)]
     pub password_cache: Option<crate::repo::PasswordCache>,
+    /// `--password-file` or `--password-command` was given on the command
+    /// line (not through its environment variable): it wins over
+    /// CAIRN_PASSWORD. Set by the parser from clap's value sources.
+    #[arg(skip)]
+    pub password_flag_given: bool,
 }
 
 #[derive(Args, Debug, Default, Clone)]

@@ -357,3 +357,62 @@ fn tls_client_certificate_and_insecure_tls() {
         out.describe()
     );
 }
+
+#[test]
+fn password_flag_on_the_command_line_wins_over_the_environment() {
+    let env = TestEnv::new();
+    one_snapshot(&env);
+    let right = env.path("right");
+    fs::write(&right, format!("{}\n", env.password)).unwrap();
+    let wrong = env.path("wrong");
+    fs::write(&wrong, "not the password\n").unwrap();
+
+    // A wrong CAIRN_PASSWORD, a right --password-file / --password-command.
+    let out = env
+        .cairn(["--password-file"])
+        .arg(&right)
+        .args(["snapshots", "--json"])
+        .env("CAIRN_PASSWORD", "wrong")
+        .run()
+        .success();
+    assert_eq!(snapshot_ids(&out).len(), 1);
+    let cmd = format!("cat {}", right.display());
+    env.cairn(["snapshots", "--password-command", &cmd])
+        .env("CAIRN_PASSWORD", "wrong")
+        .run()
+        .success();
+
+    // Through the environment, CAIRN_PASSWORD still comes first.
+    env.cairn(["snapshots"])
+        .env("CAIRN_PASSWORD_FILE", &wrong)
+        .run()
+        .success();
+    // And a wrong file on the command line is a wrong password (12).
+    env.cairn(["--password-file"])
+        .arg(&wrong)
+        .arg("snapshots")
+        .run()
+        .expect_code(12);
+
+    // A file and a command together: refused, one line.
+    for (file_env, cmd_env) in [(false, false), (true, false), (false, true)] {
+        let mut c = env.cairn(["snapshots"]);
+        if file_env {
+            c.env("CAIRN_PASSWORD_FILE", &right);
+        } else {
+            c.arg("--password-file").arg(&right);
+        }
+        if cmd_env {
+            c.env("CAIRN_PASSWORD_COMMAND", &cmd);
+        } else {
+            c.args(["--password-command", &cmd]);
+        }
+        let out = c.run();
+        assert_ne!(out.code(), 0, "{}", out.describe());
+        assert!(
+            out.one_line_error().contains("mutually exclusive"),
+            "{}",
+            out.describe()
+        );
+    }
+}

@@ -61,7 +61,7 @@ fn check_global(g: &crate::cli::GlobalOptions) -> Result<()> {
     if let Some(d) = &g.retry_lock {
         prune::parse_duration(d)?;
     }
-    Ok(())
+    crate::secret::check_password_options(g)
 }
 
 pub fn run(cli: Cli) -> Result<i32> {
