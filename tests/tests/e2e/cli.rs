@@ -416,3 +416,90 @@ fn password_flag_on_the_command_line_wins_over_the_environment() {
         );
     }
 }
+
+/// Snapshots of `src` at these times (UTC), oldest first.
+fn snapshots_at(env: &TestEnv, times: &[&str]) -> PathBuf {
+    let src = env.mkdir("src");
+    fs::write(src.join("a.txt"), b"alpha\n").unwrap();
+    env.init();
+    for t in times {
+        env.cairn(["backup", "--time", t]).arg(&src).run().success();
+    }
+    src
+}
+
+#[test]
+fn forget_short_flags_are_restics() {
+    let env = TestEnv::new();
+    snapshots_at(
+        &env,
+        &[
+            "2024-01-01T10:00:00Z",
+            "2024-01-01T11:00:00Z",
+            "2024-01-02T10:00:00Z",
+            "2025-03-01T10:00:00Z",
+        ],
+    );
+    let kept = |flags: &[&str]| -> usize {
+        let out = env
+            .cairn(["forget", "--dry-run", "--json"])
+            .args(flags)
+            .env("TZ", "UTC")
+            .run()
+            .success();
+        let groups = out.json();
+        assert_eq!(groups.as_array().unwrap().len(), 1, "{}", out.describe());
+        groups[0]["keep"].as_array().unwrap().len()
+    };
+    assert_eq!(kept(&["-l", "1"]), 1);
+    // Four hours, three days, two ISO weeks, months and years.
+    assert_eq!(kept(&["-H", "4"]), 4);
+    assert_eq!(kept(&["-d", "3"]), 3);
+    assert_eq!(kept(&["-w", "2"]), 2);
+    assert_eq!(kept(&["-m", "2"]), 2);
+    assert_eq!(kept(&["-y", "2"]), 2);
+    assert_eq!(kept(&["-y", "1"]), 1);
+    assert_eq!(kept(&["-y", "1", "-l", "2"]), 2);
+
+    // The host filter is --host only: -H is --keep-hourly.
+    let out = env
+        .cairn([
+            "forget",
+            "--dry-run",
+            "--json",
+            "--host",
+            "elsewhere",
+            "-l",
+            "1",
+        ])
+        .run()
+        .success();
+    assert_eq!(out.json(), serde_json::json!([]));
+    let out = env.cairn(["forget", "-H", "some-host"]).run();
+    assert_ne!(out.code(), 0, "{}", out.describe());
+    assert_eq!(env.snapshots().len(), 4);
+
+    // --compact: one line per snapshot, no paths.
+    let out = env
+        .cairn(["forget", "--dry-run", "--compact", "-l", "1"])
+        .run()
+        .success();
+    let text = out.stdout_str();
+    let headers: Vec<&str> = text.lines().filter(|l| l.starts_with("ID ")).collect();
+    assert_eq!(headers.len(), 2, "{text}");
+    assert!(
+        headers[0].ends_with("Reasons") && !headers[0].contains("Paths"),
+        "{text}"
+    );
+    assert!(headers[1].ends_with("Tags"), "{text}");
+    assert!(
+        text.contains("1 snapshots") && text.contains("3 snapshots"),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .filter(|l| !l.starts_with("snapshots for"))
+            .all(|l| !l.contains("/src")),
+        "{text}"
+    );
+}
