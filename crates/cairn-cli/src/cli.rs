@@ -226,4 +226,6 @@ pub enum Command {
     Schedule(ScheduleArgs),
     /// Check the age and completeness of a host's last snapshot (Nagios/Icinga plugin)
     Monitor(MonitorArgs),
+    /// Print the version, the compiler and the platform
+    Version(VersionArgs),
 }

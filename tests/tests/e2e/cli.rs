@@ -503,3 +503,38 @@ fn forget_short_flags_are_restics() {
         "{text}"
     );
 }
+
+#[test]
+fn version_text_and_json() {
+    let env = TestEnv::new();
+    // No repository needed.
+    let out = env
+        .cairn(["version"])
+        .env_remove("CAIRN_REPOSITORY")
+        .run()
+        .success();
+    let line = out.stdout_str();
+    let words: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(words.len(), 8, "{line}");
+    assert_eq!(words[0], "cairn");
+    assert_eq!(words[1], env!("CARGO_PKG_VERSION"));
+    assert_eq!(&words[2..5], ["compiled", "with", "rustc"]);
+    assert!(words[5].starts_with("1."), "{line}");
+    assert_eq!(words[6], "on");
+    if cfg!(target_arch = "x86_64") {
+        assert_eq!(words[7], "linux/amd64");
+    }
+
+    let out = env.cairn(["version", "--json"]).run().success();
+    let v = out.json();
+    assert_eq!(v["message_type"], "version");
+    assert_eq!(v["version"], words[1]);
+    assert_eq!(v["rust_version"], words[5]);
+    assert_eq!(v["os"], "linux");
+    let platform = format!(
+        "{}/{}",
+        v["os"].as_str().unwrap(),
+        v["arch"].as_str().unwrap()
+    );
+    assert_eq!(platform, words[7]);
+}

@@ -51,6 +51,8 @@ mod tag;
 pub use tag::TagArgs;
 mod unlock;
 pub use unlock::UnlockArgs;
+mod version;
+pub use version::VersionArgs;
 
 use crate::cli::{Cli, Command, SnapshotFilterArgs};
 use crate::error::Result;
@@ -93,6 +95,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Run(a) => run::run(g, a),
         Command::Schedule(a) => schedule::run(g, a),
         Command::Monitor(a) => monitor::run(g, a),
+        Command::Version(a) => version::run(g, a),
     }
 }
 
