@@ -538,3 +538,112 @@ fn version_text_and_json() {
     );
     assert_eq!(platform, words[7]);
 }
+
+#[test]
+fn snapshots_latest_group_by_and_compact() {
+    let env = TestEnv::new();
+    let src = env.mkdir("src");
+    fs::write(src.join("a.txt"), b"alpha\n").unwrap();
+    env.init();
+    for (host, time, tag) in [
+        ("alpha", "2024-01-01T10:00:00Z", None),
+        ("beta", "2024-01-01T11:00:00Z", None),
+        ("alpha", "2024-01-01T12:00:00Z", Some("x")),
+        ("alpha", "2024-01-01T13:00:00Z", None),
+    ] {
+        let mut c = env.cairn(["backup", "--host", host, "--time", time]);
+        if let Some(t) = tag {
+            c.args(["--tag", t]);
+        }
+        c.arg(&src).run().success();
+    }
+    let times = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["time"].as_str().unwrap()[11..13].to_string())
+            .collect()
+    };
+    let json = |args: &[&str]| -> Value {
+        env.cairn(["snapshots", "--json"])
+            .args(args)
+            .run()
+            .success()
+            .json()
+    };
+    assert_eq!(times(&json(&[])), ["10", "11", "12", "13"]);
+    assert_eq!(times(&json(&["--latest", "1"])), ["11", "13"]);
+    assert_eq!(times(&json(&["--latest", "2"])), ["11", "12", "13"]);
+
+    // Grouped JSON: restic's list of {group_key, snapshots}.
+    let v = json(&["--group-by", "host"]);
+    let groups = v.as_array().unwrap();
+    assert_eq!(groups.len(), 2, "{v}");
+    assert_eq!(
+        groups[0]["group_key"],
+        serde_json::json!({"hostname": "alpha", "paths": null, "tags": null})
+    );
+    assert_eq!(times(&groups[0]["snapshots"]), ["10", "12", "13"]);
+    assert_eq!(groups[1]["group_key"]["hostname"], "beta");
+    assert_eq!(times(&groups[1]["snapshots"]), ["11"]);
+
+    let v = json(&["--group-by", "host,tags", "--latest", "1"]);
+    let keys: Vec<(String, Value, usize)> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["group_key"]["hostname"].as_str().unwrap().to_string(),
+                g["group_key"]["tags"].clone(),
+                g["snapshots"].as_array().unwrap().len(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            ("alpha".into(), serde_json::json!([]), 1),
+            ("alpha".into(), serde_json::json!(["x"]), 1),
+            ("beta".into(), serde_json::json!([]), 1),
+        ]
+    );
+    let v = json(&["-g", "paths"]);
+    assert_eq!(v.as_array().unwrap().len(), 1);
+    assert_eq!(
+        v[0]["group_key"],
+        serde_json::json!({"hostname": "", "paths": [src.display().to_string()], "tags": null})
+    );
+
+    // Text: a header and a table per group.
+    let out = env
+        .cairn(["snapshots", "--group-by", "host"])
+        .run()
+        .success();
+    let text = out.stdout_str();
+    let headers: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("snapshots for"))
+        .collect();
+    assert_eq!(
+        headers,
+        [
+            "snapshots for (host [alpha]):",
+            "snapshots for (host [beta]):"
+        ],
+        "{text}"
+    );
+    assert!(
+        text.contains("3 snapshots") && text.contains("1 snapshots"),
+        "{text}"
+    );
+
+    // Compact: ID, Time, Host, Tags; one line per snapshot.
+    let out = env.cairn(["snapshots", "--compact"]).run().success();
+    let text = out.stdout_str();
+    let lines: Vec<&str> = text.lines().collect();
+    let header: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(header, ["ID", "Time", "Host", "Tags"], "{text}");
+    assert_eq!(lines.len(), 2 + 4 + 2, "{text}");
+    assert!(!text.contains(&src.display().to_string()), "{text}");
+}
