@@ -71,10 +71,22 @@ pub fn backup_file_sink(g: &crate::cli::GlobalOptions) -> Option<cairn_engine::a
     ))
 }
 
-/// A snapshot as restic's `snapshots --json` prints it.
+/// A time as JSON output gives it: RFC 3339 in UTC, ending in `Z`, with
+/// as many fractional digits as it has (0, 3, 6 or 9).
+pub fn json_time<Tz: chrono::TimeZone>(t: &chrono::DateTime<Tz>) -> String {
+    t.with_timezone(&chrono::Utc)
+        .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
+/// A snapshot as restic's `snapshots --json` prints it (times in UTC).
 pub fn snapshot_json(id: &Id, s: &Snapshot) -> Value {
     let mut v = serde_json::to_value(s).expect("snapshot json");
     let m = v.as_object_mut().unwrap();
+    m.insert("time".into(), json!(json_time(&s.time)));
+    if let (Some(sum), Some(Value::Object(out))) = (&s.summary, m.get_mut("summary")) {
+        out.insert("backup_start".into(), json!(json_time(&sum.backup_start)));
+        out.insert("backup_end".into(), json!(json_time(&sum.backup_end)));
+    }
     m.remove("version");
     m.insert("id".into(), json!(id.to_hex()));
     m.insert("short_id".into(), json!(id.short()));
@@ -172,7 +184,7 @@ fn go_file_mode(kind: NodeKind, mode: u32) -> u64 {
 
 /// A node as restic's `ls --json` prints it.
 pub fn node_json(path: &str, n: &Node) -> Value {
-    let t = |ns: i64| time_ns(ns).to_rfc3339_opts(chrono::SecondsFormat::Nanos, false);
+    let t = |ns: i64| json_time(&time_ns(ns));
     let mut v = json!({
         "name": n.name.to_string_lossy(),
         "type": n.kind.as_str(),

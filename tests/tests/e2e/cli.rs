@@ -647,3 +647,83 @@ fn snapshots_latest_group_by_and_compact() {
     assert_eq!(lines.len(), 2 + 4 + 2, "{text}");
     assert!(!text.contains(&src.display().to_string()), "{text}");
 }
+
+/// The one JSON object a failing `--json` run prints on stderr.
+fn exit_error(out: &cairn_tests::cmd::Out) -> Value {
+    let lines: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    assert_eq!(lines.len(), 1, "{}", out.describe());
+    serde_json::from_str(lines[0]).unwrap_or_else(|e| panic!("{e}: {}", out.describe()))
+}
+
+#[test]
+fn json_errors_and_utc_times() {
+    let env = TestEnv::new();
+    one_snapshot(&env);
+
+    let out = env
+        .cairn(["snapshots", "--json"])
+        .env("CAIRN_PASSWORD", "wrong")
+        .run()
+        .expect_code(12);
+    let v = exit_error(&out);
+    assert_eq!(v["message_type"], "exit_error");
+    assert_eq!(v["code"], 12);
+    assert!(v["message"].as_str().unwrap().contains("password"), "{v}");
+    assert!(out.stdout.is_empty());
+
+    let out = env
+        .cairn(["--json", "ls", "latest"])
+        .env("CAIRN_REPOSITORY", env.path("nothing-here"))
+        .run()
+        .expect_code(10);
+    let v = exit_error(&out);
+    assert_eq!(
+        (v["message_type"].as_str(), v["code"].as_i64()),
+        (Some("exit_error"), Some(10))
+    );
+
+    let out = env
+        .cairn(["snapshots", "--json", "--group-by", "bogus"])
+        .run()
+        .expect_code(1);
+    assert_eq!(exit_error(&out)["code"], 1);
+
+    // Without --json: the usual one line.
+    let out = env
+        .cairn(["snapshots"])
+        .env("CAIRN_PASSWORD", "wrong")
+        .run()
+        .expect_code(12);
+    out.one_line_error();
+
+    // Times in JSON are UTC, ending in Z, whatever the local zone.
+    let out = env
+        .cairn(["snapshots", "--json"])
+        .env("TZ", "Asia/Kolkata")
+        .run()
+        .success();
+    let s = &out.json()[0];
+    for t in [
+        &s["time"],
+        &s["summary"]["backup_start"],
+        &s["summary"]["backup_end"],
+    ] {
+        let t = t.as_str().unwrap_or_else(|| panic!("{s}"));
+        assert!(t.ends_with('Z'), "{t}");
+    }
+    let out = env
+        .cairn(["ls", "--json", "latest"])
+        .env("TZ", "Asia/Kolkata")
+        .run()
+        .success();
+    let a = out
+        .json_lines()
+        .into_iter()
+        .find(|n| n["name"] == "a.txt")
+        .expect("a.txt listed");
+    assert!(a["mtime"].as_str().unwrap().ends_with('Z'), "{a}");
+}

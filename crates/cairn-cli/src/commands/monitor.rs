@@ -263,7 +263,7 @@ fn check(g: &GlobalOptions, a: &MonitorArgs) -> Report {
             "host": host,
             "repository": repository_name(g),
             "snapshot_id": last.id.to_hex(),
-            "time": last.snapshot.time,
+            "time": crate::output::json_time(&last.snapshot.time),
             "age_seconds": last.age_secs,
             "warn_seconds": warn,
             "crit_seconds": crit,
