@@ -727,3 +727,71 @@ fn json_errors_and_utc_times() {
         .expect("a.txt listed");
     assert!(a["mtime"].as_str().unwrap().ends_with('Z'), "{a}");
 }
+
+#[test]
+fn check_reports_broken_packs_and_what_to_run() {
+    let env = TestEnv::new();
+    let src = env.mkdir("src");
+    cairn_tests::gen::random_file(&src.join("big.bin"), 300_000, 7);
+    fs::write(src.join("small.txt"), b"small\n").unwrap();
+    env.init();
+    env.backup_json([&src]);
+
+    let clean = env
+        .cairn(["check", "--read-data", "--json"])
+        .run()
+        .success();
+    let v = clean.json();
+    assert_eq!(v["num_errors"], 0);
+    assert_eq!(v["broken_packs"], serde_json::json!([]));
+    assert_eq!(v["suggest_repair_index"], false);
+    assert_eq!(v["suggest_prune"], false);
+
+    // Damage the data pack (the largest).
+    let (pack, _) = cairn_tests::repo::packs(&env.repo)
+        .into_iter()
+        .max_by_key(|(_, size)| *size)
+        .unwrap();
+    let pack_id = cairn_tests::repo::file_name(&pack);
+    cairn_tests::repo::flip_bit(&pack, 100);
+
+    let out = env
+        .cairn(["check", "--read-data", "--json"])
+        .run()
+        .expect_code(1);
+    let v = out.json();
+    assert!(v["num_errors"].as_u64().unwrap() >= 1, "{v}");
+    assert_eq!(v["broken_packs"], serde_json::json!([pack_id]), "{v}");
+    assert_eq!(v["suggest_repair_index"], true);
+    assert!(
+        v["errors"].as_array().is_some(),
+        "existing fields kept: {v}"
+    );
+
+    let out = env.cairn(["check", "--read-data"]).run().expect_code(1);
+    let text = out.stdout_str();
+    let advice = text
+        .lines()
+        .find(|l| l.contains("damaged packs"))
+        .unwrap_or_else(|| panic!("no advice:\n{text}"));
+    let rel = format!("data/{}/{pack_id}", &pack_id[..2]);
+    assert!(advice.contains(&rel), "{advice}");
+    assert!(advice.contains("`cairn repair index`"), "{advice}");
+    assert!(
+        advice.contains("`cairn repair snapshots --forget`"),
+        "{advice}"
+    );
+
+    // The advice works: afterwards the repository checks clean.
+    fs::rename(env.repo.join(&rel), env.path("taken-out")).unwrap();
+    env.cairn(["repair", "index"]).run().success();
+    env.cairn(["repair", "snapshots", "--forget"])
+        .run()
+        .success();
+    let v = env
+        .cairn(["check", "--read-data", "--json"])
+        .run()
+        .success()
+        .json();
+    assert_eq!(v["num_errors"], 0, "{v}");
+}
