@@ -19,7 +19,10 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The options every command takes (restic's global flags); `--help`
+/// shows them under their own heading.
 #[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Global Flags")]
 pub struct GlobalOptions {
     /// Repository: a local path (or local:PATH), rest:http(s)://[user:pass@]host:port/path/ (user and password also from CAIRN_REST_USERNAME, CAIRN_REST_PASSWORD), sftp:user@host:/path, sftp://user@host:port/path, s3:https://host/bucket/prefix, s3:host/bucket, rclone:remote:path. Default: a repository under your data directory
     #[arg(short = 'r', long = "repo", env = "CAIRN_REPOSITORY", global = true)]
@@ -228,4 +231,6 @@ pub enum Command {
     Monitor(MonitorArgs),
     /// Print the version, the compiler and the platform
     Version(VersionArgs),
+    /// Write shell completions (bash, zsh, fish) and man pages
+    Generate(GenerateArgs),
 }

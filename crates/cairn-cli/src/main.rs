@@ -15,6 +15,7 @@
 mod cli;
 mod commands;
 mod error;
+mod help;
 mod metrics;
 mod output;
 mod profile;

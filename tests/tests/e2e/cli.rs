@@ -795,3 +795,103 @@ fn check_reports_broken_packs_and_what_to_run() {
         .json();
     assert_eq!(v["num_errors"], 0, "{v}");
 }
+
+#[test]
+fn help_completions_and_man_pages() {
+    let env = TestEnv::new();
+    // Flags and Global Flags apart, with examples and exit codes.
+    for args in [&["backup", "--help"][..], &["help", "backup"]] {
+        let out = env.cairn(args).run().success();
+        let h = out.stdout_str();
+        let (flags, global) = (
+            h.find("\nFlags:").unwrap(),
+            h.find("\nGlobal Flags:").unwrap(),
+        );
+        assert!(flags < global, "{h}");
+        assert!(h[flags..global].contains("--one-file-system"), "{h}");
+        assert!(h[global..].contains("--password-file"), "{h}");
+        assert!(
+            h.contains("\nExamples:") && h.contains("\nExit status:"),
+            "{h}"
+        );
+    }
+
+    let dir = env.mkdir("gen");
+    let man = env.mkdir("gen/man");
+    let out = env
+        .cairn(["generate", "--bash-completion"])
+        .arg(dir.join("cairn.bash"))
+        .arg("--zsh-completion")
+        .arg(dir.join("_cairn"))
+        .arg("--fish-completion")
+        .arg(dir.join("cairn.fish"))
+        .arg("--man")
+        .arg(&man)
+        .run()
+        .success();
+    let bash = fs::read_to_string(dir.join("cairn.bash")).unwrap();
+    assert!(
+        bash.contains("backup") && bash.contains("--password-file"),
+        "{}",
+        out.describe()
+    );
+    assert!(fs::read_to_string(dir.join("_cairn"))
+        .unwrap()
+        .contains("#compdef cairn"));
+    assert!(fs::read_to_string(dir.join("cairn.fish"))
+        .unwrap()
+        .contains("complete -c cairn"));
+
+    // bash accepts it and completes the command names.
+    let script = format!(
+        "source {}; COMP_WORDS=(cairn ba); COMP_CWORD=1; _cairn cairn ba cairn; echo \"${{COMPREPLY[@]}}\"",
+        dir.join("cairn.bash").display()
+    );
+    let o = std::process::Command::new("bash")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout)
+        .split_whitespace()
+        .any(|w| w == "backup"));
+
+    // A page per command, nested ones too; each a man page of its command.
+    let root = fs::read_to_string(man.join("cairn.1")).unwrap();
+    assert!(
+        root.starts_with(".ie") || root.contains(".TH cairn 1"),
+        "{root}"
+    );
+    for cmd in [
+        "backup",
+        "snapshots",
+        "forget",
+        "check",
+        "restore",
+        "version",
+        "generate",
+        "key-add",
+        "repair-index",
+        "profile-list",
+    ] {
+        let page = fs::read_to_string(man.join(format!("cairn-{cmd}.1")))
+            .unwrap_or_else(|e| panic!("cairn-{cmd}.1: {e}"));
+        assert!(
+            page.contains(&format!(".TH cairn-{cmd} 1")),
+            "cairn-{cmd}.1:\n{page}"
+        );
+    }
+    let backup = fs::read_to_string(man.join("cairn-backup.1")).unwrap();
+    assert!(backup.contains("Exit status"), "{backup}");
+    assert!(!man.join("cairn-help.1").exists());
+
+    // `-` is standard output.
+    let out = env
+        .cairn(["generate", "--fish-completion", "-"])
+        .run()
+        .success();
+    assert!(out.stdout_str().contains("complete -c cairn"));
+    // Nothing asked for: one clear error.
+    let out = env.cairn(["generate"]).run().expect_code(1);
+    assert!(out.one_line_error().contains("--bash-completion"));
+}

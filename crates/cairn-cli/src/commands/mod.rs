@@ -53,6 +53,8 @@ mod unlock;
 pub use unlock::UnlockArgs;
 mod version;
 pub use version::VersionArgs;
+mod generate;
+pub use generate::GenerateArgs;
 
 use crate::cli::{Cli, Command, SnapshotFilterArgs};
 use crate::error::Result;
@@ -96,6 +98,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Schedule(a) => schedule::run(g, a),
         Command::Monitor(a) => monitor::run(g, a),
         Command::Version(a) => version::run(g, a),
+        Command::Generate(a) => generate::run(g, a),
     }
 }
 

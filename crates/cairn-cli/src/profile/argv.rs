@@ -15,7 +15,7 @@ use super::Profile;
 use crate::cli::Cli;
 use crate::error::Error;
 use clap::parser::ValueSource;
-use clap::{Arg, ArgMatches, CommandFactory};
+use clap::{Arg, ArgMatches};
 use std::ffi::OsString;
 
 /// Where in `argv` the subcommand is: the first word that is neither a
@@ -90,7 +90,7 @@ fn from_matches(m: &ArgMatches) -> Result<Cli, clap::Error> {
 /// then its flags are placed before the user's and the whole is parsed again.
 /// Warnings about the profile are printed on stderr.
 pub fn parse_command_line(argv: Vec<OsString>) -> Result<Cli, ParseFailure> {
-    let root = Cli::command();
+    let root = crate::help::command();
     let sub_at = subcommand_index(&argv, &root);
     let sub_name = sub_at.map(|i| argv[i].to_string_lossy().into_owned());
     let is_monitor = sub_name.as_deref() == Some("monitor");
@@ -188,7 +188,7 @@ pub fn parse_command_line(argv: Vec<OsString>) -> Result<Cli, ParseFailure> {
     }
     merged.extend(argv[sub_at + 1..].iter().cloned());
     merged.append(&mut tail);
-    let mut cli = Cli::command()
+    let mut cli = crate::help::command()
         .try_get_matches_from(&merged)
         .and_then(|m| from_matches(&m))
         .map_err(|e| {
@@ -210,6 +210,7 @@ pub fn parse_command_line(argv: Vec<OsString>) -> Result<Cli, ParseFailure> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::CommandFactory;
 
     #[test]
     fn finds_the_subcommand() {
