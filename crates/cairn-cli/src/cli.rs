@@ -65,7 +65,7 @@ pub struct GlobalOptions {
     /// Trust the certificate authority in this PEM file for rest: and s3: over HTTPS (repeatable)
     #[arg(long, env = "CAIRN_CACERT", value_name = "FILE", global = true)]
     pub cacert: Vec<PathBuf>,
-    /// Present this client certificate to rest: and s3: servers over HTTPS (a PEM file with the certificate and its key)
+    /// Present this client certificate to rest: servers over HTTPS (a PEM file with the certificate and its key)
     #[arg(
         long,
         env = "CAIRN_TLS_CLIENT_CERT",
@@ -73,7 +73,7 @@ pub struct GlobalOptions {
         global = true
     )]
     pub tls_client_cert: Option<PathBuf>,
-    /// Do not verify the server's TLS certificate (rest: and s3:): insecure, for tests and self-signed servers
+    /// Do not verify the rest: server's TLS certificate: insecure, for tests and self-signed servers
     #[arg(
         long,
         env = "CAIRN_INSECURE_TLS",

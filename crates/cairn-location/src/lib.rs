@@ -23,7 +23,8 @@ mod options;
 pub use options::{ExtendedOptions, OptionError, KNOWN_OPTIONS};
 
 use cairn_backend::{
-    Backend, BackendError, CacheBackend, LimitBackend, LocalBackend, RetryBackend, RetryPolicy,
+    Backend, BackendError, CacheBackend, ErrorKind, LimitBackend, LocalBackend, RetryBackend,
+    RetryPolicy,
 };
 use cairn_backend_rest::{RcloneBackend, RcloneConfig, RestBackend, RestOptions};
 use cairn_backend_s3::{S3Backend, S3Config};
@@ -421,6 +422,14 @@ pub fn open(location: &Location, opts: &BackendOptions) -> Result<Arc<dyn Backen
             connections: opts.options.connections_for("sftp").unwrap_or(0),
             ..SftpConfig::default()
         })?),
+        // The S3 client's TLS set-up takes trusted CAs only; refused
+        // rather than ignored, so no one believes they are in effect.
+        Location::S3(_) if opts.tls_client_cert.is_some() || opts.insecure_tls => {
+            return Err(BackendError::new(
+                ErrorKind::Permanent,
+                "--tls-client-cert and --insecure-tls work with rest: only; for s3: trust a private CA with --cacert",
+            ))
+        }
         Location::S3(l) => Arc::new(S3Backend::open(S3Config {
             endpoint: l.endpoint.clone(),
             bucket: l.bucket.clone(),
