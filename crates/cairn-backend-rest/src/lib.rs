@@ -48,6 +48,11 @@ pub struct RestOptions {
     /// PEM files of certificate authorities to trust besides the system's
     /// (`--cacert`, for a private CA or a self-signed server certificate).
     pub cacert: Vec<PathBuf>,
+    /// A PEM file holding a client certificate and its private key, for
+    /// servers that ask for one (`--tls-client-cert`).
+    pub tls_client_cert: Option<PathBuf>,
+    /// Accept any server certificate (`--insecure-tls`).
+    pub insecure_tls: bool,
     pub connect_timeout: Duration,
     /// A request may take this long, plus the time to move its bytes at
     /// [`RestOptions::min_rate`] bytes per second.
@@ -66,6 +71,8 @@ impl Default for RestOptions {
             username: None,
             password: None,
             cacert: Vec::new(),
+            tls_client_cert: None,
+            insecure_tls: false,
             connect_timeout: Duration::from_secs(15),
             timeout: Duration::from_secs(60),
             min_rate: 64 << 10,
@@ -190,6 +197,21 @@ impl RestBackend {
             for c in certs {
                 b = b.add_root_certificate(c);
             }
+        }
+        if let Some(path) = &opts.tls_client_cert {
+            let what = || format!("--tls-client-cert {}", path.display());
+            let pem = std::fs::read(path)
+                .map_err(|e| BackendError::new(ErrorKind::Permanent, format!("{}: {e}", what())))?;
+            let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
+                BackendError::new(
+                    ErrorKind::Permanent,
+                    format!("{}: not a PEM certificate and key: {e}", what()),
+                )
+            })?;
+            b = b.identity(identity);
+        }
+        if opts.insecure_tls {
+            b = b.danger_accept_invalid_certs(true);
         }
         let client = b.build().map_err(|e| {
             BackendError::new(

@@ -19,13 +19,24 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The options every command takes (restic's global flags); `--help`
+/// shows them under their own heading.
 #[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Global Flags")]
 pub struct GlobalOptions {
     /// Repository: a local path (or local:PATH), rest:http(s)://[user:pass@]host:port/path/ (user and password also from CAIRN_REST_USERNAME, CAIRN_REST_PASSWORD), sftp:user@host:/path, sftp://user@host:port/path, s3:https://host/bucket/prefix, s3:host/bucket, rclone:remote:path. Default: a repository under your data directory
     #[arg(short = 'r', long = "repo", env = "CAIRN_REPOSITORY", global = true)]
     pub repo: Option<String>,
+    /// Read the repository location from the first line of this file (instead of -r)
+    #[arg(
+        long,
+        env = "CAIRN_REPOSITORY_FILE",
+        value_name = "FILE",
+        global = true
+    )]
+    pub repository_file: Option<PathBuf>,
     /// Read the password from the first line of this file
-    #[arg(long, env = "CAIRN_PASSWORD_FILE", global = true)]
+    #[arg(short = 'p', long, env = "CAIRN_PASSWORD_FILE", global = true)]
     pub password_file: Option<PathBuf>,
     /// Run this shell command and use the first line it prints as the password
     #[arg(long, env = "CAIRN_PASSWORD_COMMAND", global = true)]
@@ -36,6 +47,15 @@ pub struct GlobalOptions {
     /// Print less: no progress, no summary
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// Print more (repeatable): `backup -v` lists new and modified files, `-vv` every file
+    #[arg(short = 'v', long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Take no lock in the repository (cairn's commands take none: accepted for restic's scripts)
+    #[arg(long, global = true)]
+    pub no_lock: bool,
+    /// Wait up to DURATION (e.g. 30s, 5m) for a lock held by another process (cairn's commands take none, so they never wait)
+    #[arg(long, value_name = "DURATION", global = true)]
+    pub retry_lock: Option<String>,
     /// Compression: auto (zstd level 2), off, max, or a zstd level 1-19
     #[arg(long, env = "CAIRN_COMPRESSION", default_value = "auto", global = true)]
     pub compression: String,
@@ -45,6 +65,25 @@ pub struct GlobalOptions {
     /// Trust the certificate authority in this PEM file for rest: and s3: over HTTPS (repeatable)
     #[arg(long, env = "CAIRN_CACERT", value_name = "FILE", global = true)]
     pub cacert: Vec<PathBuf>,
+    /// Present this client certificate to rest: servers over HTTPS (a PEM file with the certificate and its key)
+    #[arg(
+        long,
+        env = "CAIRN_TLS_CLIENT_CERT",
+        value_name = "FILE",
+        global = true
+    )]
+    pub tls_client_cert: Option<PathBuf>,
+    /// Do not verify the rest: server's TLS certificate: insecure, for tests and self-signed servers
+    #[arg(
+        long,
+        env = "CAIRN_INSECURE_TLS",
+        value_parser = clap::builder::FalseyValueParser::new(),
+        global = true
+    )]
+    pub insecure_tls: bool,
+    /// Try the key with this ID (or ID prefix) first when opening the repository
+    #[arg(long, env = "CAIRN_KEY_HINT", value_name = "ID", global = true)]
+    pub key_hint: Option<String>,
     /// Set a backend option (repeatable): connections=N, s3.region=, s3.storage-class=, s3.bucket-lookup=auto|dns|path, sftp.command=, sftp.args=, rclone.program=, rclone.args=
     #[arg(short = 'o', long = "option", value_name = "KEY=VALUE", global = true)]
     pub options: Vec<String>,
@@ -86,6 +125,11 @@ pub struct GlobalOptions {
     /// times (`run`): asked or computed once.
     #[arg(skip)]
     pub password_cache: Option<crate::repo::PasswordCache>,
+    /// `--password-file` or `--password-command` was given on the command
+    /// line (not through its environment variable): it wins over
+    /// CAIRN_PASSWORD. Set by the parser from clap's value sources.
+    #[arg(skip)]
+    pub password_flag_given: bool,
 }
 
 #[derive(Args, Debug, Default, Clone)]
@@ -185,4 +229,8 @@ pub enum Command {
     Schedule(ScheduleArgs),
     /// Check the age and completeness of a host's last snapshot (Nagios/Icinga plugin)
     Monitor(MonitorArgs),
+    /// Print the version, the compiler and the platform
+    Version(VersionArgs),
+    /// Write shell completions (bash, zsh, fish) and man pages
+    Generate(GenerateArgs),
 }

@@ -15,6 +15,7 @@
 mod cli;
 mod commands;
 mod error;
+mod help;
 mod metrics;
 mod output;
 mod profile;
@@ -37,6 +38,25 @@ fn exit_code(e: &Error) -> i32 {
             _ => 1,
         },
     }
+}
+
+/// A fatal error as printed on stderr: one line `error: ...`, or with
+/// `--json` one JSON object (restic's `exit_error` message).
+fn error_line(e: &Error, json: bool) -> String {
+    if json {
+        serde_json::json!({
+            "message_type": "exit_error",
+            "code": exit_code(e),
+            "message": e.to_string(),
+        })
+        .to_string()
+    } else {
+        format!("error: {e}")
+    }
+}
+
+fn report(e: &Error, json: bool) {
+    eprintln!("{}", error_line(e, json));
 }
 
 /// Allocator settings for pipelines of multi-MiB buffers.
@@ -104,7 +124,8 @@ fn main() {
             std::process::exit(3);
         }
         Err(profile::ParseFailure::Profile { error, .. }) => {
-            eprintln!("error: {error}");
+            let json = std::env::args_os().any(|a| a == "--json");
+            report(&error, json);
             std::process::exit(exit_code(&error));
         }
         // A monitoring plugin's usage error is UNKNOWN (3), never CRITICAL (2).
@@ -120,10 +141,11 @@ fn main() {
     if matches!(args.command, cli::Command::Mount(_)) {
         tune_allocator_for_mount();
     }
+    let json = args.global.json;
     let code = match commands::run(args) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            report(&e, json);
             exit_code(&e)
         }
     };
@@ -149,6 +171,17 @@ mod tests {
         ] {
             assert_eq!(exit_code(&Error::new(kind, "x")), code, "{kind:?}");
         }
+    }
+
+    #[test]
+    fn json_errors_are_exit_error_objects() {
+        let e = Error::new(Kind::WrongPassword, "wrong password \"x\"");
+        assert_eq!(error_line(&e, false), "error: wrong password \"x\"");
+        let v: serde_json::Value = serde_json::from_str(&error_line(&e, true)).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"message_type": "exit_error", "code": 12, "message": "wrong password \"x\""})
+        );
     }
 
     #[test]

@@ -189,10 +189,10 @@ pub fn update(path: &Path, labels: &[(&str, String)], samples: &[Sample]) {
 
 /// The labels of a series: profile (when one is in use), repository, host.
 pub fn labels(g: &GlobalOptions, host: &str) -> Vec<(&'static str, String)> {
-    let repo = match &g.repo {
-        Some(r) => cairn_location::Location::parse(r)
+    let repo = match crate::repo::repository_location(g).ok().flatten() {
+        Some(r) => cairn_location::Location::parse(&r)
             .map(|l| l.to_string())
-            .unwrap_or_else(|_| crate::profile::mask_url(r)),
+            .unwrap_or_else(|_| crate::profile::mask_url(&r)),
         None => crate::repo::default_repository()
             .map(|p| p.display().to_string())
             .unwrap_or_default(),

@@ -34,10 +34,59 @@ pub fn json_line(v: &Value) {
     println!("{}", serde_json::to_string(v).expect("json"));
 }
 
-/// A snapshot as restic's `snapshots --json` prints it.
+/// restic's word for what a backup did with a file, padded as restic's `-v` lines.
+fn change_word(c: cairn_engine::archiver::FileChange) -> &'static str {
+    use cairn_engine::archiver::FileChange::*;
+    match c {
+        New => "new",
+        Modified => "modified",
+        Unmodified => "unchanged",
+    }
+}
+
+/// The `backup -v` listing (restic's): with `-v` each new and modified
+/// file, with `-vv` every file; as `verbose_status` lines with `--json`.
+/// `None` below `-v` or with `--quiet`.
+pub fn backup_file_sink(g: &crate::cli::GlobalOptions) -> Option<cairn_engine::archiver::FileSink> {
+    if g.verbose == 0 || g.quiet {
+        return None;
+    }
+    let (all, json) = (g.verbose >= 2, g.json);
+    Some(std::sync::Arc::new(
+        move |path: &std::path::Path, change| {
+            if change == cairn_engine::archiver::FileChange::Unmodified && !all {
+                return;
+            }
+            let word = change_word(change);
+            if json {
+                json_line(&json!({
+                    "message_type": "verbose_status",
+                    "action": word,
+                    "item": path.display().to_string(),
+                }));
+            } else {
+                println!("{word:<9} {}", path.display());
+            }
+        },
+    ))
+}
+
+/// A time as JSON output gives it: RFC 3339 in UTC, ending in `Z`, with
+/// as many fractional digits as it has (0, 3, 6 or 9).
+pub fn json_time<Tz: chrono::TimeZone>(t: &chrono::DateTime<Tz>) -> String {
+    t.with_timezone(&chrono::Utc)
+        .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
+/// A snapshot as restic's `snapshots --json` prints it (times in UTC).
 pub fn snapshot_json(id: &Id, s: &Snapshot) -> Value {
     let mut v = serde_json::to_value(s).expect("snapshot json");
     let m = v.as_object_mut().unwrap();
+    m.insert("time".into(), json!(json_time(&s.time)));
+    if let (Some(sum), Some(Value::Object(out))) = (&s.summary, m.get_mut("summary")) {
+        out.insert("backup_start".into(), json!(json_time(&sum.backup_start)));
+        out.insert("backup_end".into(), json!(json_time(&sum.backup_end)));
+    }
     m.remove("version");
     m.insert("id".into(), json!(id.to_hex()));
     m.insert("short_id".into(), json!(id.short()));
@@ -135,7 +184,7 @@ fn go_file_mode(kind: NodeKind, mode: u32) -> u64 {
 
 /// A node as restic's `ls --json` prints it.
 pub fn node_json(path: &str, n: &Node) -> Value {
-    let t = |ns: i64| time_ns(ns).to_rfc3339_opts(chrono::SecondsFormat::Nanos, false);
+    let t = |ns: i64| json_time(&time_ns(ns));
     let mut v = json!({
         "name": n.name.to_string_lossy(),
         "type": n.kind.as_str(),

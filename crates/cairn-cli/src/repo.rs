@@ -48,6 +48,8 @@ pub fn backend_options(g: &GlobalOptions) -> Result<BackendOptions> {
     let mut opts = BackendOptions {
         options,
         cacert: g.cacert.clone(),
+        tls_client_cert: g.tls_client_cert.clone(),
+        insecure_tls: g.insecure_tls,
         rest_username: std::env::var("CAIRN_REST_USERNAME")
             .ok()
             .filter(|u| !u.is_empty()),
@@ -76,6 +78,13 @@ pub fn backend_options(g: &GlobalOptions) -> Result<BackendOptions> {
 pub fn backend_for(spec: &str, g: &GlobalOptions) -> Result<Arc<dyn Backend>> {
     let location = Location::parse(spec).map_err(|e| Error::usage(e.to_string()))?;
     let mut opts = backend_options(g)?;
+    if g.insecure_tls && location.is_remote() && !g.quiet {
+        // Said once per run, however often a command resolves the backend.
+        static SAID: std::sync::Once = std::sync::Once::new();
+        SAID.call_once(|| {
+            eprintln!("warning: --insecure-tls: the server's TLS certificate is not verified")
+        });
+    }
     if !location.is_remote() {
         opts.cache_dir = None;
     }
@@ -98,9 +107,32 @@ fn cleanup_cache(g: &GlobalOptions) {
     }
 }
 
+/// The repository location the user gave: `-r`/`CAIRN_REPOSITORY`, or the
+/// first line of `--repository-file`/`CAIRN_REPOSITORY_FILE` (not both).
+pub fn repository_location(g: &GlobalOptions) -> Result<Option<String>> {
+    let Some(file) = &g.repository_file else {
+        return Ok(g.repo.clone());
+    };
+    if g.repo.is_some() {
+        return Err(Error::usage(
+            "-r/--repo and --repository-file are mutually exclusive: give one",
+        ));
+    }
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| Error::io(e, format!("reading repository file {}", file.display())))?;
+    let line = text.lines().next().unwrap_or("").trim();
+    if line.is_empty() {
+        return Err(Error::usage(format!(
+            "repository file {} is empty",
+            file.display()
+        )));
+    }
+    Ok(Some(line.to_string()))
+}
+
 pub fn backend(g: &GlobalOptions) -> Result<Arc<dyn Backend>> {
-    match &g.repo {
-        Some(r) => backend_for(r, g),
+    match repository_location(g)? {
+        Some(r) => backend_for(&r, g),
         None => {
             let path = default_repository()?;
             // Said once per run, however often a command resolves the backend.
@@ -159,7 +191,7 @@ pub fn open_options(g: &GlobalOptions) -> Result<OpenOptions> {
         kdf: kdf(),
         hostname: hostname(),
         username: username(),
-        key_hint: None,
+        key_hint: g.key_hint.clone(),
     })
 }
 

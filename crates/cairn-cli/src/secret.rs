@@ -3,7 +3,9 @@
 //!
 //! A password comes from, in order: an environment variable, a file (its
 //! first line), a command (the first line it prints), or a prompt on the
-//! terminal (twice when a new password is set). The repository's password
+//! terminal (twice when a new password is set). For the repository's
+//! password a flag given on the command line comes before the variable
+//! ([`repository_password`]). The repository's password
 //! ([`repository_password`]), a new key's, and the source repository's of
 //! `copy` all go through [`secret`].
 
@@ -115,12 +117,16 @@ pub fn secret(src: &SecretSource<'_>, confirm: bool) -> Result<Secret> {
     Err(Error::usage(format!("no password: {}", src.options)))
 }
 
-/// The repository's password: CAIRN_PASSWORD, --password-file,
-/// --password-command, or a prompt on the terminal.
+/// The repository's password: --password-file or --password-command given
+/// on the command line, else CAIRN_PASSWORD, else --password-file or
+/// --password-command from their environment variables
+/// (CAIRN_PASSWORD_FILE, CAIRN_PASSWORD_COMMAND), else a prompt on the
+/// terminal. A file and a command together are refused.
 pub fn repository_password(g: &GlobalOptions, confirm: bool) -> Result<Secret> {
+    check_password_options(g)?;
     secret(
         &SecretSource {
-            env: Some("CAIRN_PASSWORD"),
+            env: (!g.password_flag_given).then_some("CAIRN_PASSWORD"),
             file: g.password_file.as_deref(),
             command: g.password_command.as_deref(),
             command_name: Some("--password-command"),
@@ -130,4 +136,15 @@ pub fn repository_password(g: &GlobalOptions, confirm: bool) -> Result<Secret> {
         },
         confirm,
     )
+}
+
+/// `--password-file` and `--password-command` exclude each other (from the
+/// command line or the environment alike), as in restic.
+pub fn check_password_options(g: &GlobalOptions) -> Result<()> {
+    if g.password_file.is_some() && g.password_command.is_some() {
+        return Err(Error::usage(
+            "--password-file and --password-command are mutually exclusive: give one",
+        ));
+    }
+    Ok(())
 }

@@ -94,6 +94,14 @@ pub struct CheckReport {
     pub errors: Vec<String>,
     /// Not damage: e.g. packs no index lists.
     pub notes: Vec<String>,
+    /// Packs that are damaged (truncated, or failing `--read-data`), sorted.
+    pub broken_packs: Vec<Id>,
+    /// The index is damaged or names packs that are gone: `repair index`.
+    pub suggest_repair_index: bool,
+    /// Snapshots need data that is lost: `repair snapshots --forget`.
+    pub suggest_repair_snapshots: bool,
+    /// Space is held by packs or index entries no snapshot needs: `prune`.
+    pub suggest_prune: bool,
     pub snapshots: usize,
     pub packs: usize,
     pub blobs: usize,
@@ -123,6 +131,7 @@ pub fn check(
     // Index files: one bad file is reported and the rest still count.
     for (id, e) in repo.load_index_lenient()? {
         r.errors.push(format!("index {}: {}", id.short(), e));
+        r.suggest_repair_index = true;
     }
 
     // Packs: stored vs indexed.
@@ -147,6 +156,7 @@ pub fn check(
             }
             None => {
                 missing_packs.insert(*pack_id);
+                r.suggest_repair_index = true;
                 r.errors.push(format!("pack {pack_id}: listed in the index ({} blobs) but missing from the repository", blobs.len()));
             }
             Some(&size) => {
@@ -156,16 +166,19 @@ pub fn check(
                     .max()
                     .unwrap_or(0);
                 if end + 4 > size {
+                    r.broken_packs.push(*pack_id);
                     r.errors.push(format!("pack {pack_id}: {size} bytes, but the index places blobs up to byte {end} (truncated?)"));
                 }
             }
         }
     }
     if marked_gone > 0 {
+        r.suggest_prune = true;
         r.notes.push(format!("{marked_gone} packs marked for deletion are already deleted (the next prune cleans up the index)"));
     }
     let orphans = stored.keys().filter(|id| !by_pack.contains_key(id)).count();
     if orphans > 0 {
+        r.suggest_prune = true;
         r.notes.push(format!("{orphans} packs are not in any index (left by an interrupted backup; the next backup reuses them, prune removes them)"));
     }
 
@@ -194,20 +207,31 @@ pub fn check(
             parallel_map(&packs, threads, |(id, size)| {
                 let expected = by_pack.get(id).map(|v| v.as_slice()).unwrap_or(&[]);
                 if let Err(msg) = read_pack(repo, id, *size, expected) {
-                    data_errors.lock().unwrap().push(msg);
+                    data_errors.lock().unwrap().push((*id, msg));
                 }
                 progress.packs_done.fetch_add(1, Ordering::Relaxed);
                 progress.bytes_done.fetch_add(*size, Ordering::Relaxed);
                 Ok::<_, Error>(())
             })
         });
+        let before = r.errors.len();
         let walked = check_snapshots(repo, &missing_packs, &mut r);
+        r.suggest_repair_snapshots |= r.errors.len() > before;
         let read = reader
             .join()
             .unwrap_or_else(|p| std::panic::resume_unwind(p));
         walked.and(read.map(|_| ()))
     })?;
-    r.errors.extend(data_errors.into_inner().unwrap());
+    for (id, msg) in data_errors.into_inner().unwrap() {
+        r.broken_packs.push(id);
+        r.errors.push(msg);
+    }
+    r.broken_packs.sort();
+    r.broken_packs.dedup();
+    // A damaged pack is taken out: the index must forget it, and snapshots
+    // that need what it held lose that.
+    r.suggest_repair_index |= !r.broken_packs.is_empty();
+    r.suggest_repair_snapshots |= !r.broken_packs.is_empty();
     r.packs_read = packs.len();
     Ok(r)
 }

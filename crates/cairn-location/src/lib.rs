@@ -23,7 +23,8 @@ mod options;
 pub use options::{ExtendedOptions, OptionError, KNOWN_OPTIONS};
 
 use cairn_backend::{
-    Backend, BackendError, CacheBackend, LimitBackend, LocalBackend, RetryBackend, RetryPolicy,
+    Backend, BackendError, CacheBackend, ErrorKind, LimitBackend, LocalBackend, RetryBackend,
+    RetryPolicy,
 };
 use cairn_backend_rest::{RcloneBackend, RcloneConfig, RestBackend, RestOptions};
 use cairn_backend_s3::{S3Backend, S3Config};
@@ -346,6 +347,11 @@ pub struct BackendOptions {
     pub options: ExtendedOptions,
     /// Extra CA certificates (PEM files) for HTTPS (`--cacert`).
     pub cacert: Vec<PathBuf>,
+    /// A PEM file with a client certificate and its key, presented over
+    /// HTTPS (`--tls-client-cert`).
+    pub tls_client_cert: Option<PathBuf>,
+    /// Accept any server certificate over HTTPS (`--insecure-tls`).
+    pub insecure_tls: bool,
     /// For `rest:` when the URL holds none.
     pub rest_username: Option<String>,
     pub rest_password: Option<String>,
@@ -363,6 +369,8 @@ impl fmt::Debug for BackendOptions {
         f.debug_struct("BackendOptions")
             .field("options", &self.options)
             .field("cacert", &self.cacert)
+            .field("tls_client_cert", &self.tls_client_cert)
+            .field("insecure_tls", &self.insecure_tls)
             .field("rest_username", &self.rest_username)
             .field("rest_password", &self.rest_password.as_ref().map(|_| "***"))
             .field("limit_upload", &self.limit_upload)
@@ -381,6 +389,8 @@ fn rest_options(opts: &BackendOptions) -> RestOptions {
         username: opts.rest_username.clone(),
         password: opts.rest_password.clone(),
         cacert: opts.cacert.clone(),
+        tls_client_cert: opts.tls_client_cert.clone(),
+        insecure_tls: opts.insecure_tls,
         connect_timeout: CONNECT_TIMEOUT,
         ..RestOptions::default()
     };
@@ -412,6 +422,14 @@ pub fn open(location: &Location, opts: &BackendOptions) -> Result<Arc<dyn Backen
             connections: opts.options.connections_for("sftp").unwrap_or(0),
             ..SftpConfig::default()
         })?),
+        // The S3 client's TLS set-up takes trusted CAs only; refused
+        // rather than ignored, so no one believes they are in effect.
+        Location::S3(_) if opts.tls_client_cert.is_some() || opts.insecure_tls => {
+            return Err(BackendError::new(
+                ErrorKind::Permanent,
+                "--tls-client-cert and --insecure-tls work with rest: only; for s3: trust a private CA with --cacert",
+            ))
+        }
         Location::S3(l) => Arc::new(S3Backend::open(S3Config {
             endpoint: l.endpoint.clone(),
             bucket: l.bucket.clone(),

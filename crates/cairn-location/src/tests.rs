@@ -175,3 +175,21 @@ fn a_local_location_opens_without_wrappers_and_rest_fails_fast_when_down() {
         e.message
     );
 }
+
+#[test]
+fn s3_refuses_tls_options_it_cannot_apply() {
+    let loc = Location::parse("s3:https://127.0.0.1:9/bucket/prefix").unwrap();
+    for opts in [
+        BackendOptions {
+            insecure_tls: true,
+            ..BackendOptions::default()
+        },
+        BackendOptions {
+            tls_client_cert: Some("/nonexistent/client.pem".into()),
+            ..BackendOptions::default()
+        },
+    ] {
+        let e = open(&loc, &opts).err().expect("refused");
+        assert!(e.message.contains("rest: only"), "{}", e.message);
+    }
+}

@@ -220,6 +220,7 @@ pub fn backup(g: &GlobalOptions, a: BackupArgs) -> Result<Outcome> {
         scan: mode != Mode::Off,
         on_error: Some(on_error),
         on_warning: Some(on_warning),
+        on_file: crate::output::backup_file_sink(g),
         cancel: cancel.clone(),
         time,
     };

@@ -1,8 +1,11 @@
+//! `cairn check`: verify the repository (structure, and with `--read-data`
+//! the data); on damage, say which repair command to run next.
+
 use crate::cli::GlobalOptions;
 use crate::error::Result;
 use crate::output::{bytes, json_line};
 use crate::progress::{Mode, Reporter, Status};
-use cairn_engine::check::{check, CheckOptions, CheckProgress};
+use cairn_engine::check::{check, CheckOptions, CheckProgress, CheckReport};
 use clap::Args;
 use serde_json::json;
 use std::sync::atomic::Ordering;
@@ -16,6 +19,42 @@ pub struct CheckArgs {
     /// Read and verify only part of the data: n/m (e.g. 1/7), a percentage (10%) or a size (5G)
     #[arg(long)]
     pub read_data_subset: Option<String>,
+}
+
+/// What to run next, in order, after `check` found damage (or space to free).
+fn next_steps(r: &CheckReport) -> Vec<String> {
+    let mut out = Vec::new();
+    if !r.broken_packs.is_empty() {
+        // cairn has no `repair packs`: a damaged pack is taken out, then
+        // the index is rebuilt without it and the snapshots repaired.
+        let paths: Vec<String> = r
+            .broken_packs
+            .iter()
+            .map(|id| {
+                let hex = id.to_hex();
+                format!("data/{}/{hex}", &hex[..2])
+            })
+            .collect();
+        out.push(format!(
+            "{} damaged packs: move them out of the repository ({}), then run `cairn repair index` and `cairn repair snapshots --forget`",
+            paths.len(),
+            paths.join(" ")
+        ));
+        return out;
+    }
+    if r.suggest_repair_index {
+        out.push("the index is damaged or incomplete: run `cairn repair index`".to_string());
+    }
+    if r.suggest_repair_snapshots {
+        out.push(
+            "snapshots need data that is lost: run `cairn repair snapshots --forget` (after the steps above)"
+                .to_string(),
+        );
+    }
+    if r.suggest_prune {
+        out.push("space is held by data no snapshot needs: `cairn prune` frees it".to_string());
+    }
+    out
 }
 
 pub fn run(g: &GlobalOptions, a: CheckArgs) -> Result<i32> {
@@ -57,6 +96,9 @@ pub fn run(g: &GlobalOptions, a: CheckArgs) -> Result<i32> {
         json_line(&json!({
             "message_type": "summary",
             "num_errors": report.errors.len(),
+            "broken_packs": report.broken_packs.iter().map(|id| id.to_hex()).collect::<Vec<_>>(),
+            "suggest_repair_index": report.suggest_repair_index,
+            "suggest_prune": report.suggest_prune,
             "errors": report.errors,
             "notes": report.notes,
             "snapshots": report.snapshots,
@@ -87,11 +129,43 @@ pub fn run(g: &GlobalOptions, a: CheckArgs) -> Result<i32> {
                 println!("no errors were found");
             }
         }
+        for line in next_steps(&report) {
+            println!("{line}");
+        }
     }
     if report.errors.is_empty() {
         Ok(0)
     } else {
         eprintln!("error: the repository has {} errors", report.errors.len());
         Ok(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_repository::format::Id;
+
+    #[test]
+    fn next_steps_follow_what_was_found() {
+        assert!(next_steps(&CheckReport::default()).is_empty());
+        let r = CheckReport {
+            broken_packs: vec![Id([0xab; 32])],
+            suggest_repair_snapshots: true,
+            ..Default::default()
+        };
+        let steps = next_steps(&r);
+        assert_eq!(steps.len(), 1, "{steps:?}");
+        let path = format!("data/ab/{}", "ab".repeat(32));
+        assert!(steps[0].contains(&format!("({path})")), "{steps:?}");
+        assert!(steps[0].ends_with("`cairn repair index` and `cairn repair snapshots --forget`"));
+        let r = CheckReport {
+            suggest_repair_index: true,
+            suggest_prune: true,
+            ..Default::default()
+        };
+        let steps = next_steps(&r);
+        assert!(steps[0].contains("`cairn repair index`"), "{steps:?}");
+        assert!(steps[1].contains("`cairn prune`"), "{steps:?}");
     }
 }

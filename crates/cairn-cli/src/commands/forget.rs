@@ -13,7 +13,10 @@ use cairn_repository::format::Id;
 use clap::Args;
 use serde_json::{json, Value};
 
+/// restic's short flags: `-H` is --keep-hourly here, so the host filter
+/// has only its long form `--host`.
 #[derive(Args, Debug)]
+#[command(mut_arg("hosts", |a| a.short(None)))]
 pub struct ForgetArgs {
     /// Snapshots to remove (ids, unique prefixes or "latest"); no policy is applied then
     #[arg(value_name = "SNAPSHOT")]
@@ -22,7 +25,7 @@ pub struct ForgetArgs {
     #[arg(short = 'l', long, value_name = "N", allow_hyphen_values = true)]
     pub keep_last: Option<String>,
     /// Keep the last N hourly snapshots
-    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    #[arg(short = 'H', long, value_name = "N", allow_hyphen_values = true)]
     pub keep_hourly: Option<String>,
     /// Keep the last N daily snapshots
     #[arg(short = 'd', long, value_name = "N", allow_hyphen_values = true)]
@@ -62,6 +65,9 @@ pub struct ForgetArgs {
     pub group_by: String,
     #[command(flatten)]
     pub filter: SnapshotFilterArgs,
+    /// Print the tables one line per snapshot, without paths
+    #[arg(short = 'c', long)]
+    pub compact: bool,
     /// Only print what would be removed
     #[arg(short = 'n', long)]
     pub dry_run: bool,
@@ -165,7 +171,7 @@ pub fn run(g: &GlobalOptions, a: ForgetArgs) -> Result<i32> {
                         .iter()
                         .map(|k| (k.id, &k.snapshot, k.reasons.clone()))
                         .collect();
-                    print_table(&rows, Some("Reasons"));
+                    print_table(&rows, Some("Reasons"), a.compact);
                     println!();
                 }
                 if !group.remove.is_empty() {
@@ -175,7 +181,7 @@ pub fn run(g: &GlobalOptions, a: ForgetArgs) -> Result<i32> {
                         .iter()
                         .map(|(id, s)| (*id, s, vec![]))
                         .collect();
-                    print_table(&rows, None);
+                    print_table(&rows, None, a.compact);
                     println!();
                 }
             }

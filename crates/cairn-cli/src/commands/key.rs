@@ -134,7 +134,7 @@ fn list(g: &GlobalOptions, repo: &Repository) -> Result<i32> {
                     "id": k.id.to_hex(),
                     "userName": k.username,
                     "hostName": k.hostname,
-                    "created": k.created.map(|c| c.to_rfc3339()),
+                    "created": k.created.map(|c| crate::output::json_time(&c)),
                 });
                 if let Some(e) = &k.error {
                     v["error"] = json!(e);

@@ -51,13 +51,26 @@ mod tag;
 pub use tag::TagArgs;
 mod unlock;
 pub use unlock::UnlockArgs;
+mod version;
+pub use version::VersionArgs;
+mod generate;
+pub use generate::GenerateArgs;
 
 use crate::cli::{Cli, Command, SnapshotFilterArgs};
 use crate::error::Result;
 use cairn_repository::SnapshotFilter;
 
+/// Global options checked before any command runs.
+fn check_global(g: &crate::cli::GlobalOptions) -> Result<()> {
+    if let Some(d) = &g.retry_lock {
+        prune::parse_duration(d)?;
+    }
+    crate::secret::check_password_options(g)
+}
+
 pub fn run(cli: Cli) -> Result<i32> {
     let g = &cli.global;
+    check_global(g)?;
     match cli.command {
         Command::Init(a) => init::run(g, a),
         Command::Backup(a) => backup::run(g, a),
@@ -84,6 +97,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Run(a) => run::run(g, a),
         Command::Schedule(a) => schedule::run(g, a),
         Command::Monitor(a) => monitor::run(g, a),
+        Command::Version(a) => version::run(g, a),
+        Command::Generate(a) => generate::run(g, a),
     }
 }
 

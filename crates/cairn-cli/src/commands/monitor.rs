@@ -130,10 +130,10 @@ fn clean(s: &str) -> String {
 
 /// The repository as messages name it (without a password).
 fn repository_name(g: &GlobalOptions) -> String {
-    match &g.repo {
-        Some(r) => cairn_location::Location::parse(r)
+    match crate::repo::repository_location(g).ok().flatten() {
+        Some(r) => cairn_location::Location::parse(&r)
             .map(|l| l.to_string())
-            .unwrap_or_else(|_| crate::profile::mask_url(r)),
+            .unwrap_or_else(|_| crate::profile::mask_url(&r)),
         None => crate::repo::default_repository()
             .map(|p| p.display().to_string())
             .unwrap_or_else(|_| "(default)".into()),
@@ -263,7 +263,7 @@ fn check(g: &GlobalOptions, a: &MonitorArgs) -> Report {
             "host": host,
             "repository": repository_name(g),
             "snapshot_id": last.id.to_hex(),
-            "time": last.snapshot.time,
+            "time": crate::output::json_time(&last.snapshot.time),
             "age_seconds": last.age_secs,
             "warn_seconds": warn,
             "crit_seconds": crit,

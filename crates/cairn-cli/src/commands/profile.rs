@@ -149,7 +149,7 @@ fn check(g: &GlobalOptions, name: &str) -> Result<i32> {
             "path": p.path,
             "repository": repo.location(),
             "snapshots": snaps.len(),
-            "latest": latest.map(|(id, s)| json!({"id": id.to_hex(), "time": s.time, "hostname": s.hostname})),
+            "latest": latest.map(|(id, s)| json!({"id": id.to_hex(), "time": crate::output::json_time(&s.time), "hostname": s.hostname})),
         }));
     } else if !g.quiet {
         println!("profile {} ({}): ok", p.name, p.path.display());

@@ -49,12 +49,18 @@ pub fn tag_list(args: &[String]) -> Vec<String> {
     out
 }
 
-/// A table of snapshots like `cairn snapshots` prints, with extra columns.
-pub fn print_table(rows: &[(Id, &Snapshot, Vec<String>)], extra_header: Option<&str>) {
+/// A table of snapshots as `cairn snapshots` prints it, with an extra
+/// column; `compact`: one line per snapshot, without the paths (restic's
+/// `--compact`).
+pub fn print_table(
+    rows: &[(Id, &Snapshot, Vec<String>)],
+    extra_header: Option<&str>,
+    compact: bool,
+) {
     let header: Vec<&str> = ["ID", "Time", "Host", "Tags"]
         .into_iter()
         .chain(extra_header)
-        .chain(["Paths"])
+        .chain((!compact).then_some("Paths"))
         .collect();
     let cells: Vec<Vec<String>> = rows
         .iter()
@@ -69,9 +75,11 @@ pub fn print_table(rows: &[(Id, &Snapshot, Vec<String>)], extra_header: Option<&
                 s.tags.join(","),
             ];
             if extra_header.is_some() {
-                c.push(extra.join("\n"));
+                c.push(extra.join(if compact { ", " } else { "\n" }));
             }
-            c.push(s.paths.join("\n"));
+            if !compact {
+                c.push(s.paths.join("\n"));
+            }
             c
         })
         .collect();

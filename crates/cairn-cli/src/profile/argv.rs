@@ -15,7 +15,7 @@ use super::Profile;
 use crate::cli::Cli;
 use crate::error::Error;
 use clap::parser::ValueSource;
-use clap::{Arg, ArgMatches, CommandFactory, Parser};
+use clap::{Arg, ArgMatches};
 use std::ffi::OsString;
 
 /// Where in `argv` the subcommand is: the first word that is neither a
@@ -74,13 +74,23 @@ fn given_in(m: &ArgMatches) -> impl Fn(&str) -> bool + '_ {
     }
 }
 
+/// The options in `m`, with what only the matches tell: whether a
+/// password flag was given on the command line.
+fn from_matches(m: &ArgMatches) -> Result<Cli, clap::Error> {
+    use clap::FromArgMatches;
+    let mut cli = Cli::from_arg_matches(m)?;
+    cli.global.password_flag_given = ["password_file", "password_command"]
+        .iter()
+        .any(|id| m.value_source(id) == Some(ValueSource::CommandLine));
+    Ok(cli)
+}
+
 /// Parse the command line, applying the profile it names (`-P NAME`,
 /// `CAIRN_PROFILE`, `run NAME`, `profile check NAME`): its `[env]` is set,
 /// then its flags are placed before the user's and the whole is parsed again.
 /// Warnings about the profile are printed on stderr.
 pub fn parse_command_line(argv: Vec<OsString>) -> Result<Cli, ParseFailure> {
-    use clap::FromArgMatches;
-    let root = Cli::command();
+    let root = crate::help::command();
     let sub_at = subcommand_index(&argv, &root);
     let sub_name = sub_at.map(|i| argv[i].to_string_lossy().into_owned());
     let is_monitor = sub_name.as_deref() == Some("monitor");
@@ -105,7 +115,7 @@ pub fn parse_command_line(argv: Vec<OsString>) -> Result<Cli, ParseFailure> {
                         "run --all runs every profile: give no -P/--profile",
                     )));
                 }
-                let cli = Cli::from_arg_matches(&m).map_err(clap_err)?;
+                let cli = from_matches(&m).map_err(clap_err)?;
                 return Ok(Cli {
                     global: crate::cli::GlobalOptions {
                         profile: None,
@@ -118,9 +128,9 @@ pub fn parse_command_line(argv: Vec<OsString>) -> Result<Cli, ParseFailure> {
         }
         Some(("profile", pm)) => match pm.subcommand() {
             Some(("check", cm)) => cm.get_one::<String>("name").cloned(),
-            _ => return Cli::from_arg_matches(&m).map_err(clap_err),
+            _ => return from_matches(&m).map_err(clap_err),
         },
-        Some(("schedule", _)) => return Cli::from_arg_matches(&m).map_err(clap_err),
+        Some(("schedule", _)) => return from_matches(&m).map_err(clap_err),
         _ => None,
     };
     let name = match (named, profile_flag) {
@@ -131,7 +141,7 @@ pub fn parse_command_line(argv: Vec<OsString>) -> Result<Cli, ParseFailure> {
         }
         (Some(n), _) => n,
         (None, Some((p, _))) => p,
-        (None, None) => return Cli::from_arg_matches(&m).map_err(clap_err),
+        (None, None) => return from_matches(&m).map_err(clap_err),
     };
     let profile = Profile::load(&name).map_err(profile_err)?;
     for w in &profile.warnings {
@@ -157,7 +167,7 @@ pub fn parse_command_line(argv: Vec<OsString>) -> Result<Cli, ParseFailure> {
     merged.extend(profile.global_tokens(&global_given));
     let (sub_at, sub_name) = match (sub_at, sub_name) {
         (Some(i), Some(n)) => (i, n),
-        _ => return Cli::from_arg_matches(&m).map_err(clap_err),
+        _ => return from_matches(&m).map_err(clap_err),
     };
     merged.extend(argv[1..=sub_at].iter().cloned());
     let mut tail = Vec::new();
@@ -178,18 +188,21 @@ pub fn parse_command_line(argv: Vec<OsString>) -> Result<Cli, ParseFailure> {
     }
     merged.extend(argv[sub_at + 1..].iter().cloned());
     merged.append(&mut tail);
-    let mut cli = Cli::try_parse_from(&merged).map_err(|e| {
-        if e.kind() == clap::error::ErrorKind::DisplayHelp
-            || e.kind() == clap::error::ErrorKind::DisplayVersion
-        {
-            return clap_err(e);
-        }
-        profile_err(Error::usage(format!(
-            "applying profile {}: {}",
-            profile.path.display(),
-            super::clap_message(&e)
-        )))
-    })?;
+    let mut cli = crate::help::command()
+        .try_get_matches_from(&merged)
+        .and_then(|m| from_matches(&m))
+        .map_err(|e| {
+            if e.kind() == clap::error::ErrorKind::DisplayHelp
+                || e.kind() == clap::error::ErrorKind::DisplayVersion
+            {
+                return clap_err(e);
+            }
+            profile_err(Error::usage(format!(
+                "applying profile {}: {}",
+                profile.path.display(),
+                super::clap_message(&e)
+            )))
+        })?;
     cli.global.profile = Some(name);
     Ok(cli)
 }
@@ -197,6 +210,7 @@ pub fn parse_command_line(argv: Vec<OsString>) -> Result<Cli, ParseFailure> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::CommandFactory;
 
     #[test]
     fn finds_the_subcommand() {

@@ -336,6 +336,8 @@ impl Profile {
         for e in &self.globals {
             let skip = if matches!(&*e.id, "password_file" | "password_command") {
                 password_given
+            } else if e.id == "repo" {
+                given("repo") || given("repository_file")
             } else {
                 given(&e.id)
             };

@@ -52,6 +52,20 @@ pub type ErrorSink = Arc<dyn Fn(&Path, &str) + Send + Sync>;
 /// snapshot incomplete (e.g. a parent snapshot's tree that cannot be read).
 pub type WarningSink = Arc<dyn Fn(&str) + Send + Sync>;
 
+/// What a backup did with a file, as `backup -v` lists it (restic's words).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileChange {
+    /// Not in the parent snapshot.
+    New,
+    /// In the parent snapshot, changed since: read again.
+    Modified,
+    /// Unchanged since the parent snapshot: not read.
+    Unmodified,
+}
+
+/// Called for each file backed up, with what was done with it.
+pub type FileSink = Arc<dyn Fn(&Path, FileChange) + Send + Sync>;
+
 /// Which snapshot a backup compares with, to skip unchanged files.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum ParentChoice {
@@ -78,6 +92,8 @@ pub struct BackupOptions {
     pub scan: bool,
     pub on_error: Option<ErrorSink>,
     pub on_warning: Option<WarningSink>,
+    /// Told about each file (`backup -v`).
+    pub on_file: Option<FileSink>,
     /// Set from another thread (Ctrl-C) to stop early: no snapshot is written.
     pub cancel: Arc<AtomicBool>,
     /// The snapshot time; now when `None`.
@@ -97,6 +113,7 @@ impl Default for BackupOptions {
             scan: false,
             on_error: None,
             on_warning: None,
+            on_file: None,
             cancel: Arc::new(AtomicBool::new(false)),
             time: None,
         }

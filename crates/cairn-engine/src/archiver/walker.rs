@@ -273,18 +273,26 @@ impl<'a> Walker<'a> {
                 if let Some(old) = old.filter(|o| self.unchanged(&node, o)) {
                     node.content = old.content.clone();
                     add(&self.counters.files_unmodified, 1);
+                    if let Some(sink) = &self.opts.on_file {
+                        sink(path, super::FileChange::Unmodified);
+                    }
                     add(&self.progress.files_done, 1);
                     add(&self.progress.bytes_done, node.size);
                     return Some(Child::Ready(node));
                 }
+                let modified = old.is_some_and(|o| o.kind == NodeKind::File);
                 add(
-                    if old.is_some_and(|o| o.kind == NodeKind::File) {
+                    if modified {
                         &self.counters.files_changed
                     } else {
                         &self.counters.files_new
                     },
                     1,
                 );
+                if let Some(sink) = &self.opts.on_file {
+                    use super::FileChange::{Modified, New};
+                    sink(path, if modified { Modified } else { New });
+                }
                 let (tx, rx) = bounded(1);
                 if out
                     .files
