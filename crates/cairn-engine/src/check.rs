@@ -228,9 +228,8 @@ pub fn check(
     }
     r.broken_packs.sort();
     r.broken_packs.dedup();
-    // A damaged pack is taken out: the index must forget it, and snapshots
-    // that need what it held lose that.
-    r.suggest_repair_index |= !r.broken_packs.is_empty();
+    // `repair packs` salvages a damaged pack and takes it out of the index;
+    // snapshots that need what it lost are then repaired.
     r.suggest_repair_snapshots |= !r.broken_packs.is_empty();
     r.packs_read = packs.len();
     Ok(r)

@@ -25,22 +25,12 @@ pub struct CheckArgs {
 fn next_steps(r: &CheckReport) -> Vec<String> {
     let mut out = Vec::new();
     if !r.broken_packs.is_empty() {
-        // cairn has no `repair packs`: a damaged pack is taken out, then
-        // the index is rebuilt without it and the snapshots repaired.
-        let paths: Vec<String> = r
-            .broken_packs
-            .iter()
-            .map(|id| {
-                let hex = id.to_hex();
-                format!("data/{}/{hex}", &hex[..2])
-            })
-            .collect();
+        let ids: Vec<String> = r.broken_packs.iter().map(|id| id.to_hex()).collect();
         out.push(format!(
-            "{} damaged packs: move them out of the repository ({}), then run `cairn repair index` and `cairn repair snapshots --forget`",
-            paths.len(),
-            paths.join(" ")
+            "{} damaged packs: run `cairn repair packs {}` to salvage their intact blobs",
+            ids.len(),
+            ids.join(" ")
         ));
-        return out;
     }
     if r.suggest_repair_index {
         out.push("the index is damaged or incomplete: run `cairn repair index`".to_string());
@@ -155,10 +145,13 @@ mod tests {
             ..Default::default()
         };
         let steps = next_steps(&r);
-        assert_eq!(steps.len(), 1, "{steps:?}");
-        let path = format!("data/ab/{}", "ab".repeat(32));
-        assert!(steps[0].contains(&format!("({path})")), "{steps:?}");
-        assert!(steps[0].ends_with("`cairn repair index` and `cairn repair snapshots --forget`"));
+        assert_eq!(steps.len(), 2, "{steps:?}");
+        let packs = format!("`cairn repair packs {}`", "ab".repeat(32));
+        assert!(steps[0].contains(&packs), "{steps:?}");
+        assert!(
+            steps[1].contains("`cairn repair snapshots --forget`"),
+            "{steps:?}"
+        );
         let r = CheckReport {
             suggest_repair_index: true,
             suggest_prune: true,
