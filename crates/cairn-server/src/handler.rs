@@ -21,7 +21,7 @@
 //! | `POST ?create=true` past `--max-size` (a directory counts 4 KiB) | 507 |
 //! | an upload slower than `--min-upload-rate` | 408 |
 //! | too many failed password checks from the address | 429 |
-//! | too many uploads of the user waiting longer than `--io-timeout` | 429 |
+//! | too many uploads of the user, waiting longer than half of `--io-timeout` | 429 |
 //! | password checks queued full | 503 |
 
 use crate::auth::Check;

@@ -108,7 +108,8 @@ pub struct ServerOptions {
     /// while they wait on their client).
     pub max_uploads: usize,
     /// `--max-uploads-per-user`: uploads one user (without authentication:
-    /// one address) may have in progress; more wait up to `io_timeout`, then 429.
+    /// one address) may have in progress; more wait up to half of
+    /// `io_timeout`, then 429.
     pub max_uploads_per_user: usize,
     /// `--min-upload-rate`: bytes per second an upload must average over
     /// each `io_timeout`, or it is dropped (408).

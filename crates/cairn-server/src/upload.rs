@@ -238,13 +238,14 @@ async fn receive(
     }
 
     // A user's uploads in progress are bounded (without authentication,
-    // an address's): past that, wait a little, then 429.
+    // an address's): past that, wait a little, then 429. Half the I/O
+    // timeout: the connection's own read timeout must not end it first.
     let key = if ctx.user.is_empty() {
         crate::access::addr_key(ctx.peer.ip()).to_string()
     } else {
         format!("user:{}", ctx.user)
     };
-    let Some(_user_slot) = state.user_uploads.acquire(&key, state.io_timeout).await else {
+    let Some(_user_slot) = state.user_uploads.acquire(&key, state.io_timeout / 2).await else {
         return Err(Failure::Status(
             StatusCode::TOO_MANY_REQUESTS,
             "too many uploads of this user in progress (--max-uploads-per-user)",

@@ -68,7 +68,7 @@ pub struct ServeArgs {
     /// Connections one client address (IPv4, or IPv6 /64) may hold; more are refused at once (429)
     #[arg(long, value_name = "N", default_value_t = 32)]
     pub max_connections_per_address: usize,
-    /// Uploads one user (without authentication: one address) may have in progress; more wait, then 429
+    /// Uploads one user (without authentication: one address) may have in progress; more wait up to half of --io-timeout, then 429
     #[arg(long, value_name = "N", default_value_t = 16)]
     pub max_uploads_per_user: usize,
     /// Drop an upload (408) that brings fewer bytes per second than this, averaged over each --io-timeout
