@@ -342,9 +342,10 @@ pub struct DirCharge<'a> {
 }
 
 impl<'a> DirCharge<'a> {
-    /// Take `dirs` directories' worth of the quota now, or `None`.
+    /// Take `dirs` directories' worth of the quota now, or `None` (never
+    /// for 0, even when the quota is already passed).
     pub fn new(state: &'a State, dirs: u64) -> Option<DirCharge<'a>> {
-        if let Some(q) = &state.quota {
+        if let Some(q) = state.quota.as_ref().filter(|_| dirs > 0) {
             if !q.reserve(dirs * DIR_COST) {
                 return None;
             }

@@ -47,8 +47,12 @@ impl Quota {
         self.used.load(Ordering::Relaxed)
     }
 
-    /// Take `n` bytes of the quota, or refuse if they do not fit.
+    /// Take `n` bytes of the quota, or refuse if they do not fit (nothing
+    /// always fits, even past the limit).
     pub fn reserve(&self, n: u64) -> bool {
+        if n == 0 {
+            return true;
+        }
         self.used
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |u| {
                 u.checked_add(n).filter(|&t| t <= self.max)
@@ -106,6 +110,9 @@ mod tests {
         q.release(30);
         assert!(q.reserve(30));
         assert_eq!(q.used(), dirs + 150);
+        let past = super::Quota::tally(dir.path(), 10).unwrap();
+        assert!(past.reserve(0), "nothing fits even past the limit");
+        assert!(!past.reserve(1));
     }
 
     #[test]

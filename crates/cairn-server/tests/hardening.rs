@@ -83,15 +83,16 @@ fn concurrent_deletes_release_a_file_once() {
         let s = serve(&dir.path().join("root"), |o| {
             o.max_size = Some(max);
             o.append_only = append_only;
+            o.max_connections_per_address = 256;
         });
         let a = s.addr();
         assert_eq!(req(a, "POST", "/r/?create=true", &[], b"").status, 200);
-        for round in 0..4u8 {
+        for round in 0..30u8 {
             let lock = vec![round; 6000];
             let path = format!("/r/locks/{}", sha(&lock));
             assert_eq!(req(a, "POST", &path, &[], &lock).status, 200);
-            let go = Arc::new(Barrier::new(24));
-            let deletes: Vec<_> = (0..24)
+            let go = Arc::new(Barrier::new(32));
+            let deletes: Vec<_> = (0..32)
                 .map(|_| {
                     let (go, path) = (go.clone(), path.clone());
                     std::thread::spawn(move || {
@@ -164,8 +165,10 @@ fn stale_temporary_files_do_not_count() {
     // What a crash mid-upload leaves, and a local writer's file in progress.
     let ours = root.join("r/data/ab/.tmp-serve-ab00-0123456789abcdef");
     let theirs = root.join("r/data/.tmp-pack-0123456789abcdef");
-    std::fs::write(&ours, vec![0u8; 50_000]).unwrap();
-    std::fs::write(&theirs, vec![0u8; 50_000]).unwrap();
+    // More than the repository's directories count: the test fails even
+    // where directories are not counted.
+    std::fs::write(&ours, vec![0u8; 600_000]).unwrap();
+    std::fs::write(&theirs, vec![0u8; 600_000]).unwrap();
     let s = serve(&root, |o| o.max_size = Some(REPO_DIRS + 10_000));
     let a = s.addr();
     let d = vec![1u8; 9000];
@@ -176,6 +179,31 @@ fn stale_temporary_files_do_not_count() {
     );
     assert!(!ours.exists(), "the server's leftover is removed at start");
     assert!(theirs.exists(), "another writer's file is left alone");
+}
+
+#[test]
+fn a_quota_already_passed_answers_507() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    {
+        let s = serve(&root, |_| {});
+        assert_eq!(req(s.addr(), "POST", "/r/?create=true", &[], b"").status, 200);
+    }
+    // The limit was lowered below what is stored.
+    let s = serve(&root, |o| o.max_size = Some(1000));
+    let a = s.addr();
+    let d = b"more".to_vec();
+    assert_eq!(
+        req(a, "POST", &format!("/r/data/{}", sha(&d)), &[], &d).status,
+        507
+    );
+    assert_eq!(
+        req(a, "POST", "/r/?create=true", &[], b"").status,
+        200,
+        "an existing repository needs nothing more"
+    );
+    assert_eq!(req(a, "POST", "/s/?create=true", &[], b"").status, 507);
+    assert_eq!(req(a, "GET", "/r/keys/", &[], b"").status, 200);
 }
 
 /// A POST of `len` declared bytes, sending one byte every `every` from a
