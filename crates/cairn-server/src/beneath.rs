@@ -290,3 +290,47 @@ impl Dir {
         result.map(|()| names)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check_links_refused(root: &Root) {
+        assert!(root.dir(&["r", "keys"]).is_ok());
+        for rel in [&["r", "locks"][..], &["link"], &["link", "keys"], &["r", "up"]] {
+            let e = root.dir(rel).err().unwrap_or_else(|| panic!("{rel:?} opened"));
+            assert!(is_refused(&e), "{rel:?}: {e}");
+        }
+        let e = root.dir(&["r", "missing"]).err().unwrap();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+        let keys = root.dir(&["r", "keys"]).unwrap();
+        assert!(keys.open_file("secret").is_err(), "a linked file is not opened");
+        assert_eq!(keys.stat("secret").unwrap(), Some(Entry::Other));
+        assert_eq!(keys.stat("plain").unwrap(), Some(Entry::File(2)));
+        assert_eq!(keys.open_file("plain").unwrap().1, 2);
+        assert!(keys.open_file("sub").is_err(), "a directory is not a file");
+        let mut names = keys.names().unwrap();
+        names.sort();
+        assert_eq!(names, ["plain", "secret", "sub"]);
+    }
+
+    #[test]
+    fn links_are_refused_with_openat2_and_with_the_walk() {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, outside) = (dir.path().join("root"), dir.path().join("outside"));
+        std::fs::create_dir_all(root.join("r/keys/sub")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("secret"), b"secret").unwrap();
+        std::fs::write(root.join("r/keys/plain"), b"ok").unwrap();
+        std::os::unix::fs::symlink(outside.join("secret"), root.join("r/keys/secret")).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("r/locks")).unwrap();
+        std::os::unix::fs::symlink(root.join("r"), root.join("link")).unwrap();
+        std::os::unix::fs::symlink("..", root.join("r/up")).unwrap();
+        let r = Root::open(&root).unwrap();
+        // openat2 where the kernel has it (else this already is the walk)...
+        check_links_refused(&r);
+        // ...and the component-by-component walk.
+        NO_OPENAT2.store(true, Ordering::Relaxed);
+        check_links_refused(&r);
+    }
+}
