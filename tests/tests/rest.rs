@@ -354,7 +354,10 @@ fn serve_refuses_private_repos_without_auth() {
         "--min-upload-rate",
         "--io-timeout",
     ] {
-        assert!(help.contains(flag), "{flag} missing from serve --help:\n{help}");
+        assert!(
+            help.contains(flag),
+            "{flag} missing from serve --help:\n{help}"
+        );
     }
 }
 

@@ -98,9 +98,7 @@ impl Root {
             );
             match openat2(&self.fd, rel.join("/").as_str(), how) {
                 Ok(fd) => return Ok(Dir { fd }),
-                Err(Errno::ENOSYS) | Err(Errno::EPERM) => {
-                    NO_OPENAT2.store(true, Ordering::Relaxed)
-                }
+                Err(Errno::ENOSYS) | Err(Errno::EPERM) => NO_OPENAT2.store(true, Ordering::Relaxed),
                 // A concurrent rename somewhere: the walk below decides.
                 Err(Errno::EAGAIN) => {}
                 Err(e) => return Err(io_err(e)),
@@ -195,7 +193,10 @@ impl Dir {
         let st = nix::sys::stat::fstat(&fd).map_err(io_err)?;
         match entry_of(&st) {
             Entry::File(size) => Ok((File::from(fd), size)),
-            _ => Err(io::Error::new(io::ErrorKind::NotFound, "not a regular file")),
+            _ => Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "not a regular file",
+            )),
         }
     }
 
@@ -204,11 +205,7 @@ impl Dir {
         let fd = nix::fcntl::openat(
             &self.fd,
             name,
-            OFlag::O_WRONLY
-                | OFlag::O_CREAT
-                | OFlag::O_EXCL
-                | OFlag::O_NOFOLLOW
-                | OFlag::O_CLOEXEC,
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
             Mode::from_bits_truncate(0o666),
         )
         .map_err(io_err)?;
@@ -221,14 +218,8 @@ impl Dir {
             Ok(()) => Ok(()),
             // File systems without RENAME_NOREPLACE: a hard link never replaces.
             Err(Errno::EINVAL) | Err(Errno::ENOSYS) => {
-                nix::unistd::linkat(
-                    &self.fd,
-                    from,
-                    &self.fd,
-                    to,
-                    AtFlags::empty(),
-                )
-                .map_err(io_err)?;
+                nix::unistd::linkat(&self.fd, from, &self.fd, to, AtFlags::empty())
+                    .map_err(io_err)?;
                 self.unlink(from)
             }
             Err(e) => Err(io_err(e)),
@@ -297,14 +288,25 @@ mod tests {
 
     fn check_links_refused(root: &Root) {
         assert!(root.dir(&["r", "keys"]).is_ok());
-        for rel in [&["r", "locks"][..], &["link"], &["link", "keys"], &["r", "up"]] {
-            let e = root.dir(rel).err().unwrap_or_else(|| panic!("{rel:?} opened"));
+        for rel in [
+            &["r", "locks"][..],
+            &["link"],
+            &["link", "keys"],
+            &["r", "up"],
+        ] {
+            let e = root
+                .dir(rel)
+                .err()
+                .unwrap_or_else(|| panic!("{rel:?} opened"));
             assert!(is_refused(&e), "{rel:?}: {e}");
         }
         let e = root.dir(&["r", "missing"]).err().unwrap();
         assert_eq!(e.kind(), io::ErrorKind::NotFound);
         let keys = root.dir(&["r", "keys"]).unwrap();
-        assert!(keys.open_file("secret").is_err(), "a linked file is not opened");
+        assert!(
+            keys.open_file("secret").is_err(),
+            "a linked file is not opened"
+        );
         assert_eq!(keys.stat("secret").unwrap(), Some(Entry::Other));
         assert_eq!(keys.stat("plain").unwrap(), Some(Entry::File(2)));
         assert_eq!(keys.open_file("plain").unwrap().1, 2);

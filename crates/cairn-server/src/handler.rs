@@ -359,7 +359,11 @@ impl<'a> DirCharge<'a> {
     /// Before making one directory: from what was reserved, or anew.
     pub fn may_create(&self) -> bool {
         match self.reserved.get() {
-            0 => self.state.quota.as_ref().is_none_or(|q| q.reserve(DIR_COST)),
+            0 => self
+                .state
+                .quota
+                .as_ref()
+                .is_none_or(|q| q.reserve(DIR_COST)),
             n => {
                 self.reserved.set(n - 1);
                 true

@@ -441,9 +441,9 @@ impl Server {
                 },
             };
             let Some(per_address) = self.state.connections.enter(peer.ip()) else {
-                self.state.log.debug(|| {
-                    format!("{peer}: refused: --max-connections-per-address reached")
-                });
+                self.state
+                    .log
+                    .debug(|| format!("{peer}: refused: --max-connections-per-address reached"));
                 access::refuse(stream);
                 continue;
             };

@@ -54,7 +54,13 @@ impl Log {
         referer: &str,
         agent: &str,
     ) {
-        self.debug(|| format!("{method} {} -> {}", escape(&uri.to_string()), status.as_u16()));
+        self.debug(|| {
+            format!(
+                "{method} {} -> {}",
+                escape(&uri.to_string()),
+                status.as_u16()
+            )
+        });
         let Some(out) = &self.access else { return };
         let user = escape(user);
         let when = chrono::Local::now().format("%d/%b/%Y:%H:%M:%S %z");

@@ -127,6 +127,9 @@ mod tests {
         let q = super::Quota::tally(dir.path(), 1 << 20).unwrap();
         assert_eq!(q.used(), 3 * super::DIR_COST + 10);
         assert!(!ours.exists(), "the server's leftovers are removed");
-        assert!(theirs.exists(), "another writer's temporary file is left alone");
+        assert!(
+            theirs.exists(),
+            "another writer's temporary file is left alone"
+        );
     }
 }

@@ -209,7 +209,13 @@ mod tests {
 
     #[test]
     fn control_characters() {
-        for p in ["/a%0Ab/", "/a%0db/config", "/x%1b%5b31m/", "/a%7f/", "/a%c2%85/"] {
+        for p in [
+            "/a%0Ab/",
+            "/a%0db/config",
+            "/x%1b%5b31m/",
+            "/a%7f/",
+            "/a%c2%85/",
+        ] {
             assert!(has_control(p), "{p}");
             assert_eq!(parse(p), None, "{p}");
         }

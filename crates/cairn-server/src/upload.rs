@@ -149,9 +149,11 @@ pub async fn upload(
                 .debug(|| format!("POST {}/{kind}/{name}: {s}: {why}", ctx.repo));
             plain(s)
         }
-        Err(Failure::Io(e, what)) => {
-            crate::handler::io_error(state, &format!("POST {}/{kind}/{name}: {what}", ctx.repo), &e)
-        }
+        Err(Failure::Io(e, what)) => crate::handler::io_error(
+            state,
+            &format!("POST {}/{kind}/{name}: {what}", ctx.repo),
+            &e,
+        ),
     };
     closing(failed, http1)
 }
@@ -186,7 +188,10 @@ async fn receive(
     // Refuse before reading the body: an existing file, a missing repository.
     let (st, n) = (state.clone(), name.to_string());
     let dir = blocking(move || -> Result<Dir, Failure> {
-        let repo_dir = match st.fs.dir(&repo.iter().map(String::as_str).collect::<Vec<_>>()) {
+        let repo_dir = match st
+            .fs
+            .dir(&repo.iter().map(String::as_str).collect::<Vec<_>>())
+        {
             Ok(d) => d,
             Err(e) if beneath::is_not_found(&e) => {
                 return Err(Failure::Status(

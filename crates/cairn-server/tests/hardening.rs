@@ -135,7 +135,10 @@ fn repository_creation_counts_against_the_quota() {
         "an existing repository costs nothing more"
     );
     assert_eq!(req(a, "POST", "/b/?create=true", &[], b"").status, 507);
-    assert!(!root.join("b").exists(), "nothing of the refused repository");
+    assert!(
+        !root.join("b").exists(),
+        "nothing of the refused repository"
+    );
     assert_eq!(
         req(a, "POST", "/c/d/?create=true", &[], b"").status,
         507,
@@ -160,7 +163,10 @@ fn stale_temporary_files_do_not_count() {
     let root = dir.path().join("root");
     {
         let s = serve(&root, |_| {});
-        assert_eq!(req(s.addr(), "POST", "/r/?create=true", &[], b"").status, 200);
+        assert_eq!(
+            req(s.addr(), "POST", "/r/?create=true", &[], b"").status,
+            200
+        );
     }
     // What a crash mid-upload leaves, and a local writer's file in progress.
     let ours = root.join("r/data/ab/.tmp-serve-ab00-0123456789abcdef");
@@ -187,7 +193,10 @@ fn a_quota_already_passed_answers_507() {
     let root = dir.path().join("root");
     {
         let s = serve(&root, |_| {});
-        assert_eq!(req(s.addr(), "POST", "/r/?create=true", &[], b"").status, 200);
+        assert_eq!(
+            req(s.addr(), "POST", "/r/?create=true", &[], b"").status,
+            200
+        );
     }
     // The limit was lowered below what is stored.
     let s = serve(&root, |o| o.max_size = Some(1000));
@@ -209,7 +218,11 @@ fn a_quota_already_passed_answers_507() {
 /// A POST of `len` declared bytes, sending one byte every `every` from a
 /// thread until told to stop or the server closes; returns the connection
 /// (to read the answer) and the stop switch.
-fn trickle(a: SocketAddr, len: usize, every: Duration) -> (TcpStream, Arc<std::sync::atomic::AtomicBool>) {
+fn trickle(
+    a: SocketAddr,
+    len: usize,
+    every: Duration,
+) -> (TcpStream, Arc<std::sync::atomic::AtomicBool>) {
     let data = vec![5u8; len];
     let mut c = TcpStream::connect(a).unwrap();
     c.write_all(
@@ -248,7 +261,9 @@ fn slow_uploads_hold_nothing_others_need() {
     let slow: Vec<_> = (0..6)
         .map(|_| trickle(a, 100_000, Duration::from_millis(100)))
         .collect();
-    wait_for("the slow uploads to start", || temporaries(&root).len() == 6);
+    wait_for("the slow uploads to start", || {
+        temporaries(&root).len() == 6
+    });
     // Another client's upload (bigger than one buffer) goes through now.
     let data: Vec<u8> = (0..700_000u32).map(|i| (i * 13) as u8).collect();
     let mut c = TcpStream::connect(a).unwrap();
@@ -268,7 +283,9 @@ fn slow_uploads_hold_nothing_others_need() {
         assert_eq!(answer(&mut c, Duration::from_secs(15)), Some(408));
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
     }
-    wait_for("their temporary files to go", || temporaries(&root).is_empty());
+    wait_for("their temporary files to go", || {
+        temporaries(&root).is_empty()
+    });
 }
 
 #[test]
@@ -461,7 +478,10 @@ fn symbolic_links_are_never_followed() {
     }
     let r = req(a, "POST", &format!("/r/keys/{id}"), &[], &secret);
     assert_eq!(r.status, 403, "a link is an existing name: never replaced");
-    assert_eq!(req(a, "POST", "/elsewhere/?create=true", &[], b"").status, 404);
+    assert_eq!(
+        req(a, "POST", "/elsewhere/?create=true", &[], b"").status,
+        404
+    );
 
     // Everything outside (and in the other repository) is intact.
     for p in [
@@ -477,10 +497,18 @@ fn symbolic_links_are_never_followed() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    let mut expect = vec![id.clone(), id[..2].to_string(), "config".into(), "locks".into()];
+    let mut expect = vec![
+        id.clone(),
+        id[..2].to_string(),
+        "config".into(),
+        "locks".into(),
+    ];
     expect.sort();
     assert_eq!(names, expect, "nothing created outside");
-    assert!(std::fs::read_dir(root.join("victim/keys")).unwrap().next().is_none());
+    assert!(std::fs::read_dir(root.join("victim/keys"))
+        .unwrap()
+        .next()
+        .is_none());
     assert_eq!(
         std::fs::read(root.join("victim/config")).unwrap(),
         b"victim's config"
@@ -562,11 +590,19 @@ fn control_characters_and_the_access_log() {
     let s = serve(&root, |o| o.log = Some(log.clone()));
     let a = s.addr();
     let mut sent = 0;
-    for p in ["/a%0Ab/?create=true", "/a%0d%0a%1b%5b31m/?create=true", "/x%7f/?create=true"] {
+    for p in [
+        "/a%0Ab/?create=true",
+        "/a%0d%0a%1b%5b31m/?create=true",
+        "/x%7f/?create=true",
+    ] {
         assert_eq!(req(a, "POST", p, &[], b"").status, 400, "{p}");
         sent += 1;
     }
-    assert_eq!(std::fs::read_dir(&root).unwrap().count(), 0, "nothing created");
+    assert_eq!(
+        std::fs::read_dir(&root).unwrap().count(),
+        0,
+        "nothing created"
+    );
     assert_eq!(req(a, "POST", "/r/?create=true", &[], b"").status, 200);
     let r = req(
         a,
