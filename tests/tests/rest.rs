@@ -19,6 +19,7 @@
 //! | `tls_with_a_generated_certificate` | https with --cacert (cairn and restic), or the CA in the system store (`SSL_CERT_FILE`); without either a clear error |
 //! | `path_traversal_touches_nothing_outside_the_root` | hostile paths: 404/400, no file outside the root read, written or removed |
 //! | `corrupted_upload_is_rejected` | an upload whose SHA-256 is not its name: 400, nothing stored |
+//! | `serve_refuses_private_repos_without_auth` | `--no-auth --private-repos`: one error line, exit 1; the hardening flags are in `serve --help` |
 //! | `server_killed_mid_backup` | SIGKILL and restart during a backup: it completes or fails clearly; a re-run completes; check --read-data passes |
 
 use cairn_tests::gen::random_file;
@@ -322,6 +323,41 @@ fn bad_credentials_get_401() {
     if let Some(restic_bin) = restic_bin() {
         let out = restic(&restic_bin, &env, &wrong, ["snapshots"]);
         assert!(!out.status.success(), "{}", out.describe());
+    }
+}
+
+#[test]
+fn serve_refuses_private_repos_without_auth() {
+    let env = TestEnv::new();
+    let root = env.path("srv");
+    let out = env
+        .cairn([
+            "serve",
+            "--path",
+            root.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--no-auth",
+            "--private-repos",
+        ])
+        .run();
+    assert_eq!(out.code(), 1, "{}", out.describe());
+    let line = out.one_line_error();
+    assert!(
+        line.contains("--private-repos") && line.contains("--no-auth"),
+        "{line}"
+    );
+    let help = env.cairn(["serve", "--help"]).run().success().stdout_str();
+    for flag in [
+        "--max-connections-per-address",
+        "--max-uploads-per-user",
+        "--min-upload-rate",
+        "--io-timeout",
+    ] {
+        assert!(
+            help.contains(flag),
+            "{flag} missing from serve --help:\n{help}"
+        );
     }
 }
 

@@ -78,7 +78,8 @@ fn errors_have_kinds_and_name_the_object() {
         o.no_auth = false;
         o.htpasswd_file = Some(htpasswd.clone());
         o.append_only = true;
-        o.max_size = Some(100_000);
+        // The repository's 262 directories count 4 KiB each, then 100 000 bytes.
+        o.max_size = Some(262 * 4096 + 100_000);
     });
     let addr = server.addr();
     let good = client(&format!("rest:http://alice:password@{addr}/repo/"));

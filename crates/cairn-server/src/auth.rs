@@ -10,6 +10,10 @@
 //! fails keeps the users already loaded. A verified password is remembered
 //! (as a SHA-256 of `user:password`) for a minute, so a client's many
 //! requests do not each cost a bcrypt verification; a reload forgets them.
+//!
+//! An unknown user costs what a known one does: the password is checked
+//! against a dummy hash of the users' bcrypt cost, so timing does not tell
+//! which user names exist.
 
 use base64::Engine;
 use sha2::{Digest, Sha256};
@@ -40,6 +44,8 @@ fn stamp(path: &Path) -> std::io::Result<Stamp> {
 
 struct Loaded {
     users: HashMap<String, String>,
+    /// Checked for unknown users: a bcrypt hash of the users' cost.
+    dummy: String,
     stamp: Stamp,
     checked: Instant,
     /// user → (SHA-256 of "user:password", valid until)
@@ -199,16 +205,56 @@ pub fn apr1(password: &[u8], salt: &[u8]) -> String {
 
 /// What checking credentials found.
 pub enum Check {
+    /// Verified recently (the cache).
     Ok(String),
-    /// Known from the cache or cheap to decide: wrong.
-    Denied,
-    /// Needs an expensive verification (bcrypt): the caller runs
-    /// [`Htpasswd::verify_slow`] off the async threads.
+    /// No credentials, or not Basic ones.
+    Missing,
+    /// Needs a verification: [`Htpasswd::verify_slow`], off the async
+    /// threads when `slow` (bcrypt). An unknown user gets the dummy hash
+    /// and `known: false`, and is refused whatever the password.
     Verify {
         user: String,
         password: String,
         hash: String,
+        known: bool,
+        slow: bool,
     },
+}
+
+fn is_bcrypt(hash: &str) -> bool {
+    ["$2a$", "$2b$", "$2y$"].iter().any(|p| hash.starts_with(p))
+}
+
+/// The cost of a bcrypt hash (`$2b$10$...`).
+fn bcrypt_cost(hash: &str) -> Option<u32> {
+    if !is_bcrypt(hash) {
+        return None;
+    }
+    hash.get(4..6)?.parse().ok()
+}
+
+/// A hash no password is known for, as costly to check as the users' own:
+/// bcrypt of their most common cost, or `{SHA}` when none uses bcrypt.
+fn dummy_hash(users: &HashMap<String, String>, old: Option<&str>) -> String {
+    const NO_PASSWORD: &str = "{SHA}AAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+    let mut costs: HashMap<u32, usize> = HashMap::new();
+    for h in users.values() {
+        if let Some(c) = bcrypt_cost(h) {
+            *costs.entry(c.clamp(4, 31)).or_default() += 1;
+        }
+    }
+    let Some(cost) = costs
+        .into_iter()
+        .max_by_key(|&(c, n)| (n, c))
+        .map(|(c, _)| c)
+    else {
+        return NO_PASSWORD.into();
+    };
+    if let Some(old) = old.filter(|o| bcrypt_cost(o) == Some(cost)) {
+        return old.to_string();
+    }
+    let secret = hex::encode(rand::random::<[u8; 24]>());
+    bcrypt::hash(secret, cost).unwrap_or_else(|_| NO_PASSWORD.into())
 }
 
 impl Htpasswd {
@@ -216,6 +262,7 @@ impl Htpasswd {
     pub fn load(path: &Path) -> Result<(Htpasswd, Vec<String>), String> {
         let (users, stamp, warnings) = read(path)?;
         let state = Loaded {
+            dummy: dummy_hash(&users, None),
             users,
             stamp,
             checked: Instant::now(),
@@ -241,7 +288,10 @@ impl Htpasswd {
     /// Re-read the file now; on failure the old users stay.
     pub fn reload(&self) -> Result<Vec<String>, String> {
         let (users, stamp, warnings) = read(&self.path)?;
+        let old = self.state.lock().unwrap().dummy.clone();
+        let dummy = dummy_hash(&users, Some(&old));
         let mut st = self.state.lock().unwrap();
+        st.dummy = dummy;
         st.users = users;
         st.stamp = stamp;
         st.verified.clear();
@@ -281,44 +331,51 @@ impl Htpasswd {
     pub fn check(&self, header: Option<&[u8]>) -> (Check, Option<String>) {
         let note = self.reload_if_changed();
         let Some((user, password)) = header.and_then(basic_credentials) else {
-            return (Check::Denied, note);
+            return (Check::Missing, note);
         };
         let digest = verifier(&user, &password);
         let mut st = self.state.lock().unwrap();
-        let Some(hash) = st.users.get(&user).cloned() else {
-            return (Check::Denied, note);
+        let (hash, known) = match st.users.get(&user) {
+            Some(h) => (h.clone(), true),
+            None => (st.dummy.clone(), false),
         };
         if let Some((d, until)) = st.verified.get(&user) {
-            if *until > Instant::now() && ct_eq(d, &digest) {
+            if known && *until > Instant::now() && ct_eq(d, &digest) {
                 st.verified
                     .insert(user.clone(), (digest, Instant::now() + CACHE_FOR));
                 return (Check::Ok(user), note);
             }
         }
         drop(st);
-        if hash.starts_with('$') && !hash.starts_with("$apr1$") {
-            return (
-                Check::Verify {
-                    user,
-                    password,
-                    hash,
-                },
-                note,
-            );
-        }
-        let ok = verify(&hash, &password);
-        (self.remember(user, &password, ok), note)
+        let slow = is_bcrypt(&hash);
+        (
+            Check::Verify {
+                user,
+                password,
+                hash,
+                known,
+                slow,
+            },
+            note,
+        )
     }
 
-    /// The slow part of [`Htpasswd::check`]; run it on a blocking thread.
-    pub fn verify_slow(&self, user: String, password: String, hash: String) -> Check {
-        let ok = verify(&hash, &password);
+    /// Verify what [`Htpasswd::check`] could not decide: the user when the
+    /// password is right (and remember it for a while), else `None`.
+    pub fn verify_slow(
+        &self,
+        user: String,
+        password: String,
+        hash: String,
+        known: bool,
+    ) -> Option<String> {
+        let ok = verify(&hash, &password) && known;
         self.remember(user, &password, ok)
     }
 
-    fn remember(&self, user: String, password: &str, ok: bool) -> Check {
+    fn remember(&self, user: String, password: &str, ok: bool) -> Option<String> {
         if !ok {
-            return Check::Denied;
+            return None;
         }
         let mut st = self.state.lock().unwrap();
         st.verified.retain(|_, (_, until)| *until > Instant::now());
@@ -326,7 +383,7 @@ impl Htpasswd {
             user.clone(),
             (verifier(&user, password), Instant::now() + CACHE_FOR),
         );
-        Check::Ok(user)
+        Some(user)
     }
 }
 
@@ -405,6 +462,56 @@ mod tests {
         assert_eq!(users.len(), 2);
         assert!(users.contains_key("alice") && users.contains_key("bob"));
         assert_eq!(warnings.len(), 3, "{warnings:?}");
+    }
+
+    #[test]
+    fn unknown_users_cost_as_much_as_known_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("htpasswd");
+        let hash = bcrypt::hash("secret", 6).unwrap();
+        std::fs::write(&file, format!("alice:{hash}\n")).unwrap();
+        let (h, _) = Htpasswd::load(&file).unwrap();
+        let header = |u: &str, p: &str| {
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+            )
+        };
+        let (c, _) = h.check(Some(header("mallory", "secret").as_bytes()));
+        let Check::Verify {
+            hash: dummy,
+            known,
+            slow,
+            user,
+            password,
+        } = c
+        else {
+            panic!("an unknown user must be verified like a known one");
+        };
+        assert!(!known && slow);
+        assert_eq!(bcrypt_cost(&dummy), Some(6), "{dummy}");
+        assert_ne!(dummy, hash);
+        assert_eq!(h.verify_slow(user, password, dummy, known), None);
+        // The known user: verified once, then from the cache.
+        let (c, _) = h.check(Some(header("alice", "secret").as_bytes()));
+        let Check::Verify {
+            user,
+            password,
+            hash,
+            known,
+            ..
+        } = c
+        else {
+            panic!("a first check is verified");
+        };
+        assert_eq!(
+            h.verify_slow(user, password, hash, known).as_deref(),
+            Some("alice")
+        );
+        let (c, _) = h.check(Some(header("alice", "secret").as_bytes()));
+        assert!(matches!(c, Check::Ok(u) if u == "alice"));
+        let (c, _) = h.check(Some(header("alice", "wrong").as_bytes()));
+        assert!(matches!(c, Check::Verify { known: true, .. }));
     }
 
     #[test]

@@ -18,19 +18,29 @@
 //!
 //! Invariants:
 //! - Nothing outside the root is ever touched: every path is built from
-//!   validated segments ([`route`]).
+//!   validated segments ([`route`]) and resolved beneath the root without
+//!   following a symbolic link ([`beneath`]).
 //! - Uploads are streamed: memory per upload is one buffer, and the number
-//!   of connections and of concurrent uploads is bounded, so memory stays
-//!   bounded whatever the clients send.
-//! - A client that stops sending or reading for `io_timeout` is
-//!   disconnected; it never holds more than its own connection slot.
+//!   of connections (in all, and per client address) and of concurrent
+//!   uploads (per user) is bounded, so memory stays bounded whatever the
+//!   clients send.
+//! - A client that stops sending or reading for `io_timeout`, takes longer
+//!   than that to send its request headers, or uploads slower than
+//!   `min_upload_rate`, is disconnected; it never holds more than its own
+//!   connection slot: the shared upload slots are held only while a buffer
+//!   is written to disk, never while waiting on the client.
+//! - Password checks run on their own few threads with a bounded queue
+//!   (503 when full), and an address that fails too often is answered 429
+//!   without a check ([`access`]), so guessing passwords cannot slow file I/O.
 //! - A partial or corrupt upload never becomes visible; nothing existing is
 //!   overwritten.
 //!
 //! The server is the one async part of cairn (tokio + hyper); [`Server`]
 //! owns its runtime, so callers stay synchronous.
 
+mod access;
 mod auth;
+mod beneath;
 mod handler;
 mod listen;
 mod log;
@@ -91,10 +101,29 @@ pub struct ServerOptions {
     pub quiet: bool,
     /// Connections served at once; more wait to be accepted.
     pub max_connections: usize,
-    /// Uploads receiving at once; more wait (their connection stays open).
+    /// `--max-connections-per-address`: connections one client address
+    /// (an IPv6 /64) may hold; more are refused at once (429).
+    pub max_connections_per_address: usize,
+    /// Uploads writing to disk at once; more wait (not holding the slot
+    /// while they wait on their client).
     pub max_uploads: usize,
-    /// A connection that neither sends nor receives a byte for this long is closed.
+    /// `--max-uploads-per-user`: uploads one user (without authentication:
+    /// one address) may have in progress; more wait up to half of
+    /// `io_timeout`, then 429.
+    pub max_uploads_per_user: usize,
+    /// `--min-upload-rate`: bytes per second an upload must average over
+    /// each `io_timeout`, or it is dropped (408).
+    pub min_upload_rate: u64,
+    /// A connection that neither sends nor receives a byte for this long,
+    /// or takes longer to send a request's headers, is closed.
     pub io_timeout: Duration,
+    /// Threads checking passwords (bcrypt), and checks that may wait for
+    /// one; more are answered 503.
+    pub auth_threads: usize,
+    pub auth_queue: usize,
+    /// Failed password checks one address may make per minute; past that
+    /// its unverified requests are answered 429 without a check.
+    pub max_auth_failures: u32,
     /// Take a socket passed by systemd (socket activation) when there is one.
     pub socket_activation: bool,
 }
@@ -120,8 +149,14 @@ impl Default for ServerOptions {
             debug: false,
             quiet: false,
             max_connections: 256,
+            max_connections_per_address: 32,
             max_uploads: 64,
+            max_uploads_per_user: 16,
+            min_upload_rate: 1024,
             io_timeout: Duration::from_secs(60),
+            auth_threads: 2,
+            auth_queue: 64,
+            max_auth_failures: 10,
             socket_activation: true,
         }
     }
@@ -134,7 +169,8 @@ pub struct ServerError(pub String);
 
 /// What every request handler shares.
 pub(crate) struct State {
-    pub root: PathBuf,
+    /// The root, held open: every file operation starts from it.
+    pub fs: beneath::Root,
     pub append_only: bool,
     pub private_repos: bool,
     pub verify_upload: bool,
@@ -145,6 +181,12 @@ pub(crate) struct State {
     pub metrics: metrics::Metrics,
     pub log: log::Log,
     pub uploads: Semaphore,
+    pub user_uploads: access::PerKey,
+    pub min_upload_rate: u64,
+    pub io_timeout: Duration,
+    pub connections: access::Connections,
+    pub auth_pool: access::Pool,
+    pub auth_failures: access::Failures,
 }
 
 impl State {
@@ -171,6 +213,11 @@ impl Server {
     /// and bind the listening socket. Every failure is one clear sentence.
     pub fn new(opts: ServerOptions) -> Result<Server, ServerError> {
         let err = |s: String| ServerError(s);
+        if opts.no_auth && opts.private_repos {
+            return Err(err(
+                "--private-repos needs authentication: it cannot be used with --no-auth".into(),
+            ));
+        }
         let log = log::Log::new(access_log(&opts)?, opts.debug, opts.quiet);
         std::fs::create_dir_all(&opts.path).map_err(|e| {
             err(format!(
@@ -182,6 +229,9 @@ impl Server {
             .path
             .canonicalize()
             .map_err(|e| err(format!("data directory {}: {e}", opts.path.display())))?;
+
+        let fs = beneath::Root::open(&root)
+            .map_err(|e| err(format!("data directory {}: {e}", root.display())))?;
 
         let auth = if opts.no_auth {
             None
@@ -274,7 +324,7 @@ impl Server {
         ));
 
         let state = Arc::new(State {
-            root,
+            fs,
             append_only: opts.append_only,
             private_repos: opts.private_repos,
             verify_upload: !opts.no_verify_upload,
@@ -285,6 +335,12 @@ impl Server {
             metrics: metrics::Metrics::default(),
             log,
             uploads: Semaphore::new(opts.max_uploads.max(1)),
+            user_uploads: access::PerKey::new(opts.max_uploads_per_user.max(1)),
+            min_upload_rate: opts.min_upload_rate,
+            io_timeout: opts.io_timeout,
+            connections: access::Connections::new(opts.max_connections_per_address.max(1)),
+            auth_pool: access::Pool::new(opts.auth_threads.max(1), opts.auth_queue),
+            auth_failures: access::Failures::new(opts.max_auth_failures),
         });
         Ok(Server {
             listener,
@@ -363,7 +419,7 @@ impl Server {
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let mut http = http1::Builder::new();
         http.timer(TokioTimer::new())
-            .header_read_timeout(Duration::from_secs(30))
+            .header_read_timeout(self.io_timeout)
             .keep_alive(true)
             .max_buf_size(256 << 10);
         tokio::pin!(stop);
@@ -383,6 +439,13 @@ impl Server {
                         continue;
                     }
                 },
+            };
+            let Some(per_address) = self.state.connections.enter(peer.ip()) else {
+                self.state
+                    .log
+                    .debug(|| format!("{peer}: refused: --max-connections-per-address reached"));
+                access::refuse(stream);
+                continue;
             };
             let _ = stream.set_nodelay(true);
             let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(
@@ -405,7 +468,7 @@ impl Server {
             let timeout = self.io_timeout;
             let state = self.state.clone();
             tokio::spawn(async move {
-                let _slot = slot;
+                let _slot = (slot, per_address);
                 let result = match tls {
                     None => {
                         watcher

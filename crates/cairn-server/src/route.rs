@@ -11,7 +11,9 @@
 //! with a dot (which also keeps `.htpasswd` and temporary files out of
 //! reach), a `/` or NUL produced by decoding, invalid UTF-8 and over-long
 //! names are refused, as are object names that are not 64 lowercase hex
-//! characters. Refused paths answer 404, like rest-server.
+//! characters. Refused paths answer 404, like rest-server; a path that
+//! decodes to a control character answers 400 ([`has_control`]) and is
+//! never used, so none reaches a file name or a log line.
 
 use cairn_backend::{valid_name, FileKind};
 use percent_encoding::percent_decode_str;
@@ -72,6 +74,16 @@ fn valid_folder(name: &str) -> bool {
         && name.len() <= MAX_SEGMENT
         && !name.starts_with('.')
         && !name.contains(['/', '\0', '\\'])
+        && !name.chars().any(char::is_control)
+}
+
+/// Does the path, percent-decoded, hold a control character (a newline, an
+/// escape, ...)? Such a request is refused with 400.
+pub fn has_control(path: &str) -> bool {
+    percent_decode_str(path)
+        .decode_utf8_lossy()
+        .chars()
+        .any(char::is_control)
 }
 
 /// Parse a request path (the part of the URI before `?`); `None` for anything
@@ -193,6 +205,22 @@ mod tests {
         }
         assert_eq!(parse(&format!("/{}/config", "a".repeat(300))), None);
         assert_eq!(parse(&format!("/{}", "a/".repeat(600))), None);
+    }
+
+    #[test]
+    fn control_characters() {
+        for p in [
+            "/a%0Ab/",
+            "/a%0db/config",
+            "/x%1b%5b31m/",
+            "/a%7f/",
+            "/a%c2%85/",
+        ] {
+            assert!(has_control(p), "{p}");
+            assert_eq!(parse(p), None, "{p}");
+        }
+        assert!(!has_control("/alice/laptop/config"));
+        assert!(!has_control("/caf%c3%a9/config"));
     }
 
     #[test]

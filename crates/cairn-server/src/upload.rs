@@ -3,25 +3,35 @@
 //!
 //! Invariants:
 //! - the body is never held whole in memory: at most [`BUFFER`] bytes (plus
-//!   one frame) per upload, and at most `max_uploads` uploads hold one;
+//!   one frame) per upload;
+//! - a client cannot hold what others need: the shared slots (`max_uploads`)
+//!   are taken only to write a buffer to disk, never while waiting on the
+//!   client; a user (or, without authentication, an address) has at most
+//!   `max_uploads_per_user` uploads in progress; and an upload must bring
+//!   `min_upload_rate` bytes a second, averaged over each `io_timeout`, or
+//!   it is dropped (408) — so one byte every few seconds holds nothing long;
 //! - a file becomes visible only complete, synced and with the right hash
-//!   (cairn-backend's [`PendingFile`]: temporary file, fsync, rename without
-//!   replacing, fsync of the directory); anything else removes the
-//!   temporary file;
-//! - an existing file is never replaced (403), in any mode.
+//!   ([`Pending`]: temporary file, fsync, rename without replacing, fsync of
+//!   the directory, all relative to the directory's descriptor, so never
+//!   through a symbolic link); anything else removes the temporary file;
+//! - an existing file is never replaced (403), in any mode;
+//! - a directory made for the upload (`data/xx/`) counts against the quota.
 
-use crate::handler::{plain, Ctx};
+use crate::beneath::{self, Dir, Entry};
+use crate::handler::{object_dir, plain, Ctx, DirCharge};
 use crate::metrics::Op;
+use crate::quota::TMP_PREFIX;
 use crate::State;
 use bytes::Bytes;
-use cairn_backend::{FileKind, LocalBackend, PendingFile};
+use cairn_backend::FileKind;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use sha2::{Digest, Sha256};
+use std::fs::File;
 use std::io::Write;
-use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// Bytes gathered before they are hashed and written on a blocking thread.
 pub const BUFFER: usize = 256 << 10;
@@ -31,11 +41,55 @@ enum Failure {
     Io(std::io::Error, &'static str),
 }
 
-fn io_status(e: &std::io::Error) -> StatusCode {
-    if cairn_backend::is_disk_full(e) {
-        StatusCode::INSUFFICIENT_STORAGE
-    } else {
-        StatusCode::INTERNAL_SERVER_ERROR
+/// A file being written in its directory: `.tmp-serve-<name>-<random>`
+/// until [`Pending::commit`]; removed if dropped before.
+struct Pending {
+    dir: Dir,
+    tmp: String,
+    name: String,
+    file: Option<File>,
+}
+
+impl Pending {
+    fn create(dir: Dir, name: &str) -> std::io::Result<Pending> {
+        let tmp = format!("{TMP_PREFIX}{name}-{:016x}", rand::random::<u64>());
+        let file = dir.create_new(&tmp)?;
+        Ok(Pending {
+            dir,
+            tmp,
+            name: name.to_string(),
+            file: Some(file),
+        })
+    }
+
+    /// fsync, rename into place without replacing (an existing file gives
+    /// `AlreadyExists` and stays), fsync the directory.
+    fn commit(mut self) -> std::io::Result<()> {
+        let f = self.file.take().expect("committed once");
+        f.sync_all()?;
+        drop(f);
+        self.dir.rename_noreplace(&self.tmp, &self.name)?;
+        self.tmp.clear();
+        self.dir.sync()
+    }
+}
+
+impl Write for Pending {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.file.as_mut().expect("not committed").write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if !self.tmp.is_empty() {
+            self.file = None;
+            let _ = self.dir.unlink(&self.tmp);
+        }
     }
 }
 
@@ -81,13 +135,13 @@ impl Drop for Reservation<'_> {
 pub async fn upload(
     state: &Arc<State>,
     ctx: &Ctx,
-    dir: PathBuf,
+    repo: Vec<String>,
     kind: FileKind,
     name: String,
     req: Request<Incoming>,
 ) -> crate::handler::Resp {
     let http1 = req.version() < hyper::Version::HTTP_2;
-    let failed = match receive(state, ctx, dir, kind, &name, req).await {
+    let failed = match receive(state, ctx, repo, kind, &name, req).await {
         Ok(()) => return plain(StatusCode::OK),
         Err(Failure::Status(s, why)) => {
             state
@@ -95,13 +149,11 @@ pub async fn upload(
                 .debug(|| format!("POST {}/{kind}/{name}: {s}: {why}", ctx.repo));
             plain(s)
         }
-        Err(Failure::Io(e, what)) => {
-            let s = io_status(&e);
-            state
-                .log
-                .error(&format!("POST {}/{}/{name}: {what}: {e}", ctx.repo, kind));
-            plain(s)
-        }
+        Err(Failure::Io(e, what)) => crate::handler::io_error(
+            state,
+            &format!("POST {}/{kind}/{name}: {what}", ctx.repo),
+            &e,
+        ),
     };
     closing(failed, http1)
 }
@@ -128,33 +180,46 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 async fn receive(
     state: &Arc<State>,
     ctx: &Ctx,
-    repo_dir: PathBuf,
+    repo: Vec<String>,
     kind: FileKind,
     name: &str,
     req: Request<Incoming>,
 ) -> Result<(), Failure> {
-    let backend = LocalBackend::new(&repo_dir);
-    let target = backend
-        .path_of(kind, name)
-        .map_err(|_| Failure::Status(StatusCode::NOT_FOUND, "invalid name"))?;
-    let dir = backend.dir_of(kind, name);
-
     // Refuse before reading the body: an existing file, a missing repository.
-    let (d, t, r) = (dir.clone(), target.clone(), repo_dir.clone());
-    blocking(move || -> Result<(), Failure> {
-        if t.symlink_metadata().is_ok() {
-            return Err(Failure::Status(StatusCode::FORBIDDEN, "the file exists"));
+    let (st, n) = (state.clone(), name.to_string());
+    let dir = blocking(move || -> Result<Dir, Failure> {
+        let repo_dir = match st
+            .fs
+            .dir(&repo.iter().map(String::as_str).collect::<Vec<_>>())
+        {
+            Ok(d) => d,
+            Err(e) if beneath::is_not_found(&e) => {
+                return Err(Failure::Status(
+                    StatusCode::NOT_FOUND,
+                    "the repository does not exist",
+                ))
+            }
+            Err(e) => return Err(Failure::Io(e, "opening the repository")),
+        };
+        let below = object_dir(&[], kind, &n);
+        let charge = DirCharge::new(&st, 0).expect("nothing to reserve");
+        let mut d = repo_dir;
+        for sub in &below {
+            d = d
+                .create_dir(sub, &|| charge.may_create(), &|| charge.not_made())
+                .map_err(|e| Failure::Io(e, "creating the directory"))?;
         }
-        if !r.is_dir() {
-            return Err(Failure::Status(
-                StatusCode::NOT_FOUND,
-                "the repository does not exist",
-            ));
+        match d.stat(&n) {
+            Ok(None) => Ok(d),
+            Ok(Some(Entry::File(_))) => {
+                Err(Failure::Status(StatusCode::FORBIDDEN, "the file exists"))
+            }
+            Ok(Some(_)) => Err(Failure::Status(
+                StatusCode::FORBIDDEN,
+                "something else than a file has the name",
+            )),
+            Err(e) => Err(Failure::Io(e, "checking the name")),
         }
-        if !d.is_dir() {
-            std::fs::create_dir_all(&d).map_err(|e| Failure::Io(e, "creating the directory"))?;
-        }
-        Ok(())
     })
     .await?;
 
@@ -177,14 +242,22 @@ async fn receive(
         }
     }
 
-    // One buffer per upload, and a bounded number of uploads at a time.
-    let _slot = state
-        .uploads
-        .acquire()
-        .await
-        .expect("the upload semaphore is never closed");
-    let (d, n) = (dir.clone(), name.to_string());
-    let mut file = blocking(move || PendingFile::create(&d, &n))
+    // A user's uploads in progress are bounded (without authentication,
+    // an address's): past that, wait a little, then 429. Half the I/O
+    // timeout: the connection's own read timeout must not end it first.
+    let key = if ctx.user.is_empty() {
+        crate::access::addr_key(ctx.peer.ip()).to_string()
+    } else {
+        format!("user:{}", ctx.user)
+    };
+    let Some(_user_slot) = state.user_uploads.acquire(&key, state.io_timeout / 2).await else {
+        return Err(Failure::Status(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many uploads of this user in progress (--max-uploads-per-user)",
+        ));
+    };
+    let n = name.to_string();
+    let mut file = blocking(move || Pending::create(dir, &n))
         .await
         .map_err(|e| Failure::Io(e, "creating a temporary file"))?;
     // No hashing at all where nothing is checked (config, --no-verify-upload).
@@ -195,12 +268,27 @@ async fn receive(
     let mut buffered = 0usize;
     let mut written: u64 = 0;
     let mut body = req.into_body();
+    // The client must bring `need` bytes in each window of `io_timeout` of
+    // waiting on it (time spent writing to disk does not count).
+    let window = state.io_timeout;
+    let need = state
+        .min_upload_rate
+        .saturating_mul(window.as_secs().max(1));
+    let mut window_start = Instant::now();
+    let mut window_bytes = 0u64;
     loop {
-        let frame = match body.frame().await {
-            None => break,
-            Some(Ok(f)) => f,
+        let next = tokio::time::timeout_at((window_start + window).into(), body.frame()).await;
+        let frame = match next {
+            Err(_) => {
+                return Err(Failure::Status(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "the upload is slower than --min-upload-rate",
+                ))
+            }
+            Ok(None) => break,
+            Ok(Some(Ok(f))) => f,
             // The client went away or sent a malformed body (rest-server: 400).
-            Some(Err(_)) => {
+            Ok(Some(Err(_))) => {
                 return Err(Failure::Status(
                     StatusCode::BAD_REQUEST,
                     "the request body ended early",
@@ -211,6 +299,11 @@ async fn receive(
             continue;
         };
         written += data.len() as u64;
+        window_bytes += data.len() as u64;
+        if window_bytes >= need {
+            window_start = Instant::now();
+            window_bytes = 0;
+        }
         if written > reservation.bytes && !reservation.grow(written - reservation.bytes) {
             return Err(Failure::Status(
                 StatusCode::INSUFFICIENT_STORAGE,
@@ -220,12 +313,14 @@ async fn receive(
         buffered += data.len();
         buf.push(data);
         if buffered >= BUFFER {
-            (file, hasher, buf) = flush(file, hasher, buf).await?;
+            let paused = Instant::now();
+            (file, hasher, buf) = flush(state, file, hasher, buf).await?;
+            window_start += paused.elapsed();
             buffered = 0;
         }
     }
     if !buf.is_empty() {
-        (file, hasher, buf) = flush(file, hasher, buf).await?;
+        (file, hasher, buf) = flush(state, file, hasher, buf).await?;
     }
     drop(buf);
     if let Some(n) = declared {
@@ -258,13 +353,21 @@ async fn receive(
     Ok(())
 }
 
-type Flushed = (PendingFile, Option<Sha256>, Vec<Bytes>);
+type Flushed = (Pending, Option<Sha256>, Vec<Bytes>);
 
+/// Hash and write the buffered frames, holding one of the shared upload
+/// slots only for that.
 async fn flush(
-    mut file: PendingFile,
+    state: &State,
+    mut file: Pending,
     mut hasher: Option<Sha256>,
     mut buf: Vec<Bytes>,
 ) -> Result<Flushed, Failure> {
+    let _slot = state
+        .uploads
+        .acquire()
+        .await
+        .expect("the upload semaphore is never closed");
     blocking(move || {
         for chunk in &buf {
             if let Some(h) = hasher.as_mut() {

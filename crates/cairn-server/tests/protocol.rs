@@ -525,7 +525,11 @@ fn append_only() {
 #[test]
 fn quota_across_repositories() {
     let dir = tempfile::tempdir().unwrap();
-    let s = serve(&dir.path().join("root"), |o| o.max_size = Some(10_000));
+    // Each repository's 262 directories count 4 KiB each.
+    let repos = 2 * 262 * 4096;
+    let s = serve(&dir.path().join("root"), |o| {
+        o.max_size = Some(repos + 10_000)
+    });
     let a = s.addr();
     for r in ["a", "b"] {
         assert_eq!(

@@ -65,7 +65,16 @@ pub struct ServeArgs {
     /// Connections served at once (more wait)
     #[arg(long, value_name = "N", default_value_t = 256)]
     pub max_connections: usize,
-    /// Close a connection that sends or receives nothing for this many seconds
+    /// Connections one client address (IPv4, or IPv6 /64) may hold; more are refused at once (429)
+    #[arg(long, value_name = "N", default_value_t = 32)]
+    pub max_connections_per_address: usize,
+    /// Uploads one user (without authentication: one address) may have in progress; more wait up to half of --io-timeout, then 429
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    pub max_uploads_per_user: usize,
+    /// Drop an upload (408) that brings fewer bytes per second than this, averaged over each --io-timeout
+    #[arg(long, value_name = "BYTES", default_value_t = 1024)]
+    pub min_upload_rate: u64,
+    /// Close a connection that sends or receives nothing for this many seconds, or takes longer to send a request's headers
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub io_timeout: u64,
 }
@@ -107,6 +116,9 @@ pub fn run(g: &GlobalOptions, a: ServeArgs) -> Result<i32> {
         debug: a.debug,
         quiet: g.quiet,
         max_connections: a.max_connections,
+        max_connections_per_address: a.max_connections_per_address,
+        max_uploads_per_user: a.max_uploads_per_user,
+        min_upload_rate: a.min_upload_rate,
         io_timeout: Duration::from_secs(a.io_timeout.max(1)),
         ..ServerOptions::default()
     };
