@@ -190,3 +190,168 @@ fn ls_one_level_recursive_sort_reverse_human() {
         "{plain:?}"
     );
 }
+
+#[test]
+fn find_by_modification_time() {
+    let env = TestEnv::new();
+    let src = ls_tree(&env);
+    env.init();
+    env.backup_json([&src]);
+    let s = src.display().to_string();
+    let find = |extra: &[&str]| -> Vec<String> {
+        let mut c = env.cairn(["find", "-q"]);
+        c.args(extra).arg("*").env("TZ", "UTC");
+        // The directories above src have today's times: left out.
+        c.run()
+            .success()
+            .stdout_str()
+            .lines()
+            .filter(|l| l.starts_with(&s))
+            .map(String::from)
+            .collect()
+    };
+    // b.bin 02:40:00, c.txt 02:41:40, a.txt 02:43:20, z.md 02:45:00 (UTC, 2017-07-14);
+    // the directories are from 2014.
+    assert_eq!(
+        find(&[
+            "--oldest",
+            "2017-07-14 02:41",
+            "--newest",
+            "2017-07-14 02:44:00"
+        ]),
+        [format!("{s}/a.txt"), format!("{s}/sub/deep/c.txt")]
+    );
+    assert_eq!(find(&["-O", "2017-07-14 02:45:00"]), [format!("{s}/z.md")]);
+    // A zone given with the time wins over TZ.
+    assert_eq!(
+        find(&["-O", "2017-07-14 04:45:00 +0200"]),
+        [format!("{s}/z.md")]
+    );
+    let before: Vec<String> = find(&["-N", "14.07.2017"]);
+    assert!(before.iter().all(|p| !p.contains('.')), "{before:?}");
+    assert!(before.contains(&format!("{s}/sub")), "{before:?}");
+
+    let out = env.cairn(["find", "--oldest", "last tuesday", "*"]).run();
+    assert_eq!(out.code(), 1, "{}", out.describe());
+    assert!(
+        out.one_line_error().contains("--oldest"),
+        "{}",
+        out.describe()
+    );
+    let out = env
+        .cairn([
+            "find",
+            "--oldest",
+            "2020-01-02",
+            "--newest",
+            "2020-01-01",
+            "*",
+        ])
+        .run();
+    assert_eq!(out.code(), 1, "{}", out.describe());
+    out.one_line_error();
+}
+
+/// The pack files of the repository, by name.
+fn pack_names(env: &TestEnv) -> std::collections::BTreeSet<String> {
+    cairn_tests::repo::packs(&env.repo)
+        .iter()
+        .map(|(p, _)| cairn_tests::repo::file_name(p))
+        .collect()
+}
+
+#[test]
+fn find_pack_and_show_pack_id() {
+    let env = TestEnv::new();
+    let src = ls_tree(&env);
+    env.init();
+    env.backup_json([&src]);
+    let before = pack_names(&env);
+    cairn_tests::gen::random_file(&src.join("new.bin"), 3000, 7);
+    let second = env.backup_json([&src]);
+    let snap2 = second["snapshot_id"].as_str().unwrap().to_string();
+    let new_packs: Vec<String> = pack_names(&env).difference(&before).cloned().collect();
+    let data_pack = new_packs
+        .iter()
+        .find(|p| {
+            cairn_tests::repo::pack_blobs(&env, p)
+                .iter()
+                .all(|b| b.kind == "data")
+        })
+        .expect("the second backup wrote a data pack")
+        .clone();
+    let blobs = cairn_tests::repo::pack_blobs(&env, &data_pack);
+    assert_eq!(blobs.len(), 1, "{blobs:?}");
+    let blob = blobs[0].id.clone();
+
+    // --pack: the file whose blob is in the pack, in the snapshot that has it.
+    let out = env
+        .cairn(["find", "--json", "--pack", &data_pack[..12]])
+        .run()
+        .success();
+    let hits = out.json();
+    let hits = hits.as_array().expect("an array");
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    assert_eq!(hits[0]["object_type"], "blob");
+    assert_eq!(hits[0]["id"], blob.as_str());
+    assert_eq!(hits[0]["path"], format!("{}/new.bin", src.display()));
+    assert_eq!(hits[0]["snapshot"], snap2.as_str());
+    let text = env.cairn(["find", "--pack", &data_pack]).run().success();
+    assert!(
+        text.stdout_str().starts_with(&format!(
+            "Found blob {blob}\n ... in file {}/new.bin\n",
+            src.display()
+        )),
+        "{}",
+        text.stdout_str()
+    );
+
+    // A tree pack of the second backup: the directories of the snapshot
+    // whose trees changed, down to src.
+    let tree_pack = new_packs
+        .iter()
+        .find(|p| **p != data_pack)
+        .expect("a tree pack");
+    let out = env
+        .cairn(["find", "--json", "--pack", tree_pack])
+        .run()
+        .success();
+    let paths: Vec<String> = out
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["object_type"] == "tree" && h["snapshot"] == snap2.as_str())
+        .map(|h| h["path"].as_str().unwrap().to_string())
+        .collect();
+    assert!(paths.contains(&"/".to_string()), "{paths:?}");
+    assert!(paths.contains(&src.display().to_string()), "{paths:?}");
+
+    // --show-pack-id: the pack holding the blob found.
+    let out = env
+        .cairn(["find", "--blob", &blob[..10], "--show-pack-id"])
+        .run()
+        .success();
+    let text = out.stdout_str();
+    assert!(
+        text.ends_with(&format!(
+            "Object belongs to pack {data_pack}\n ... Pack {data_pack}: <data/{}>\n",
+            &blob[..8]
+        )),
+        "{text}"
+    );
+    let out = env
+        .cairn(["find", "--json", "--blob", &blob, "--show-pack-id"])
+        .run()
+        .success();
+    assert_eq!(out.json()[0]["pack"], data_pack.as_str());
+
+    // A pack that does not exist is an error naming it.
+    let out = env.cairn(["find", "--pack", "abcdef0123"]).run();
+    assert_eq!(out.code(), 1, "{}", out.describe());
+    assert!(
+        out.one_line_error().contains("abcdef0123"),
+        "{}",
+        out.describe()
+    );
+}

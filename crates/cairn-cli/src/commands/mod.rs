@@ -48,6 +48,7 @@ pub use snapshots::SnapshotsArgs;
 mod stats;
 pub use stats::StatsArgs;
 mod tag;
+mod timespec;
 pub use tag::TagArgs;
 mod unlock;
 pub use unlock::UnlockArgs;
