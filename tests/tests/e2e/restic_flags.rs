@@ -355,3 +355,113 @@ fn find_pack_and_show_pack_id() {
         out.describe()
     );
 }
+
+/// The names of the repository's files of one kind, sorted.
+fn file_names(env: &TestEnv, kind: &str) -> Vec<String> {
+    cairn_tests::repo::files(&env.repo, kind)
+        .iter()
+        .map(|(p, _)| cairn_tests::repo::file_name(p))
+        .collect()
+}
+
+#[test]
+fn list_and_cat_lock_and_tree() {
+    let env = TestEnv::new();
+    let src = ls_tree(&env);
+    env.init();
+    env.backup_json([&src]);
+    fs::write(src.join("more.txt"), b"more").unwrap();
+    env.backup_json([&src]);
+
+    for (kind, dir) in [
+        ("snapshots", "snapshots"),
+        ("index", "index"),
+        ("keys", "keys"),
+        ("packs", "data"),
+        ("locks", "locks"),
+    ] {
+        let want = file_names(&env, dir);
+        assert_eq!(lines(&env, &["list", kind]), want, "list {kind}");
+        if kind != "locks" {
+            assert!(!want.is_empty(), "no {dir} files");
+        }
+    }
+
+    // blobs: "data <id>" / "tree <id>", exactly the blobs of every pack.
+    let mut want: Vec<String> = pack_names(&env)
+        .iter()
+        .flat_map(|p| cairn_tests::repo::pack_blobs(&env, p))
+        .map(|b| format!("{} {}", b.kind, b.id))
+        .collect();
+    want.sort_by(|a, b| a[5..].cmp(&b[5..]));
+    want.dedup();
+    let got = lines(&env, &["list", "blobs"]);
+    assert_eq!(got, want);
+    let snaps = env.snapshots();
+    let root = snaps[0]["tree"].as_str().unwrap();
+    assert!(got.contains(&format!("tree {root}")), "{got:?}");
+
+    // packs SNAPSHOT: the packs the snapshot needs; the latest needs all.
+    assert_eq!(
+        lines(&env, &["list", "packs", "latest"]),
+        pack_names(&env).into_iter().collect::<Vec<_>>()
+    );
+    let out = env.cairn(["list", "trees"]).run();
+    assert_eq!(out.code(), 1, "{}", out.describe());
+    assert!(out.one_line_error().contains("trees"), "{}", out.describe());
+
+    // cat tree SNAPSHOT:PATH is the tree of that directory.
+    let cat = |args: &[&str]| env.cairn(args).run().success().json();
+    let names = |t: &serde_json::Value| -> Vec<String> {
+        t["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let sub = cat(&["cat", "tree", &format!("latest:{}/sub", src.display())]);
+    assert_eq!(names(&sub), ["b.bin", "deep"]);
+    let top = cat(&["cat", "tree", &format!("latest:{}", src.display())]);
+    assert_eq!(names(&top), ["a.txt", "more.txt", "sub", "z.md"]);
+    let sub_id = top["nodes"][2]["subtree"].as_str().unwrap();
+    assert_eq!(cat(&["cat", "tree", sub_id]), sub);
+    let latest_root = env.snapshots().last().unwrap()["tree"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        cat(&["cat", "tree", "latest:/"]),
+        cat(&["cat", "tree", &latest_root])
+    );
+    let out = env
+        .cairn(["cat", "tree", &format!("latest:{}/a.txt", src.display())])
+        .run();
+    assert_eq!(out.code(), 1, "{}", out.describe());
+    assert!(out.one_line_error().contains("a.txt"), "{}", out.describe());
+
+    // A lock another program left, sealed with the repository's key.
+    let key: cairn_format::crypto::MasterKey =
+        serde_json::from_value(cat(&["cat", "masterkey"])).unwrap();
+    let lock = serde_json::json!({
+        "time": "2024-05-06T07:08:09.123456789+02:00",
+        "exclusive": false,
+        "hostname": "elsewhere",
+        "username": "someone",
+        "pid": 4242,
+        "uid": 1000,
+        "gid": 1000
+    });
+    let sealed = key.cipher().seal(lock.to_string().as_bytes(), None);
+    let name = {
+        use sha2::Digest;
+        sha2::Sha256::digest(&sealed)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    fs::create_dir_all(env.repo.join("locks")).unwrap();
+    fs::write(env.repo.join("locks").join(&name), &sealed).unwrap();
+    assert_eq!(lines(&env, &["list", "locks"]), [name.clone()]);
+    assert_eq!(cat(&["cat", "lock", &name[..8]]), lock);
+}
