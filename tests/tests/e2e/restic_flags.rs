@@ -465,3 +465,318 @@ fn list_and_cat_lock_and_tree() {
     assert_eq!(lines(&env, &["list", "locks"]), [name.clone()]);
     assert_eq!(cat(&["cat", "lock", &name[..8]]), lock);
 }
+
+/// The tree id of directory `dir` in the latest snapshot (from its parent's tree).
+fn dir_tree(env: &TestEnv, dir: &Path) -> String {
+    let parent = env
+        .cairn(["cat", "tree"])
+        .arg(format!("latest:{}", dir.parent().unwrap().display()))
+        .run()
+        .success()
+        .json();
+    let name = dir.file_name().unwrap().to_str().unwrap();
+    parent["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == name)
+        .and_then(|n| n["subtree"].as_str())
+        .unwrap_or_else(|| panic!("no subtree for {name} in {parent}"))
+        .to_string()
+}
+
+fn set_atime(p: &Path, secs: i64) {
+    filetime::set_file_atime(p, FileTime::from_unix_time(secs, 0)).unwrap();
+}
+
+#[test]
+fn atime_only_with_with_atime() {
+    let env = TestEnv::new();
+    let src = ls_tree(&env);
+    let files = ["a.txt", "z.md", "sub/b.bin", "sub/deep/c.txt"];
+    // An atime more than a day old: the next read updates it (relatime),
+    // without touching the ctime as setting it does.
+    for f in files {
+        set_atime(&src.join(f), 1_600_000_000);
+    }
+    env.init();
+    env.backup_json([&src]);
+    let first = dir_tree(&env, &src);
+    // The atime field holds the mtime (restic's way).
+    let a_node = || {
+        env.cairn(["ls", "--json", "latest"])
+            .arg(src.join("a.txt"))
+            .env("TZ", "UTC")
+            .run()
+            .success()
+            .json_lines()[1]
+            .clone()
+    };
+    let node = a_node();
+    assert_eq!(node["atime"], node["mtime"], "{node}");
+    // --with-atime records the real atime: another tree.
+    env.backup_json([src.as_os_str(), "--with-atime".as_ref()]);
+    let with = dir_tree(&env, &src);
+    assert_ne!(with, first);
+    let node = a_node();
+    assert!(
+        node["atime"]
+            .as_str()
+            .unwrap()
+            .starts_with("2020-09-13T12:26:40"),
+        "{node}"
+    );
+
+    // Reading the files changes their atimes.
+    let atime = |f: &str| FileTime::from_last_access_time(&fs::metadata(src.join(f)).unwrap());
+    for f in files {
+        fs::read(src.join(f)).unwrap();
+        assert_ne!(
+            atime(f),
+            FileTime::from_unix_time(1_600_000_000, 0),
+            "reading {f} did not update its atime (a noatime mount?)"
+        );
+    }
+    let again = env.backup_json([&src]);
+    assert_eq!(
+        dir_tree(&env, &src),
+        first,
+        "reading files changed the tree"
+    );
+    assert_eq!(again["files_changed"].as_u64(), Some(0), "{again}");
+    env.backup_json([src.as_os_str(), "--with-atime".as_ref()]);
+    assert_ne!(
+        dir_tree(&env, &src),
+        with,
+        "--with-atime missed the new atimes"
+    );
+}
+
+/// `chmod` to the same mode: only the ctime changes.
+fn touch_ctime(p: &Path) {
+    let mode = fs::metadata(p).unwrap().permissions();
+    fs::set_permissions(p, mode).unwrap();
+}
+
+/// Replace `p` by a copy with the same bytes and mtime: a new inode.
+fn replace_same(p: &Path) {
+    let data = fs::read(p).unwrap();
+    let mtime = FileTime::from_last_modification_time(&fs::metadata(p).unwrap());
+    let tmp = p.with_extension("tmp-copy");
+    fs::write(&tmp, data).unwrap();
+    filetime::set_file_mtime(&tmp, mtime).unwrap();
+    fs::rename(&tmp, p).unwrap();
+}
+
+#[test]
+fn ignore_ctime_and_ignore_inode() {
+    let env = TestEnv::new();
+    let src = ls_tree(&env);
+    let f = src.join("z.md");
+    env.init();
+    env.backup_json([&src]);
+    let changed = |extra: &[&str]| -> u64 {
+        let mut args: Vec<&std::ffi::OsStr> = vec![src.as_os_str()];
+        args.extend(extra.iter().map(std::ffi::OsStr::new));
+        cairn_tests::cmd::num(&env.backup_json(args), "files_changed")
+    };
+    touch_ctime(&f);
+    assert_eq!(changed(&["--ignore-ctime"]), 0);
+    touch_ctime(&f);
+    assert_eq!(changed(&[]), 1, "a new ctime makes the file changed");
+    replace_same(&f);
+    assert_eq!(
+        changed(&["--ignore-ctime"]),
+        1,
+        "a new inode makes the file changed"
+    );
+    replace_same(&f);
+    assert_eq!(
+        changed(&["--ignore-inode"]),
+        0,
+        "--ignore-inode ignores inode and ctime"
+    );
+    // The environment variable as restic's RESTIC_IGNORE_INODE.
+    replace_same(&f);
+    let s = env
+        .cairn(["backup", "--json"])
+        .arg(&src)
+        .env("CAIRN_IGNORE_INODE", "true")
+        .run()
+        .success()
+        .summary();
+    assert_eq!(cairn_tests::cmd::num(&s, "files_changed"), 0);
+    // A changed mtime is a change whatever is ignored.
+    set_mtime(&f, 1_600_000_000);
+    assert_eq!(changed(&["--ignore-inode"]), 1);
+}
+
+#[test]
+fn skip_if_unchanged_and_time() {
+    // Outside /tmp: the snapshot holds the directories above the source,
+    // and /tmp's times change whenever a parallel test makes a directory.
+    let base = tempfile::Builder::new()
+        .prefix("cairn-e2e-skip-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let env = TestEnv::new();
+    let src = base.path().join("src");
+    fs::create_dir(&src).unwrap();
+    fs::write(src.join("f.txt"), b"one").unwrap();
+    env.init();
+    env.backup_json([&src]);
+    let out = env
+        .cairn(["backup", "--skip-if-unchanged"])
+        .arg(&src)
+        .run()
+        .success();
+    assert!(
+        out.stdout_str().contains("skipped creating snapshot"),
+        "{}",
+        out.describe()
+    );
+    assert_eq!(env.snapshots().len(), 1);
+    let s = env.backup_json([src.as_os_str(), "--skip-if-unchanged".as_ref()]);
+    assert!(s.get("snapshot_id").is_none(), "{s}");
+    assert_eq!(env.snapshots().len(), 1);
+    fs::write(src.join("f.txt"), b"two").unwrap();
+    let s = env.backup_json([src.as_os_str(), "--skip-if-unchanged".as_ref()]);
+    assert!(s["snapshot_id"].is_string(), "{s}");
+    assert_eq!(env.snapshots().len(), 2);
+
+    // --time in restic's form is local time.
+    env.cairn(["backup", "--time", "2020-02-03 04:05:06"])
+        .arg(&src)
+        .env("TZ", "Etc/GMT-2")
+        .run()
+        .success();
+    // Snapshots are listed oldest first.
+    let snaps = env.snapshots();
+    let t = snaps[0]["time"].as_str().unwrap().to_string();
+    let parsed = chrono_free_utc(&t);
+    assert_eq!(parsed, "2020-02-03 02:05:06", "snapshot time {t}");
+    let out = env.cairn(["backup", "--time", "yesterday"]).arg(&src).run();
+    assert_eq!(out.code(), 1, "{}", out.describe());
+    assert!(
+        out.one_line_error().contains("--time"),
+        "{}",
+        out.describe()
+    );
+}
+
+/// An RFC 3339 time with a whole-hour offset, as "YYYY-MM-DD HH:MM:SS" in UTC.
+fn chrono_free_utc(t: &str) -> String {
+    let (date, rest) = t.split_once('T').unwrap();
+    let hms = &rest[..8];
+    let zone = &rest[8..];
+    let zone = zone.trim_start_matches(|c: char| c == '.' || c.is_ascii_digit());
+    let offset_h: i64 = match zone {
+        "Z" | "+00:00" => 0,
+        z => z[..3].parse().unwrap(),
+    };
+    let h: i64 = hms[..2].parse::<i64>().unwrap() - offset_h;
+    assert!((0..24).contains(&h), "crosses a day: {t}");
+    format!("{date} {h:02}{}", &hms[2..])
+}
+
+#[test]
+fn dry_run_writes_nothing() {
+    let env = TestEnv::new();
+    let src = ls_tree(&env);
+    env.init();
+    env.backup_json([&src]);
+    cairn_tests::gen::random_file(&src.join("new.bin"), 200_000, 3);
+    let before = cairn_tests::repo::hash_all(&env.repo);
+    let out = env.cairn(["backup", "--dry-run"]).arg(&src).run().success();
+    let text = out.stdout_str();
+    assert!(text.contains("Would add to the repository: "), "{text}");
+    assert!(!text.contains(" saved"), "{text}");
+    let s = env
+        .cairn(["backup", "-n", "--json"])
+        .arg(&src)
+        .run()
+        .success()
+        .summary();
+    assert_eq!(s["dry_run"], true, "{s}");
+    assert!(s.get("snapshot_id").is_none(), "{s}");
+    assert_eq!(cairn_tests::cmd::num(&s, "files_new"), 1, "{s}");
+    assert!(cairn_tests::cmd::num(&s, "data_added") >= 200_000, "{s}");
+    cairn_tests::repo::assert_unchanged(
+        &before,
+        &cairn_tests::repo::hash_all(&env.repo),
+        "backup --dry-run",
+    );
+    assert_eq!(env.snapshots().len(), 1);
+    // The real backup then adds what the dry run said.
+    let real = env.backup_json([&src]);
+    assert_eq!(real["data_added"], s["data_added"]);
+}
+
+#[test]
+fn files_from_verbatim_and_raw() {
+    use std::os::unix::ffi::OsStrExt;
+    let env = TestEnv::new();
+    let src = ls_tree(&env);
+    fs::write(src.join(" spaced"), b"s").unwrap();
+    fs::write(src.join("#hash"), b"h").unwrap();
+    fs::write(src.join("new\nline"), b"n").unwrap();
+    let s = src.display().to_string();
+    env.init();
+
+    let list = env.path("list.txt");
+    fs::write(
+        &list,
+        format!("# a comment\n\n  {s}/*.txt  \n{s}/sub/deep\n{s}/nothing-*\n"),
+    )
+    .unwrap();
+    let verbatim = env.path("verbatim.txt");
+    fs::write(&verbatim, format!("{s}/ spaced\n\n{s}/#hash\n")).unwrap();
+    let raw = env.path("raw.bin");
+    let mut r = src.join("new\nline").as_os_str().as_bytes().to_vec();
+    r.push(0);
+    r.extend_from_slice(src.join("z.md").as_os_str().as_bytes());
+    r.push(0);
+    fs::write(&raw, r).unwrap();
+
+    let listed = |args: &[&std::ffi::OsStr]| -> Vec<String> {
+        env.cairn(["backup", "-q"]).args(args).run().success();
+        let out = env.cairn(["ls", "--json", "latest"]).run().success();
+        let mut v: Vec<String> = out.json_lines()[1..]
+            .iter()
+            .map(|n| n["path"].as_str().unwrap().to_string())
+            .filter(|l| l.starts_with(&format!("{s}/")))
+            .map(|l| l[s.len()..].to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        listed(&["--files-from".as_ref(), list.as_os_str()]),
+        ["/a.txt", "/sub", "/sub/deep", "/sub/deep/c.txt"]
+    );
+    assert_eq!(
+        listed(&["--files-from-verbatim".as_ref(), verbatim.as_os_str()]),
+        ["/ spaced", "/#hash"]
+    );
+    assert_eq!(
+        listed(&[
+            "--files-from-raw".as_ref(),
+            raw.as_os_str(),
+            src.join("a.txt").as_os_str()
+        ]),
+        ["/a.txt", "/new\nline", "/z.md"]
+    );
+    // Raw names must end with NUL.
+    fs::write(&raw, src.join("z.md").as_os_str().as_bytes()).unwrap();
+    let out = env.cairn(["backup", "--files-from-raw"]).arg(&raw).run();
+    assert_eq!(out.code(), 1, "{}", out.describe());
+    assert!(
+        out.one_line_error().contains("zero byte"),
+        "{}",
+        out.describe()
+    );
+    // A list naming nothing that exists is an error, not an empty snapshot.
+    fs::write(&list, format!("{s}/nothing-*\n")).unwrap();
+    let out = env.cairn(["backup", "--files-from"]).arg(&list).run();
+    assert_eq!(out.code(), 1, "{}", out.describe());
+}
