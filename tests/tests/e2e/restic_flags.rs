@@ -780,3 +780,260 @@ fn files_from_verbatim_and_raw() {
     let out = env.cairn(["backup", "--files-from"]).arg(&list).run();
     assert_eq!(out.code(), 1, "{}", out.describe());
 }
+
+/// Every file (not directory) below `root`, relative to it, with its bytes.
+fn files_with_bytes(root: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if e.file_type().unwrap().is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(root).unwrap().display().to_string();
+                out.insert(rel, fs::read(&p).unwrap_or_default());
+            }
+        }
+    }
+    out
+}
+
+fn mode_of(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    fs::metadata(p).unwrap().permissions().mode() & 0o7777
+}
+
+#[test]
+fn restore_overwrite_modes() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = TestEnv::new();
+    let src = ls_tree(&env);
+    fs::set_permissions(src.join("a.txt"), fs::Permissions::from_mode(0o640)).unwrap();
+    set_mtime(&src.join("a.txt"), 1_500_000_200);
+    env.init();
+    env.backup_json([&src]);
+    let target = env.path("target");
+    env.restore("latest", &target, &[]);
+    let r = cairn_tests::restored(&target, &src);
+    let (a, z) = (r.join("a.txt"), r.join("z.md"));
+    let restore = |mode: &str| {
+        env.cairn([
+            "restore",
+            "latest",
+            "--json",
+            "--overwrite",
+            mode,
+            "--target",
+        ])
+        .arg(&target)
+        .run()
+        .success()
+        .summary()
+    };
+
+    // never: what is there stays.
+    fs::write(&a, b"mine").unwrap();
+    let s = restore("never");
+    assert_eq!(fs::read(&a).unwrap(), b"mine");
+    assert!(cairn_tests::cmd::num(&s, "files_skipped") >= 4, "{s}");
+
+    // if-newer: replaced only where the snapshot's mtime is newer.
+    set_mtime(&a, 2_000_000_000);
+    fs::write(&z, b"old z").unwrap();
+    set_mtime(&z, 1_000_000_000);
+    restore("if-newer");
+    assert_eq!(fs::read(&a).unwrap(), b"mine");
+    assert_eq!(fs::read(&z).unwrap(), vec![b'z'; 1536]);
+
+    // if-changed: same size and mtime count as up to date (contents kept,
+    // metadata restored); anything else is replaced.
+    fs::write(&a, b"SAME LEN").unwrap();
+    set_mtime(&a, 1_500_000_200);
+    fs::set_permissions(&a, fs::Permissions::from_mode(0o600)).unwrap();
+    fs::write(&z, vec![b'y'; 1536]).unwrap();
+    set_mtime(&z, 1_500_000_301);
+    restore("if-changed");
+    assert_eq!(fs::read(&a).unwrap(), b"SAME LEN");
+    assert_eq!(mode_of(&a), 0o640, "if-changed restores the metadata");
+    assert_eq!(fs::read(&z).unwrap(), vec![b'z'; 1536]);
+
+    // always (the default): everything as in the snapshot.
+    env.restore("latest", &target, &[]);
+    cairn_tests::assert_restored_equal(&src, &target);
+
+    let out = env
+        .cairn(["restore", "latest", "--overwrite", "sometimes", "--target"])
+        .arg(&target)
+        .run();
+    assert_eq!(out.code(), 1, "{}", out.describe());
+    assert!(
+        out.one_line_error().contains("sometimes"),
+        "{}",
+        out.describe()
+    );
+}
+
+#[test]
+fn restore_delete_and_dry_run() {
+    let env = TestEnv::new();
+    let src = ls_tree(&env);
+    env.init();
+    env.backup_json([&src]);
+
+    // A dry run creates nothing, not even the target.
+    let fresh = env.path("fresh");
+    let out = env
+        .cairn(["restore", "latest", "--dry-run", "--target"])
+        .arg(&fresh)
+        .run()
+        .success();
+    assert!(
+        out.stdout_str().starts_with("would restore 4 files, "),
+        "{}",
+        out.describe()
+    );
+    assert!(!fresh.exists(), "a dry run created the target");
+
+    let target = env.path("target");
+    env.restore("latest", &target, &[]);
+    let r = cairn_tests::restored(&target, &src);
+    fs::write(r.join("extra.txt"), b"x").unwrap();
+    fs::create_dir_all(r.join("sub/extradir/deeper")).unwrap();
+    fs::write(r.join("sub/extradir/deeper/f"), b"f").unwrap();
+    fs::write(r.join("sub/deep/keep.log"), b"k").unwrap();
+    fs::write(target.join("top-level"), b"t").unwrap();
+    fs::write(r.join("a.txt"), b"changed").unwrap();
+
+    // A dry run of --delete counts, changes nothing.
+    let before = files_with_bytes(&target);
+    let s = env
+        .cairn([
+            "restore",
+            "latest",
+            "--json",
+            "--dry-run",
+            "--delete",
+            "--target",
+        ])
+        .arg(&target)
+        .run()
+        .success()
+        .summary();
+    assert_eq!(s["dry_run"], true, "{s}");
+    assert_eq!(cairn_tests::cmd::num(&s, "files_deleted"), 4, "{s}");
+    assert_eq!(
+        files_with_bytes(&target),
+        before,
+        "the dry run changed the target"
+    );
+
+    // --delete with an exclude: excluded paths are not deleted.
+    env.restore("latest", &target, &["--delete", "--exclude", "*.log"]);
+    assert!(r.join("sub/deep/keep.log").exists());
+    assert!(!r.join("extra.txt").exists());
+    assert!(!r.join("sub/extradir").exists());
+    assert!(!target.join("top-level").exists());
+    assert_eq!(fs::read(r.join("a.txt")).unwrap(), b"hello a\n");
+    env.restore("latest", &target, &["--delete"]);
+    assert!(!r.join("sub/deep/keep.log").exists());
+    cairn_tests::assert_restored_equal(&src, &target);
+    assert_eq!(
+        files_with_bytes(&target)
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>(),
+        files_with_bytes(&src)
+            .keys()
+            .map(|k| format!("{}/{k}", src.strip_prefix("/").unwrap().display()))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn restore_pattern_files_and_sparse() {
+    use std::os::unix::fs::FileExt;
+    let env = TestEnv::new();
+    let src = ls_tree(&env);
+    fs::write(src.join("UPPER.TXT"), b"U").unwrap();
+    const LEN: u64 = 64 << 20;
+    {
+        let f = fs::File::create(src.join("sparse.img")).unwrap();
+        f.write_all_at(b"start", 0).unwrap();
+        f.write_all_at(b"end", LEN - 3).unwrap();
+    }
+    env.init();
+    env.backup_json([&src]);
+    let s = src.display().to_string();
+    let files = |target: &Path| -> Vec<String> {
+        files_with_bytes(&cairn_tests::restored(target, &src))
+            .into_keys()
+            .collect()
+    };
+    let pat = |name: &str, text: &str| -> PathBuf {
+        let p = env.path(name);
+        fs::write(&p, text).unwrap();
+        p
+    };
+    let inc = pat("inc", "# text files\n\n*.txt\n");
+    let exc = pat("exc", "deep\n");
+    let iinc = pat("iinc", "*.txt\n");
+    let iexc = pat("iexc", "SUB\n");
+
+    let t1 = env.path("t1");
+    env.cairn(["restore", "latest", "--include-file"])
+        .arg(&inc)
+        .arg("--exclude-file")
+        .arg(&exc)
+        .arg("--target")
+        .arg(&t1)
+        .run()
+        .success();
+    assert_eq!(files(&t1), ["a.txt"]);
+    let t2 = env.path("t2");
+    env.cairn(["restore", "latest", "--iinclude-file"])
+        .arg(&iinc)
+        .arg("--iexclude-file")
+        .arg(&iexc)
+        .arg("--target")
+        .arg(&t2)
+        .run()
+        .success();
+    assert_eq!(files(&t2), ["UPPER.TXT", "a.txt"]);
+    let out = env
+        .cairn([
+            "restore",
+            "latest",
+            "--include-file",
+            "/nonexistent/list",
+            "--target",
+        ])
+        .arg(env.path("t3"))
+        .run();
+    assert_eq!(out.code(), 1, "{}", out.describe());
+    out.one_line_error();
+
+    // --sparse: the hole stays a hole, the bytes are the same. (The blobs
+    // holding data, up to 8 MiB each, are written whole: 16 MiB of 64.)
+    let t4 = env.path("t4");
+    env.cairn(["restore", "latest", "--sparse", "--include"])
+        .arg(format!("{s}/sparse.img"))
+        .arg("--target")
+        .arg(&t4)
+        .run()
+        .success();
+    let restored = cairn_tests::restored(&t4, &src).join("sparse.img");
+    assert_eq!(
+        cairn_tests::tree::hash_file(&restored),
+        cairn_tests::tree::hash_file(&src.join("sparse.img"))
+    );
+    if cairn_tests::allocated_bytes(&src.join("sparse.img")) < LEN / 16 {
+        assert!(
+            cairn_tests::allocated_bytes(&restored) < LEN / 2,
+            "{} bytes allocated",
+            cairn_tests::allocated_bytes(&restored)
+        );
+    }
+}
