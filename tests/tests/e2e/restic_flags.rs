@@ -1037,3 +1037,108 @@ fn restore_pattern_files_and_sparse() {
         );
     }
 }
+
+#[test]
+fn dump_zip_and_target() {
+    use std::os::unix::fs::symlink;
+    let env = TestEnv::new();
+    let src = ls_tree(&env);
+    symlink("a.txt", src.join("link")).unwrap();
+    cairn_tests::gen::random_file(&src.join("sub/random.bin"), 3 << 20, 11);
+    env.init();
+    env.backup_json([&src]);
+    let s = src.display().to_string();
+
+    // A zip of a directory on stdout, unpacked by unzip.
+    let out = env
+        .cairn(["dump", "--archive", "zip", "latest", &format!("{s}/sub")])
+        .run()
+        .success();
+    let zip = env.path("sub.zip");
+    fs::write(&zip, &out.stdout).unwrap();
+    let unpacked = env.mkdir("unzipped");
+    let st = std::process::Command::new("unzip")
+        .arg("-q")
+        .arg(&zip)
+        .arg("-d")
+        .arg(&unpacked)
+        .status()
+        .unwrap();
+    assert!(st.success(), "unzip failed");
+    let inside = cairn_tests::restored(&unpacked, &src).join("sub");
+    assert_eq!(
+        files_with_bytes(&inside),
+        files_with_bytes(&src.join("sub"))
+    );
+
+    // The whole source: the symlink is a symlink, modes kept, files deflated.
+    let zip2 = env.path("all.zip");
+    env.cairn(["dump", "-a", "zip", "--target"])
+        .arg(&zip2)
+        .args(["latest", &s])
+        .run()
+        .success();
+    let listing = std::process::Command::new("zipinfo")
+        .arg(&zip2)
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout).to_string();
+    let rel = s.trim_start_matches('/');
+    let line = |name: &str| {
+        listing
+            .lines()
+            .find(|l| l.ends_with(&format!("{rel}/{name}")))
+            .unwrap_or_else(|| panic!("{name} not in\n{listing}"))
+            .to_string()
+    };
+    assert!(line("link").starts_with("lrwxrwxrwx"), "{}", line("link"));
+    assert!(line("z.md").starts_with("-rw-"), "{}", line("z.md"));
+    assert!(line("z.md").contains(" defN "), "{}", line("z.md"));
+    assert!(line("sub/").starts_with("drwx"), "{}", line("sub/"));
+    let unpacked2 = env.mkdir("unzipped2");
+    assert!(std::process::Command::new("unzip")
+        .arg("-q")
+        .arg(&zip2)
+        .arg("-d")
+        .arg(&unpacked2)
+        .status()
+        .unwrap()
+        .success());
+    let top = cairn_tests::restored(&unpacked2, &src);
+    assert_eq!(fs::read_link(top.join("link")).unwrap(), Path::new("a.txt"));
+    assert_eq!(files_with_bytes(&top), files_with_bytes(&src));
+
+    // --target for a file: its bytes; for tar: what stdout gets.
+    let one = env.path("one.bin");
+    env.cairn(["dump", "--target"])
+        .arg(&one)
+        .args(["latest", &format!("{s}/sub/random.bin")])
+        .run()
+        .success();
+    assert_eq!(
+        fs::read(&one).unwrap(),
+        fs::read(src.join("sub/random.bin")).unwrap()
+    );
+    let tar = env.path("all.tar");
+    env.cairn(["dump", "-t"])
+        .arg(&tar)
+        .args(["latest", &s])
+        .run()
+        .success();
+    let stdout_tar = env.cairn(["dump", "latest", &s]).run().success().stdout;
+    assert_eq!(fs::read(&tar).unwrap(), stdout_tar);
+
+    // Bad input: one line, no file left behind.
+    let missing = env.path("missing.zip");
+    let out = env
+        .cairn(["dump", "-a", "zip", "--target"])
+        .arg(&missing)
+        .args(["latest", &format!("{s}/nope")])
+        .run();
+    assert_eq!(out.code(), 1, "{}", out.describe());
+    out.one_line_error();
+    assert!(!missing.exists());
+    let out = env.cairn(["dump", "-a", "rar", "latest", &s]).run();
+    assert_eq!(out.code(), 1, "{}", out.describe());
+    assert!(out.one_line_error().contains("rar"), "{}", out.describe());
+}
