@@ -13,10 +13,12 @@ use crate::{Backend, BackendError, ErrorKind, FileInfo, FileKind, Hint, Result};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
+/// A file written in this run: its size, and its bytes unless it is a pack.
+type Written = (u64, Option<Vec<u8>>);
+
 #[derive(Default)]
 struct Overlay {
-    /// Written in this run: size, and the bytes of files other than packs.
-    written: BTreeMap<(FileKind, String), (u64, Option<Vec<u8>>)>,
+    written: BTreeMap<(FileKind, String), Written>,
     removed: BTreeSet<(FileKind, String)>,
 }
 

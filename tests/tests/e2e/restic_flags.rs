@@ -462,7 +462,7 @@ fn list_and_cat_lock_and_tree() {
     };
     fs::create_dir_all(env.repo.join("locks")).unwrap();
     fs::write(env.repo.join("locks").join(&name), &sealed).unwrap();
-    assert_eq!(lines(&env, &["list", "locks"]), [name.clone()]);
+    assert_eq!(lines(&env, &["list", "locks"]), std::slice::from_ref(&name));
     assert_eq!(cat(&["cat", "lock", &name[..8]]), lock);
 }
 

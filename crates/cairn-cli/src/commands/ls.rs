@@ -143,17 +143,11 @@ fn sort_nodes(nodes: &mut [(PathBuf, Node)], mode: &str) {
     use std::os::unix::ffi::OsStrExt;
     let path = |p: &PathBuf| p.as_os_str().as_bytes().to_vec();
     match mode {
-        "size" => {
-            nodes.sort_by(|a, b| (file_size(&a.1), path(&a.0)).cmp(&(file_size(&b.1), path(&b.0))))
-        }
-        "time" | "mtime" => {
-            nodes.sort_by(|a, b| (a.1.mtime, path(&a.0)).cmp(&(b.1.mtime, path(&b.0))))
-        }
-        "atime" => nodes.sort_by(|a, b| (a.1.atime, path(&a.0)).cmp(&(b.1.atime, path(&b.0)))),
-        "ctime" => nodes.sort_by(|a, b| (a.1.ctime, path(&a.0)).cmp(&(b.1.ctime, path(&b.0)))),
-        "extension" => {
-            nodes.sort_by(|a, b| (extension(&a.0), path(&a.0)).cmp(&(extension(&b.0), path(&b.0))))
-        }
+        "size" => nodes.sort_by_key(|a| (file_size(&a.1), path(&a.0))),
+        "time" | "mtime" => nodes.sort_by_key(|a| (a.1.mtime, path(&a.0))),
+        "atime" => nodes.sort_by_key(|a| (a.1.atime, path(&a.0))),
+        "ctime" => nodes.sort_by_key(|a| (a.1.ctime, path(&a.0))),
+        "extension" => nodes.sort_by_key(|a| (extension(&a.0).to_vec(), path(&a.0))),
         _ => {}
     }
 }
