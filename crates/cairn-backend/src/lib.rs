@@ -9,6 +9,7 @@
 
 pub mod cache;
 pub mod conformance;
+mod dryrun;
 mod limit;
 mod local;
 mod memory;
@@ -16,6 +17,7 @@ mod retry;
 mod words;
 
 pub use cache::CacheBackend;
+pub use dryrun::DryRunBackend;
 pub use limit::{LimitBackend, RateLimit};
 pub use local::{fsync_dir, rename_noreplace, LocalBackend, PendingFile};
 pub use memory::MemoryBackend;

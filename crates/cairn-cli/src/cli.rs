@@ -189,8 +189,10 @@ pub enum Command {
     Ls(LsArgs),
     /// Write a file (or a directory, as tar) from a snapshot to stdout
     Dump(DumpArgs),
-    /// Print repository internals: config, snapshot, index, key, pack or blob
+    /// Print repository internals: config, snapshot, index, key, lock, pack, tree or blob
     Cat(CatArgs),
+    /// List ids: blobs, packs, index, snapshots, keys or locks
+    List(ListArgs),
     /// Restore a snapshot
     Restore(RestoreArgs),
     /// Check the repository for errors

@@ -235,6 +235,23 @@ pub fn open(g: &GlobalOptions) -> Result<Arc<Repository>> {
     open_located(g, backend)
 }
 
+/// Open the repository through a [`DryRunBackend`](cairn_repository::backend::DryRunBackend):
+/// the command runs in full, and nothing it writes reaches the repository.
+pub fn open_dry_run(g: &GlobalOptions) -> Result<Arc<Repository>> {
+    let (backend, exists) = locate(g)?;
+    if !exists {
+        return Err(Error::new(
+            Kind::NoRepository,
+            format!(
+                "repository {} does not exist (create it with `cairn init`)",
+                backend.location()
+            ),
+        ));
+    }
+    let dry: Arc<dyn Backend> = Arc::new(cairn_repository::backend::DryRunBackend::new(backend));
+    open_located(g, dry)
+}
+
 pub fn open_with_index(g: &GlobalOptions) -> Result<Arc<Repository>> {
     let repo = open(g)?;
     repo.load_index()?;

@@ -9,6 +9,12 @@
 //!   `/`: dumping `/home/u/docs` gives `home/u/docs/a.txt`, …, and `/`
 //!   dumps the whole snapshot. Symlinks, hard links (within the dump),
 //!   fifos and devices are entries of their kind; sockets are left out.
+//! - A directory as zip ([`Archive::Zip`], restic's `--archive zip`): the
+//!   same names, files deflated, directories and symlinks as entries of
+//!   their kind; hard links become copies, and fifos, devices and sockets
+//!   are left out (zip has no such entries). The zip is streamed (sizes in
+//!   data descriptors, ZIP64 for files of 4 GiB and more), so it can go to
+//!   a pipe.
 
 use crate::tree_walk::{self, Visit, Visitor};
 use crate::{Error, Result};
@@ -26,14 +32,47 @@ const READ_AHEAD: usize = 4;
 /// Hard-linked inodes remembered at once (further links become copies).
 const MAX_HARDLINKS: usize = 100_000;
 
+/// The archive format a directory is dumped in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Archive {
+    #[default]
+    Tar,
+    Zip,
+}
+
+impl Archive {
+    /// restic's names: `tar`, `zip`.
+    pub fn parse(s: &str) -> Result<Archive> {
+        match s {
+            "tar" => Ok(Archive::Tar),
+            "zip" => Ok(Archive::Zip),
+            _ => Err(Error::invalid(format!(
+                "invalid --archive {s:?}: use tar or zip"
+            ))),
+        }
+    }
+}
+
 /// Write the file or directory at `path` (an absolute snapshot path) of the
 /// snapshot whose root tree is `root_tree` to `writer`: a file's content,
 /// or a directory as tar.
 pub fn dump(repo: &Repository, root_tree: Id, path: &Path, writer: &mut dyn Write) -> Result<()> {
+    dump_as(repo, root_tree, path, Archive::Tar, writer)
+}
+
+/// As [`dump`], a directory in the `archive` format.
+pub fn dump_as(
+    repo: &Repository,
+    root_tree: Id,
+    path: &Path,
+    archive: Archive,
+    writer: &mut dyn Write,
+) -> Result<()> {
     let path = tree_walk::normalize(path);
     let node = tree_walk::find_node(repo, root_tree, &path)?;
     match node.kind {
         NodeKind::File => write_content(repo, &node, &path, writer),
+        NodeKind::Dir if archive == Archive::Zip => write_zip(repo, &node, &path, writer),
         NodeKind::Dir => write_tar(repo, &node, &path, writer),
         kind => Err(Error::invalid(format!(
             "{} is a {}: dump writes the contents of a file, or a directory as tar",
@@ -298,6 +337,91 @@ impl<W: Write> TarWriter<'_, W> {
         self.tar
             .append_pax_extensions(records.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
             .map_err(output_error)
+    }
+}
+
+fn zip_error(e: zip::result::ZipError) -> Error {
+    match e {
+        zip::result::ZipError::Io(e) => output_error(e),
+        e => Error::invalid(format!("writing the zip: {e}")),
+    }
+}
+
+fn write_zip(repo: &Repository, node: &Node, path: &Path, writer: &mut dyn Write) -> Result<()> {
+    let mut v = ZipDumper {
+        repo,
+        zip: zip::ZipWriter::new_stream(writer),
+    };
+    if let Some(tree) = node.subtree {
+        tree_walk::walk(repo, tree, path, &mut v)?;
+    }
+    let w = v.zip.finish().map_err(zip_error)?;
+    w.into_inner().flush().map_err(output_error)
+}
+
+struct ZipDumper<'a, W: Write> {
+    repo: &'a Repository,
+    zip: zip::ZipWriter<zip::write::StreamWriter<W>>,
+}
+
+/// A node's mtime as a zip (MS-DOS, local time) date, clamped to what it holds.
+fn zip_time(mtime: i64) -> zip::DateTime {
+    use chrono::{Datelike, Timelike};
+    let t = chrono::DateTime::from_timestamp(mtime.div_euclid(1_000_000_000), 0)
+        .unwrap_or_default()
+        .with_timezone(&chrono::Local);
+    let year = t.year().clamp(1980, 2107) as u16;
+    zip::DateTime::from_date_and_time(
+        year,
+        t.month() as u8,
+        t.day() as u8,
+        t.hour() as u8,
+        t.minute() as u8,
+        t.second().min(58) as u8,
+    )
+    .unwrap_or_default()
+}
+
+impl<W: Write> Visitor for ZipDumper<'_, W> {
+    fn visit(&mut self, path: &Path, node: &Node) -> Result<Visit> {
+        use zip::write::SimpleFileOptions;
+        let name = path
+            .strip_prefix("/")
+            .unwrap_or(path)
+            .to_string_lossy()
+            .into_owned();
+        let opts = SimpleFileOptions::default()
+            .last_modified_time(zip_time(node.mtime))
+            .unix_permissions(node.mode & 0o7777);
+        match node.kind {
+            NodeKind::Dir => self
+                .zip
+                .add_directory(format!("{name}/"), opts)
+                .map_err(zip_error)?,
+            NodeKind::Symlink => {
+                let target = node
+                    .linktarget
+                    .as_ref()
+                    .map(|t| t.to_string_lossy())
+                    .unwrap_or_default();
+                self.zip
+                    .add_symlink(name, target, opts)
+                    .map_err(zip_error)?;
+            }
+            NodeKind::File => {
+                let mut blobs = Blobs::new(self.repo, node, path);
+                let size = blobs.total_len()?;
+                let opts = opts
+                    .compression_method(zip::CompressionMethod::Deflated)
+                    .large_file(size >= u64::from(u32::MAX));
+                self.zip.start_file(name, opts).map_err(zip_error)?;
+                while let Some(b) = blobs.next_blob()? {
+                    self.zip.write_all(&b).map_err(output_error)?;
+                }
+            }
+            NodeKind::Fifo | NodeKind::Dev | NodeKind::Chardev | NodeKind::Socket => {}
+        }
+        Ok(Visit::Continue)
     }
 }
 

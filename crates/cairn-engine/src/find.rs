@@ -14,7 +14,7 @@ use crate::pattern::PatternSet;
 use crate::tree_walk::{self, Visit, Visitor};
 use crate::{Error, Result};
 use cairn_repository::format::tree::{Node, NodeKind};
-use cairn_repository::format::Id;
+use cairn_repository::format::{BlobKind, Id};
 use cairn_repository::Repository;
 use globset::{GlobSet, GlobSetBuilder};
 use std::collections::HashSet;
@@ -97,10 +97,13 @@ pub struct IdHit {
     pub parent_tree: Option<Id>,
 }
 
-/// Ids given by the user as full ids or unique-enough prefixes.
+/// Ids given by the user as full ids or unique-enough prefixes, of data
+/// blobs, tree blobs or both (`--pack` looks for every blob of a pack).
 pub struct IdSearch {
-    prefixes: Vec<String>,
-    blobs: bool,
+    blob_prefixes: Vec<String>,
+    tree_prefixes: Vec<String>,
+    blob_ids: HashSet<Id>,
+    tree_ids: HashSet<Id>,
     /// Subtrees searched before without a hit.
     clean: HashSet<Id>,
 }
@@ -111,7 +114,7 @@ impl IdSearch {
         let mut prefixes = vec![];
         for s in ids {
             let s = s.as_ref().to_ascii_lowercase();
-            if s.is_empty() || s.len() > 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            if !is_id_prefix(&s) {
                 return Err(Error::invalid(format!(
                     "invalid {} id {:?} (expected hex digits)",
                     if blobs { "blob" } else { "tree" },
@@ -120,16 +123,40 @@ impl IdSearch {
             }
             prefixes.push(s);
         }
-        Ok(IdSearch {
-            prefixes,
-            blobs,
-            clean: HashSet::new(),
-        })
+        let mut search = IdSearch::exact(HashSet::new(), HashSet::new());
+        if blobs {
+            search.blob_prefixes = prefixes;
+        } else {
+            search.tree_prefixes = prefixes;
+        }
+        Ok(search)
     }
 
-    fn wanted(&self, id: &Id) -> bool {
-        let hex = id.to_hex();
-        self.prefixes.iter().any(|p| hex.starts_with(p.as_str()))
+    /// Look for exactly these data and tree blobs.
+    pub fn exact(blob_ids: HashSet<Id>, tree_ids: HashSet<Id>) -> IdSearch {
+        IdSearch {
+            blob_prefixes: vec![],
+            tree_prefixes: vec![],
+            blob_ids,
+            tree_ids,
+            clean: HashSet::new(),
+        }
+    }
+
+    fn searches_blobs(&self) -> bool {
+        !self.blob_prefixes.is_empty() || !self.blob_ids.is_empty()
+    }
+
+    fn searches_trees(&self) -> bool {
+        !self.tree_prefixes.is_empty() || !self.tree_ids.is_empty()
+    }
+
+    fn wanted_blob(&self, id: &Id) -> bool {
+        self.blob_ids.contains(id) || prefixed(&self.blob_prefixes, id)
+    }
+
+    fn wanted_tree(&self, id: &Id) -> bool {
+        self.tree_ids.contains(id) || prefixed(&self.tree_prefixes, id)
     }
 
     /// Search one snapshot's tree; hits are reported in walk order.
@@ -139,7 +166,7 @@ impl IdSearch {
         root: Id,
         on_hit: &mut dyn FnMut(IdHit) -> Result<()>,
     ) -> Result<()> {
-        if !self.blobs && self.wanted(&root) {
+        if self.wanted_tree(&root) {
             on_hit(IdHit {
                 kind: "tree",
                 id: root,
@@ -170,10 +197,10 @@ impl IdSearch {
         impl Visitor for V<'_> {
             fn visit(&mut self, path: &Path, node: &Node) -> Result<Visit> {
                 match node.kind {
-                    NodeKind::File if self.s.blobs => {
+                    NodeKind::File if self.s.searches_blobs() => {
                         let parent = self.stack.last().map_or(self.root, |f| f.0);
                         for id in &node.content {
-                            if self.s.wanted(id) {
+                            if self.s.wanted_blob(id) {
                                 self.hit(IdHit {
                                     kind: "blob",
                                     id: *id,
@@ -187,7 +214,7 @@ impl IdSearch {
                         let Some(sub) = node.subtree else {
                             return Ok(Visit::SkipChildren);
                         };
-                        if !self.s.blobs && self.s.wanted(&sub) {
+                        if self.s.searches_trees() && self.s.wanted_tree(&sub) {
                             self.hit(IdHit {
                                 kind: "tree",
                                 id: sub,
@@ -228,6 +255,90 @@ impl IdSearch {
         }
         Ok(())
     }
+}
+
+fn is_id_prefix(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn prefixed(prefixes: &[String], id: &Id) -> bool {
+    if prefixes.is_empty() {
+        return false;
+    }
+    let hex = id.to_hex();
+    prefixes.iter().any(|p| hex.starts_with(p.as_str()))
+}
+
+/// The data and tree blobs of the packs named by `packs` (full ids or
+/// prefixes), as `find --pack`: each pack's header is read where the pack
+/// is stored, else its blobs are taken from the index. A name that matches
+/// no pack is an error listing every such name.
+pub fn pack_blobs<S: AsRef<str>>(
+    repo: &Repository,
+    packs: &[S],
+) -> Result<(HashSet<Id>, HashSet<Id>)> {
+    let mut wanted: Vec<String> = Vec::new();
+    for p in packs {
+        let p = p.as_ref().to_ascii_lowercase();
+        if !is_id_prefix(&p) {
+            return Err(Error::invalid(format!(
+                "invalid pack id {p:?} (expected hex digits)"
+            )));
+        }
+        wanted.push(p);
+    }
+    let mut found = vec![false; wanted.len()];
+    let (mut data, mut trees) = (HashSet::new(), HashSet::new());
+    let mut add = |kind: BlobKind, id: Id| {
+        if kind == BlobKind::Tree {
+            trees.insert(id);
+        } else {
+            data.insert(id);
+        }
+    };
+    let mut stored: Vec<(Id, u64)> = repo.stored_packs()?.into_iter().collect();
+    stored.sort();
+    for (pack, size) in stored {
+        let hex = pack.to_hex();
+        let hits: Vec<usize> = (0..wanted.len())
+            .filter(|&i| hex.starts_with(wanted[i].as_str()))
+            .collect();
+        if hits.is_empty() {
+            continue;
+        }
+        // An unreadable header leaves the pack to the index below.
+        if let Ok(entries) = repo.read_pack_header(&pack, size) {
+            for e in entries {
+                add(e.kind, e.id);
+            }
+            for i in hits {
+                found[i] = true;
+            }
+        }
+    }
+    if found.iter().any(|f| !f) {
+        for loc in repo.index().iter() {
+            let hex = loc.pack.to_hex();
+            for (i, w) in wanted.iter().enumerate() {
+                if hex.starts_with(w.as_str()) {
+                    found[i] = true;
+                    add(loc.kind, loc.id);
+                }
+            }
+        }
+    }
+    let mut missing: Vec<&str> = (0..wanted.len())
+        .filter(|&i| !found[i])
+        .map(|i| wanted[i].as_str())
+        .collect();
+    if !missing.is_empty() {
+        missing.sort();
+        return Err(Error::not_found(format!(
+            "unable to find pack(s): {}",
+            missing.join(", ")
+        )));
+    }
+    Ok((data, trees))
 }
 
 #[cfg(test)]

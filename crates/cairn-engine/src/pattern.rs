@@ -31,6 +31,56 @@ pub fn glob(g: &str, pattern: &str, case_insensitive: bool) -> Result<globset::G
         .map_err(|e| Error::invalid(format!("invalid pattern {pattern:?}: {e}")))
 }
 
+/// The existing paths a shell-style glob names (`backup --files-from`), as
+/// Go's `filepath.Glob`: `*`, `?` and `[...]` within one path element,
+/// matches sorted within each directory, no match gives nothing, a pattern
+/// without wildcards gives itself if it exists (a dangling symlink too).
+pub fn expand_glob(pattern: &str) -> Result<Vec<std::path::PathBuf>> {
+    use std::path::{Component, PathBuf};
+    let has_meta = |s: &str| s.contains(['*', '?', '[', '\\']);
+    if !has_meta(pattern) {
+        let p = PathBuf::from(pattern);
+        return Ok(if p.symlink_metadata().is_ok() {
+            vec![p]
+        } else {
+            vec![]
+        });
+    }
+    let mut found: Vec<PathBuf> = vec![PathBuf::new()];
+    for comp in Path::new(pattern).components() {
+        let part = comp.as_os_str().to_string_lossy().into_owned();
+        let literal = !matches!(comp, Component::Normal(_)) || !has_meta(&part);
+        let mut next = Vec::new();
+        if literal {
+            for f in &found {
+                next.push(f.join(comp.as_os_str()));
+            }
+        } else {
+            let m = glob(&part, pattern, false)?.compile_matcher();
+            for f in &found {
+                let dir = if f.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    f.as_path()
+                };
+                let Ok(rd) = std::fs::read_dir(dir) else {
+                    continue;
+                };
+                let mut names: Vec<std::ffi::OsString> = rd
+                    .flatten()
+                    .map(|e| e.file_name())
+                    .filter(|n| m.is_match(Path::new(n)))
+                    .collect();
+                names.sort();
+                next.extend(names.into_iter().map(|n| f.join(n)));
+            }
+        }
+        found = next;
+    }
+    found.retain(|p| p.symlink_metadata().is_ok());
+    Ok(found)
+}
+
 #[derive(Clone, Debug)]
 pub struct PatternSet {
     set: GlobSet,

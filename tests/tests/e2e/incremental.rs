@@ -87,7 +87,11 @@ fn unchanged_backup_stores_no_data_and_uses_the_parent() {
     );
     // Same data, same listing below the source (ancestors such as /tmp may differ).
     let listing = |id: &str| -> Vec<String> {
-        let out = env.cairn(["ls", "--json", id]).arg(&src).run().success();
+        let out = env
+            .cairn(["ls", "--json", "--recursive", id])
+            .arg(&src)
+            .run()
+            .success();
         out.stdout_str().lines().skip(1).map(String::from).collect()
     };
     let (l1, l2) = (listing(first_id), listing(second_id));

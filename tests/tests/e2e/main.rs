@@ -15,6 +15,7 @@
 //! | `filters` | backup excludes, restore include/exclude |
 //! | `from_restic` | `copy --from-repo` of repositories the real restic made (v1, v2, compressed or not, local and over REST, pruned, damaged): every snapshot restores exactly; re-runs and killed runs copy only what is new |
 //! | `sources` | several paths, a single file, relative paths, symlinks as paths, 5000 small files, `--one-file-system` |
+//! | `restic_flags` | restic's flags of ls, find, list, cat, backup, restore and dump, each as restic means it |
 //! | `output` | `ls`, `ls --json`, `snapshots --json`, `cat`, `dump`, the default repository |
 
 mod bad_input;
@@ -24,6 +25,7 @@ mod from_restic;
 mod incremental;
 mod interrupt;
 mod output;
+mod restic_flags;
 mod roundtrip;
 mod sources;
 mod stream;

@@ -113,7 +113,7 @@ fn many_small_files() {
     assert_eq!(num(&again, "files_unmodified"), 5000, "{again}");
     assert_eq!(num(&again, "data_blobs"), 0, "{again}");
     let lines = env
-        .cairn(["ls", "latest"])
+        .cairn(["ls", "--recursive", "latest"])
         .arg(&src)
         .run()
         .success()

@@ -61,9 +61,33 @@ pub struct BackupArgs {
     /// The command for --stdin-from-command
     #[arg(last = true)]
     pub command: Vec<String>,
-    /// The snapshot's time (RFC 3339) instead of now; for tests and imports
-    #[arg(long, hide = true)]
+    /// The snapshot's time instead of now ("2006-01-02 15:04:05", local time, or RFC 3339)
+    #[arg(long, value_name = "TIME")]
     pub time: Option<String>,
+    /// Store the atime of files and directories (default: the mtime in its place, as restic)
+    #[arg(long)]
+    pub with_atime: bool,
+    /// Ignore ctime changes when checking for modified files
+    #[arg(long, env = "CAIRN_IGNORE_CTIME")]
+    pub ignore_ctime: bool,
+    /// Ignore inode number and ctime changes when checking for modified files
+    #[arg(long, env = "CAIRN_IGNORE_INODE")]
+    pub ignore_inode: bool,
+    /// Write no snapshot when nothing changed since the parent snapshot
+    #[arg(long)]
+    pub skip_if_unchanged: bool,
+    /// Read and chunk everything and report what would be added; write nothing to the repository
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// Back up the paths listed in FILE: one per line, glob patterns expanded, `#` comments and empty lines skipped ("-": stdin; repeatable)
+    #[arg(long, value_name = "FILE")]
+    pub files_from: Vec<PathBuf>,
+    /// Back up the paths listed in FILE, one per line, taken as they are (only empty lines skipped; repeatable)
+    #[arg(long, value_name = "FILE")]
+    pub files_from_verbatim: Vec<PathBuf>,
+    /// Back up the paths listed in FILE, each ended by a NUL byte (repeatable)
+    #[arg(long, value_name = "FILE")]
+    pub files_from_raw: Vec<PathBuf>,
     /// Write node-exporter textfile metrics of this backup to PATH (atomically)
     #[arg(long, value_name = "PATH")]
     pub prometheus_file: Option<PathBuf>,
@@ -106,8 +130,22 @@ pub fn run(g: &GlobalOptions, a: BackupArgs) -> Result<i32> {
 
 /// Back up as `a` says, printing progress and the summary; the engine
 /// result for callers that report more (`run`, metrics).
-pub fn backup(g: &GlobalOptions, a: BackupArgs) -> Result<Outcome> {
+pub fn backup(g: &GlobalOptions, mut a: BackupArgs) -> Result<Outcome> {
     let stream_mode = a.stdin || a.stdin_from_command;
+    let listed = listed_paths(&a, g)?;
+    if stream_mode && !listed.is_empty() {
+        return Err(Error::usage(
+            "--stdin and --stdin-from-command take no --files-from*",
+        ));
+    }
+    if !listed.is_empty() || has_lists(&a) {
+        a.paths.extend(listed);
+        if a.paths.is_empty() {
+            return Err(Error::usage(
+                "nothing to back up: the --files-from* files list no existing path",
+            ));
+        }
+    }
     if stream_mode && !a.paths.is_empty() {
         return Err(Error::usage(
             "--stdin and --stdin-from-command take no paths",
@@ -138,16 +176,17 @@ pub fn backup(g: &GlobalOptions, a: BackupArgs) -> Result<Outcome> {
     let time = a
         .time
         .as_deref()
-        .map(|t| {
-            chrono::DateTime::parse_from_rfc3339(t).map_err(|e| {
-                Error::usage(format!(
-                    "invalid --time {t:?}: {e} (expected RFC 3339, e.g. 2024-02-29T12:00:00+01:00)"
-                ))
-            })
-        })
+        .map(|t| super::timespec::parse_time("--time", t))
         .transpose()?;
 
-    let (repo, created) = if a.init {
+    if a.dry_run && a.init {
+        return Err(Error::usage(
+            "--dry-run cannot create a repository (--init)",
+        ));
+    }
+    let (repo, created) = if a.dry_run {
+        (crate::repo::open_dry_run(g)?, false)
+    } else if a.init {
         crate::repo::open_or_init(g)?
     } else {
         (crate::repo::open(g)?, false)
@@ -223,6 +262,10 @@ pub fn backup(g: &GlobalOptions, a: BackupArgs) -> Result<Outcome> {
         on_file: crate::output::backup_file_sink(g),
         cancel: cancel.clone(),
         time,
+        with_atime: a.with_atime,
+        ignore_ctime: a.ignore_ctime || a.ignore_inode,
+        ignore_inode: a.ignore_inode,
+        skip_if_unchanged: a.skip_if_unchanged,
     };
     let progress = Arc::new(BackupProgress::default());
     let reporter = {
@@ -239,7 +282,7 @@ pub fn backup(g: &GlobalOptions, a: BackupArgs) -> Result<Outcome> {
         .expect("backup writes a summary");
     let secs = (s.backup_end - s.backup_start).num_milliseconds() as f64 / 1000.0;
     if g.json {
-        json_line(&json!({
+        let mut v = json!({
             "message_type": "summary",
             "files_new": s.files_new,
             "files_changed": s.files_changed,
@@ -256,8 +299,14 @@ pub fn backup(g: &GlobalOptions, a: BackupArgs) -> Result<Outcome> {
             "total_duration": secs,
             "backup_start": s.backup_start,
             "backup_end": s.backup_end,
-            "snapshot_id": r.snapshot_id.to_hex(),
-        }));
+        });
+        // As restic: no snapshot id when none was written.
+        if a.dry_run {
+            v["dry_run"] = json!(true);
+        } else if !r.skipped {
+            v["snapshot_id"] = json!(r.snapshot_id.to_hex());
+        }
+        json_line(&v);
     } else if !g.quiet {
         if let Some(p) = r.snapshot.parent {
             println!("using parent snapshot {}", p.short());
@@ -271,7 +320,8 @@ pub fn backup(g: &GlobalOptions, a: BackupArgs) -> Result<Outcome> {
             s.dirs_new, s.dirs_changed, s.dirs_unmodified
         );
         println!(
-            "Added to the repository: {} ({} stored)",
+            "{} to the repository: {} ({} stored)",
+            if a.dry_run { "Would add" } else { "Added" },
             bytes(s.data_added),
             bytes(s.data_added_packed)
         );
@@ -281,7 +331,16 @@ pub fn backup(g: &GlobalOptions, a: BackupArgs) -> Result<Outcome> {
             bytes(s.total_bytes_processed),
             duration(secs.round() as u64)
         );
-        println!("snapshot {} saved", r.snapshot_id.short());
+        if a.dry_run {
+            println!("dry run: nothing was written to the repository");
+        } else if r.skipped {
+            println!(
+                "skipped creating snapshot: nothing changed since {}",
+                r.snapshot_id.short()
+            );
+        } else {
+            println!("snapshot {} saved", r.snapshot_id.short());
+        }
     }
     if r.errors > 0 {
         eprintln!(
@@ -349,4 +408,75 @@ fn status(p: &BackupProgress, elapsed: std::time::Duration, mode: Mode) -> Statu
         line.push_str(&format!(", ETA {}", duration(r)));
     }
     Status::Line(line)
+}
+
+fn has_lists(a: &BackupArgs) -> bool {
+    !(a.files_from.is_empty() && a.files_from_verbatim.is_empty() && a.files_from_raw.is_empty())
+}
+
+/// The contents of a `--files-from*` file ("-": standard input).
+fn read_list(path: &Path) -> Result<Vec<u8>> {
+    if path == Path::new("-") {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)
+            .map_err(|e| Error::io(e, "reading the list of files from stdin"))?;
+        return Ok(buf);
+    }
+    std::fs::read(path).map_err(|e| Error::io(e, format!("reading {}", path.display())))
+}
+
+/// The paths the `--files-from`, `--files-from-verbatim` and
+/// `--files-from-raw` files list, in restic's way: `--files-from` lines are
+/// trimmed, `#` comments and empty lines skipped and glob patterns
+/// expanded (a pattern matching nothing is skipped with a warning);
+/// verbatim lines are taken as they are (only empty ones skipped); raw
+/// names end with NUL bytes and may hold any byte but NUL.
+fn listed_paths(a: &BackupArgs, g: &GlobalOptions) -> Result<Vec<PathBuf>> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = Vec::new();
+    for f in &a.files_from {
+        let data = read_list(f)?;
+        for line in String::from_utf8_lossy(&data).lines() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let found = cairn_engine::pattern::expand_glob(line)?;
+            if found.is_empty() && !g.quiet {
+                eprintln!("warning: pattern {line:?} does not match any files, skipping");
+            }
+            out.extend(found);
+        }
+    }
+    for f in &a.files_from_verbatim {
+        let data = read_list(f)?;
+        for line in data.split(|&b| b == b'\n') {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if !line.is_empty() {
+                out.push(PathBuf::from(std::ffi::OsStr::from_bytes(line)));
+            }
+        }
+    }
+    for f in &a.files_from_raw {
+        let data = read_list(f)?;
+        if data.is_empty() {
+            continue;
+        }
+        let Some(body) = data.strip_suffix(&[0]) else {
+            return Err(Error::usage(format!(
+                "--files-from-raw {}: trailing zero byte missing",
+                f.display()
+            )));
+        };
+        for name in body.split(|&b| b == 0) {
+            if name.is_empty() {
+                return Err(Error::usage(format!(
+                    "--files-from-raw {}: empty file name in the listing",
+                    f.display()
+                )));
+            }
+            out.push(PathBuf::from(std::ffi::OsStr::from_bytes(name)));
+        }
+    }
+    Ok(out)
 }

@@ -1,3 +1,8 @@
+//! `cairn cat TYPE [ID]`: print one repository object, as restic's cat:
+//! config, snapshot, index, key, masterkey, lock, pack (its header),
+//! blob (raw bytes) or tree (JSON; by tree id or as `SNAPSHOT:PATH`, the
+//! tree of that directory in that snapshot).
+
 use crate::cli::GlobalOptions;
 use crate::error::{Error, Result};
 use cairn_repository::backend::FileKind;
@@ -10,8 +15,9 @@ use std::io::Write;
 
 #[derive(Args, Debug)]
 pub struct CatArgs {
-    /// config, snapshot, index, key, pack or blob
+    /// config, snapshot, index, key, masterkey, lock, pack, blob or tree
     pub what: String,
+    /// The object's id (or unique prefix); for tree also SNAPSHOT:PATH
     pub id: Option<String>,
 }
 
@@ -55,6 +61,15 @@ pub fn run(g: &GlobalOptions, a: CatArgs) -> Result<i32> {
             serde_json::to_value(kf).expect("json")
         }
         "masterkey" => serde_json::to_value(repo.key()).expect("json"),
+        "lock" => {
+            let id = full_id(&repo, FileKind::Lock, &need_id()?)?;
+            let sealed = repo.load_file(FileKind::Lock, &id)?;
+            let plain = repo.cipher().open(&sealed, 1 << 20).map_err(|e| {
+                Error::format(format!("lock {}", id.short()), e)
+            })?;
+            serde_json::from_slice(&plain)
+                .map_err(|e| Error::corrupt(format!("lock {}", id.short()), e))?
+        }
         "index" => {
             let id = full_id(&repo, FileKind::Index, &need_id()?)?;
             index_json(&repo.load_index_file(&id)?)
@@ -71,8 +86,12 @@ pub fn run(g: &GlobalOptions, a: CatArgs) -> Result<i32> {
         }
         "blob" | "tree" => {
             repo.load_index()?;
-            let id = Id::from_hex(&need_id()?)
-                .ok_or_else(|| Error::usage("blob ids are 64 hex characters"))?;
+            let arg = need_id()?;
+            let id = match arg.split_once(':') {
+                Some((spec, path)) if a.what == "tree" => snapshot_tree(&repo, spec, path)?,
+                _ => Id::from_hex(&arg)
+                    .ok_or_else(|| Error::usage(format!("{} ids are 64 hex characters", a.what)))?,
+            };
             let data = repo.read_blob(&id)?;
             if a.what == "tree" {
                 let t: serde_json::Value =
@@ -87,7 +106,7 @@ pub fn run(g: &GlobalOptions, a: CatArgs) -> Result<i32> {
         }
         other => {
             return Err(Error::usage(format!(
-            "cannot cat {other:?}: use config, snapshot, index, key, masterkey, pack, tree or blob"
+            "cannot cat {other:?}: use config, snapshot, index, key, masterkey, lock, pack, tree or blob"
         )))
         }
     };
@@ -104,4 +123,25 @@ fn index_json(f: &IndexFile) -> serde_json::Value {
             })).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
     })
+}
+
+/// The tree of directory `path` in snapshot `spec` (`latest`, an id or a prefix).
+fn snapshot_tree(repo: &cairn_repository::Repository, spec: &str, path: &str) -> Result<Id> {
+    use cairn_engine::tree_walk;
+    use cairn_repository::format::tree::NodeKind;
+    let (_, snap) = repo.find_snapshot(spec, &Default::default())?;
+    let path = tree_walk::normalize(std::path::Path::new(path));
+    let node = tree_walk::find_node(repo, snap.tree, &path)?;
+    match (node.kind, node.subtree) {
+        (NodeKind::Dir, Some(t)) => Ok(t),
+        (NodeKind::Dir, None) => Err(Error::not_found(format!(
+            "{} has no tree in snapshot {spec}",
+            path.display()
+        ))),
+        (kind, _) => Err(Error::usage(format!(
+            "{} is a {}, not a directory",
+            path.display(),
+            kind.as_str()
+        ))),
+    }
 }

@@ -20,6 +20,8 @@ mod init;
 pub use init::InitArgs;
 mod key;
 pub use key::KeyArgs;
+mod list;
+pub use list::ListArgs;
 mod ls;
 mod mount;
 pub use mount::MountArgs;
@@ -48,6 +50,7 @@ pub use snapshots::SnapshotsArgs;
 mod stats;
 pub use stats::StatsArgs;
 mod tag;
+mod timespec;
 pub use tag::TagArgs;
 mod unlock;
 pub use unlock::UnlockArgs;
@@ -77,6 +80,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Snapshots(a) => snapshots::run(g, a),
         Command::Ls(a) => ls::run(g, a),
         Command::Dump(a) => dump::run(g, a),
+        Command::List(a) => list::run(g, a),
         Command::Cat(a) => cat::run(g, a),
         Command::Restore(a) => restore::run(g, a),
         Command::Check(a) => check::run(g, a),

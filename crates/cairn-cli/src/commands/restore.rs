@@ -1,9 +1,13 @@
+//! `cairn restore SNAPSHOT --target DIR`: restic's restore and its flags
+//! (`--include`/`--exclude` and their `i`- and `-file` forms,
+//! `--overwrite`, `--delete`, `--dry-run`, `--sparse`, `--verify`).
+
 use crate::cli::GlobalOptions;
 use crate::error::Result;
 use crate::output::{bytes, duration, json_line};
 use crate::progress::{eta, Mode, Reporter, Status};
 use cairn_engine::pattern::PatternSet;
-use cairn_engine::restore::{restore, RestoreOptions, RestoreProgress};
+use cairn_engine::restore::{restore, Overwrite, RestoreOptions, RestoreProgress};
 use clap::Args;
 use serde_json::json;
 use std::sync::atomic::Ordering;
@@ -28,9 +32,33 @@ pub struct RestoreArgs {
     /// As --exclude, ignoring case
     #[arg(long)]
     pub iexclude: Vec<String>,
+    /// Read include patterns from a file (repeatable)
+    #[arg(long, value_name = "FILE")]
+    pub include_file: Vec<PathBuf>,
+    /// Read case-insensitive include patterns from a file (repeatable)
+    #[arg(long, value_name = "FILE")]
+    pub iinclude_file: Vec<PathBuf>,
+    /// Read exclude patterns from a file (repeatable)
+    #[arg(long, value_name = "FILE")]
+    pub exclude_file: Vec<PathBuf>,
+    /// Read case-insensitive exclude patterns from a file (repeatable)
+    #[arg(long, value_name = "FILE")]
+    pub iexclude_file: Vec<PathBuf>,
     /// Read the restored files back and check them
     #[arg(long)]
     pub verify: bool,
+    /// Existing files: always replace, if-changed (unless size and mtime match), if-newer (if the snapshot's mtime is newer) or never
+    #[arg(long, value_name = "MODE", default_value = "always")]
+    pub overwrite: String,
+    /// Remove files and directories in the target that are not in the snapshot
+    #[arg(long)]
+    pub delete: bool,
+    /// Say what would be restored (and deleted); write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Restore runs of zeros as holes (cairn always does: any blob of zeros is left unwritten)
+    #[arg(long)]
+    pub sparse: bool,
     #[command(flatten)]
     pub filter: SnapshotFilterArgs,
 }
@@ -38,17 +66,46 @@ use crate::cli::SnapshotFilterArgs;
 use std::path::PathBuf;
 
 pub fn run(g: &GlobalOptions, a: RestoreArgs) -> Result<i32> {
+    let overwrite = Overwrite::parse(&a.overwrite)?;
+    let read = |cli: &[String], files: &[PathBuf]| -> Result<Vec<String>> {
+        let mut v = cli.to_vec();
+        for f in files {
+            v.extend(PatternSet::read_file(f)?);
+        }
+        Ok(v)
+    };
+    let include = PatternSet::mixed(
+        &read(&a.include, &a.include_file)?,
+        &read(&a.iinclude, &a.iinclude_file)?,
+    )?;
+    let exclude = PatternSet::mixed(
+        &read(&a.exclude, &a.exclude_file)?,
+        &read(&a.iexclude, &a.iexclude_file)?,
+    )?;
+    if a.dry_run && a.verify {
+        return Err(crate::error::Error::usage(
+            "--verify reads the restored files back: it cannot be used with --dry-run",
+        ));
+    }
     let repo = crate::repo::open_with_index(g)?;
     let (id, snap) = repo.find_snapshot(&a.snapshot, &super::snapshot_filter(&a.filter))?;
     let opts = RestoreOptions {
-        include: PatternSet::mixed(&a.include, &a.iinclude)?,
-        exclude: PatternSet::mixed(&a.exclude, &a.iexclude)?,
+        include,
+        exclude,
         verify: a.verify,
+        overwrite,
+        delete: a.delete,
+        dry_run: a.dry_run,
         ..RestoreOptions::new(&a.target)
     };
     if !g.quiet && !g.json {
         eprintln!(
-            "restoring snapshot {} of {:?} to {}",
+            "{} snapshot {} of {:?} to {}",
+            if a.dry_run {
+                "dry run: restoring"
+            } else {
+                "restoring"
+            },
             id.short(),
             snap.paths,
             a.target.display()
@@ -100,23 +157,41 @@ pub fn run(g: &GlobalOptions, a: RestoreArgs) -> Result<i32> {
         }
     }
     if g.json {
-        json_line(&json!({
+        let mut v = json!({
             "message_type": "summary",
             "seconds_elapsed": start.elapsed().as_secs(),
             "total_files": summary.files,
             "files_restored": summary.files,
+            "files_skipped": summary.skipped,
+            "files_deleted": summary.deleted,
             "total_bytes": summary.bytes,
             "bytes_restored": summary.bytes,
             "errors": summary.errors.len(),
-        }));
+        });
+        if a.dry_run {
+            v["dry_run"] = json!(true);
+        }
+        json_line(&v);
     } else if !g.quiet {
-        println!(
-            "restored {} files, {} dirs, {} in {}",
+        let mut line = format!(
+            "{} {} files, {} dirs, {}",
+            if a.dry_run {
+                "would restore"
+            } else {
+                "restored"
+            },
             summary.files,
             summary.dirs,
             bytes(summary.bytes),
-            duration(start.elapsed().as_secs())
         );
+        if summary.skipped > 0 {
+            line.push_str(&format!(", skipped {}", summary.skipped));
+        }
+        if a.delete {
+            let verb = if a.dry_run { "would delete" } else { "deleted" };
+            line.push_str(&format!(", {verb} {}", summary.deleted));
+        }
+        println!("{line} in {}", duration(start.elapsed().as_secs()));
         if a.verify {
             println!("verified {} files", summary.verified);
         }

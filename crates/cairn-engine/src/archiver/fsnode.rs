@@ -75,7 +75,11 @@ pub fn kind_of(meta: &Metadata) -> Option<NodeKind> {
 }
 
 /// A node for `path` from its `lstat` metadata; content and subtree are
-/// filled in later. The link target and xattrs are read here, unless `old`
+/// filled in later. The atime is recorded only `with_atime` (restic's
+/// `--with-atime`, for files and directories); otherwise the atime field
+/// holds the mtime, as restic's, so reading files (or listing directories,
+/// which this backup does too) does not change the trees of an unchanged
+/// tree. The link target and xattrs are read here, unless `old`
 /// (the entry in the parent snapshot) is the same inode with the same ctime:
 /// changing either changes the ctime, so they are taken from `old`.
 pub fn node_from_metadata(
@@ -84,17 +88,16 @@ pub fn node_from_metadata(
     meta: &Metadata,
     names: &NameCache,
     old: Option<&Node>,
+    with_atime: bool,
 ) -> std::io::Result<Node> {
     let kind = kind_of(meta).ok_or_else(|| std::io::Error::other("unknown file type"))?;
     let mut n = Node::new(ByteString(name.to_vec()), kind);
     n.mode = meta.mode();
     n.mtime = nanos(meta.mtime(), meta.mtime_nsec());
-    // A directory's atime changes whenever it is listed (by this backup too):
-    // recording it would make every backup see every directory as changed.
-    n.atime = if kind == NodeKind::Dir {
-        n.mtime
-    } else {
+    n.atime = if with_atime {
         nanos(meta.atime(), meta.atime_nsec())
+    } else {
+        n.mtime
     };
     n.ctime = nanos(meta.ctime(), meta.ctime_nsec());
     n.uid = meta.uid();

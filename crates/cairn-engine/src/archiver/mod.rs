@@ -10,7 +10,11 @@
 //! directory's listing to the finisher *after* its subdirectories, so the
 //! finisher, handling jobs in order, always has a subdirectory's tree id
 //! before it needs it. Files unchanged since the parent snapshot (same size,
-//! mtime, ctime and inode, all blobs present) are not read again.
+//! mtime, ctime and inode, all blobs present; `ignore_ctime` and
+//! `ignore_inode` drop those two) are not read again. Access times are
+//! recorded only with `with_atime`, so an unchanged tree gives the same
+//! tree blobs however often its files are read; with `skip_if_unchanged`
+//! a root tree equal to the parent's writes no snapshot.
 //!
 //! A snapshot is written only after the saver has stored every pack and
 //! index file: an interrupted backup leaves no snapshot, and the data it
@@ -98,6 +102,14 @@ pub struct BackupOptions {
     pub cancel: Arc<AtomicBool>,
     /// The snapshot time; now when `None`.
     pub time: Option<chrono::DateTime<chrono::FixedOffset>>,
+    /// Record files' access times (otherwise the atime field holds the mtime).
+    pub with_atime: bool,
+    /// A file whose ctime differs from the parent's is still unchanged.
+    pub ignore_ctime: bool,
+    /// A file whose inode differs from the parent's is still unchanged.
+    pub ignore_inode: bool,
+    /// Write no snapshot when the root tree equals the parent's.
+    pub skip_if_unchanged: bool,
 }
 
 impl Default for BackupOptions {
@@ -116,6 +128,10 @@ impl Default for BackupOptions {
             on_file: None,
             cancel: Arc::new(AtomicBool::new(false)),
             time: None,
+            with_atime: false,
+            ignore_ctime: false,
+            ignore_inode: false,
+            skip_if_unchanged: false,
         }
     }
 }
@@ -144,7 +160,10 @@ pub(crate) struct Counters {
 }
 
 pub struct BackupResult {
+    /// The new snapshot's id; when `skipped`, the parent's.
     pub snapshot_id: Id,
+    /// `skip_if_unchanged` and nothing changed: no snapshot was written.
+    pub skipped: bool,
     pub snapshot: Snapshot,
     /// Files and directories that could not be read: the snapshot is incomplete.
     pub errors: u64,
@@ -240,14 +259,22 @@ pub fn backup(
         gid: nix::unistd::getgid().as_raw(),
         tags: opts.tags.clone(),
         excludes: opts.filters.summary(),
-        parent: parent.map(|(id, _)| id),
+        parent: parent.as_ref().map(|(id, _)| *id),
         original: None,
         program_version: format!("cairn {}", env!("CARGO_PKG_VERSION")),
         summary: Some(summary),
     };
-    let snapshot_id = repo.save_snapshot(&snapshot)?;
+    let unchanged = match &parent {
+        Some((id, p)) if opts.skip_if_unchanged && p.tree == snapshot.tree => Some(*id),
+        _ => None,
+    };
+    let snapshot_id = match unchanged {
+        Some(id) => id,
+        None => repo.save_snapshot(&snapshot)?,
+    };
     Ok(BackupResult {
         snapshot_id,
+        skipped: unchanged.is_some(),
         snapshot,
         errors,
         warnings: parent_trees.into_warnings(),

@@ -195,10 +195,16 @@ impl<'a> Walker<'a> {
                     children.push(c);
                 }
             } else {
-                match path
-                    .symlink_metadata()
-                    .and_then(|m| node_from_metadata(&path, name.as_bytes(), &m, &self.names, old))
-                {
+                match path.symlink_metadata().and_then(|m| {
+                    node_from_metadata(
+                        &path,
+                        name.as_bytes(),
+                        &m,
+                        &self.names,
+                        old,
+                        self.opts.with_atime,
+                    )
+                }) {
                     Ok(node) => {
                         let old_sub = old
                             .filter(|o| o.kind == NodeKind::Dir)
@@ -261,13 +267,14 @@ impl<'a> Walker<'a> {
             }
         }
         let name = path.file_name().map(|n| n.as_bytes()).unwrap_or(b"/");
-        let mut node = match node_from_metadata(path, name, &meta, &self.names, old) {
-            Ok(n) => n,
-            Err(e) => {
-                self.report(path, &e.to_string());
-                return None;
-            }
-        };
+        let mut node =
+            match node_from_metadata(path, name, &meta, &self.names, old, self.opts.with_atime) {
+                Ok(n) => n,
+                Err(e) => {
+                    self.report(path, &e.to_string());
+                    return None;
+                }
+            };
         match kind {
             NodeKind::File => {
                 if let Some(old) = old.filter(|o| self.unchanged(&node, o)) {
@@ -393,12 +400,15 @@ impl<'a> Walker<'a> {
         children
     }
 
+    /// Is the file as its parent snapshot's node says (restic's rule: same
+    /// size, mtime, ctime unless `ignore_ctime`, inode unless
+    /// `ignore_inode`), with every blob still stored?
     fn unchanged(&self, node: &Node, old: &Node) -> bool {
         old.kind == NodeKind::File
             && node.size == old.size
             && node.mtime == old.mtime
-            && node.ctime == old.ctime
-            && node.inode == old.inode
+            && (self.opts.ignore_ctime || node.ctime == old.ctime)
+            && (self.opts.ignore_inode || node.inode == old.inode)
             && (node.size == 0 || !old.content.is_empty())
             && old.content.iter().all(|id| self.saver.known(id))
     }

@@ -22,6 +22,11 @@
 //! target path, and the restore goes on. Fatal errors (the target cannot be
 //! created, the disk is full, the root tree is unreadable) abort it.
 //!
+//! `dry_run` takes every decision (what is restored, skipped, deleted) and
+//! counts it, but creates, writes and removes nothing. `delete` removes,
+//! when a directory is left, the entries of its target that the
+//! snapshot's directory does not name.
+//!
 //! The target is never followed through a symlink: whatever is at a path
 //! to restore is removed first (see [`meta`]). Node names are checked by the
 //! tree walker, so no entry lands outside the target.
@@ -51,15 +56,40 @@ pub const BATCH_WEIGHT: usize = 10_000;
 /// messages; the rest are counted in [`RestoreSummary::omitted`].
 pub const MAX_REPORTED: usize = 10_000;
 
-/// What to do with an entry that already exists in the target.
+/// What to do with an entry that already exists in the target (restic's
+/// `--overwrite`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Overwrite {
     /// Replace it (restic's default).
     #[default]
     Always,
+    /// A regular file with the snapshot's size and mtime is taken as up to
+    /// date: its contents are not written, its metadata is restored (and
+    /// it counts as skipped). Anything else is replaced.
+    IfChanged,
+    /// Replace it only if the snapshot's entry has a newer mtime; else
+    /// leave it alone (skipped).
+    IfNewer,
     /// Leave it alone and count it as skipped. Existing directories are
     /// still restored into, but keep their metadata.
     Never,
+}
+
+impl Overwrite {
+    /// restic's names: `always`, `if-changed`, `if-newer`, `never`.
+    pub fn parse(s: &str) -> Result<Overwrite> {
+        Ok(match s {
+            "always" => Overwrite::Always,
+            "if-changed" => Overwrite::IfChanged,
+            "if-newer" => Overwrite::IfNewer,
+            "never" => Overwrite::Never,
+            _ => {
+                return Err(Error::invalid(format!(
+                    "invalid --overwrite {s:?}: use always, if-changed, if-newer or never"
+                )))
+            }
+        })
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -81,6 +111,12 @@ pub struct RestoreOptions {
     pub verify: bool,
     /// Packs restored at once; 0 means the number of CPUs (at least 2).
     pub threads: usize,
+    /// Decide and count everything, write nothing (the target is not even created).
+    pub dry_run: bool,
+    /// Remove what the target holds that the snapshot does not, in every
+    /// directory restored into (only paths the include/exclude patterns
+    /// select), as restic's `--delete`.
+    pub delete: bool,
 }
 
 impl RestoreOptions {
@@ -93,6 +129,8 @@ impl RestoreOptions {
             overwrite: Overwrite::Always,
             verify: false,
             threads: 0,
+            dry_run: false,
+            delete: false,
         }
     }
 
@@ -131,6 +169,8 @@ pub struct RestoreSummary {
     pub skipped: u64,
     /// Files read back and found identical (`verify`).
     pub verified: u64,
+    /// Entries removed from the target (`delete`; a directory counts once).
+    pub deleted: u64,
     /// Entries that failed, with the target path and why.
     pub errors: Vec<(PathBuf, String)>,
     /// Problems that did not lose data, e.g. extended attributes the
@@ -157,12 +197,14 @@ fn restore_batched(
     progress: &RestoreProgress,
     batch_weight: usize,
 ) -> Result<RestoreSummary> {
-    std::fs::create_dir_all(&opts.target).map_err(|e| {
-        Error::io(
-            e,
-            format!("creating target directory {}", opts.target.display()),
-        )
-    })?;
+    if !opts.dry_run {
+        std::fs::create_dir_all(&opts.target).map_err(|e| {
+            Error::io(
+                e,
+                format!("creating target directory {}", opts.target.display()),
+            )
+        })?;
+    }
     let tree_path = tree_walk::normalize(&opts.tree_path);
     let shared = Shared::new(repo, opts, progress);
     // The walk plans batch n+1 while a second thread writes batch n.

@@ -42,6 +42,17 @@ struct DirFrame {
     failed: bool,
     /// Apply its metadata when it is left.
     restore_meta: bool,
+    /// The names of its entries in the snapshot (kept for `delete`).
+    names: HashSet<Vec<u8>>,
+}
+
+/// What to do with one non-directory entry, given what the target holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Decision {
+    Restore,
+    /// Up to date (`IfChanged`): restore its metadata only.
+    MetaOnly,
+    Skip,
 }
 
 /// What the walk and the batch runner share.
@@ -73,12 +84,22 @@ pub(super) struct Restorer<'s, 'a> {
     links: HashMap<(u64, u64), (PathBuf, u64)>,
     dirs: u64,
     skipped: u64,
+    deleted: u64,
+    /// The names of the restored tree's own entries (for `delete`).
+    root_names: HashSet<Vec<u8>>,
 }
 
 impl Visitor for Restorer<'_, '_> {
     fn visit(&mut self, path: &Path, node: &Node) -> Result<Visit> {
         if self.sh.report.has_fatal() {
             self.sh.report.check_fatal()?;
+        }
+        if self.sh.opts.delete {
+            let name = node.name.as_bytes().to_vec();
+            match self.stack.last_mut() {
+                Some(f) => f.names.insert(name),
+                None => self.root_names.insert(name),
+            };
         }
         if self.sh.opts.exclude.matches(path) {
             return Ok(Visit::SkipChildren);
@@ -93,20 +114,32 @@ impl Visitor for Restorer<'_, '_> {
                 if !self.ensure_parents() {
                     return Ok(Visit::SkipChildren);
                 }
-                let replace = self.sh.opts.overwrite == Overwrite::Always;
+                let replace = self.replaces();
                 if !replace && std::fs::symlink_metadata(&target).is_ok_and(|m| !m.is_dir()) {
                     self.skipped += 1;
                     return Ok(Visit::SkipChildren);
                 }
+                if self.sh.opts.dry_run {
+                    self.dirs += 1;
+                    self.stack.push(DirFrame {
+                        target,
+                        exists: true,
+                        failed: false,
+                        restore_meta: false,
+                        names: HashSet::new(),
+                    });
+                    return Ok(Visit::Continue);
+                }
                 match meta::make_dir(&target, replace) {
                     Ok(created) => {
                         self.dirs += 1;
-                        let restore_meta = created || self.sh.opts.overwrite == Overwrite::Always;
+                        let restore_meta = created || self.sh.opts.overwrite != Overwrite::Never;
                         self.stack.push(DirFrame {
                             target,
                             exists: true,
                             failed: false,
                             restore_meta,
+                            names: HashSet::new(),
                         });
                     }
                     Err(e) => {
@@ -120,7 +153,8 @@ impl Visitor for Restorer<'_, '_> {
                     target,
                     exists: false,
                     failed: false,
-                    restore_meta: true,
+                    restore_meta: !self.sh.opts.dry_run,
+                    names: HashSet::new(),
                 });
             } else {
                 return Ok(Visit::SkipChildren);
@@ -134,11 +168,14 @@ impl Visitor for Restorer<'_, '_> {
         Ok(Visit::Continue)
     }
 
-    fn leave_dir(&mut self, _path: &Path, node: &Node) -> Result<()> {
+    fn leave_dir(&mut self, path: &Path, node: &Node) -> Result<()> {
         let frame = self
             .stack
             .pop()
             .expect("leave_dir matches a visited directory");
+        if self.sh.opts.delete && !frame.failed {
+            self.delete_unexpected(&frame.target, path, &frame.names);
+        }
         if frame.exists && !frame.failed && frame.restore_meta {
             self.batch.dirs.push((frame.target, node.clone()));
             self.batch.weight += 1;
@@ -181,6 +218,7 @@ impl<'a> Shared<'a> {
             bytes: self.bytes.into_inner(),
             skipped: walked.skipped,
             verified: self.verified.into_inner(),
+            deleted: walked.deleted,
             errors,
             warnings,
             omitted,
@@ -207,6 +245,7 @@ impl<'a> Shared<'a> {
 pub(super) struct WalkCounts {
     dirs: u64,
     skipped: u64,
+    deleted: u64,
 }
 
 impl<'s, 'a> Restorer<'s, 'a> {
@@ -232,16 +271,95 @@ impl<'s, 'a> Restorer<'s, 'a> {
             links: HashMap::new(),
             dirs: 0,
             skipped: 0,
+            deleted: 0,
+            root_names: HashSet::new(),
         }
     }
 
     /// Hand over the last batch and close the channel; the walk's counts.
     pub fn finish(mut self) -> Result<WalkCounts> {
+        if self.sh.opts.delete {
+            let names = std::mem::take(&mut self.root_names);
+            let (target, tree_path) = (self.sh.opts.target.clone(), self.tree_path.clone());
+            self.delete_unexpected(&target, &tree_path, &names);
+        }
         self.flush()?;
         Ok(WalkCounts {
             dirs: self.dirs,
             skipped: self.skipped,
+            deleted: self.deleted,
         })
+    }
+
+    /// Existing non-directories in the way of a directory are replaced.
+    fn replaces(&self) -> bool {
+        matches!(
+            self.sh.opts.overwrite,
+            Overwrite::Always | Overwrite::IfChanged
+        )
+    }
+
+    /// What to do with the entry `node` at `target`, by `--overwrite`.
+    fn decide(&self, target: &Path, node: &Node) -> Decision {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(m) = std::fs::symlink_metadata(target) else {
+            return Decision::Restore;
+        };
+        let mtime = m
+            .mtime()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(m.mtime_nsec());
+        match self.sh.opts.overwrite {
+            Overwrite::Always => Decision::Restore,
+            Overwrite::Never => Decision::Skip,
+            Overwrite::IfNewer if node.mtime > mtime => Decision::Restore,
+            Overwrite::IfNewer => Decision::Skip,
+            Overwrite::IfChanged
+                if node.kind == NodeKind::File
+                    && m.is_file()
+                    && m.len() == node.size
+                    && mtime == node.mtime =>
+            {
+                Decision::MetaOnly
+            }
+            Overwrite::IfChanged => Decision::Restore,
+        }
+    }
+
+    /// `delete`: remove the entries of directory `target` (snapshot path
+    /// `path`) whose names the snapshot's directory lacks, if the patterns
+    /// select them for restoring. In a dry run they are only counted.
+    fn delete_unexpected(&mut self, target: &Path, path: &Path, names: &HashSet<Vec<u8>>) {
+        use std::os::unix::ffi::OsStrExt;
+        let Ok(rd) = std::fs::read_dir(target) else {
+            return;
+        };
+        for entry in rd.flatten() {
+            let name = entry.file_name();
+            if names.contains(name.as_bytes()) {
+                continue;
+            }
+            let snap_path = path.join(&name);
+            let opts = self.sh.opts;
+            let selected = (opts.include.is_empty() || opts.include.matches(&snap_path))
+                && !opts.exclude.matches(&snap_path);
+            if !selected {
+                continue;
+            }
+            let victim = entry.path();
+            if !opts.dry_run {
+                let removed = match std::fs::symlink_metadata(&victim) {
+                    Ok(m) if m.is_dir() => std::fs::remove_dir_all(&victim),
+                    Ok(_) => std::fs::remove_file(&victim),
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = removed {
+                    self.sh.report.io_error(&victim, "deleting", e);
+                    continue;
+                }
+            }
+            self.deleted += 1;
+        }
     }
 
     fn target_of(&self, path: &Path) -> PathBuf {
@@ -264,10 +382,19 @@ impl<'s, 'a> Restorer<'s, 'a> {
             if f.exists {
                 continue;
             }
-            match meta::make_dir(&f.target, self.sh.opts.overwrite == Overwrite::Always) {
+            if self.sh.opts.dry_run {
+                f.exists = true;
+                self.dirs += 1;
+                continue;
+            }
+            let replace = matches!(
+                self.sh.opts.overwrite,
+                Overwrite::Always | Overwrite::IfChanged
+            );
+            match meta::make_dir(&f.target, replace) {
                 Ok(created) => {
                     f.exists = true;
-                    f.restore_meta = created || self.sh.opts.overwrite == Overwrite::Always;
+                    f.restore_meta = created || self.sh.opts.overwrite != Overwrite::Never;
                     self.dirs += 1;
                 }
                 Err(e) => {
@@ -285,11 +412,24 @@ impl<'s, 'a> Restorer<'s, 'a> {
 
     /// Restore (or plan, for a regular file) one non-directory entry.
     fn restore_entry(&mut self, target: &Path, node: &Node) {
-        if self.sh.opts.overwrite == Overwrite::Never && std::fs::symlink_metadata(target).is_ok() {
+        let decision = self.decide(target, node);
+        if decision != Decision::Restore || node.kind == NodeKind::Socket {
             self.skipped += 1;
+            if decision == Decision::MetaOnly && !self.sh.opts.dry_run {
+                self.sh.apply_meta(target, node);
+            }
             return;
         }
         let p = self.sh.report.progress;
+        if self.sh.opts.dry_run {
+            p.files_total.fetch_add(1, Ordering::Relaxed);
+            self.sh.files.fetch_add(1, Ordering::Relaxed);
+            if node.kind == NodeKind::File {
+                self.sh.bytes.fetch_add(node.size, Ordering::Relaxed);
+                p.bytes_total.fetch_add(node.size, Ordering::Relaxed);
+            }
+            return;
+        }
         let made = match node.kind {
             NodeKind::File => return self.plan_file(target, node),
             NodeKind::Dir => unreachable!("directories are handled by visit"),
