@@ -297,8 +297,8 @@ pub fn backup(g: &GlobalOptions, mut a: BackupArgs) -> Result<Outcome> {
             "total_files_processed": s.total_files_processed,
             "total_bytes_processed": s.total_bytes_processed,
             "total_duration": secs,
-            "backup_start": s.backup_start,
-            "backup_end": s.backup_end,
+            "backup_start": crate::output::json_time(&s.backup_start),
+            "backup_end": crate::output::json_time(&s.backup_end),
         });
         // As restic: no snapshot id when none was written.
         if a.dry_run {

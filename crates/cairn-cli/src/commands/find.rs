@@ -143,7 +143,7 @@ pub fn run(g: &GlobalOptions, a: FindArgs) -> Result<i32> {
                     found.push((h.id, h.kind));
                 }
                 if g.json {
-                    let mut v = json!({"object_type": h.kind, "id": h.id.to_hex(), "path": h.path.to_string_lossy(), "snapshot": id.to_hex(), "time": s.time});
+                    let mut v = json!({"object_type": h.kind, "id": h.id.to_hex(), "path": h.path.to_string_lossy(), "snapshot": id.to_hex(), "time": crate::output::json_time(&s.time)});
                     if let Some(p) = h.parent_tree {
                         v["parent_tree"] = json!(p.to_hex());
                     }
