@@ -18,10 +18,10 @@
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag, RenameFlags};
 use nix::sys::stat::{FileStat, Mode, SFlag};
-use std::ffi::{CStr, OsStr};
+use std::ffi::OsStr;
 use std::fs::File;
 use std::io;
-use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -243,42 +243,21 @@ impl Dir {
 
     /// The names in this directory (without `.` and `..`).
     pub fn names(&self) -> io::Result<Vec<String>> {
-        // A descriptor of its own: readdir moves its offset, and closedir closes it.
+        // A descriptor of its own: reading moves its offset.
         let fd = nix::fcntl::openat(&self.fd, ".", DIR_FLAGS, Mode::empty()).map_err(io_err)?;
-        let raw = fd.into_raw_fd();
-        // SAFETY: `raw` is an open directory descriptor this function owns; on
-        // success the DIR stream owns it and closedir closes it.
-        let dirp = unsafe { libc::fdopendir(raw) };
-        if dirp.is_null() {
-            let e = io::Error::last_os_error();
-            // SAFETY: fdopendir failed, so `raw` is still ours to close.
-            drop(unsafe { OwnedFd::from_raw_fd(raw) });
-            return Err(e);
-        }
+        let mut dir = nix::dir::Dir::from_fd(fd).map_err(io_err)?;
         let mut names = Vec::new();
-        let result = loop {
-            Errno::clear();
-            // SAFETY: `dirp` is a valid DIR stream until closedir below.
-            let ent = unsafe { libc::readdir(dirp) };
-            if ent.is_null() {
-                break match Errno::last_raw() {
-                    0 => Ok(()),
-                    e => Err(io::Error::from_raw_os_error(e)),
-                };
-            }
-            // SAFETY: readdir returned a valid entry whose d_name is NUL-terminated.
-            let name = unsafe { CStr::from_ptr((*ent).d_name.as_ptr()) };
-            let name = OsStr::from_bytes(name.to_bytes());
+        for entry in dir.iter() {
+            let entry = entry.map_err(io_err)?;
+            let name = OsStr::from_bytes(entry.file_name().to_bytes());
             if name == "." || name == ".." {
                 continue;
             }
             if let Some(n) = name.to_str() {
                 names.push(n.to_string());
             }
-        };
-        // SAFETY: `dirp` is valid and closed exactly once.
-        unsafe { libc::closedir(dirp) };
-        result.map(|()| names)
+        }
+        Ok(names)
     }
 }
 
