@@ -349,6 +349,14 @@ fn assert_restore_reports(
         );
     }
     let r = restored(&target, src);
+    // A file that failed is not left in place with zero-filled ranges.
+    for name in affected {
+        assert!(
+            !r.join(name).exists(),
+            "the damaged file {name} was left in the target:\n{}",
+            out.describe()
+        );
+    }
     let hash = |p: &Path| p.is_file().then(|| cairn_tests::tree::hash_file(p));
     let mut wrong = Vec::new();
     for e in fs::read_dir(src).unwrap() {

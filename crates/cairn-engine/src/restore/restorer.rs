@@ -625,7 +625,18 @@ impl Shared<'_> {
             });
         }
 
+        // A file that failed is removed below, not left in place at full
+        // size with zero-filled ranges; links to it are not made.
+        let failed: HashSet<&Path> = files
+            .iter()
+            .filter(|job| !job.ok() && *job.state.lock().unwrap() == FileState::Created)
+            .map(|job| job.path.as_path())
+            .collect();
         for (link, existing) in &links {
+            if failed.contains(existing.as_path()) {
+                report.error(link, &format!("not linked: {} failed", existing.display()));
+                continue;
+            }
             match meta::make_hard_link(existing, link) {
                 Ok(()) => {
                     self.files.fetch_add(1, Ordering::Relaxed);
@@ -639,9 +650,18 @@ impl Shared<'_> {
             if *job.state.lock().unwrap() != FileState::Created {
                 return;
             }
+            if !job.ok() {
+                // Its error is reported; what was written of it is wrong.
+                if let Err(e) = std::fs::remove_file(&job.path) {
+                    if e.kind() != io::ErrorKind::NotFound {
+                        report.io_error(&job.path, "removing the failed file", e);
+                    }
+                }
+                return;
+            }
             self.files.fetch_add(1, Ordering::Relaxed);
             self.bytes.fetch_add(job.size, Ordering::Relaxed);
-            if job.ok() && !job.meta_done.load(Ordering::Relaxed) {
+            if !job.meta_done.load(Ordering::Relaxed) {
                 self.apply_meta(&job.path, &job.node);
             }
         });
