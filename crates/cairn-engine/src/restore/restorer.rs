@@ -634,7 +634,7 @@ impl Shared<'_> {
             .collect();
         for (link, existing) in &links {
             if failed.contains(existing.as_path()) {
-                report.error(link, &format!("not linked: {} failed", existing.display()));
+                report.error(link, format!("not linked: {} failed", existing.display()));
                 continue;
             }
             match meta::make_hard_link(existing, link) {
