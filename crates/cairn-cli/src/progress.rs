@@ -9,20 +9,71 @@ use std::time::{Duration, Instant};
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     Off,
+    /// One line redrawn in place on the terminal.
     Terminal,
+    /// A line per update, for logs (stderr is no terminal).
+    Lines,
     Json,
 }
 
 impl Mode {
+    /// JSON status lines (stdout) with `--json`; a redrawn line on a
+    /// terminal; elsewhere nothing, unless `CAIRN_PROGRESS_FPS` asks for
+    /// lines anyway (as restic's `RESTIC_PROGRESS_FPS`).
     pub fn choose(json: bool, quiet: bool) -> Mode {
         if json {
             Mode::Json
-        } else if !quiet && std::io::stderr().is_terminal() {
+        } else if quiet {
+            Mode::Off
+        } else if std::io::stderr().is_terminal() {
             Mode::Terminal
+        } else if fps().is_some() {
+            Mode::Lines
         } else {
             Mode::Off
         }
     }
+}
+
+/// `CAIRN_PROGRESS_FPS`: status updates per second (fractions allowed,
+/// e.g. 0.1 for one every ten seconds), if set and valid.
+fn fps() -> Option<f64> {
+    let v = std::env::var("CAIRN_PROGRESS_FPS").ok()?;
+    v.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|f| f.is_finite() && *f > 0.0)
+}
+
+/// The time between two updates: `CAIRN_PROGRESS_FPS` (at most 60 a
+/// second), else 5 a second on a terminal and one a second in JSON.
+fn tick(mode: Mode) -> Duration {
+    match fps() {
+        Some(f) => Duration::from_secs_f64(1.0 / f.min(60.0)),
+        None if mode == Mode::Json => Duration::from_millis(1000),
+        None => Duration::from_millis(200),
+    }
+}
+
+/// The terminal's width in columns (stderr's), if it is a terminal.
+pub fn terminal_width() -> Option<usize> {
+    let size = rustix::termios::tcgetwinsize(std::io::stderr()).ok()?;
+    (size.ws_col > 0).then_some(size.ws_col as usize)
+}
+
+/// `line` cut to `width` characters: a long path in it loses its start
+/// (`…` marks the cut), the rest is kept.
+pub fn fit(line: &str, width: usize) -> String {
+    let n = line.chars().count();
+    if n <= width {
+        return line.to_string();
+    }
+    if width == 0 {
+        return String::new();
+    }
+    let keep = width - 1;
+    let tail: String = line.chars().skip(n - keep).collect();
+    format!("…{tail}")
 }
 
 pub struct Reporter {
@@ -49,27 +100,36 @@ impl Reporter {
             };
         }
         let s = stop.clone();
-        let tick = if mode == Mode::Json {
-            Duration::from_millis(1000)
-        } else {
-            Duration::from_millis(200)
-        };
+        let tick = tick(mode);
         let handle = std::thread::spawn(move || {
             let start = Instant::now();
             let mut next = start + tick;
             while !s.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(50));
+                std::thread::sleep(tick.min(Duration::from_millis(50)));
                 if Instant::now() < next {
                     continue;
                 }
                 next += tick;
                 match status(start.elapsed()) {
+                    Status::Line(l) if mode == Mode::Lines => eprintln!("{l}"),
                     Status::Line(l) => {
+                        // One line, cut to the terminal: a wrapped line
+                        // would not be redrawn in place.
+                        let l = match terminal_width() {
+                            Some(w) => fit(&l, w.saturating_sub(1)),
+                            None => l,
+                        };
                         let mut e = std::io::stderr().lock();
                         let _ = write!(e, "\r\x1b[K{l}");
                         let _ = e.flush();
                     }
                     Status::Json(v) => crate::output::json_line(&v),
+                }
+            }
+            // In a log, the last figures too, however short the run.
+            if mode == Mode::Lines {
+                if let Status::Line(l) = status(start.elapsed()) {
+                    eprintln!("{l}");
                 }
             }
         });
@@ -107,4 +167,17 @@ pub fn eta(done: u64, total: u64, elapsed: Duration) -> Option<u64> {
     }
     let rate = done as f64 / elapsed.as_secs_f64().max(0.001);
     Some(((total - done) as f64 / rate) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_lines_lose_their_start() {
+        assert_eq!(fit("short", 10), "short");
+        assert_eq!(fit("abcdefghij", 5), "…ghij");
+        assert_eq!(fit("/home/ünïcödé", 5), "…cödé");
+        assert_eq!(fit("abc", 0), "");
+    }
 }

@@ -113,6 +113,8 @@ pub struct CheckProgress {
     pub packs_done: AtomicU64,
     pub packs_total: AtomicU64,
     pub bytes_done: AtomicU64,
+    /// Bytes of the packs to read (known once they are listed).
+    pub bytes_total: AtomicU64,
 }
 
 pub fn check(
@@ -193,6 +195,9 @@ pub fn check(
         progress
             .packs_total
             .store(packs.len() as u64, Ordering::Relaxed);
+        progress
+            .bytes_total
+            .store(packs.iter().map(|(_, size)| size).sum(), Ordering::Relaxed);
     }
     let data_errors = Mutex::new(Vec::new());
     let threads = if opts.threads == 0 {

@@ -575,3 +575,41 @@ fn default_repository_and_password_sources() {
     c.run().success();
     cairn_tests::assert_trees_equal(&src, &restored(&target, &src));
 }
+
+/// Progress in a log (stderr no terminal): nothing by default, status
+/// lines when CAIRN_PROGRESS_FPS asks for them (at least the final one),
+/// for backup (files and bytes) and check --read-data (percent read).
+#[test]
+fn progress_lines_in_logs_with_cairn_progress_fps() {
+    let env = TestEnv::new();
+    let src = small_tree(&env);
+    env.init();
+    let quiet = env.cairn(["backup"]).arg(&src).run().success();
+    assert!(!quiet.stderr.contains("files"), "{}", quiet.describe());
+
+    let mut c = env.cairn(["backup"]);
+    c.arg(&src).env("CAIRN_PROGRESS_FPS", "20");
+    let out = c.run().success();
+    let status: Vec<&str> = out.stderr.lines().filter(|l| l.starts_with('[')).collect();
+    assert!(!status.is_empty(), "{}", out.describe());
+    assert!(
+        status.last().unwrap().contains(" files "),
+        "{}",
+        out.describe()
+    );
+
+    let mut c = env.cairn(["check", "--read-data"]);
+    c.env("CAIRN_PROGRESS_FPS", "20");
+    let out = c.run().success();
+    let last = out
+        .stderr
+        .lines()
+        .rfind(|l| l.starts_with('['))
+        .unwrap_or_else(|| panic!("no status line:\n{}", out.describe()))
+        .to_string();
+    assert!(last.contains("100.0% read"), "{last}");
+    let mut c = env.cairn(["check", "--read-data"]);
+    c.env("CAIRN_PROGRESS_FPS", "not a number");
+    let out = c.run().success();
+    assert!(!out.stderr.contains("% read"), "{}", out.describe());
+}

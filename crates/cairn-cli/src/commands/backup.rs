@@ -407,6 +407,15 @@ fn status(p: &BackupProgress, elapsed: std::time::Duration, mode: Mode) -> Statu
     if let Some(r) = remaining {
         line.push_str(&format!(", ETA {}", duration(r)));
     }
+    // The file being read, its path cut to what the terminal has left.
+    if !current.is_empty() {
+        let width = crate::progress::terminal_width().unwrap_or(120);
+        let left = width.saturating_sub(line.chars().count() + 2);
+        if left >= 8 {
+            line.push(' ');
+            line.push_str(&crate::progress::fit(&current, left));
+        }
+    }
     Status::Line(line)
 }
 

@@ -63,13 +63,26 @@ pub fn run(g: &GlobalOptions, a: CheckArgs) -> Result<i32> {
     };
     let reporter = {
         let p = progress.clone();
-        Reporter::start(mode, move |_| {
-            Status::Line(format!(
-                "read {} of {} packs, {}",
-                p.packs_done.load(Ordering::Relaxed),
-                p.packs_total.load(Ordering::Relaxed),
-                bytes(p.bytes_done.load(Ordering::Relaxed))
-            ))
+        Reporter::start(mode, move |elapsed| {
+            let ld = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+            let (done, total) = (ld(&p.bytes_done), ld(&p.bytes_total));
+            let pct = if total > 0 {
+                100.0 * (done as f64 / total as f64).min(1.0)
+            } else {
+                0.0
+            };
+            let mut line = format!(
+                "[{}] {pct:.1}% read {} of {} packs, {} of {}",
+                crate::output::duration(elapsed.as_secs()),
+                ld(&p.packs_done),
+                ld(&p.packs_total),
+                bytes(done),
+                bytes(total)
+            );
+            if let Some(r) = crate::progress::eta(done, total, elapsed) {
+                line.push_str(&format!(", ETA {}", crate::output::duration(r)));
+            }
+            Status::Line(line)
         })
     };
     let report = check(
