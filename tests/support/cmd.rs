@@ -414,6 +414,28 @@ impl Out {
             .lines()
             .filter(|l| !l.trim().is_empty())
             .collect();
+        // Under --json the one line is restic 0.17's exit_error object,
+        // with the exit code; it reads here as the text form would.
+        let json = lines
+            .first()
+            .and_then(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["message_type"] == "exit_error");
+        if let (1, Some(v)) = (lines.len(), json) {
+            assert_eq!(
+                v["code"].as_i64(),
+                self.status.code().map(i64::from),
+                "`{}`: the exit_error code is not the exit status:\n{}",
+                self.cmdline,
+                self.describe()
+            );
+            let message = v["message"].as_str().unwrap_or_default();
+            assert!(
+                !message.is_empty() && !message.contains('\n'),
+                "{}",
+                self.describe()
+            );
+            return format!("error: {message}");
+        }
         assert!(
             lines.len() == 1 && lines[0].starts_with("error:"),
             "`{}`: expected one line `error: ...` on stderr:\n{}",

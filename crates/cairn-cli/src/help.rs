@@ -85,9 +85,21 @@ fn examples(name: &str) -> &'static [(&'static str, &'static str)] {
         "repair" => &[
             ("cairn repair index", "rebuild the index from the packs"),
             (
+                "cairn repair packs 1a2b3c4d",
+                "salvage a damaged pack's intact blobs",
+            ),
+            (
                 "cairn repair snapshots --forget",
                 "rewrite snapshots without lost data",
             ),
+            (
+                "cairn repair config",
+                "restore a damaged config from the key files",
+            ),
+        ],
+        "list" => &[
+            ("cairn list snapshots", "the ids of every snapshot file"),
+            ("cairn list blobs", "every blob, `data ID` or `tree ID`"),
         ],
         "unlock" => &[
             ("cairn unlock", "remove stale lock files"),
