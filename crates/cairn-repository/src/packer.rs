@@ -39,8 +39,11 @@ pub(crate) enum Body {
 }
 
 impl OpenPack {
-    pub fn new(backend: &dyn Backend, capacity: usize) -> Result<OpenPack> {
-        let sink = match backend.data_writer()? {
+    /// A pack streamed to the backend if `stream` and the backend can take
+    /// one, else built in memory.
+    pub fn new(backend: &dyn Backend, capacity: usize, stream: bool) -> Result<OpenPack> {
+        let writer = if stream { backend.data_writer()? } else { None };
+        let sink = match writer {
             Some(writer) => Sink::Stream {
                 writer,
                 hasher: Sha256::new(),

@@ -135,9 +135,14 @@ impl Shared {
         let full = {
             let mut slot = self.open_packs[Self::slot(kind)].lock().unwrap();
             if slot.is_none() {
+                // Tree packs are built in memory and written whole, so
+                // that a metadata cache among the backend's wrappers keeps
+                // them (the next backup reads them as its parent's trees);
+                // data packs stream.
                 *slot = Some(OpenPack::new(
                     self.repo.backend().as_ref(),
                     self.opts.pack_size + (1 << 20),
+                    kind == BlobKind::Data,
                 )?);
             }
             let pack = slot.as_mut().expect("just created");

@@ -13,6 +13,9 @@ use serde_json::json;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+/// Packs read at once when restoring from a network backend.
+const REMOTE_READS: usize = 6;
+
 #[derive(Args, Debug)]
 pub struct RestoreArgs {
     /// Snapshot id or "latest"
@@ -89,7 +92,14 @@ pub fn run(g: &GlobalOptions, a: RestoreArgs) -> Result<i32> {
     }
     let repo = crate::repo::open_with_index(g)?;
     let (id, snap) = repo.find_snapshot(&a.snapshot, &super::snapshot_filter(&a.filter))?;
+    // Over a network, a pack read waits on the server: more reads in
+    // flight than cores keep both cores busy (restic restores with several
+    // connections too). On a local disk, one per core.
+    let remote = crate::repo::repository_location(g)?
+        .and_then(|spec| cairn_location::Location::parse(&spec).ok())
+        .is_some_and(|l| l.is_remote());
     let opts = RestoreOptions {
+        threads: if remote { REMOTE_READS } else { 0 },
         include,
         exclude,
         verify: a.verify,
