@@ -138,13 +138,13 @@ pub fn run(opts: Options) -> Result<()> {
     if opts.bench {
         section("bench --smoke");
         // The smoke run checks the harness, not cairn's speed: it reuses the
-        // debug binary built above instead of a second, release build. A
-        // failing restic row means the harness itself is broken and fails
-        // the run; failing cairn rows are reported in the table.
+        // debug binary built above instead of a second, release build. Any
+        // failing row fails the run: a restic row means the harness is
+        // broken, a cairn row (a wrong restore, say) means cairn is.
         bench::run(bench::Options {
             scale: bench::Scale::Smoke,
             cairn_bin: Some(cairn.clone()),
-            strict: bench::Strict::Restic,
+            strict: bench::Strict::All,
             ..bench::Options::default()
         })
         .context("the smoke benchmark failed")?;

@@ -51,6 +51,33 @@ pub fn usage(dir: &Path) -> Result<Usage> {
     Ok(usage)
 }
 
+/// The SHA-256 of every regular file below `dir` (or of `dir` itself if it
+/// is a file), sorted: two trees holding the same contents, wherever the
+/// files sit, give the same list.
+pub fn content_digests(dir: &Path) -> Result<Vec<[u8; 32]>> {
+    use sha2::{Digest, Sha256};
+    let mut files = Vec::new();
+    if dir.is_file() {
+        files.push(dir.to_path_buf());
+    } else {
+        walk(dir, &mut |p, meta| {
+            if meta.is_file() {
+                files.push(p.to_path_buf());
+            }
+        })
+        .with_context(|| format!("listing {}", dir.display()))?;
+    }
+    let mut out = Vec::with_capacity(files.len());
+    for f in files {
+        let mut h = Sha256::new();
+        let mut file = File::open(&f).with_context(|| format!("opening {}", f.display()))?;
+        io::copy(&mut file, &mut h).with_context(|| format!("reading {}", f.display()))?;
+        out.push(h.finalize().into());
+    }
+    out.sort_unstable();
+    Ok(out)
+}
+
 /// Reads every regular file below `dir` (or `dir` itself if it is a file)
 /// once, so later runs find it in the page cache. Returns bytes read.
 pub fn read_all(dir: &Path) -> Result<u64> {

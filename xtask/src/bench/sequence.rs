@@ -242,8 +242,11 @@ impl Bench {
                     target.clone().into(),
                 ];
                 let measured = self.exec(tool, op, &args, None)?;
-                // A wrong restore gets no number: compare counts and bytes.
+                // A wrong restore gets no number: compare counts and bytes,
+                // then every file's contents.
                 let (want, got) = (fsutil::usage(source)?, fsutil::usage(&target)?);
+                let same = (want.files, want.bytes) == (got.files, got.bytes)
+                    && fsutil::content_digests(source)? == fsutil::content_digests(&target)?;
                 fsutil::remove(&target)?;
                 if (want.files, want.bytes) != (got.files, got.bytes) {
                     bail!(
@@ -253,6 +256,9 @@ impl Bench {
                         want.files,
                         want.bytes
                     );
+                }
+                if !same {
+                    bail!("restore is wrong: files of the right sizes with other contents");
                 }
                 measured
             }
