@@ -545,27 +545,7 @@ pub fn parse_max_unused(s: &str, parse_size: impl Fn(&str) -> Result<u64>) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tree_walk::testutil::{file, noise, repo, saver, tree};
-    use cairn_repository::format::snapshot::Snapshot;
-
-    fn snapshot(tree: Id) -> Snapshot {
-        Snapshot {
-            version: 1,
-            time: chrono::Utc::now().fixed_offset(),
-            tree,
-            paths: vec!["/data".into()],
-            hostname: "h".into(),
-            username: "u".into(),
-            uid: 0,
-            gid: 0,
-            tags: vec![],
-            excludes: vec![],
-            parent: None,
-            original: None,
-            program_version: "test".into(),
-            summary: None,
-        }
-    }
+    use crate::tree_walk::testutil::{file, noise, repo, saver, snapshot, tree};
 
     fn prune_now(repo: &Arc<Repository>, keep_delete: Duration) -> PruneReport {
         let opts = PruneOptions {

@@ -509,25 +509,6 @@ mod tests {
     use crate::tree_walk::testutil::*;
     use std::path::Path;
 
-    fn snapshot(tree: Id) -> Snapshot {
-        Snapshot {
-            version: 1,
-            time: chrono::Utc::now().fixed_offset(),
-            tree,
-            paths: vec!["/data".into()],
-            hostname: "h".into(),
-            username: "u".into(),
-            uid: 0,
-            gid: 0,
-            tags: vec![],
-            excludes: vec![],
-            parent: None,
-            original: None,
-            program_version: String::new(),
-            summary: None,
-        }
-    }
-
     /// A repository whose `lost/` files live in their own packs, which the
     /// test then deletes.
     struct Fixture {

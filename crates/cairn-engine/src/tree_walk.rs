@@ -311,6 +311,26 @@ pub(crate) mod testutil {
         tree(saver, vec![node])
     }
 
+    /// A snapshot of root tree `tree`, taken now.
+    pub fn snapshot(tree: Id) -> cairn_repository::format::snapshot::Snapshot {
+        cairn_repository::format::snapshot::Snapshot {
+            version: 1,
+            time: chrono::Utc::now().fixed_offset(),
+            tree,
+            paths: vec!["/data".into()],
+            hostname: "h".into(),
+            username: "u".into(),
+            uid: 0,
+            gid: 0,
+            tags: vec![],
+            excludes: vec![],
+            parent: None,
+            original: None,
+            program_version: "test".into(),
+            summary: None,
+        }
+    }
+
     pub fn tree(saver: &BlobSaver, mut nodes: Vec<Node>) -> Id {
         nodes.sort_by(|a, b| a.name.cmp(&b.name));
         saver
