@@ -12,6 +12,8 @@
 
 use crate::error::{self, Op};
 use crate::{request_timeout, Inner};
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, StorageClass};
 use bytes::Bytes;
@@ -102,8 +104,7 @@ impl Inner {
     async fn put(&self, key: &str, body: Bytes, class: Option<StorageClass>) -> Result<()> {
         let op = self.op("PUT", key);
         let len = body.len() as u64;
-        loop {
-            let conditional = self.conditional_put.load(Ordering::Relaxed);
+        self.create_unless_exists(&op, len, |conditional| {
             let mut req = self
                 .client
                 .put_object()
@@ -116,10 +117,26 @@ impl Inner {
             if conditional {
                 req = req.if_none_match("*");
             }
-            match self.timed(&op, len, req.send()).await? {
+            req.send()
+        })
+        .await
+    }
+
+    /// Sends the request `send(conditional)` makes: with `If-None-Match: *`
+    /// while the server takes it (412: the object exists), without once it
+    /// answers 501 to it (then for every later request too).
+    async fn create_unless_exists<T, E, F, Fut>(&self, op: &Op<'_>, len: u64, send: F) -> Result<()>
+    where
+        F: Fn(bool) -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        loop {
+            let conditional = self.conditional_put.load(Ordering::Relaxed);
+            match self.timed(op, len, send(conditional)).await? {
                 Ok(_) => return Ok(()),
                 Err(e) => match error::status(&e) {
-                    Some(412) => return Err(already_exists(&op)),
+                    Some(412) => return Err(already_exists(op)),
                     Some(501) if conditional => {
                         self.conditional_put.store(false, Ordering::Relaxed)
                     }
@@ -233,8 +250,8 @@ impl Inner {
             .set_parts(Some(parts))
             .build();
         let op = self.op("CompleteMultipartUpload", key);
-        loop {
-            let conditional = self.conditional_put.load(Ordering::Relaxed);
+        // Completing may take the server a while: it assembles the parts.
+        self.create_unless_exists(&op, len, |conditional| {
             let mut req = self
                 .client
                 .complete_multipart_upload()
@@ -245,18 +262,9 @@ impl Inner {
             if conditional {
                 req = req.if_none_match("*");
             }
-            // Completing may take the server a while: it assembles the parts.
-            match self.timed(&op, len, req.send()).await? {
-                Ok(_) => return Ok(()),
-                Err(e) => match error::status(&e) {
-                    Some(412) => return Err(already_exists(&op)),
-                    Some(501) if conditional => {
-                        self.conditional_put.store(false, Ordering::Relaxed)
-                    }
-                    _ => return Err(op.sdk_error(&e)),
-                },
-            }
-        }
+            req.send()
+        })
+        .await
     }
 
     /// Abort the multipart uploads of repository files to which nothing
