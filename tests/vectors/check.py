@@ -26,12 +26,15 @@ import re
 import struct
 import sys
 
-import blake3
-import zstandard
-from nacl.bindings import (
-    crypto_aead_xchacha20poly1305_ietf_decrypt,
-    crypto_aead_xchacha20poly1305_ietf_encrypt,
-)
+try:
+    import blake3
+    import zstandard
+    from nacl.bindings import (
+        crypto_aead_xchacha20poly1305_ietf_decrypt,
+        crypto_aead_xchacha20poly1305_ietf_encrypt,
+    )
+except ImportError as e:
+    sys.exit(f"check.py needs the packages of tests/vectors/requirements.txt: {e}")
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -111,12 +114,15 @@ class Checker:
         self.checks += 1
         got = self[name]
         if got != want:
-            show = (lambda b: b.hex()) if self.vectors.get(name, ("hex",))[0] == "hex" else (
-                lambda b: b.decode("utf-8", "replace")
-            )
+            at = next((i for i, (a, b) in enumerate(zip(got, want)) if a != b), min(len(got), len(want)))
+            if self.vectors.get(name, ("hex",))[0] == "hex":
+                show = bytes.hex
+            else:
+                show = lambda b: b.decode("utf-8", "replace").replace("\n", " / ")  # noqa: E731
             self.fail(
                 name,
-                f"{what} differs from the independent computation\n"
+                f"{what} differs from the independent computation "
+                f"({len(got)} and {len(want)} bytes, first difference at byte {at})\n"
                 f"    document:    {show(got)}\n    independent: {show(want)}",
             )
 

@@ -2,11 +2,13 @@
 //!
 //! 1. Install what the tests need when missing (Debian packages, among
 //!    them PostgreSQL and MariaDB, whose servers the tests start in
-//!    directories of their own; a Python venv with moto's S3 server under
+//!    directories of their own; a Python venv with moto's S3 server and
+//!    the packages of `tests/vectors/requirements.txt` under
 //!    `target/test-env/venv`, and the s3s-fs S3 server under
 //!    `target/test-env/s3s`).
 //! 2. The style gate ([`crate::lint`]): rustfmt, clippy with warnings
-//!    denied, the MSRV check.
+//!    denied, the MSRV check; then `tests/vectors/check.py`, which
+//!    recomputes the test vectors of `repo-format.md` without cairn's code.
 //! 3. Build the debug `cairn` binary.
 //! 4. Run `cargo test --workspace` with the paths of the
 //!    binaries exported; the tests start their own servers on 127.0.0.1.
@@ -81,6 +83,9 @@ pub fn run(opts: Options) -> Result<()> {
         section("lint: rustfmt, clippy, MSRV");
         crate::lint::run()?;
     }
+
+    section("repo-format.md's vectors, recomputed without cairn (tests/vectors/check.py)");
+    check_vectors()?;
 
     section("build cairn (debug)");
     sys::run(sys::cargo().args(["build", "-p", "cairn-cli", "--bin", "cairn"]))?;
@@ -213,6 +218,7 @@ pub fn install_deps() -> Result<Deps> {
             );
         }
     }
+    install_vector_check_packages(&venv)?;
     let s3s_fs = s3s_dir().join("bin/s3s-fs");
     if sys::is_executable(&s3s_fs) {
         eprintln!("s3s-fs present: {}", s3s_fs.display());
@@ -238,6 +244,52 @@ pub fn install_deps() -> Result<Deps> {
         moto_server,
         s3s_fs,
     })
+}
+
+/// The independent check of `repo-format.md`'s test vectors, and the pinned
+/// Python packages it uses (libsodium, libzstd and BLAKE3 bindings).
+const VECTOR_CHECK: &str = "tests/vectors/check.py";
+const VECTOR_REQUIREMENTS: &str = "tests/vectors/requirements.txt";
+
+/// Installs the vector check's packages into the venv unless the ones
+/// `requirements.txt` pins now are there (a copy of it in the venv says so).
+fn install_vector_check_packages(venv: &Path) -> Result<()> {
+    let requirements = sys::project_root().join(VECTOR_REQUIREMENTS);
+    let wanted = std::fs::read(&requirements)
+        .with_context(|| format!("reading {}", requirements.display()))?;
+    let stamp = venv.join("cairn-vector-requirements.txt");
+    if std::fs::read(&stamp).is_ok_and(|had| had == wanted) {
+        eprintln!("vector check packages present");
+        return Ok(());
+    }
+    sys::run(
+        Command::new(venv.join("bin/pip"))
+            .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
+            .arg(&requirements)
+            .stdin(Stdio::null())
+            .stdout(sys::to_stderr()),
+    )?;
+    std::fs::write(&stamp, wanted).with_context(|| format!("writing {}", stamp.display()))
+}
+
+/// Runs `tests/vectors/check.py`; any vector that disagrees fails the run.
+fn check_vectors() -> Result<()> {
+    let python = venv_dir().join("bin/python");
+    if !sys::is_executable(&python) {
+        bail!(
+            "{} is missing: run `cargo xtask deps` (or `test` without --no-install)",
+            python.display()
+        );
+    }
+    let root = sys::project_root();
+    sys::run(
+        Command::new(python)
+            .arg(root.join(VECTOR_CHECK))
+            .arg(root.join("repo-format.md"))
+            .stdin(Stdio::null())
+            .stdout(sys::to_stderr()),
+    )
+    .context("repo-format.md's test vectors disagree with an independent computation")
 }
 
 fn venv_dir() -> PathBuf {
