@@ -854,6 +854,20 @@ fn trees_parse_sorted_with_their_ids() {
     assert_eq!(Tree::from_bytes(extra.as_bytes()).unwrap(), root_tree());
 }
 
+/// §10: in compact tree JSON only `"`, `\` and U+0000..U+001F are escaped
+/// (short forms where JSON has them, else `\u00xx` in lowercase hex).
+#[test]
+fn tree_strings_are_escaped_as_documented() {
+    let name = "a\u{1}\u{8}\t\n\u{c}\r\u{1f}\u{7f}/\u{e9}\"\\";
+    let tree = Tree {
+        nodes: vec![Node::new(name, NodeKind::Fifo)],
+    };
+    let json = String::from_utf8(tree.to_bytes()).unwrap();
+    let written = "\"name\":\"a\\u0001\\b\\t\\n\\f\\r\\u001f\u{7f}/\u{e9}\\\"\\\\\"";
+    assert!(json.contains(written), "{json}");
+    assert_eq!(Tree::from_bytes(json.as_bytes()).unwrap(), tree);
+}
+
 #[test]
 fn snapshot_opens_and_names_its_tree() {
     let doc = doc();
