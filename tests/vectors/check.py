@@ -278,7 +278,7 @@ def check_pack_and_index(c):
         for kind, offset, length, raw, id_ in parsed:
             plain = decode(open_sealed(DATA_KEY, c["pack"][offset:offset + length]))
             c.true("pack", len(plain) == raw and blob_id(plain) == id_ and kind == 0, "a blob")
-    except (ValueError, zstandard.ZstdError, Exception) as e:  # noqa: B014
+    except Exception as e:  # a failed tag, a bad frame or header
         c.fail("pack", f"does not read as §6 says: {e}")
         parsed = []
 
