@@ -231,7 +231,9 @@ fn a_backup_held_open_across_a_prune_keeps_its_data_and_recovers_the_marked_pack
     let env = TestEnv::new();
     env.init();
     let mut rng = Rng::new(17);
-    let old = rng.bytes(3 * MIB as usize);
+    // Chunks are at most 8 MiB: the first chunk of these 12 MiB ends within
+    // them, and is the same chunk when the same bytes start another stream.
+    let old = rng.bytes(12 * MIB as usize);
     let s = env
         .cairn([
             "--pack-size",
@@ -250,8 +252,10 @@ fn a_backup_held_open_across_a_prune_keeps_its_data_and_recovers_the_marked_pack
     let before = pack_names(&env);
 
     // The backup: the old data first (deduplicated against packs prune is
-    // about to mark), then new data, enough to fill a pack; then it waits.
-    let fresh = rng.bytes(4 * MIB as usize);
+    // about to mark), then new data; then it waits. Of the 16 MiB of new
+    // data at most one chunk (8 MiB) is still being cut, so more than a
+    // pack's worth (1 MiB) is chunked and its pack written.
+    let fresh = rng.bytes(16 * MIB as usize);
     let tail = rng.bytes(2 * MIB as usize);
     let mut c = env.cairn([
         "--pack-size",
