@@ -9,6 +9,7 @@
 
 pub mod cache;
 pub mod conformance;
+mod crash;
 mod dryrun;
 mod limit;
 mod local;
@@ -17,6 +18,7 @@ mod retry;
 mod words;
 
 pub use cache::CacheBackend;
+pub use crash::{CrashPointBackend, CRASH_EXIT_CODE};
 pub use dryrun::DryRunBackend;
 pub use limit::{LimitBackend, RateLimit};
 pub use local::{fsync_dir, rename_noreplace, LocalBackend, PendingFile};

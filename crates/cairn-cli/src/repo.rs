@@ -4,7 +4,7 @@ use crate::cli::GlobalOptions;
 use crate::error::{Error, Result};
 use crate::secret::Secret;
 use cairn_location::{BackendOptions, ExtendedOptions, Location};
-use cairn_repository::backend::{Backend, LocalBackend, RetryPolicy};
+use cairn_repository::backend::{Backend, RetryPolicy};
 use cairn_repository::format::crypto::KdfParams;
 use cairn_repository::{Kind, OpenOptions, Repository};
 use std::path::PathBuf;
@@ -140,7 +140,10 @@ pub fn backend(g: &GlobalOptions) -> Result<Arc<dyn Backend>> {
             if !g.quiet {
                 SAID.call_once(|| eprintln!("using default repository at {}", path.display()));
             }
-            Ok(Arc::new(LocalBackend::new(path)))
+            Ok(cairn_location::open(
+                &Location::Local(path),
+                &BackendOptions::default(),
+            )?)
         }
     }
 }

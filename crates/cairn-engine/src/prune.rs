@@ -8,7 +8,8 @@
 //! 2. A later prune deletes a marked pack once it has been marked for at
 //!    least `keep_delete`, unless a snapshot (written meanwhile by a backup
 //!    that had loaded the index before the mark) needs a blob only it holds:
-//!    then the pack is un-marked ("recovered").
+//!    then the pack is un-marked ("recovered") and treated as any pack in
+//!    use (repacked when partly used).
 //!
 //! Partly used packs are repacked: their used blobs are copied (still
 //! sealed, after verifying them) into new packs, and the old packs marked.
@@ -294,8 +295,20 @@ pub fn prune(
         match p.marked {
             Some(t) => {
                 if !p.used.is_empty() {
+                    // In use again: from here on like any pack in use, so
+                    // its unused blobs count and may be repacked away.
                     r.packs_recovered += 1;
-                    keep_live.push(IndexPack::live(*id, entries(&all)));
+                    if p.unused.is_empty() {
+                        keep_live.push(IndexPack::live(*id, entries(&all)));
+                    } else {
+                        partly.push(PartlyUsed {
+                            id: *id,
+                            used_size,
+                            unused_size,
+                            used_blobs: p.used.clone(),
+                            unused_blobs: p.unused.clone(),
+                        });
+                    }
                 } else if t + opts.keep_delete.as_secs() as i64 <= now {
                     delete.push((*id, p.size));
                 } else {
@@ -554,6 +567,59 @@ mod tests {
             ..Default::default()
         };
         prune(repo, &opts, &PruneProgress::default()).unwrap()
+    }
+
+    /// A recovered pack that also holds blobs no snapshot needs is repacked
+    /// like any partly used pack, not kept whole: after a prune with no
+    /// unused space allowed, none is left, and the needed blobs read back.
+    #[test]
+    fn a_recovered_pack_with_unused_blobs_is_repacked() {
+        let repo = repo();
+        let data = noise(40_000, 3);
+        let s = saver(&repo);
+        let node = file(&s, "f", &data, 10_000);
+        let root = tree(&s, vec![node.clone()]);
+        s.finish().unwrap();
+        let first = repo.save_snapshot(&snapshot(root)).unwrap();
+        repo.load_index().unwrap();
+        let pack = repo.lookup(&node.content[0]).unwrap().pack;
+        assert!(node
+            .content
+            .iter()
+            .all(|id| repo.lookup(id).unwrap().pack == pack));
+        repo.backend()
+            .remove(FileKind::Snapshot, &first.to_hex())
+            .unwrap();
+        prune_now(&repo, Duration::from_secs(24 * 3600));
+        repo.load_index().unwrap();
+        assert!(repo.index().marked(&pack).is_some());
+
+        // A snapshot written by a backup that loaded the index before the
+        // mark needs half of the pack's blobs.
+        let mut half = node.clone();
+        half.content.truncate(2);
+        half.size = 20_000;
+        let s = saver(&repo);
+        let again = tree(&s, vec![half.clone()]);
+        s.finish().unwrap();
+        repo.save_snapshot(&snapshot(again)).unwrap();
+
+        let opts = PruneOptions {
+            keep_delete: Duration::ZERO,
+            max_unused: MaxUnused::Percent(0.0),
+            pack_size: 64 << 10,
+            ..Default::default()
+        };
+        let r = prune(&repo, &opts, &PruneProgress::default()).unwrap();
+        assert_eq!((r.packs_recovered, r.packs_repacked), (1, 1), "{r:?}");
+        let r = prune(&repo, &opts, &PruneProgress::default()).unwrap();
+        assert_eq!(r.blobs_unused, 0, "{r:?}");
+        assert!(!repo.stored_packs().unwrap().contains_key(&pack));
+        let mut back = Vec::new();
+        for id in &half.content {
+            back.extend(repo.read_blob(id).unwrap());
+        }
+        assert_eq!(back, &data[..20_000]);
     }
 
     /// The path that keeps prune safe beside a running backup, without

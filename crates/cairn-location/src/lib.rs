@@ -17,14 +17,19 @@
 //! ([`LimitBackend`]), retries ([`RetryBackend`], which fail fast until the
 //! server has answered once), then the local cache ([`CacheBackend`]), so
 //! a cache hit costs neither bandwidth nor a retry.
+//!
+//! Debug builds only: with `CAIRN_TEST_CRASH_AFTER=N` every backend (local
+//! ones too) is wrapped outermost in a [`CrashPointBackend`], which ends the
+//! process after the N-th mutating operation, so tests can crash a command
+//! at each of its write/delete boundaries.
 
 mod options;
 
 pub use options::{ExtendedOptions, OptionError, KNOWN_OPTIONS};
 
 use cairn_backend::{
-    Backend, BackendError, CacheBackend, ErrorKind, LimitBackend, LocalBackend, RetryBackend,
-    RetryPolicy,
+    Backend, BackendError, CacheBackend, CrashPointBackend, ErrorKind, LimitBackend, LocalBackend,
+    RetryBackend, RetryPolicy,
 };
 use cairn_backend_rest::{RcloneBackend, RcloneConfig, RestBackend, RestOptions};
 use cairn_backend_s3::{S3Backend, S3Config};
@@ -403,6 +408,30 @@ fn rest_options(opts: &BackendOptions) -> RestOptions {
 /// Build the backend for `location`. Nothing is read or written yet except
 /// what connecting needs (an SFTP session, rclone's start).
 pub fn open(location: &Location, opts: &BackendOptions) -> Result<Arc<dyn Backend>, BackendError> {
+    crash_points(build(location, opts)?)
+}
+
+/// The test hook of debug builds: `CAIRN_TEST_CRASH_AFTER=N` ends the
+/// process after the N-th mutating backend operation (see
+/// [`CrashPointBackend`]). Release builds never read the variable.
+fn crash_points(backend: Arc<dyn Backend>) -> Result<Arc<dyn Backend>, BackendError> {
+    if !cfg!(debug_assertions) {
+        return Ok(backend);
+    }
+    let Some(v) = std::env::var_os("CAIRN_TEST_CRASH_AFTER") else {
+        return Ok(backend);
+    };
+    match v.to_str().and_then(|v| v.parse::<u64>().ok()) {
+        Some(n) if n > 0 => Ok(Arc::new(CrashPointBackend::new(backend, n))),
+        _ => Err(BackendError::new(
+            ErrorKind::Permanent,
+            format!("invalid CAIRN_TEST_CRASH_AFTER {v:?}: a number of operations, 1 or more"),
+        )),
+    }
+}
+
+/// The backend for `location`, network ones in their wrappers.
+fn build(location: &Location, opts: &BackendOptions) -> Result<Arc<dyn Backend>, BackendError> {
     let network: Arc<dyn Backend> = match location {
         Location::Local(path) => return Ok(Arc::new(LocalBackend::new(path))),
         Location::Rest(url) => Arc::new(RestBackend::new(url, rest_options(opts))?),
