@@ -492,10 +492,10 @@ mod tests {
         saver.save(BlobKind::Data, b"beta".to_vec()).unwrap();
         // Wait until both packs are stored (a generous deadline only for a
         // hang), then drop the saver without finish(): no index file is written.
-        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        let deadline = Instant::now() + Duration::from_secs(120);
         while repo.backend().list(FileKind::Data).unwrap().len() < 2 {
             assert!(
-                std::time::Instant::now() < deadline,
+                Instant::now() < deadline,
                 "the two packs were not uploaded within 120 s"
             );
             std::thread::sleep(Duration::from_millis(10));
