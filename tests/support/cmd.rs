@@ -302,6 +302,95 @@ pub fn wait_capturing(
     (status, stdout, stderr)
 }
 
+/// Wait until `cond` holds, checking every few milliseconds; fail the test
+/// with `what` if it has not held after `timeout` (a generous bound for "it
+/// never happened", not a guess at how long it takes).
+#[track_caller]
+pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(Instant::now() < deadline, "{what}: not within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A child's stderr, read on a thread as it comes, so that a test can wait
+/// for a line (a sign the child has reached some point) and still report
+/// everything it said.
+pub struct StderrWatch {
+    shared: std::sync::Arc<(std::sync::Mutex<(String, bool)>, std::sync::Condvar)>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl StderrWatch {
+    /// Take `child`'s piped stderr and start reading it.
+    pub fn new(child: &mut Child) -> StderrWatch {
+        let mut se = child.stderr.take().expect("stderr is piped");
+        let shared = std::sync::Arc::new((
+            std::sync::Mutex::new((String::new(), false)),
+            std::sync::Condvar::new(),
+        ));
+        let s2 = shared.clone();
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            loop {
+                let n = se.read(&mut buf).unwrap_or(0);
+                let (lock, cv) = &*s2;
+                let mut st = lock.lock().unwrap();
+                if n == 0 {
+                    st.1 = true;
+                    cv.notify_all();
+                    return;
+                }
+                st.0.push_str(&String::from_utf8_lossy(&buf[..n]));
+                cv.notify_all();
+            }
+        });
+        StderrWatch {
+            shared,
+            reader: Some(reader),
+        }
+    }
+
+    /// Wait until stderr contains `needle` (true) or ends without it
+    /// (false); fail the test if neither happens within `timeout`.
+    #[track_caller]
+    pub fn wait_for(&self, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let (lock, cv) = &*self.shared;
+        let mut st = lock.lock().unwrap();
+        loop {
+            if st.0.contains(needle) {
+                return true;
+            }
+            if st.1 {
+                return false;
+            }
+            let now = Instant::now();
+            assert!(
+                now < deadline,
+                "{needle:?} did not appear on stderr within {timeout:?}; it said:\n{}",
+                st.0
+            );
+            st = cv.wait_timeout(st, deadline - now).unwrap().0;
+        }
+    }
+
+    /// Everything read so far.
+    pub fn text(&self) -> String {
+        self.shared.0.lock().unwrap().0.clone()
+    }
+
+    /// Wait for the end of the stream (the child has exited and closed it)
+    /// and return all of it.
+    pub fn finish(mut self) -> String {
+        if let Some(r) = self.reader.take() {
+            r.join().unwrap();
+        }
+        self.text()
+    }
+}
+
 /// Wait for a child, killing it and failing the test after `timeout`.
 pub fn wait_timeout(child: &mut Child, timeout: Duration, what: &str) -> ExitStatus {
     let deadline = Instant::now() + timeout;

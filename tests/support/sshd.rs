@@ -172,6 +172,22 @@ impl Sshd {
 
     /// Kill the server and the session processes it forked (SIGKILL, as a
     /// crash would): connected clients see their connection drop.
+    /// Freeze the server and its sessions (SIGSTOP) where they are: a
+    /// transfer in flight stays in flight until [`Sshd::stop`] kills them.
+    pub fn pause(&self) {
+        let Some(child) = self.child.as_ref() else {
+            return;
+        };
+        let mut victims = descendants(child.id());
+        victims.push(child.id());
+        for pid in victims {
+            // SAFETY: kill takes no pointers; these are our own children.
+            unsafe {
+                libc::kill(pid as libc::pid_t, libc::SIGSTOP);
+            }
+        }
+    }
+
     pub fn stop(&mut self) {
         let Some(mut child) = self.child.take() else {
             return;

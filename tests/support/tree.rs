@@ -3,7 +3,8 @@
 //! A [`Manifest`] records, for every path below a root (the root itself is
 //! `.`), what a restore must reproduce: type, full `st_mode`, owner, size,
 //! mtime in nanoseconds, a BLAKE3 hash of a file's contents, a symlink's
-//! target, extended attributes, and which paths are hard links to one
+//! target, extended attributes (all a restore may set: see
+//! `read_xattrs`), and which paths are hard links to one
 //! inode. Taking a manifest is how a test "saves a copy" of a tree as it
 //! was at backup time; [`diff`] lists every difference, one line each.
 
@@ -131,10 +132,17 @@ fn read_xattrs(path: &Path) -> BTreeMap<Vec<u8>, Vec<u8>> {
     let Ok(names) = xattr::list(path) else {
         return m;
     };
+    // The archiver stores every attribute, and a restore must bring back
+    // every one it may set: user.* and system.* (POSIX ACLs) always, and
+    // security.* (file capabilities, labels) and trusted.* when the test
+    // runs as root (for anyone else the kernel refuses to set them).
+    let root = crate::is_root();
     for n in names {
-        // Only user.* attributes: security.* (SELinux labels) and
-        // system.* (ACLs) are set by the system, not backed up by choice.
-        if !n.as_bytes().starts_with(b"user.") {
+        let b = n.as_bytes();
+        let settable = b.starts_with(b"user.")
+            || b.starts_with(b"system.")
+            || (root && (b.starts_with(b"security.") || b.starts_with(b"trusted.")));
+        if !settable {
             continue;
         }
         if let Ok(Some(v)) = xattr::get(path, &n) {

@@ -22,6 +22,7 @@
 //! | `unreachable_servers_fail_fast` | nothing listening (rest:, sftp:): a clear error within seconds |
 //! | `the_cache_serves_a_second_run_and_is_not_used_with_no_cache` | cache layout, sealed copies, expiry after forget, `--cache-dir`, `--no-cache` |
 
+use cairn_tests::cmd::{wait_until, StderrWatch};
 use cairn_tests::gen::random_file;
 use cairn_tests::s3::{S3Server, ACCESS_KEY, SECRET_KEY};
 use cairn_tests::sshd::{shell_join, Sshd};
@@ -205,41 +206,96 @@ fn life_cycle_on_sftp() {
         .success();
 }
 
-#[test]
-fn sftp_server_restarted_during_a_backup() {
-    let Some(mut sshd) = Sshd::start() else {
-        return;
-    };
-    let env = TestEnv::new();
-    let remote = sftp_remote(&env, &sshd, "sftp-repo");
-    run(&env, &remote, &["init"]).success();
+/// Back up 32 MiB to `remote` in 1 MiB packs; once 3 packs are in
+/// `data_dir` call `stop`, and once cairn has met the outage (it reports
+/// that it is retrying, or it has ended) call `start`. Either the backup
+/// rode over the restart after retrying, or it failed with an error naming
+/// the server; then a re-run completes, and the repository checks out and
+/// restores byte for byte.
+fn server_restarted_during_a_backup(
+    env: &TestEnv,
+    remote: &Remote,
+    data_dir: &Path,
+    seed: u64,
+    stop: impl FnOnce(),
+    start: impl FnOnce(),
+) {
+    run(env, remote, &["init"]).success();
     let src = env.mkdir("big");
     for i in 0..8 {
-        random_file(&src.join(format!("f{i}")), 4 << 20, 100 + i);
+        random_file(&src.join(format!("f{i}")), 4 << 20, seed + i);
     }
-    let mut c = env.cairn(["backup", src.to_str().unwrap()]);
-    c.env("CAIRN_REPOSITORY", &remote.location)
-        .args(&remote.args);
+    let mut c = env.cairn(["--pack-size", "1", "backup", src.to_str().unwrap()]);
+    c.env("CAIRN_REPOSITORY", &remote.location);
+    for (k, v) in &remote.env {
+        c.env(k, v);
+    }
+    c.args(&remote.args);
+    let cmdline = c.command_line();
     let mut child = c.command().spawn().unwrap();
-    std::thread::sleep(Duration::from_millis(700));
-    sshd.stop();
-    std::thread::sleep(Duration::from_millis(500));
-    sshd.start_again();
-    let status = child.wait().unwrap();
-    // Either the retries rode over the restart, or the backup failed with
-    // an error; a re-run completes and the repository checks out.
-    if !status.success() {
-        run(&env, &remote, &["backup", src.to_str().unwrap()]).success();
+    let stderr = StderrWatch::new(&mut child);
+    wait_until("3 packs stored", Duration::from_secs(120), || {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the backup ended before the server could be stopped:\n{}",
+            stderr.text()
+        );
+        cairn_tests::repo::packs(data_dir).len() >= 3
+    });
+    stop();
+    let retried = stderr.wait_for("retrying", Duration::from_secs(300));
+    start();
+    let (status, stdout, _) =
+        cairn_tests::cmd::wait_capturing(&mut child, Duration::from_secs(300), &cmdline);
+    let out = Out {
+        cmdline,
+        status,
+        stdout,
+        stderr: stderr.finish(),
+    };
+    assert!(!out.stderr.contains("panicked"), "{}", out.describe());
+    if out.status.success() {
+        assert!(
+            retried,
+            "the backup rode over the outage without retrying:\n{}",
+            out.describe()
+        );
+    } else {
+        let errors = out.error_lines();
+        assert!(
+            errors.iter().any(|l| l.contains("127.0.0.1")),
+            "the error does not say which server:\n{}",
+            out.describe()
+        );
+        run(env, remote, &["backup", src.to_str().unwrap()]).success();
     }
-    run(&env, &remote, &["check", "--read-data"]).success();
+    run(env, remote, &["check", "--read-data"]).success();
     let target = env.path("restore");
     run(
-        &env,
-        &remote,
+        env,
+        remote,
         &["restore", "latest", "--target", target.to_str().unwrap()],
     )
     .success();
     assert_trees_equal_with(&src, &restored(&target, &src), Options::default());
+}
+
+#[test]
+fn sftp_server_restarted_during_a_backup() {
+    let Some(sshd) = Sshd::start() else {
+        return;
+    };
+    let env = TestEnv::new();
+    let remote = sftp_remote(&env, &sshd, "sftp-repo");
+    let sshd = std::cell::RefCell::new(sshd);
+    server_restarted_during_a_backup(
+        &env,
+        &remote,
+        &env.path("sftp-repo"),
+        100,
+        || sshd.borrow_mut().stop(),
+        || sshd.borrow_mut().start_again(),
+    );
 }
 
 #[test]
@@ -443,38 +499,19 @@ fn s3_wrong_secret_is_one_clear_error_without_the_secret() {
 #[test]
 fn s3_server_restarted_during_a_backup() {
     let env = TestEnv::new();
-    let Some(mut server) = S3Server::s3s_fs(&env.mkdir("s3data")) else {
+    let Some(server) = S3Server::s3s_fs(&env.mkdir("s3data")) else {
         return;
     };
     let remote = s3_remote(&server, "restart");
-    run(&env, &remote, &["init"]).success();
-    let src = env.mkdir("big");
-    for i in 0..8 {
-        random_file(&src.join(format!("f{i}")), 4 << 20, 200 + i);
-    }
-    let mut c = env.cairn(["backup", src.to_str().unwrap()]);
-    c.env("CAIRN_REPOSITORY", &remote.location);
-    for (k, v) in &remote.env {
-        c.env(k, v);
-    }
-    let mut child = c.command().spawn().unwrap();
-    std::thread::sleep(Duration::from_millis(600));
-    server.kill();
-    std::thread::sleep(Duration::from_millis(800));
-    server.start();
-    let status = child.wait().unwrap();
-    if !status.success() {
-        run(&env, &remote, &["backup", src.to_str().unwrap()]).success();
-    }
-    run(&env, &remote, &["check", "--read-data"]).success();
-    let target = env.path("restore");
-    run(
+    let server = std::cell::RefCell::new(server);
+    server_restarted_during_a_backup(
         &env,
         &remote,
-        &["restore", "latest", "--target", target.to_str().unwrap()],
-    )
-    .success();
-    assert_trees_equal_with(&src, &restored(&target, &src), Options::default());
+        &env.path("s3data/restart"),
+        200,
+        || server.borrow_mut().kill(),
+        || server.borrow_mut().start(),
+    );
 }
 
 /// A local repository copied into a bucket with a sync tool (rclone

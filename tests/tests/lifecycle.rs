@@ -108,7 +108,27 @@ fn forget_applies_policies_per_group_and_prune_frees_the_data() {
         backup_at(&env, &src, t, &[]);
     }
     // Another host: its own group, untouched by the first group's policy.
+    // Its snapshot alone holds 4 MiB of random data (removed from the
+    // source after), which the prune at the end must free.
+    let unique = src.join("only-elsewhere");
+    let src_mtime = fs::metadata(&src).unwrap().modified().unwrap();
+    fs::create_dir(&unique).unwrap();
+    for i in 0..16 {
+        random_file(&unique.join(format!("u{i:02}.bin")), 256 << 10, 500 + i);
+    }
     let other = backup_at(&env, &src, "2020-06-01T00:00:00Z", &["--host", "elsewhere"]);
+    fs::remove_dir_all(&unique).unwrap();
+    // The source is again what the newest snapshot saw, its time included.
+    fs::File::open(&src)
+        .unwrap()
+        .set_modified(src_mtime)
+        .unwrap();
+    let unique_blobs: BTreeSet<String> = files_by_blob(&env, &other)
+        .into_iter()
+        .filter(|(_, paths)| paths.iter().all(|p| p.contains("/only-elsewhere/")))
+        .map(|(blob, _)| blob)
+        .collect();
+    assert_eq!(unique_blobs.len(), 16, "{unique_blobs:?}");
     assert_eq!(by_time(&env).len(), 9);
 
     // Dry run: the decision is printed, nothing changes.
@@ -204,7 +224,18 @@ fn forget_applies_policies_per_group_and_prune_frees_the_data() {
     // By id (a prefix), then prune: the data of forgotten snapshots goes, what is kept restores exactly.
     let ids = by_time(&env);
     let tagged = &ids["2020-06-01T00:00:00Z"];
-    let packs_before = files(&env.repo, "data").len();
+    let pack_bytes =
+        |env: &TestEnv| -> u64 { files(&env.repo, "data").iter().map(|(_, n)| n).sum() };
+    let listed_blobs =
+        |env: &TestEnv| -> String { run(env, ["list", "blobs"]).success().stdout_str() };
+    let blobs_before = listed_blobs(&env);
+    for b in &unique_blobs {
+        assert!(
+            blobs_before.contains(b.as_str()),
+            "blob {b} not listed before the prune"
+        );
+    }
+    let bytes_before = pack_bytes(&env);
     let out = run(
         &env,
         [
@@ -224,7 +255,20 @@ fn forget_applies_policies_per_group_and_prune_frees_the_data() {
         out.describe()
     );
     assert_eq!(times_of(&env), set(&["2021-01-11T12:00:00Z"]));
-    assert!(files(&env.repo, "data").len() <= packs_before);
+    // The forgotten snapshot's own data is gone: its blobs from the index,
+    // its 4 MiB from the packs.
+    let blobs_after = listed_blobs(&env);
+    for b in &unique_blobs {
+        assert!(
+            !blobs_after.contains(b.as_str()),
+            "blob {b} of the forgotten snapshot is still indexed"
+        );
+    }
+    let bytes_after = pack_bytes(&env);
+    assert!(
+        bytes_after + (4 << 20) <= bytes_before,
+        "the packs went from {bytes_before} to {bytes_after} bytes: the forgotten 4 MiB were not freed"
+    );
     run(&env, ["check", "--read-data"]).success();
     let target = env.path("restore");
     env.restore("latest", &target, &[]);

@@ -64,6 +64,8 @@ struct Mount {
     child: Option<Child>,
     dir: PathBuf,
     stderr: Arc<Mutex<String>>,
+    /// Reads stderr until the pipe closes (cairn has exited).
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Mount {
@@ -83,7 +85,7 @@ impl Mount {
         let stderr = Arc::new(Mutex::new(String::new()));
         let mut pipe = child.stderr.take().unwrap();
         let sink = stderr.clone();
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             let mut buf = [0u8; 4096];
             while let Ok(n) = pipe.read(&mut buf) {
                 if n == 0 {
@@ -113,6 +115,7 @@ impl Mount {
             child: Some(child),
             dir,
             stderr,
+            reader: Some(reader),
         }
     }
 
@@ -130,8 +133,10 @@ impl Mount {
         // SAFETY: kill with a pid of our own child.
         unsafe { libc::kill(child.id() as i32, sig) };
         let st = wait_timeout(&mut child, Duration::from_secs(60), "cairn mount");
-        // The reader thread ends with the pipe.
-        std::thread::sleep(Duration::from_millis(50));
+        // The reader thread ends with the pipe: all of stderr is in.
+        if let Some(r) = self.reader.take() {
+            r.join().unwrap();
+        }
         assert!(
             !mounted(&self.dir),
             "{} is still mounted after the signal:\n{}",

@@ -27,7 +27,7 @@ use cairn_tests::repo::{describe_changes, hash_all};
 use cairn_tests::rest::*;
 use cairn_tests::{Out, TestEnv};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A small tree of every common kind of file.
 fn source(env: &TestEnv, seed: u64) -> PathBuf {
@@ -510,17 +510,23 @@ fn corrupted_upload_is_rejected() {
             "{kind} stored"
         );
     }
-    // A body cut short is refused too, and leaves nothing.
+    // A body cut short is refused too, and leaves nothing. The client ends
+    // its side and waits until the server has closed the connection: only
+    // then is the upload over and its absence meaningful.
     {
-        use std::io::Write;
+        use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
         s.write_all(
             format!("POST /r/data/{name} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nshort")
                 .as_bytes(),
         )
         .unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+        let mut answer = Vec::new();
+        s.read_to_end(&mut answer)
+            .expect("the server closes a connection whose request body was cut short");
     }
-    std::thread::sleep(Duration::from_millis(300));
     assert_eq!(
         http(server.port, "HEAD", &format!("/r/data/{name}"), &[], b"").0,
         404
@@ -561,55 +567,47 @@ fn server_killed_mid_backup() {
     cairn(&env, &repo, &["init"]).success();
 
     // Small packs, so the backup is many uploads; kill the server once some
-    // have landed, start it again two seconds later.
+    // have landed, and start it again once cairn has met the outage (it
+    // says it is retrying) or has given up.
     let mut backup = env.cairn(["--pack-size", "1", "backup", src.to_str().unwrap()]);
     backup.env("CAIRN_REPOSITORY", &repo);
     let mut child = backup.command().spawn().unwrap();
+    let stderr = cairn_tests::cmd::StderrWatch::new(&mut child);
     let data_files = |root: &Path| cairn_tests::repo::packs(&root.join("r")).len();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while data_files(&root) < 3 {
-        assert!(Instant::now() < deadline, "no pack arrived");
+    cairn_tests::cmd::wait_until("3 packs on the server", Duration::from_secs(120), || {
         assert!(
             child.try_wait().unwrap().is_none(),
-            "the backup ended before the server could be killed"
+            "the backup ended before the server could be killed:\n{}",
+            stderr.text()
         );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+        data_files(&root) >= 3
+    });
     server.kill();
     let killed_at = data_files(&root);
-    std::thread::sleep(Duration::from_secs(2));
+    let retried = stderr.wait_for("retrying", Duration::from_secs(300));
     server.start();
-    let (status, stdout, stderr) =
+    let (status, stdout, _) =
         cairn_tests::cmd::wait_capturing(&mut child, Duration::from_secs(300), "cairn backup");
     let first = Out {
         cmdline: "cairn backup (server killed midway)".into(),
         status,
         stdout,
-        stderr,
+        stderr: stderr.finish(),
     };
-    if first.status.success() {
-        assert!(
-            first.stderr.contains("retrying"),
-            "no retry was reported:\n{}",
-            first.describe()
-        );
-    } else {
-        let errors = first.error_lines();
-        assert!(
-            errors.iter().any(|l| l.contains("127.0.0.1")),
-            "the error does not say which server:\n{}",
-            first.describe()
-        );
-    }
     assert!(!first.stderr.contains("panicked"), "{}", first.describe());
-    eprintln!(
-        "note: {killed_at} packs stored when the server was killed; the backup {}",
-        if first.status.success() {
-            "completed after retries"
-        } else {
-            "failed"
-        }
+    // The backup had uploads left when the server went away: a retrying
+    // client meets the outage, says so, and rides over the restart.
+    assert!(
+        retried,
+        "the backup met the outage without retrying:\n{}",
+        first.describe()
     );
+    assert!(
+        first.status.success(),
+        "the backup was retrying when the server came back, yet failed:\n{}",
+        first.describe()
+    );
+    eprintln!("note: {killed_at} packs stored when the server was killed");
 
     // A re-run completes, and the repository is intact.
     cairn(&env, &repo, &["backup", src.to_str().unwrap()]).success();

@@ -42,7 +42,8 @@ pub struct Options {
 /// server, sshd for SFTP, fuse3 for mount, python3-venv for moto, GNU time
 /// and zstd for the tests that want them, PostgreSQL and MariaDB for the
 /// database dump tests (they start servers of their own; the packages'
-/// services are not used).
+/// services are not used), acl (setfacl) and libcap2-bin (setcap) for the
+/// ACL and file capability round trip.
 const PACKAGES: &[&str] = &[
     "restic",
     "rclone",
@@ -56,6 +57,8 @@ const PACKAGES: &[&str] = &[
     "util-linux",
     "postgresql",
     "mariadb-server",
+    "acl",
+    "libcap2-bin",
 ];
 
 /// Where the tests' programs are, once installed.

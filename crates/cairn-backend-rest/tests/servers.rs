@@ -153,15 +153,22 @@ fn a_restarted_server_is_waited_for() {
     let server = serve(dir.path(), |_| {});
     let addr = server.addr();
     let url = format!("{}repo/", server.url());
+    // Told of every retry: the server comes back once the client has
+    // demonstrably failed and is waiting, not after a guessed delay.
+    let (retried_tx, retried_rx) = std::sync::mpsc::channel();
+    let retried_tx = std::sync::Mutex::new(retried_tx);
     let b = RetryBackend::new(
         client(&url),
         RetryPolicy {
-            max_attempts: 20,
+            max_attempts: 1000,
             initial_delay: Duration::from_millis(100),
             max_delay: Duration::from_millis(500),
             ..RetryPolicy::default()
         },
-    );
+    )
+    .with_notify(move |_, attempt, _| {
+        let _ = retried_tx.lock().unwrap().send(attempt);
+    });
     b.create().unwrap();
     server.stop();
     // Down: a plain client fails at once with a transient error.
@@ -169,16 +176,19 @@ fn a_restarted_server_is_waited_for() {
         client(&url).list(FileKind::Key).unwrap_err().kind,
         ErrorKind::Transient
     );
-    // Back up on the same port a little later; the retrying client gets through.
+    // Back up on the same port once the retrying client has failed; it gets through.
     let root = dir.path().to_path_buf();
     let restarter = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(700));
-        serve(&root, |o| o.listen = addr.to_string())
+        let first = retried_rx
+            .recv_timeout(Duration::from_secs(120))
+            .expect("the retrying client met the stopped server and said so");
+        assert_eq!(first, 1);
+        (serve(&root, |o| o.listen = addr.to_string()), retried_rx)
     });
     let data = b"snapshot".to_vec();
     b.write(FileKind::Snapshot, &conformance::name_of(&data), &data)
         .unwrap();
-    let _server = restarter.join().unwrap();
+    let (_server, _) = restarter.join().unwrap();
     assert_eq!(b.list(FileKind::Snapshot).unwrap().len(), 1);
 }
 

@@ -337,7 +337,7 @@ fn a_100_mib_object_round_trip() {
 #[test]
 fn a_restarted_server_is_reconnected() {
     let Some(mut s) = Sshd::start() else { return };
-    let (b, _root) = repo(&s, "repo");
+    let (b, root) = repo(&s, "repo");
     let data = b"before".to_vec();
     let name = name_of(&data);
     b.write(FileKind::Snapshot, &name, &data).unwrap();
@@ -369,7 +369,9 @@ fn a_restarted_server_is_reconnected() {
 
     // The server dies in the middle of a large upload, with SIGPIPE's
     // default action in force as in cairn (whose `main` restores it): the
-    // upload fails (or had finished), and the process lives on.
+    // upload fails, and the process lives on. "In the middle": its
+    // temporary file has grown past 1 MiB, and once the server is frozen
+    // the upload is seen unfinished (no file under its name).
     // SAFETY: setting a signal disposition; the other tests of this binary
     // write to no pipe that may close.
     unsafe {
@@ -379,33 +381,61 @@ fn a_restarted_server_is_reconnected() {
     let big_name = name_of(&big);
     std::thread::scope(|sc| {
         let up = sc.spawn(|| b.write(FileKind::Data, &big_name, &big));
-        std::thread::sleep(Duration::from_millis(200));
-        s.stop();
-        match up.join().unwrap() {
-            Ok(()) => eprintln!("note: the upload finished before the server died"),
-            Err(e) => assert_eq!(e.kind, ErrorKind::Transient, "{e}"),
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !temporaries(&root)
+            .iter()
+            .any(|t| std::fs::metadata(t).is_ok_and(|m| m.len() > 1 << 20))
+        {
+            assert!(!up.is_finished(), "the upload ended before it was seen");
+            assert!(
+                Instant::now() < deadline,
+                "no upload in progress after 120 s"
+            );
+            std::thread::sleep(Duration::from_millis(1));
         }
+        s.pause();
+        assert!(
+            !root
+                .join("data")
+                .join(&big_name[..2])
+                .join(&big_name)
+                .exists()
+                && !up.is_finished(),
+            "the upload finished before the server was frozen"
+        );
+        s.stop();
+        let e = up.join().unwrap().unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Transient, "{e}");
     });
     s.start_again();
     assert_eq!(b.read(FileKind::Snapshot, &name).unwrap(), data);
 
-    // The retry wrapper rides over a restart that happens while it waits.
+    // The retry wrapper rides over a restart that happens while it waits:
+    // the server comes back once the wrapper has reported a retry.
     s.stop();
+    let (retried_tx, retried_rx) = std::sync::mpsc::channel();
+    let retried_tx = std::sync::Mutex::new(retried_tx);
     let retrying = RetryBackend::new(
         b,
         RetryPolicy {
-            max_attempts: 20,
+            max_attempts: 1000,
             initial_delay: Duration::from_millis(100),
             max_delay: Duration::from_millis(500),
             // This wrapper's first call meets the server down; the backend
             // under it has answered before.
-            first_contact_attempts: 20,
+            first_contact_attempts: 1000,
         },
-    );
+    )
+    .with_notify(move |_, attempt, _| {
+        let _ = retried_tx.lock().unwrap().send(attempt);
+    });
     std::thread::scope(|sc| {
-        sc.spawn(|| {
-            std::thread::sleep(Duration::from_millis(1500));
-            s.start_again();
+        let server = &mut s;
+        sc.spawn(move || {
+            retried_rx
+                .recv_timeout(Duration::from_secs(120))
+                .expect("the retrying backend met the stopped server and said so");
+            server.start_again();
         });
         let more = b"after the restart".to_vec();
         retrying

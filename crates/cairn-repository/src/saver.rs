@@ -490,14 +490,18 @@ mod tests {
         );
         saver.save(BlobKind::Data, b"alpha".to_vec()).unwrap();
         saver.save(BlobKind::Data, b"beta".to_vec()).unwrap();
-        // Wait for the uploads, then drop the saver without finish(): no index file is written.
-        for _ in 0..100 {
-            if repo.backend().list(FileKind::Data).unwrap().len() == 2 {
-                break;
-            }
+        // Wait until both packs are stored (a generous deadline only for a
+        // hang), then drop the saver without finish(): no index file is written.
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while repo.backend().list(FileKind::Data).unwrap().len() < 2 {
+            assert!(
+                Instant::now() < deadline,
+                "the two packs were not uploaded within 120 s"
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
         drop(saver);
+        assert_eq!(repo.backend().list(FileKind::Data).unwrap().len(), 2);
         assert!(repo.backend().list(FileKind::Index).unwrap().is_empty());
         let opts = OpenOptions {
             kdf: KdfParams::INSECURE_TEST,

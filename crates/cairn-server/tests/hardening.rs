@@ -524,21 +524,21 @@ fn slow_headers_are_cut_at_the_io_timeout() {
     let a = s.addr();
     let mut c = TcpStream::connect(a).unwrap();
     c.write_all(b"GET /config HTTP/1.1\r\nHost: x\r\n").unwrap();
-    // A header line every 200 ms: never idle long enough for the I/O
-    // timeout, but the headers never end.
+    // A header line every 200 ms, for as long as the connection lasts:
+    // never idle long enough for the I/O timeout, but the headers never
+    // end, so only the server's cut ends it (`answer` fails the test if
+    // nothing comes within its deadline).
     let mut w = c.try_clone().unwrap();
     std::thread::spawn(move || {
-        for i in 0..200 {
+        for i in 0.. {
             if w.write_all(format!("X-{i}: y\r\n").as_bytes()).is_err() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(200));
         }
     });
-    let t = Instant::now();
-    let status = answer(&mut c, Duration::from_secs(10));
+    let status = answer(&mut c, Duration::from_secs(60));
     assert!(status.is_none() || status == Some(408), "{status:?}");
-    assert!(t.elapsed() < Duration::from_secs(10));
 }
 
 #[test]

@@ -27,6 +27,21 @@ fn env_with_snapshot() -> (TestEnv, PathBuf) {
     (env, src)
 }
 
+/// `target` does not exist, or is an empty directory: nothing was written.
+#[track_caller]
+fn assert_nothing_under(target: &Path, what: &str) {
+    let Ok(rd) = fs::read_dir(target) else {
+        assert!(
+            fs::symlink_metadata(target).is_err(),
+            "{what} made {} something other than a directory",
+            target.display()
+        );
+        return;
+    };
+    let found: Vec<_> = rd.flatten().map(|e| e.path()).collect();
+    assert!(found.is_empty(), "{what} wrote into the target: {found:?}");
+}
+
 #[test]
 fn wrong_password_exits_12_and_changes_nothing() {
     let (mut env, src) = env_with_snapshot();
@@ -64,10 +79,7 @@ fn wrong_password_exits_12_and_changes_nothing() {
             "the error should say the password is wrong: {line}"
         );
     }
-    assert!(
-        !target.join("tmp").exists(),
-        "a restore with a wrong password wrote files"
-    );
+    assert_nothing_under(&target, "a restore with a wrong password");
     assert_unchanged(&before, &hash_all(&env.repo), "a wrong password");
 }
 
@@ -101,6 +113,7 @@ fn missing_repository_exits_10_and_creates_nothing() {
         "a command on a missing repository created {}",
         env.repo.display()
     );
+    assert_nothing_under(&target, "a restore from a missing repository");
     // A directory that exists but is no repository is missing too.
     fs::create_dir(&env.repo).unwrap();
     env.cairn(["snapshots"])

@@ -258,19 +258,43 @@ fn two_backups_at_once_share_the_repository() {
     random_file(&a.join("own.bin"), 8 * MIB, 21);
     random_file(&b.join("own.bin"), 8 * MIB, 22);
     env.init();
-    let mut children = Vec::new();
-    for dir in [&a, &b] {
+    // "At once", made certain: the first backup is frozen (SIGSTOP) in the
+    // middle, once it has stored a pack, while the second one runs from
+    // start to end; then the first goes on.
+    let start = |dir: &Path| {
         let mut c = env.cairn(["backup", "--json", "--pack-size", "4"]);
         c.arg(dir);
         let cmdline = c.command_line();
-        children.push((c.command().spawn().unwrap(), cmdline));
-    }
-    for (mut child, cmdline) in children {
-        let (status, stdout, stderr) = cairn_tests::cmd::wait_capturing(
-            &mut child,
-            std::time::Duration::from_secs(120),
-            &cmdline,
-        );
+        (c.command().spawn().unwrap(), cmdline)
+    };
+    let (mut first, first_cmd) = start(&a);
+    cairn_tests::cmd::wait_until(
+        "a pack stored by the first backup",
+        std::time::Duration::from_secs(120),
+        || {
+            assert!(
+                first.try_wait().unwrap().is_none(),
+                "`{first_cmd}` ended before the second backup started"
+            );
+            !packs(&env.repo).is_empty()
+        },
+    );
+    // SAFETY: signals to our own child process.
+    unsafe { libc::kill(first.id() as libc::pid_t, libc::SIGSTOP) };
+    let (mut second, second_cmd) = start(&b);
+    let waited = cairn_tests::cmd::wait_capturing(
+        &mut second,
+        std::time::Duration::from_secs(120),
+        &second_cmd,
+    );
+    // SAFETY: as above.
+    unsafe { libc::kill(first.id() as libc::pid_t, libc::SIGCONT) };
+    let first = cairn_tests::cmd::wait_capturing(
+        &mut first,
+        std::time::Duration::from_secs(120),
+        &first_cmd,
+    );
+    for (cmdline, (status, stdout, stderr)) in [(second_cmd, waited), (first_cmd, first)] {
         cairn_tests::Out {
             cmdline,
             status,
