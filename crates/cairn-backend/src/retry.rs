@@ -11,14 +11,28 @@
 //! wrapper then reads the stored file back, and when it holds exactly the
 //! bytes being written, the write succeeded.
 //!
+//! A streamed data file ([`Backend::data_writer`]) is retried too: its
+//! bytes go to the backend's writer and, as they pass, to a local spool (an
+//! unlinked temporary file, as restic keeps its packs). When the stream or
+//! its commit fails with a transient error, the whole file is written again
+//! from the spool through a new writer, under the same backoff as any other
+//! operation. A pack's name is the SHA-256 of its bytes, so a repeat that
+//! finds the file there (the first commit landed but its answer was lost)
+//! gives `AlreadyExists`, which the caller takes as stored, as the
+//! [`crate::DataWriter`] contract says. If no spool can be made (no
+//! temporary directory), the stream goes on without one and is not retried.
+//!
 //! Retries are for a store that has answered before. Until the backend has
 //! answered once (any success, or any failure that is not transient), a
 //! transient failure is retried only [`RetryPolicy::first_contact_attempts`]
 //! times: a mistyped host or a server that is down fails within seconds
 //! with its own message, instead of after a minute of backoff.
 
-use crate::{Backend, BackendError, ErrorKind, FileInfo, FileKind, Result};
+use crate::{Backend, BackendError, DataWriter, ErrorKind, FileInfo, FileKind, Result};
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How often and how patiently to retry.
@@ -53,20 +67,29 @@ pub type RetryNotify = Box<dyn Fn(&BackendError, u32, Duration) + Send + Sync>;
 
 /// A backend whose transient failures are retried with exponential backoff.
 pub struct RetryBackend<B: Backend> {
-    inner: B,
+    /// Shared with the streamed writers, which write again through it.
+    inner: Arc<B>,
+    retrier: Retrier,
+}
+
+/// The retry loop and what it needs, shared by the backend and its writers.
+#[derive(Clone)]
+struct Retrier {
     policy: RetryPolicy,
-    notify: Option<RetryNotify>,
+    notify: Option<Arc<RetryNotify>>,
     /// Set by the first answer (anything but a transient failure).
-    answered: AtomicBool,
+    answered: Arc<AtomicBool>,
 }
 
 impl<B: Backend> RetryBackend<B> {
     pub fn new(inner: B, policy: RetryPolicy) -> Self {
         RetryBackend {
-            inner,
-            policy,
-            notify: None,
-            answered: AtomicBool::new(false),
+            inner: Arc::new(inner),
+            retrier: Retrier {
+                policy,
+                notify: None,
+                answered: Arc::new(AtomicBool::new(false)),
+            },
         }
     }
 
@@ -75,7 +98,7 @@ impl<B: Backend> RetryBackend<B> {
         mut self,
         f: impl Fn(&BackendError, u32, Duration) + Send + Sync + 'static,
     ) -> Self {
-        self.notify = Some(Box::new(f));
+        self.retrier.notify = Some(Arc::new(Box::new(f)));
         self
     }
 
@@ -83,11 +106,23 @@ impl<B: Backend> RetryBackend<B> {
         &self.inner
     }
 
+    fn retry<T>(&self, op: impl FnMut(u32) -> Result<T>) -> Result<T> {
+        self.retrier.retry(op)
+    }
+}
+
+impl Retrier {
     fn retry<T>(&self, mut op: impl FnMut(u32) -> Result<T>) -> Result<T> {
+        let first = op(1);
+        self.retry_after(first, op)
+    }
+
+    /// Go on from `first`, the outcome of attempt 1 (made elsewhere).
+    fn retry_after<T>(&self, first: Result<T>, mut op: impl FnMut(u32) -> Result<T>) -> Result<T> {
         let mut delay = self.policy.initial_delay;
         let mut attempt = 1;
+        let mut result = first;
         loop {
-            let result = op(attempt);
             let transient = matches!(&result, Err(e) if e.kind == ErrorKind::Transient);
             if !transient {
                 self.answered.store(true, Ordering::Relaxed);
@@ -106,6 +141,7 @@ impl<B: Backend> RetryBackend<B> {
                     std::thread::sleep(wait);
                     delay = (delay * 2).min(self.policy.max_delay);
                     attempt += 1;
+                    result = op(attempt);
                 }
                 Err(e) if transient && attempt > 1 => {
                     return Err(BackendError::new(
@@ -127,7 +163,7 @@ fn jitter(d: Duration) -> Duration {
     d.mul_f64(0.8 + 0.4 * rand::random::<f64>())
 }
 
-impl<B: Backend> Backend for RetryBackend<B> {
+impl<B: Backend + 'static> Backend for RetryBackend<B> {
     fn location(&self) -> String {
         self.inner.location()
     }
@@ -177,10 +213,18 @@ impl<B: Backend> Backend for RetryBackend<B> {
         self.inner.write_concurrency()
     }
 
-    /// Starting a stream is retried; its writes and commit are not (a
-    /// stream cannot be replayed: the caller sees the error).
-    fn data_writer(&self) -> Result<Option<Box<dyn crate::DataWriter>>> {
-        self.retry(|_| self.inner.data_writer())
+    /// Starting a stream is retried, and so are its writes and commit:
+    /// the whole file again, from the spool (see the module docs).
+    fn data_writer(&self) -> Result<Option<Box<dyn DataWriter>>> {
+        let Some(writer) = self.retry(|_| self.inner.data_writer())? else {
+            return Ok(None);
+        };
+        Ok(Some(Box::new(RetryDataWriter {
+            backend: self.inner.clone(),
+            retrier: self.retrier.clone(),
+            current: Ok(writer),
+            spool: Spool::new(),
+        })))
     }
 
     fn remove_stale_temporaries(&self, older_than: Duration) -> Result<usize> {
@@ -189,6 +233,133 @@ impl<B: Backend> Backend for RetryBackend<B> {
 
     fn hint(&self, hint: &crate::Hint<'_>) {
         self.inner.hint(hint)
+    }
+}
+
+/// A streamed data file that can be written again: see the module docs.
+struct RetryDataWriter<B> {
+    backend: Arc<B>,
+    retrier: Retrier,
+    /// The first attempt's writer, or the transient failure that ended it
+    /// (the rest of the file then goes to the spool alone).
+    current: std::result::Result<Box<dyn DataWriter>, BackendError>,
+    spool: Spool,
+}
+
+impl<B: Backend + 'static> DataWriter for RetryDataWriter<B> {
+    fn write_all(&mut self, buf: &[u8]) -> Result<()> {
+        self.spool.write(buf);
+        if let Ok(w) = &mut self.current {
+            match w.write_all(buf) {
+                Ok(()) => {}
+                Err(e) if e.kind == ErrorKind::Transient && self.spool.usable() => {
+                    // Dropping the writer removes what it can of its file.
+                    self.current = Err(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    fn commit(self: Box<Self>, name: &str) -> Result<()> {
+        let RetryDataWriter {
+            backend,
+            retrier,
+            current,
+            mut spool,
+        } = *self;
+        let first = current.and_then(|w| w.commit(name));
+        if !spool.usable() {
+            return first;
+        }
+        retrier.retry_after(first, |_| {
+            // A file stored by an earlier attempt whose answer was lost
+            // gives AlreadyExists: the same name holds the same bytes.
+            match backend.data_writer()? {
+                Some(mut w) => {
+                    spool.replay(|chunk| w.write_all(chunk))?;
+                    w.commit(name)
+                }
+                None => backend.write(FileKind::Data, name, &spool.read_all()?),
+            }
+        })
+    }
+}
+
+/// Every byte of a stream, kept in an unlinked temporary file for a
+/// repeat. A spool that fails (no temporary directory, a full disk) is
+/// given up: the stream goes on, without a second chance.
+struct Spool {
+    file: Option<File>,
+    /// Set once creating or writing the file failed.
+    broken: bool,
+}
+
+/// Bytes per write when a spool is replayed.
+const REPLAY_CHUNK: usize = 1 << 20;
+
+impl Spool {
+    fn new() -> Spool {
+        Spool {
+            file: None,
+            broken: false,
+        }
+    }
+
+    fn usable(&self) -> bool {
+        !self.broken
+    }
+
+    fn write(&mut self, buf: &[u8]) {
+        if self.broken {
+            return;
+        }
+        if self.file.is_none() {
+            match tempfile::tempfile() {
+                Ok(f) => self.file = Some(f),
+                Err(_) => {
+                    self.broken = true;
+                    return;
+                }
+            }
+        }
+        let f = self.file.as_mut().expect("just made");
+        if f.write_all(buf).is_err() {
+            self.broken = true;
+            self.file = None;
+        }
+    }
+
+    /// Hand every byte, from the start, to `sink` in chunks.
+    fn replay(&mut self, mut sink: impl FnMut(&[u8]) -> Result<()>) -> Result<()> {
+        let Some(f) = self.file.as_mut() else {
+            return Ok(()); // nothing was written
+        };
+        let what = "reading back a pack's local spool";
+        f.seek(SeekFrom::Start(0))
+            .map_err(|e| BackendError::io(e, what))?;
+        let mut buf = vec![0; REPLAY_CHUNK];
+        loop {
+            let n = f.read(&mut buf).map_err(|e| BackendError::io(e, what))?;
+            if n == 0 {
+                break;
+            }
+            sink(&buf[..n])?;
+        }
+        // Later writes (none are expected after a commit) append.
+        f.seek(SeekFrom::End(0))
+            .map_err(|e| BackendError::io(e, what))?;
+        Ok(())
+    }
+
+    fn read_all(&mut self) -> Result<Vec<u8>> {
+        let mut all = Vec::new();
+        self.replay(|chunk| {
+            all.extend_from_slice(chunk);
+            Ok(())
+        })?;
+        Ok(all)
     }
 }
 
@@ -207,6 +378,53 @@ mod tests {
         kind: ErrorKind,
         store_then_fail: bool,
         calls: AtomicU32,
+        /// What each call on a data writer does, in order (then `Pass`).
+        stream: Arc<Mutex<Vec<Step>>>,
+        writers: AtomicU32,
+    }
+
+    #[derive(Clone, Copy)]
+    enum Step {
+        Pass,
+        Fail(ErrorKind),
+        /// A commit that stores the file, then loses the answer.
+        StoreThenFail,
+    }
+
+    /// A data writer of the memory backend that follows `Flaky::stream`.
+    struct FlakyWriter {
+        inner: Box<dyn DataWriter>,
+        script: Arc<Mutex<Vec<Step>>>,
+    }
+
+    impl FlakyWriter {
+        fn step(&self) -> Step {
+            let mut s = self.script.lock().unwrap();
+            if s.is_empty() {
+                Step::Pass
+            } else {
+                s.remove(0)
+            }
+        }
+    }
+
+    impl DataWriter for FlakyWriter {
+        fn write_all(&mut self, buf: &[u8]) -> Result<()> {
+            match self.step() {
+                Step::Fail(kind) => Err(BackendError::new(kind, "injected stream failure")),
+                _ => self.inner.write_all(buf),
+            }
+        }
+        fn commit(self: Box<Self>, name: &str) -> Result<()> {
+            match self.step() {
+                Step::Pass => self.inner.commit(name),
+                Step::Fail(kind) => Err(BackendError::new(kind, "injected commit failure")),
+                Step::StoreThenFail => {
+                    self.inner.commit(name)?;
+                    Err(BackendError::new(ErrorKind::Transient, "answer lost"))
+                }
+            }
+        }
     }
 
     impl Flaky {
@@ -217,6 +435,8 @@ mod tests {
                 kind,
                 store_then_fail: false,
                 calls: AtomicU32::new(0),
+                stream: Arc::new(Mutex::new(Vec::new())),
+                writers: AtomicU32::new(0),
             }
         }
 
@@ -264,6 +484,13 @@ mod tests {
         fn remove(&self, kind: FileKind, name: &str) -> Result<()> {
             self.check()?;
             self.inner.remove(kind, name)
+        }
+        fn data_writer(&self) -> Result<Option<Box<dyn DataWriter>>> {
+            self.writers.fetch_add(1, Ordering::SeqCst);
+            Ok(Some(Box::new(FlakyWriter {
+                inner: self.inner.data_writer()?.expect("memory streams"),
+                script: self.stream.clone(),
+            })))
         }
     }
 
@@ -352,6 +579,102 @@ mod tests {
                 .kind,
             ErrorKind::AlreadyExists
         );
+    }
+
+    /// A streamed pack of three pieces, through `b`; the bytes it holds.
+    fn stream_pack(b: &RetryBackend<Flaky>) -> (Vec<u8>, Result<()>) {
+        let pieces: [&[u8]; 3] = [b"first piece, ", b"second piece, ", b"last piece"];
+        let mut w = b.data_writer().unwrap().expect("streams");
+        let mut written = Ok(());
+        for p in pieces {
+            written = written.and_then(|()| w.write_all(p));
+        }
+        (pieces.concat(), written.and_then(|()| w.commit(NAME)))
+    }
+
+    #[test]
+    fn a_stream_broken_midway_is_written_again_from_the_spool() {
+        let flaky = Flaky::new(0, ErrorKind::Transient);
+        *flaky.stream.lock().unwrap() = vec![Step::Pass, Step::Fail(ErrorKind::Transient)];
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = seen.clone();
+        let b = RetryBackend::new(flaky, quick())
+            .with_notify(move |e, n, _| s.lock().unwrap().push((n, e.message.clone())));
+        b.list(FileKind::Snapshot).unwrap(); // the store has answered
+        let (bytes, committed) = stream_pack(&b);
+        committed.unwrap();
+        assert_eq!(b.read(FileKind::Data, NAME).unwrap(), bytes);
+        assert_eq!(b.inner().writers.load(Ordering::SeqCst), 2);
+        assert_eq!(
+            *seen.lock().unwrap(),
+            vec![(1, "injected stream failure".to_string())]
+        );
+    }
+
+    #[test]
+    fn a_failed_commit_is_written_again_from_the_spool() {
+        let flaky = Flaky::new(0, ErrorKind::Transient);
+        // Three writes pass; two commits fail (the second attempt's writes
+        // pass too), then the third attempt stores the pack.
+        *flaky.stream.lock().unwrap() = vec![
+            Step::Pass,
+            Step::Pass,
+            Step::Pass,
+            Step::Fail(ErrorKind::Transient),
+            Step::Pass,
+            Step::Fail(ErrorKind::Transient),
+        ];
+        let b = RetryBackend::new(flaky, quick());
+        b.list(FileKind::Snapshot).unwrap();
+        let (bytes, committed) = stream_pack(&b);
+        committed.unwrap();
+        assert_eq!(b.read(FileKind::Data, NAME).unwrap(), bytes);
+        assert_eq!(b.inner().writers.load(Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn a_commit_whose_answer_was_lost_finds_its_pack_stored() {
+        let flaky = Flaky::new(0, ErrorKind::Transient);
+        *flaky.stream.lock().unwrap() =
+            vec![Step::Pass, Step::Pass, Step::Pass, Step::StoreThenFail];
+        let b = RetryBackend::new(flaky, quick());
+        b.list(FileKind::Snapshot).unwrap();
+        let (bytes, committed) = stream_pack(&b);
+        // The same name holds the same bytes: the caller takes it as stored.
+        assert_eq!(committed.unwrap_err().kind, ErrorKind::AlreadyExists);
+        assert_eq!(b.read(FileKind::Data, NAME).unwrap(), bytes);
+        assert_eq!(b.inner().writers.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn a_stream_that_fails_for_good_is_not_written_again() {
+        for kind in [ErrorKind::NoSpace, ErrorKind::Denied, ErrorKind::Permanent] {
+            let flaky = Flaky::new(0, ErrorKind::Transient);
+            *flaky.stream.lock().unwrap() = vec![Step::Pass, Step::Fail(kind)];
+            let b = RetryBackend::new(flaky, quick());
+            let (_, committed) = stream_pack(&b);
+            assert_eq!(committed.unwrap_err().kind, kind);
+            assert_eq!(b.inner().writers.load(Ordering::SeqCst), 1, "{kind:?}");
+            assert!(!b.exists(FileKind::Data, NAME).unwrap());
+        }
+    }
+
+    #[test]
+    fn a_stream_gives_up_after_the_attempts_of_the_policy() {
+        let flaky = Flaky::new(0, ErrorKind::Transient);
+        *flaky.stream.lock().unwrap() = vec![Step::Fail(ErrorKind::Transient); 100];
+        let b = RetryBackend::new(flaky, quick());
+        b.list(FileKind::Snapshot).unwrap();
+        let (_, committed) = stream_pack(&b);
+        let e = committed.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Transient);
+        assert!(
+            e.message.contains("gave up after 4 attempts"),
+            "{}",
+            e.message
+        );
+        assert_eq!(b.inner().writers.load(Ordering::SeqCst), 4);
+        assert!(!b.exists(FileKind::Data, NAME).unwrap());
     }
 
     #[test]
