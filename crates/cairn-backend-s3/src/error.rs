@@ -241,8 +241,80 @@ pub(crate) fn classify(status: Option<u16>, code: Option<&str>) -> (ErrorKind, &
 
 #[cfg(test)]
 mod tests {
-    use super::classify;
+    use super::{classify, Op};
+    use aws_sdk_s3::config::http::HttpResponse;
+    use aws_sdk_s3::error::{ConnectorError, SdkError};
+    use aws_sdk_s3::operation::put_object::PutObjectError;
     use cairn_backend::ErrorKind::*;
+    use std::io;
+
+    fn put() -> Op<'static> {
+        Op {
+            location: "s3:http://127.0.0.1:9/b",
+            bucket: "b",
+            verb: "PUT",
+            key: "data/00/00",
+        }
+    }
+
+    fn kind_of(e: SdkError<PutObjectError, HttpResponse>) -> cairn_backend::ErrorKind {
+        put().sdk_error(&e).kind
+    }
+
+    /// A request that got no answer (the server restarted under it) is
+    /// worth sending again; one that could not be built, or whose
+    /// credentials or certificate are wrong, is not.
+    #[test]
+    fn requests_without_an_answer() {
+        let io_error = |k: io::ErrorKind, m: &str| {
+            SdkError::dispatch_failure(ConnectorError::io(Box::new(io::Error::new(k, m))))
+        };
+        let reset = io_error(
+            io::ErrorKind::ConnectionReset,
+            "connection error: Connection reset by peer (os error 104)",
+        );
+        let e = put().sdk_error(&reset);
+        assert_eq!(e.kind, Transient, "{}", e.message);
+        assert!(
+            e.message.contains("Connection reset by peer"),
+            "{}",
+            e.message
+        );
+        assert!(
+            e.message.contains("PUT data/00/00 in bucket b"),
+            "{}",
+            e.message
+        );
+        for e in [
+            io_error(io::ErrorKind::ConnectionRefused, "tcp connect error"),
+            io_error(io::ErrorKind::BrokenPipe, "broken pipe"),
+            SdkError::dispatch_failure(ConnectorError::other(
+                "connection closed before message completed".into(),
+                None,
+            )),
+            SdkError::dispatch_failure(ConnectorError::timeout("read timed out".into())),
+            SdkError::timeout_error("operation timed out"),
+        ] {
+            assert_eq!(kind_of(e), Transient);
+        }
+        assert_eq!(
+            kind_of(SdkError::construction_failure("no bucket given")),
+            Permanent
+        );
+        assert_eq!(
+            kind_of(SdkError::dispatch_failure(ConnectorError::other(
+                "invalid peer certificate: UnknownIssuer".into(),
+                None,
+            ))),
+            Permanent
+        );
+        assert_eq!(
+            kind_of(SdkError::construction_failure(
+                "failed to load credentials from the provider chain"
+            )),
+            Denied
+        );
+    }
 
     #[test]
     fn kinds() {
