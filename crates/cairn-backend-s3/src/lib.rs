@@ -76,7 +76,9 @@
 //! the rest → `Permanent`. Each message names the backend (endpoint,
 //! bucket, prefix), the request and the object, and never a secret. The
 //! SDK's own retries are off: cairn wraps every network backend in
-//! [`cairn_backend::RetryBackend`]. Connecting times out after
+//! [`cairn_backend::RetryBackend`], which also uploads a streamed pack
+//! again when its `PUT` fails (the repeat's `HEAD` finds a pack whose
+//! first `PUT` landed: `AlreadyExists`, same name, same bytes). Connecting times out after
 //! [`CONNECT_TIMEOUT`], so an unreachable endpoint fails fast; a transfer
 //! that stops moving bytes fails through the SDK's stalled-stream
 //! protection (20 s without progress); and a request is abandoned after

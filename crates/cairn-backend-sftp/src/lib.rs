@@ -28,7 +28,10 @@
 //!   refused`), `Transient` when worth retrying, `Denied` for refused
 //!   credentials. A session whose ssh died fails its requests with
 //!   `Transient`, and the next call starts a new ssh, so
-//!   [`cairn_backend::RetryBackend`] rides over a restarted server.
+//!   [`cairn_backend::RetryBackend`] rides over a restarted server; a pack
+//!   being streamed when the session died is written again whole, from
+//!   the retry wrapper's local spool, into a new temporary (the broken
+//!   one stays on the server until prune's `remove_stale_temporaries`).
 //! - Prompts: when cairn is the foreground job of a terminal, ssh gets the
 //!   terminal for the handshake and may ask for a password or passphrase
 //!   (as with restic); otherwise it runs with `-o BatchMode=yes` (placed

@@ -292,7 +292,9 @@ impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
 }
 
 /// A data file being streamed to storage; see [`Backend::data_writer`].
-/// Dropped without [`DataWriter::commit`], nothing becomes visible.
+/// Dropped without [`DataWriter::commit`], nothing becomes visible. A
+/// writer cannot be rewound: after a transient failure of its writes or
+/// commit, [`RetryBackend`] writes the whole file again through a new one.
 pub trait DataWriter: Send {
     fn write_all(&mut self, buf: &[u8]) -> Result<()>;
     /// Make the file durable and visible as `data/<name>`. A file of that
