@@ -429,14 +429,17 @@ fn a_restarted_server_is_reconnected() {
     .with_notify(move |_, attempt, _| {
         let _ = retried_tx.lock().unwrap().send(attempt);
     });
-    std::thread::scope(|sc| {
+    // Restarts the server once the wrapper has reported a retry; gives the
+    // receiver back.
+    let restart_on_retry = |rx: std::sync::mpsc::Receiver<u32>, server: &mut Sshd| {
+        rx.recv_timeout(Duration::from_secs(120))
+            .expect("the retrying backend met the stopped server and said so");
+        server.start_again();
+        rx
+    };
+    let retried_rx = std::thread::scope(|sc| {
         let server = &mut s;
-        sc.spawn(move || {
-            retried_rx
-                .recv_timeout(Duration::from_secs(120))
-                .expect("the retrying backend met the stopped server and said so");
-            server.start_again();
-        });
+        let restarter = sc.spawn(move || restart_on_retry(retried_rx, server));
         let more = b"after the restart".to_vec();
         retrying
             .write(FileKind::Index, &name_of(&more), &more)
@@ -445,7 +448,39 @@ fn a_restarted_server_is_reconnected() {
             retrying.read(FileKind::Index, &name_of(&more)).unwrap(),
             more
         );
+        restarter.join().unwrap()
     });
+
+    // A pack streamed through the wrapper while the server goes away and
+    // comes back is written again whole, from the wrapper's spool.
+    let pack = Rng::new(9).bytes(6 << 20);
+    let mut w = retrying.data_writer().unwrap().unwrap();
+    w.write_all(&pack[..1 << 20]).unwrap();
+    // Only this stream's retries count from here.
+    while retried_rx.try_recv().is_ok() {}
+    s.stop();
+    std::thread::scope(|sc| {
+        let server = &mut s;
+        let restarter = sc.spawn(move || restart_on_retry(retried_rx, server));
+        for piece in pack[1 << 20..].chunks(300_000) {
+            w.write_all(piece).unwrap();
+        }
+        w.commit(&name_of(&pack)).unwrap();
+        restarter.join().unwrap();
+    });
+    assert_eq!(
+        retrying.read(FileKind::Data, &name_of(&pack)).unwrap(),
+        pack
+    );
+    assert_eq!(
+        std::fs::read(
+            root.join("data")
+                .join(&name_of(&pack)[..2])
+                .join(name_of(&pack))
+        )
+        .unwrap(),
+        pack
+    );
 }
 
 #[test]
