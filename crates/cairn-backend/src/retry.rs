@@ -287,9 +287,11 @@ impl<B: Backend + 'static> DataWriter for RetryDataWriter<B> {
     }
 }
 
-/// Every byte of a stream, kept in an unlinked temporary file for a
-/// repeat. A spool that fails (no temporary directory, a full disk) is
-/// given up: the stream goes on, without a second chance.
+/// Every byte of a stream, kept in an unlinked temporary file (in
+/// `$TMPDIR`) for a repeat: the bytes as stored, so a pack's blobs stay
+/// encrypted there too. It lives as long as its writer. A spool that fails
+/// (no temporary directory, a full disk) is given up: the stream goes on,
+/// without a second chance.
 struct Spool {
     file: Option<File>,
     /// Set once creating or writing the file failed.
@@ -347,9 +349,6 @@ impl Spool {
             }
             sink(&buf[..n])?;
         }
-        // Later writes (none are expected after a commit) append.
-        f.seek(SeekFrom::End(0))
-            .map_err(|e| BackendError::io(e, what))?;
         Ok(())
     }
 
