@@ -628,4 +628,133 @@ mod tests {
         let widths: Vec<usize> = table.lines().map(|l| l.chars().count()).collect();
         assert!(widths.iter().all(|&w| w == widths[0]), "{table}");
     }
+
+    /// The cells of a Markdown table line, trimmed.
+    fn cells(line: &str) -> Vec<&str> {
+        let inner = line.trim().trim_start_matches('|').trim_end_matches('|');
+        inner.split('|').map(str::trim).collect()
+    }
+
+    fn sized(tool: &'static str, wall_s: f64, rss_kib: u64, repo_mib: u64) -> Sample {
+        Sample {
+            max_rss_kib: rss_kib,
+            repo_disk_bytes: Some(repo_mib << 20),
+            ..sample(tool, true, wall_s)
+        }
+    }
+
+    #[test]
+    fn the_restic_layout_keeps_its_columns() {
+        let samples = vec![sample("cairn", true, 1.0), sample("restic", true, 4.0)];
+        let table = table(&summarize(&samples, |_| true), "server");
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(
+            cells(lines[0]),
+            [
+                "server",
+                "operation",
+                "cairn",
+                "restic",
+                "speedup",
+                "cairn CPU",
+                "restic CPU",
+                "cairn RSS",
+                "restic RSS",
+                "RSS ratio",
+                "cairn repo",
+                "restic repo",
+                "size ratio"
+            ]
+        );
+        assert_eq!(
+            cells(lines[2]),
+            [
+                "tree", "backup", "1.00 s", "4.00 s", "4.00×", "1.00 s", "4.00 s", "1.0 MiB",
+                "1.0 MiB", "1.00×", "10 MiB", "10 MiB", "1.00×"
+            ]
+        );
+    }
+
+    #[test]
+    fn each_row_names_the_fastest_peer_and_ratios_are_to_the_lowest_peer() {
+        let samples = vec![
+            sized("cairn", 1.0, 1024, 12),
+            sized("restic", 4.0, 4096, 10),
+            sized("rustic", 2.0, 2048, 20),
+        ];
+        let rows = summarize_peers(&samples, &["restic", "rustic"], |_| true);
+        assert_eq!(rows[0].best_peer, Some("rustic"));
+        assert_eq!(rows[0].speedup_vs_best_peer, Some(2.0));
+        let table = peer_table(&rows, "data set", &["restic", "rustic"]);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(
+            cells(lines[0]),
+            [
+                "data set",
+                "operation",
+                "cairn",
+                "restic",
+                "rustic",
+                "best peer",
+                "speedup vs best peer",
+                "cairn CPU",
+                "restic CPU",
+                "rustic CPU",
+                "cairn RSS",
+                "restic RSS",
+                "rustic RSS",
+                "RSS ratio",
+                "cairn repo",
+                "restic repo",
+                "rustic repo",
+                "size ratio"
+            ]
+        );
+        // RSS: cairn 1 MiB against rustic's 2 MiB (the lowest peer's);
+        // size: 12 MiB against restic's 10 MiB (the smallest).
+        assert_eq!(
+            cells(lines[2]),
+            [
+                "tree", "backup", "1.00 s", "4.00 s", "2.00 s", "rustic", "2.00×", "1.00 s",
+                "4.00 s", "2.00 s", "1.0 MiB", "4.0 MiB", "2.0 MiB", "0.50×", "12 MiB", "10 MiB",
+                "20 MiB", "1.20×"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_failed_peer_is_not_the_best_one_and_every_peer_reaches_the_json() {
+        let samples = vec![
+            sample("cairn", true, 1.0),
+            sample("restic", true, 3.0),
+            sample("rustic", false, 0.0),
+        ];
+        let rows = summarize_peers(&samples, &["restic", "rustic"], |_| true);
+        assert_eq!(rows[0].best_peer, Some("restic"));
+        assert_eq!(rows[0].speedup_vs_best_peer, Some(3.0));
+        let table = peer_table(&rows, "data set", &["restic", "rustic"]);
+        let row = cells(table.lines().nth(2).unwrap()).join("|");
+        assert!(
+            row.starts_with("tree|backup|1.00 s|3.00 s|failed|restic|3.00×|"),
+            "{table}"
+        );
+        let json = serde_json::to_value(&rows[0]).unwrap();
+        assert_eq!(json["peers"][0]["tool"], "restic");
+        assert_eq!(json["peers"][0]["status"], "ok");
+        assert_eq!(json["peers"][0]["wall_s"], 3.0);
+        assert_eq!(json["peers"][1]["tool"], "rustic");
+        assert_eq!(json["peers"][1]["status"], "failed");
+        assert_eq!(json["best_peer"], "restic");
+    }
+
+    #[test]
+    fn without_any_peer_figure_there_is_no_best_peer() {
+        let samples = vec![sample("cairn", true, 1.0), sample("rustic", false, 0.0)];
+        let rows = summarize_peers(&samples, &["rustic"], |_| false);
+        assert_eq!(rows[0].best_peer, None);
+        assert_eq!(rows[0].speedup_vs_best_peer, None);
+        let table = peer_table(&rows, "data set", &["rustic"]);
+        let row = cells(table.lines().nth(2).unwrap()).join("|");
+        assert!(row.starts_with("tree|backup|1.00 s|failed|–|–|"), "{table}");
+    }
 }
