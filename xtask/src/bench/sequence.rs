@@ -137,8 +137,12 @@ impl Program {
     fn backup_args(self, source: &Path, stdin: bool) -> Vec<OsString> {
         match (stdin, self) {
             (false, _) => vec!["backup".into(), source.into()],
-            // rustic reads standard input for the source `-`.
-            (true, Program::Rustic) => ["backup", "-", "--stdin-filename", "dump.sql"]
+            // rustic reads standard input for the source `-`. `--force`
+            // (no parent): with a parent, rustic 0.11.4 finds the stdin
+            // entry unchanged, reads nothing and stores the parent's
+            // contents again, whatever the input (checked by hand: the
+            // second of two different inputs dumps as the first).
+            (true, Program::Rustic) => ["backup", "--force", "-", "--stdin-filename", "dump.sql"]
                 .map(OsString::from)
                 .to_vec(),
             (true, Program::Cairn | Program::Restic) => {
