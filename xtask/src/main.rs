@@ -277,3 +277,35 @@ fn parse_bench(args: Vec<String>) -> Result<bench::Options> {
     }
     Ok(opts)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bench_args(args: &[&str]) -> Result<bench::Options> {
+        parse_bench(args.iter().map(|a| a.to_string()).collect())
+    }
+
+    #[test]
+    fn peers_default_to_restic_and_parse_as_a_list() {
+        use bench::Peer::{Restic, Rustic};
+        assert_eq!(bench_args(&[]).unwrap().peers, [Restic]);
+        assert_eq!(
+            bench_args(&["--peers", "restic,rustic"]).unwrap().peers,
+            [Restic, Rustic]
+        );
+        assert_eq!(
+            bench_args(&["--peers=rustic,restic,rustic"]).unwrap().peers,
+            [Rustic, Restic]
+        );
+        let Err(err) = bench_args(&["--peers", "restic,borg"]) else {
+            panic!("an unknown peer was accepted");
+        };
+        assert_eq!(
+            err.to_string(),
+            "--peers: unknown tool `borg` (known: restic, rustic)"
+        );
+        assert!(bench_args(&["--peers", ","]).is_err());
+        assert!(bench_args(&["--peers"]).is_err());
+    }
+}

@@ -450,3 +450,65 @@ impl Bench {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(args: &[OsString]) -> Vec<String> {
+        args.iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn rustic_gets_its_own_arguments_and_variables() {
+        let src = Path::new("/data/tree");
+        let target = Path::new("/restore/x");
+        assert_eq!(
+            words(&Program::Rustic.backup_args(src, true)),
+            ["backup", "--force", "-", "--stdin-filename", "dump.sql"]
+        );
+        assert_eq!(
+            words(&Program::Restic.backup_args(src, true)),
+            ["backup", "--stdin", "--stdin-filename", "dump.sql"]
+        );
+        assert_eq!(
+            words(&Program::Rustic.backup_args(src, false)),
+            ["backup", "/data/tree"]
+        );
+        assert_eq!(
+            words(&Program::Rustic.restore_args(target)),
+            ["restore", "latest", "/restore/x"]
+        );
+        assert_eq!(
+            words(&Program::Cairn.restore_args(target)),
+            ["restore", "latest", "--target", "/restore/x"]
+        );
+
+        let dirs = Dirs::new(Path::new("/base"), super::super::Scale::Smoke);
+        let env = Program::Rustic.env(&dirs);
+        let get = |k: &str| {
+            env.iter()
+                .find(|(key, _)| *key == k)
+                .map(|(_, v)| v.to_string_lossy().into_owned())
+        };
+        assert_eq!(
+            get("RUSTIC_REPOSITORY").as_deref(),
+            Some("/base/repo/rustic")
+        );
+        assert!(get("RUSTIC_PASSWORD").is_some());
+        assert_eq!(
+            get("RUSTIC_CACHE_DIR").as_deref(),
+            Some("/base/cache/rustic/tool")
+        );
+        assert_eq!(
+            get("XDG_CONFIG_HOME").as_deref(),
+            Some("/base/cache/rustic/config")
+        );
+        assert!(Program::Restic
+            .env(&dirs)
+            .iter()
+            .all(|(k, _)| !k.starts_with("RUSTIC_")));
+    }
+}
