@@ -3,7 +3,7 @@
 //!
 //! - `cargo xtask test`: install what the tests need, build `cairn`, run the
 //!   workspace tests, then a smoke run of the benchmark harness.
-//! - `cargo xtask bench`: cairn against restic on generated data.
+//! - `cargo xtask bench`: cairn against restic (and rustic) on generated data.
 //! - `cargo xtask deps`: only the installation step of `test`.
 //!
 //! Arguments are parsed here, once, into each command's options; the
@@ -34,13 +34,17 @@ commands:
       cargo test (e.g. `cargo xtask test -- backup_roundtrip`).
 
   bench [--quick | --smoke] [--reps N] [--only SET[,SET..]] [--dir DIR]
-        [--cairn-bin PATH] [--debug] [--strict] [--clean]
-        [--rest-load | --mount | --backends | --databases]
-      Benchmark cairn against restic. Sets: tree, big, many, stdin.
+        [--peers TOOL[,TOOL..]] [--cairn-bin PATH] [--debug] [--strict]
+        [--clean] [--rest-load | --mount | --backends | --databases]
+      Benchmark cairn against its peers. Sets: tree, big, many, stdin.
       --quick        smaller data, a few minutes
       --smoke        tiny data, 1 repetition (what `test` runs)
       --reps N       repetitions per operation (default 3, smoke 1)
       --only SETS    comma-separated data sets to run
+      --peers TOOLS  tools to compare with: restic (default), rustic;
+                     e.g. `--peers restic,rustic`. A missing rustic is
+                     installed with `cargo install --locked rustic-rs`
+                     (about 16 minutes) or RUSTIC_BIN names it
       --dir DIR      data, repositories and restores (default /dev/shm/cairn-bench)
       --cairn-bin P  use this cairn binary instead of building one
       --debug        build and use target/debug/cairn instead of release
@@ -240,6 +244,21 @@ fn parse_bench(args: Vec<String>) -> Result<bench::Options> {
                 }
                 opts.only = Some(sets);
             }
+            "--peers" => {
+                let v = value("--peers")?;
+                let mut peers = Vec::new();
+                for name in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    match bench::Peer::from_name(name) {
+                        Some(peer) if !peers.contains(&peer) => peers.push(peer),
+                        Some(_) => {}
+                        None => bail!("--peers: unknown tool `{name}` (known: restic, rustic)"),
+                    }
+                }
+                if peers.is_empty() {
+                    bail!("--peers needs at least one tool (known: restic, rustic)");
+                }
+                opts.peers = peers;
+            }
             "--dir" => opts.dir = Some(PathBuf::from(value("--dir")?)),
             "--cairn-bin" => opts.cairn_bin = Some(PathBuf::from(value("--cairn-bin")?)),
             "--debug" => opts.debug = true,
@@ -257,4 +276,36 @@ fn parse_bench(args: Vec<String>) -> Result<bench::Options> {
         }
     }
     Ok(opts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bench_args(args: &[&str]) -> Result<bench::Options> {
+        parse_bench(args.iter().map(|a| a.to_string()).collect())
+    }
+
+    #[test]
+    fn peers_default_to_restic_and_parse_as_a_list() {
+        use bench::Peer::{Restic, Rustic};
+        assert_eq!(bench_args(&[]).unwrap().peers, [Restic]);
+        assert_eq!(
+            bench_args(&["--peers", "restic,rustic"]).unwrap().peers,
+            [Restic, Rustic]
+        );
+        assert_eq!(
+            bench_args(&["--peers=rustic,restic,rustic"]).unwrap().peers,
+            [Rustic, Restic]
+        );
+        let Err(err) = bench_args(&["--peers", "restic,borg"]) else {
+            panic!("an unknown peer was accepted");
+        };
+        assert_eq!(
+            err.to_string(),
+            "--peers: unknown tool `borg` (known: restic, rustic)"
+        );
+        assert!(bench_args(&["--peers", ","]).is_err());
+        assert!(bench_args(&["--peers"]).is_err());
+    }
 }

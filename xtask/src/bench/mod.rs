@@ -1,12 +1,14 @@
-//! `cargo xtask bench`: cairn against restic on the same generated data,
-//! in the same run.
+//! `cargo xtask bench`: cairn against its peers on the same generated
+//! data, in the same run: restic, and rustic with `--peers restic,rustic`.
 //!
-//! Flow: build cairn (release) and install restic if missing; generate or
-//! reuse each data set on tmpfs; read it once so the page cache is warm;
-//! then for each repetition run the data set's operation sequence once per
-//! tool, alternating which tool goes first, each sequence on a fresh
-//! repository. One table goes to stdout (medians), every raw repetition to
-//! `target/bench/results*.json` and `.csv`, progress to stderr.
+//! Flow: build cairn (release), install restic if missing (and rustic, if
+//! it is asked for and missing); generate or reuse each data set on tmpfs;
+//! read it once so the page cache is warm; then for each repetition run
+//! the data set's operation sequence once per tool, rotating which tool
+//! goes first, each sequence on a fresh repository. One table goes to
+//! stdout (medians, the best peer of each row and cairn's speedup against
+//! it), every raw repetition of every tool to `target/bench/results*.json`
+//! and `.csv`, progress to stderr.
 //!
 //! `--rest-load` (`rest_load`), `--backends` (`backends`), `--mount`
 //! (`mount`) and `--databases` (`databases`) run other benchmarks instead, sharing the data, tools and server launchers
@@ -42,7 +44,7 @@ use serde_json::json;
 
 use crate::sys;
 use report::Cell;
-use sequence::{Bench, Op, Tool, ToolKind};
+use sequence::{Bench, Contender, Op, Program, Tool, ToolKind};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scale {
@@ -95,6 +97,8 @@ pub struct Options {
     pub backends: bool,
     /// Measure what daily database dumps add (`databases`) instead.
     pub databases: bool,
+    /// The tools cairn is compared with in the main bench (`--peers`).
+    pub peers: Vec<Peer>,
 }
 
 impl Default for Options {
@@ -112,7 +116,29 @@ impl Default for Options {
             mount: false,
             backends: false,
             databases: false,
+            peers: vec![Peer::Restic],
         }
+    }
+}
+
+/// A tool the main bench compares cairn with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Peer {
+    Restic,
+    /// Optional: `cargo install rustic-rs` compiles for about 16 minutes,
+    /// so it is installed only when `--peers` asks for it.
+    Rustic,
+}
+
+impl Peer {
+    pub const ALL: [Peer; 2] = [Peer::Restic, Peer::Rustic];
+
+    pub fn name(self) -> &'static str {
+        Program::from(self).name()
+    }
+
+    pub fn from_name(name: &str) -> Option<Peer> {
+        Peer::ALL.into_iter().find(|p| p.name() == name)
     }
 }
 
@@ -210,6 +236,14 @@ pub fn run(opts: Options) -> Result<()> {
     {
         bail!("--rest-load, --mount, --backends and --databases are separate benchmarks; give one at a time");
     }
+    if (opts.rest_load || opts.mount || opts.backends || opts.databases)
+        && opts.peers != [Peer::Restic]
+    {
+        bail!("--peers applies to the main bench only; --rest-load, --mount, --backends and --databases run their own tools");
+    }
+    if opts.peers.is_empty() {
+        bail!("--peers needs at least one peer (known: restic, rustic)");
+    }
     if opts.rest_load {
         return rest_load::run(&opts);
     }
@@ -238,7 +272,7 @@ pub fn run(opts: Options) -> Result<()> {
     fs::create_dir_all(&dirs.logs)?;
     check_space(&base, scale);
 
-    let (cairn, restic) = tools(&opts)?;
+    let tools = contenders(&opts)?;
     let machine = report::Machine::read();
 
     let mut bench = Bench {
@@ -266,13 +300,9 @@ pub fn run(opts: Options) -> Result<()> {
             "path": prepared.dir,
         }));
         for rep in 0..reps {
-            // Alternate which tool goes first, so drift favours neither.
-            let order = if rep % 2 == 0 {
-                [&cairn, &restic]
-            } else {
-                [&restic, &cairn]
-            };
-            for tool in order {
+            // Rotate which tool goes first, so drift favours none.
+            for i in 0..tools.len() {
+                let tool = &tools[(rep + i) % tools.len()];
                 bench.sequence(set, &prepared, tool, rep, reps)?;
             }
         }
@@ -293,7 +323,8 @@ pub fn run(opts: Options) -> Result<()> {
     }
 
     // Report.
-    let rows = report::summarize(&bench.samples, Op::shows_size);
+    let peers: Vec<&'static str> = tools[1..].iter().map(Contender::name).collect();
+    let rows = report::summarize_peers(&bench.samples, &peers, Op::shows_size);
     let base_display = bench.dirs.base.display().to_string();
     let on_tmpfs = if base_display.starts_with("/dev/shm") {
         " (tmpfs)"
@@ -302,7 +333,7 @@ pub fn run(opts: Options) -> Result<()> {
     };
     let mut text = String::new();
     text.push_str(&format!(
-        "cairn bench ({} scale): median of {reps} repetition{}, tools alternating; page cache warm (every data set read once before timing); data and repositories in {base_display}{on_tmpfs}\n",
+        "cairn bench ({} scale): median of {reps} repetition{}, tools taking turns to go first; page cache warm (every data set read once before timing); data and repositories in {base_display}{on_tmpfs}\n",
         scale.name(),
         if reps == 1 { "" } else { "s" },
     ));
@@ -310,10 +341,9 @@ pub fn run(opts: Options) -> Result<()> {
         "machine: {} × {}, {} MiB RAM, Linux {}\n",
         machine.nproc, machine.cpu, machine.mem_total_mib, machine.kernel
     ));
-    text.push_str(&format!(
-        "cairn: {}\nrestic: {}\n",
-        cairn.version, restic.version
-    ));
+    for tool in &tools {
+        text.push_str(&format!("{}: {}\n", tool.name(), tool.version));
+    }
     let sets_line: Vec<String> = set_info
         .iter()
         .map(|s| {
@@ -326,8 +356,8 @@ pub fn run(opts: Options) -> Result<()> {
         })
         .collect();
     text.push_str(&format!("data sets: {}\n", sets_line.join("; ")));
-    text.push_str("speedup = restic time ÷ cairn time (above 1: cairn faster); RSS and size ratios = cairn ÷ restic (below 1: cairn smaller); CPU = user + system; repo = du after the operation\n\n");
-    text.push_str(&report::table(&rows, "data set"));
+    text.push_str("best peer = the peer with the lowest time on the row; speedup vs best peer = its time ÷ cairn time (above 1: cairn faster); RSS and size ratios = cairn ÷ the lowest peer's (below 1: cairn smaller); CPU = user + system; repo = du after the operation\n\n");
+    text.push_str(&report::peer_table(&rows, "data set", &peers));
     print!("{text}");
 
     let stem = match scale {
@@ -343,10 +373,11 @@ pub fn run(opts: Options) -> Result<()> {
         "page_cache": "warm: every data set is read once, untimed, before its runs",
         "data_dir": bench.dirs.base,
         "machine": machine,
-        "tools": {
-            "cairn": { "version": cairn.version, "path": cairn.bin.as_ref().ok() },
-            "restic": { "version": restic.version, "path": restic.bin.as_ref().ok() },
-        },
+        "tools": tools
+            .iter()
+            .map(|t| (t.name().to_string(), json!({ "version": t.version, "path": t.bin.as_ref().ok() })))
+            .collect::<serde_json::Map<_, _>>(),
+        "peers": peers,
         "data_sets": set_info,
         "rows": rows,
         "samples": bench.samples,
@@ -358,33 +389,108 @@ pub fn run(opts: Options) -> Result<()> {
         out_dir.display()
     );
 
-    let failed = |tool: &str| {
-        rows.iter().any(|r| {
-            matches!(
-                if tool == "cairn" { &r.cairn } else { &r.restic },
-                Cell::Failed { .. }
-            )
-        })
-    };
+    let failed = rows.iter().any(|r| {
+        std::iter::once(&r.cairn)
+            .chain(r.peers.iter().map(|p| &p.cell))
+            .any(|c| matches!(c, Cell::Failed { .. }))
+    });
     match opts.strict {
-        Strict::All if failed("cairn") || failed("restic") => bail!("some rows failed"),
+        Strict::All if failed => bail!("some rows failed"),
         _ => Ok(()),
     }
 }
 
 /// cairn (built unless `--cairn-bin`; its rows fail if that fails) and
-/// restic (installed if missing).
+/// restic (installed if missing): the tools of `--backends` and
+/// `--databases`.
 fn tools(opts: &Options) -> Result<(Tool, Tool)> {
+    Ok((cairn_tool(opts), restic_tool()?))
+}
+
+/// The main bench's tools: cairn first, then the peers in `--peers` order.
+fn contenders(opts: &Options) -> Result<Vec<Contender>> {
+    // The peers first: a missing one fails before cairn's build.
+    let mut out: Vec<Contender> = Vec::new();
+    for &peer in &opts.peers {
+        if out.iter().any(|c| c.program == Program::from(peer)) {
+            continue;
+        }
+        out.push(match peer {
+            Peer::Restic => restic_tool()?.into(),
+            Peer::Rustic => {
+                let bin = rustic_binary()?;
+                Contender {
+                    program: Program::Rustic,
+                    version: version_of(&bin, &["--version"]),
+                    bin: Ok(bin),
+                }
+            }
+        });
+    }
+    out.insert(0, cairn_tool(opts).into());
+    Ok(out)
+}
+
+/// restic: `RESTIC_BIN`, else the one on `PATH` (the Debian package,
+/// installed if missing).
+fn restic_tool() -> Result<Tool> {
     sys::ensure_packages(&["restic"])?;
     let restic_bin = std::env::var_os("RESTIC_BIN")
         .map(PathBuf::from)
         .or_else(|| sys::find_in_path("restic"))
         .context("restic is not installed")?;
-    let restic = Tool {
+    Ok(Tool {
         kind: ToolKind::Restic,
         version: version_of(&restic_bin, &["version"]),
         bin: Ok(restic_bin),
+    })
+}
+
+/// rustic: `RUSTIC_BIN`, else on `PATH`, else in cargo's bin directory;
+/// else `cargo install --locked rustic-rs` (it compiles for a quarter of
+/// an hour, which is why rustic is a peer only when asked for).
+fn rustic_binary() -> Result<PathBuf> {
+    if let Some(bin) = std::env::var_os("RUSTIC_BIN").map(PathBuf::from) {
+        if sys::is_executable(&bin) {
+            return Ok(bin);
+        }
+        bail!(
+            "RUSTIC_BIN={} is not an executable; unset it, or point it at rustic",
+            bin.display()
+        );
+    }
+    let cargo_bin = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cargo")))
+        .map(|home| home.join("bin").join("rustic"));
+    let find = || {
+        sys::find_in_path("rustic").or_else(|| cargo_bin.clone().filter(|b| sys::is_executable(b)))
     };
+    if let Some(bin) = find() {
+        return Ok(bin);
+    }
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    // Its own temporary target directory, not this workspace's.
+    cmd.args(["install", "--locked", "rustic-rs"])
+        .env_remove("CARGO_TARGET_DIR")
+        .stdin(std::process::Stdio::null())
+        .stdout(sys::to_stderr());
+    eprintln!(
+        "[bench] rustic is not installed; installing it: `{}` (compiles for about 16 minutes on 2 cores)",
+        sys::describe(&cmd)
+    );
+    let how = "install it with `cargo install --locked rustic-rs` or set RUSTIC_BIN, or leave rustic out of --peers";
+    match cmd.status() {
+        Ok(status) if status.success() => {}
+        Ok(status) => bail!("rustic is not installed and `cargo install` failed ({status}); {how}"),
+        Err(e) => bail!("rustic is not installed and cargo could not run ({e}); {how}"),
+    }
+    find().with_context(|| format!("`cargo install` succeeded but rustic is neither on PATH nor in cargo's bin directory; {how}"))
+}
+
+/// cairn: `--cairn-bin` or a fresh build; a failure is reported and its
+/// rows fail, while the peers still run.
+fn cairn_tool(opts: &Options) -> Tool {
     let cairn_bin = cairn_binary(opts);
     if let Err(why) = &cairn_bin {
         eprintln!("[bench] cairn is not available, its rows will fail: {why}");
@@ -393,16 +499,15 @@ fn tools(opts: &Options) -> Result<(Tool, Tool)> {
         Ok(bin) => version_of(bin, &["--version"]),
         Err(_) => "unavailable".into(),
     };
-    let cairn = Tool {
+    Tool {
         kind: ToolKind::Cairn,
         bin: cairn_bin,
         version: cairn_version,
-    };
-    Ok((cairn, restic))
+    }
 }
 
 /// The cairn binary: `--cairn-bin`, else a fresh build (release unless
-/// `--debug`). Build failures are returned, not raised: restic still runs.
+/// `--debug`). Build failures are returned, not raised: the peers still run.
 fn cairn_binary(opts: &Options) -> Result<PathBuf, String> {
     if let Some(bin) = &opts.cairn_bin {
         return if sys::is_executable(bin) {

@@ -103,8 +103,120 @@ fn cell(samples: &[&Sample]) -> Cell {
     }
 }
 
-/// Medians per (set, operation), rows in the order they were first run.
+/// Medians per (set, operation), rows in the order they were first run:
+/// cairn against restic (the layout of `--backends`).
 pub fn summarize(samples: &[Sample], shows_size: impl Fn(&str) -> bool) -> Vec<Row> {
+    summarize_peers(samples, &["restic"], shows_size)
+        .into_iter()
+        .map(|row| Row {
+            set: row.set,
+            op: row.op,
+            shows_size: row.shows_size,
+            cairn: row.cairn,
+            restic: row
+                .peers
+                .into_iter()
+                .next()
+                .map_or(Cell::NotRun, |p| p.cell),
+        })
+        .collect()
+}
+
+/// One peer's medians on a row.
+#[derive(Clone, Debug, Serialize)]
+pub struct PeerCell {
+    pub tool: &'static str,
+    #[serde(flatten)]
+    pub cell: Cell,
+}
+
+/// One row of the main bench: cairn and each peer, and how cairn compares
+/// with the fastest peer.
+#[derive(Clone, Debug, Serialize)]
+pub struct PeerRow {
+    pub set: &'static str,
+    pub op: &'static str,
+    /// Whether the repository size is a figure of interest on this row.
+    pub shows_size: bool,
+    pub cairn: Cell,
+    /// In the order the peers were given.
+    pub peers: Vec<PeerCell>,
+    /// The peer with the lowest median time among those that succeeded.
+    pub best_peer: Option<&'static str>,
+    /// The best peer's time ÷ cairn's (above 1: cairn faster).
+    pub speedup_vs_best_peer: Option<f64>,
+}
+
+impl PeerRow {
+    fn new(
+        set: &'static str,
+        op: &'static str,
+        shows_size: bool,
+        cairn: Cell,
+        peers: Vec<PeerCell>,
+    ) -> PeerRow {
+        let best = peers
+            .iter()
+            .filter_map(|p| wall(&p.cell).map(|w| (p.tool, w)))
+            .min_by(|a, b| a.1.total_cmp(&b.1));
+        let speedup = match (best, wall(&cairn)) {
+            (Some((_, peer)), Some(cairn)) => Some(peer / cairn).filter(|x| x.is_finite()),
+            _ => None,
+        };
+        PeerRow {
+            set,
+            op,
+            shows_size,
+            cairn,
+            peers,
+            best_peer: best.map(|(tool, _)| tool),
+            speedup_vs_best_peer: speedup,
+        }
+    }
+
+    /// cairn's figure ÷ the lowest of the peers' (`None` unless cairn and
+    /// at least one peer have one).
+    fn ratio_to_lowest(&self, f: impl Fn(&Cell) -> Option<f64>) -> Option<f64> {
+        let lowest = self
+            .peers
+            .iter()
+            .filter_map(|p| f(&p.cell))
+            .min_by(f64::total_cmp)?;
+        Some(f(&self.cairn)? / lowest).filter(|x| x.is_finite())
+    }
+}
+
+fn wall(cell: &Cell) -> Option<f64> {
+    match cell {
+        Cell::Ok { wall_s, .. } => Some(*wall_s),
+        _ => None,
+    }
+}
+
+fn rss(cell: &Cell) -> Option<f64> {
+    match cell {
+        Cell::Ok { max_rss_kib, .. } => Some(*max_rss_kib as f64),
+        _ => None,
+    }
+}
+
+fn repo_size(cell: &Cell) -> Option<f64> {
+    match cell {
+        Cell::Ok {
+            repo_disk_bytes: Some(b),
+            ..
+        } => Some(*b as f64),
+        _ => None,
+    }
+}
+
+/// Medians per (set, operation) of cairn and of each of `peers` (tool
+/// names as in the samples), rows in the order they were first run.
+pub fn summarize_peers(
+    samples: &[Sample],
+    peers: &[&'static str],
+    shows_size: impl Fn(&str) -> bool,
+) -> Vec<PeerRow> {
     let mut order: Vec<(&'static str, &'static str)> = Vec::new();
     let mut groups: BTreeMap<(&str, &str, &str), Vec<&Sample>> = BTreeMap::new();
     for s in samples {
@@ -117,18 +229,21 @@ pub fn summarize(samples: &[Sample], shows_size: impl Fn(&str) -> bool) -> Vec<R
         .into_iter()
         .map(|(set, op)| {
             let of = |tool| {
-                groups
-                    .get(&(set, op, tool))
-                    .map(Vec::as_slice)
-                    .unwrap_or(&[])
+                cell(
+                    groups
+                        .get(&(set, op, tool))
+                        .map(Vec::as_slice)
+                        .unwrap_or(&[]),
+                )
             };
-            Row {
-                set,
-                op,
-                shows_size: shows_size(op),
-                cairn: cell(of("cairn")),
-                restic: cell(of("restic")),
-            }
+            let peer_cells = peers
+                .iter()
+                .map(|&tool| PeerCell {
+                    tool,
+                    cell: of(tool),
+                })
+                .collect();
+            PeerRow::new(set, op, shows_size(op), of("cairn"), peer_cells)
         })
         .collect()
 }
@@ -186,118 +301,129 @@ fn ratio(x: f64) -> String {
     }
 }
 
-/// The table as Markdown (readable as is, and pasteable into README.md).
-/// `first` names the first column (the data set, or the server). Columns
-/// of bytes on the wire appear when any row has them.
+/// The table as Markdown (readable as is, and pasteable into README.md):
+/// cairn against restic, with a "speedup" column (the layout of
+/// `--backends`). `first` names the first column (the data set, or the
+/// server). Columns of bytes on the wire appear when any row has them.
 pub fn table(rows: &[Row], first: &str) -> String {
-    let wire = rows.iter().any(|r| {
-        [&r.cairn, &r.restic].iter().any(|c| {
-            matches!(
-                c,
-                Cell::Ok {
-                    sent_bytes: Some(_),
-                    ..
-                }
-            )
+    let rows: Vec<PeerRow> = rows
+        .iter()
+        .map(|r| {
+            let restic = PeerCell {
+                tool: "restic",
+                cell: r.restic.clone(),
+            };
+            PeerRow::new(r.set, r.op, r.shows_size, r.cairn.clone(), vec![restic])
         })
+        .collect();
+    render(&rows, first, &["restic"], false)
+}
+
+/// The main bench's table: each tool's time, CPU, peak RSS and repository
+/// size, the best (fastest) peer of each row and cairn's speedup against
+/// it; the RSS and size ratios are cairn's ÷ the lowest peer's.
+pub fn peer_table(rows: &[PeerRow], first: &str, peers: &[&'static str]) -> String {
+    render(rows, first, peers, true)
+}
+
+fn render(rows: &[PeerRow], first: &str, peers: &[&'static str], best_column: bool) -> String {
+    let wire = rows.iter().any(|r| {
+        std::iter::once(&r.cairn)
+            .chain(r.peers.iter().map(|p| &p.cell))
+            .any(|c| {
+                matches!(
+                    c,
+                    Cell::Ok {
+                        sent_bytes: Some(_),
+                        ..
+                    }
+                )
+            })
     });
-    let mut header = vec![
-        first,
-        "operation",
-        "cairn",
-        "restic",
-        "speedup",
-        "cairn CPU",
-        "restic CPU",
-        "cairn RSS",
-        "restic RSS",
-        "RSS ratio",
-        "cairn repo",
-        "restic repo",
-        "size ratio",
-    ];
-    if wire {
-        header.extend(["cairn sent/recv", "restic sent/recv"]);
+    let tools: Vec<&str> = std::iter::once("cairn")
+        .chain(peers.iter().copied())
+        .collect();
+    let per_tool = |what: &str| -> Vec<String> {
+        tools
+            .iter()
+            .map(|t| {
+                if what.is_empty() {
+                    t.to_string()
+                } else {
+                    format!("{t} {what}")
+                }
+            })
+            .collect()
+    };
+    let mut header: Vec<String> = vec![first.to_string(), "operation".to_string()];
+    header.extend(per_tool(""));
+    if best_column {
+        header.push("best peer".to_string());
+        header.push("speedup vs best peer".to_string());
+    } else {
+        header.push("speedup".to_string());
     }
+    header.extend(per_tool("CPU"));
+    header.extend(per_tool("RSS"));
+    header.push("RSS ratio".to_string());
+    header.extend(per_tool("repo"));
+    header.push("size ratio".to_string());
+    if wire {
+        header.extend(per_tool("sent/recv"));
+    }
+    let ratio_or_dash = |x: Option<f64>| x.map_or_else(|| "–".to_string(), ratio);
     let mut lines: Vec<Vec<String>> = Vec::new();
     for row in rows {
-        let mut line = vec![row.set.to_string(), row.op.to_string()];
-        let (c, r) = (&row.cairn, &row.restic);
-        let fig = |cell: &Cell, f: &dyn Fn(f64, f64, u64, Option<u64>) -> String| match cell {
+        let cells: Vec<&Cell> = std::iter::once(&row.cairn)
+            .chain(peers.iter().map(|&tool| {
+                row.peers
+                    .iter()
+                    .find(|p| p.tool == tool)
+                    .map_or(&Cell::NotRun, |p| &p.cell)
+            }))
+            .collect();
+        let fig = |cell: &Cell, f: &dyn Fn(f64, f64, u64) -> String| match cell {
             Cell::Ok {
                 wall_s,
                 cpu_s,
                 max_rss_kib,
-                repo_disk_bytes,
                 ..
-            } => f(*wall_s, *cpu_s, *max_rss_kib, *repo_disk_bytes),
+            } => f(*wall_s, *cpu_s, *max_rss_kib),
             Cell::Failed { .. } => "failed".to_string(),
             Cell::NotRun => "–".to_string(),
         };
-        let both = |f: &dyn Fn(&Cell, &Cell) -> Option<f64>| match f(c, r) {
-            Some(x) => ratio(x),
-            None => "–".to_string(),
-        };
-        line.push(fig(c, &|w, _, _, _| secs(w)));
-        line.push(fig(r, &|w, _, _, _| secs(w)));
-        line.push(both(&|c, r| match (c, r) {
-            (Cell::Ok { wall_s: cw, .. }, Cell::Ok { wall_s: rw, .. }) => Some(rw / cw),
-            _ => None,
-        }));
-        line.push(fig(c, &|_, cpu, _, _| secs(cpu)));
-        line.push(fig(r, &|_, cpu, _, _| secs(cpu)));
-        line.push(fig(c, &|_, _, rss, _| bytes(rss * 1024)));
-        line.push(fig(r, &|_, _, rss, _| bytes(rss * 1024)));
-        line.push(both(&|c, r| match (c, r) {
-            (
-                Cell::Ok {
-                    max_rss_kib: cm, ..
-                },
-                Cell::Ok {
-                    max_rss_kib: rm, ..
-                },
-            ) => Some(*cm as f64 / *rm as f64),
-            _ => None,
-        }));
+        let mut line = vec![row.set.to_string(), row.op.to_string()];
+        line.extend(cells.iter().map(|c| fig(c, &|w, _, _| secs(w))));
+        if best_column {
+            line.push(row.best_peer.unwrap_or("–").to_string());
+        }
+        line.push(ratio_or_dash(row.speedup_vs_best_peer));
+        line.extend(cells.iter().map(|c| fig(c, &|_, cpu, _| secs(cpu))));
+        line.extend(cells.iter().map(|c| fig(c, &|_, _, rss| bytes(rss * 1024))));
+        line.push(ratio_or_dash(row.ratio_to_lowest(rss)));
         if row.shows_size {
-            let size = |cell: &Cell| match cell {
+            line.extend(cells.iter().map(|cell| match cell {
                 Cell::Ok {
                     repo_disk_bytes: Some(b),
                     ..
                 } => bytes(*b),
                 Cell::Ok { .. } | Cell::NotRun => "–".to_string(),
                 Cell::Failed { .. } => "failed".to_string(),
-            };
-            line.push(size(c));
-            line.push(size(r));
-            line.push(both(&|c, r| match (c, r) {
-                (
-                    Cell::Ok {
-                        repo_disk_bytes: Some(cb),
-                        ..
-                    },
-                    Cell::Ok {
-                        repo_disk_bytes: Some(rb),
-                        ..
-                    },
-                ) => Some(*cb as f64 / *rb as f64),
-                _ => None,
             }));
+            line.push(ratio_or_dash(row.ratio_to_lowest(repo_size)));
         } else {
-            line.extend(["", "", ""].map(String::from));
+            line.extend((0..=cells.len()).map(|_| String::new()));
         }
         if wire {
-            for cell in [c, r] {
-                line.push(match cell {
-                    Cell::Ok {
-                        sent_bytes: Some(s),
-                        recv_bytes: Some(v),
-                        ..
-                    } => format!("{} / {}", bytes_fine(*s), bytes_fine(*v)),
-                    Cell::Failed { .. } => "failed".to_string(),
-                    Cell::Ok { .. } | Cell::NotRun => "–".to_string(),
-                });
-            }
+            line.extend(cells.iter().map(|cell| match cell {
+                Cell::Ok {
+                    sent_bytes: Some(s),
+                    recv_bytes: Some(v),
+                    ..
+                } => format!("{} / {}", bytes_fine(*s), bytes_fine(*v)),
+                Cell::Failed { .. } => "failed".to_string(),
+                Cell::Ok { .. } | Cell::NotRun => "–".to_string(),
+            }));
         }
         lines.push(line);
     }
@@ -320,7 +446,7 @@ pub fn table(rows: &[Row], first: &str) -> String {
         }
         out.push('\n');
     };
-    fmt_line(&mut out, &mut header.iter().copied());
+    fmt_line(&mut out, &mut header.iter().map(String::as_str));
     out.push('|');
     for (i, w) in widths.iter().enumerate() {
         let dashes = "-".repeat(*w);
@@ -501,5 +627,134 @@ mod tests {
         assert_eq!(table.lines().count(), 3);
         let widths: Vec<usize> = table.lines().map(|l| l.chars().count()).collect();
         assert!(widths.iter().all(|&w| w == widths[0]), "{table}");
+    }
+
+    /// The cells of a Markdown table line, trimmed.
+    fn cells(line: &str) -> Vec<&str> {
+        let inner = line.trim().trim_start_matches('|').trim_end_matches('|');
+        inner.split('|').map(str::trim).collect()
+    }
+
+    fn sized(tool: &'static str, wall_s: f64, rss_kib: u64, repo_mib: u64) -> Sample {
+        Sample {
+            max_rss_kib: rss_kib,
+            repo_disk_bytes: Some(repo_mib << 20),
+            ..sample(tool, true, wall_s)
+        }
+    }
+
+    #[test]
+    fn the_restic_layout_keeps_its_columns() {
+        let samples = vec![sample("cairn", true, 1.0), sample("restic", true, 4.0)];
+        let table = table(&summarize(&samples, |_| true), "server");
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(
+            cells(lines[0]),
+            [
+                "server",
+                "operation",
+                "cairn",
+                "restic",
+                "speedup",
+                "cairn CPU",
+                "restic CPU",
+                "cairn RSS",
+                "restic RSS",
+                "RSS ratio",
+                "cairn repo",
+                "restic repo",
+                "size ratio"
+            ]
+        );
+        assert_eq!(
+            cells(lines[2]),
+            [
+                "tree", "backup", "1.00 s", "4.00 s", "4.00×", "1.00 s", "4.00 s", "1.0 MiB",
+                "1.0 MiB", "1.00×", "10 MiB", "10 MiB", "1.00×"
+            ]
+        );
+    }
+
+    #[test]
+    fn each_row_names_the_fastest_peer_and_ratios_are_to_the_lowest_peer() {
+        let samples = vec![
+            sized("cairn", 1.0, 1024, 12),
+            sized("restic", 4.0, 4096, 10),
+            sized("rustic", 2.0, 2048, 20),
+        ];
+        let rows = summarize_peers(&samples, &["restic", "rustic"], |_| true);
+        assert_eq!(rows[0].best_peer, Some("rustic"));
+        assert_eq!(rows[0].speedup_vs_best_peer, Some(2.0));
+        let table = peer_table(&rows, "data set", &["restic", "rustic"]);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(
+            cells(lines[0]),
+            [
+                "data set",
+                "operation",
+                "cairn",
+                "restic",
+                "rustic",
+                "best peer",
+                "speedup vs best peer",
+                "cairn CPU",
+                "restic CPU",
+                "rustic CPU",
+                "cairn RSS",
+                "restic RSS",
+                "rustic RSS",
+                "RSS ratio",
+                "cairn repo",
+                "restic repo",
+                "rustic repo",
+                "size ratio"
+            ]
+        );
+        // RSS: cairn 1 MiB against rustic's 2 MiB (the lowest peer's);
+        // size: 12 MiB against restic's 10 MiB (the smallest).
+        assert_eq!(
+            cells(lines[2]),
+            [
+                "tree", "backup", "1.00 s", "4.00 s", "2.00 s", "rustic", "2.00×", "1.00 s",
+                "4.00 s", "2.00 s", "1.0 MiB", "4.0 MiB", "2.0 MiB", "0.50×", "12 MiB", "10 MiB",
+                "20 MiB", "1.20×"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_failed_peer_is_not_the_best_one_and_every_peer_reaches_the_json() {
+        let samples = vec![
+            sample("cairn", true, 1.0),
+            sample("restic", true, 3.0),
+            sample("rustic", false, 0.0),
+        ];
+        let rows = summarize_peers(&samples, &["restic", "rustic"], |_| true);
+        assert_eq!(rows[0].best_peer, Some("restic"));
+        assert_eq!(rows[0].speedup_vs_best_peer, Some(3.0));
+        let table = peer_table(&rows, "data set", &["restic", "rustic"]);
+        let row = cells(table.lines().nth(2).unwrap()).join("|");
+        assert!(
+            row.starts_with("tree|backup|1.00 s|3.00 s|failed|restic|3.00×|"),
+            "{table}"
+        );
+        let json = serde_json::to_value(&rows[0]).unwrap();
+        assert_eq!(json["peers"][0]["tool"], "restic");
+        assert_eq!(json["peers"][0]["status"], "ok");
+        assert_eq!(json["peers"][0]["wall_s"], 3.0);
+        assert_eq!(json["peers"][1]["tool"], "rustic");
+        assert_eq!(json["peers"][1]["status"], "failed");
+        assert_eq!(json["best_peer"], "restic");
+    }
+
+    #[test]
+    fn without_any_peer_figure_there_is_no_best_peer() {
+        let samples = vec![sample("cairn", true, 1.0), sample("rustic", false, 0.0)];
+        let rows = summarize_peers(&samples, &["rustic"], |_| false);
+        assert_eq!(rows[0].best_peer, None);
+        assert_eq!(rows[0].speedup_vs_best_peer, None);
+        let table = peer_table(&rows, "data set", &["rustic"]);
+        let row = cells(table.lines().nth(2).unwrap()).join("|");
+        assert!(row.starts_with("tree|backup|1.00 s|failed|–|–|"), "{table}");
     }
 }

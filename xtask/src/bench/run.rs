@@ -89,10 +89,13 @@ pub fn run(spec: &Spec<'_>) -> io::Result<(Outcome, Measured)> {
         .stdout(Stdio::null())
         .stderr(File::create(&spec.stderr_log)?);
     // Only the settings we give: nothing from the caller's environment that
-    // changes either tool (RESTIC_COMPRESSION, RESTIC_PACK_SIZE, ...).
+    // changes a tool (RESTIC_COMPRESSION, RESTIC_PACK_SIZE, RUSTIC_*, ...).
     for (key, _) in std::env::vars_os() {
         let k = key.to_string_lossy();
-        if k.starts_with("RESTIC_") || k.starts_with("CAIRN_") {
+        if ["RESTIC_", "RUSTIC_", "CAIRN_"]
+            .iter()
+            .any(|prefix| k.starts_with(prefix))
+        {
             cmd.env_remove(&key);
         }
     }

@@ -1,10 +1,10 @@
 //! One tool's run of one data set's operations (a "sequence"), on a fresh
 //! repository, and how each operation is invoked and measured.
 //!
-//! Both tools take the same arguments and differ only in the names of
-//! their environment variables. Errors inside an operation become a failed
-//! row; only harness errors (copying the tree, removing directories) stop
-//! the run.
+//! cairn and restic take the same arguments and differ only in the names
+//! of their environment variables; rustic differs in a few arguments too
+//! (`Program`). Errors inside an operation become a failed row; only
+//! harness errors (copying the tree, removing directories) stop the run.
 
 use std::collections::HashSet;
 use std::ffi::OsString;
@@ -15,7 +15,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use super::report::{self, Sample};
-use super::{data, fsutil, mutate, run, Dirs, SetKind};
+use super::{data, fsutil, mutate, run, Dirs, Peer, SetKind};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(super) enum Op {
@@ -52,6 +52,8 @@ impl Op {
     }
 }
 
+/// cairn or restic: the two tools the other benchmarks (`--backends`,
+/// `--databases`) compare, each with its own invocations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(super) enum ToolKind {
     Cairn,
@@ -67,25 +69,126 @@ pub(super) struct Tool {
 
 impl Tool {
     pub(super) fn name(&self) -> &'static str {
+        self.program().name()
+    }
+
+    pub(super) fn program(&self) -> Program {
         match self.kind {
-            ToolKind::Cairn => "cairn",
-            ToolKind::Restic => "restic",
+            ToolKind::Cairn => Program::Cairn,
+            ToolKind::Restic => Program::Restic,
+        }
+    }
+}
+
+/// A program the main bench measures: cairn, or one of its peers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(super) enum Program {
+    Cairn,
+    Restic,
+    Rustic,
+}
+
+impl From<Peer> for Program {
+    fn from(peer: Peer) -> Program {
+        match peer {
+            Peer::Restic => Program::Restic,
+            Peer::Rustic => Program::Rustic,
+        }
+    }
+}
+
+impl Program {
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Program::Cairn => "cairn",
+            Program::Restic => "restic",
+            Program::Rustic => "rustic",
         }
     }
 
-    /// Both tools take the same arguments; only the variable names differ.
-    pub(super) fn env(&self, dirs: &Dirs) -> Vec<(&'static str, OsString)> {
+    /// The environment of every command: repository, password and cache
+    /// under each tool's own variable names, and nothing read from the
+    /// user's configuration.
+    fn env(self, dirs: &Dirs) -> Vec<(&'static str, OsString)> {
         let cache = dirs.cache.join(self.name());
-        let (repo_var, password_var, cache_var) = match self.kind {
-            ToolKind::Cairn => ("CAIRN_REPOSITORY", "CAIRN_PASSWORD", "CAIRN_CACHE_DIR"),
-            ToolKind::Restic => ("RESTIC_REPOSITORY", "RESTIC_PASSWORD", "RESTIC_CACHE_DIR"),
+        let (repo_var, password_var, cache_var) = match self {
+            Program::Cairn => ("CAIRN_REPOSITORY", "CAIRN_PASSWORD", "CAIRN_CACHE_DIR"),
+            Program::Restic => ("RESTIC_REPOSITORY", "RESTIC_PASSWORD", "RESTIC_CACHE_DIR"),
+            Program::Rustic => ("RUSTIC_REPOSITORY", "RUSTIC_PASSWORD", "RUSTIC_CACHE_DIR"),
         };
-        vec![
+        let mut env = vec![
             (repo_var, dirs.repo(self.name()).into()),
             (password_var, "cairn-bench-password".into()),
             (cache_var, cache.join("tool").into()),
             ("XDG_CACHE_HOME", cache.join("xdg").into()),
-        ]
+        ];
+        if self == Program::Rustic {
+            // rustic reads a `rustic.toml` profile from the XDG config
+            // directory when there is one; point it at an empty directory
+            // (it then logs that it uses no config file). Progress bars
+            // off: nobody watches them.
+            env.push(("XDG_CONFIG_HOME", cache.join("config").into()));
+            env.push(("RUSTIC_NO_PROGRESS", "true".into()));
+        }
+        env
+    }
+
+    /// `backup` of `source`, or of standard input stored as `dump.sql`.
+    fn backup_args(self, source: &Path, stdin: bool) -> Vec<OsString> {
+        match (stdin, self) {
+            (false, _) => vec!["backup".into(), source.into()],
+            // rustic reads standard input for the source `-`. `--force`
+            // (no parent): with a parent, rustic 0.11.4 finds the stdin
+            // entry unchanged, reads nothing and stores the parent's
+            // contents again, whatever the input (checked by hand: the
+            // second of two different inputs dumps as the first).
+            (true, Program::Rustic) => ["backup", "--force", "-", "--stdin-filename", "dump.sql"]
+                .map(OsString::from)
+                .to_vec(),
+            (true, Program::Cairn | Program::Restic) => {
+                ["backup", "--stdin", "--stdin-filename", "dump.sql"]
+                    .map(OsString::from)
+                    .to_vec()
+            }
+        }
+    }
+
+    /// `restore latest` into `target`.
+    fn restore_args(self, target: &Path) -> Vec<OsString> {
+        match self {
+            // rustic takes the destination as a positional argument.
+            Program::Rustic => vec!["restore".into(), "latest".into(), target.into()],
+            Program::Cairn | Program::Restic => vec![
+                "restore".into(),
+                "latest".into(),
+                "--target".into(),
+                target.into(),
+            ],
+        }
+    }
+}
+
+/// A program with its binary, as the main bench runs it.
+pub(super) struct Contender {
+    pub(super) program: Program,
+    /// The binary, or why there is none (its rows then fail).
+    pub(super) bin: Result<PathBuf, String>,
+    pub(super) version: String,
+}
+
+impl Contender {
+    pub(super) fn name(&self) -> &'static str {
+        self.program.name()
+    }
+}
+
+impl From<Tool> for Contender {
+    fn from(tool: Tool) -> Contender {
+        Contender {
+            program: tool.program(),
+            bin: tool.bin,
+            version: tool.version,
+        }
     }
 }
 
@@ -94,7 +197,7 @@ pub(super) struct Bench {
     pub(super) timeout: Duration,
     pub(super) samples: Vec<Sample>,
     /// (tool, op) pairs whose failure was already printed.
-    pub(super) reported: HashSet<(ToolKind, Op)>,
+    pub(super) reported: HashSet<(Program, Op)>,
 }
 
 impl Bench {
@@ -103,7 +206,7 @@ impl Bench {
         &mut self,
         set: SetKind,
         prepared: &data::Prepared,
-        tool: &Tool,
+        tool: &Contender,
         rep: usize,
         reps: usize,
     ) -> Result<()> {
@@ -198,17 +301,14 @@ impl Bench {
         &mut self,
         set: SetKind,
         op: Op,
-        tool: &Tool,
+        tool: &Contender,
         source: &Path,
         prepared: &data::Prepared,
         round: &mut u64,
     ) -> Result<run::Measured> {
-        let backup_args: Vec<OsString> = match &prepared.stdin_file {
-            Some(_) => ["backup", "--stdin", "--stdin-filename", "dump.sql"]
-                .map(OsString::from)
-                .to_vec(),
-            None => vec!["backup".into(), source.into()],
-        };
+        let backup_args = tool
+            .program
+            .backup_args(source, prepared.stdin_file.is_some());
         let stdin = prepared.stdin_file.as_deref();
         let mut mutate = |work: &Path| -> Result<()> {
             *round += 1;
@@ -235,12 +335,7 @@ impl Bench {
                 let target = self.dirs.restore.join(tool.name());
                 fsutil::remove(&target)?;
                 fs::create_dir_all(&target)?;
-                let args = [
-                    "restore".into(),
-                    "latest".into(),
-                    "--target".into(),
-                    target.clone().into(),
-                ];
+                let args = tool.program.restore_args(&target);
                 let measured = self.exec(tool, op, &args, None)?;
                 // A wrong restore gets no number: compare counts and bytes,
                 // then every file's contents.
@@ -282,7 +377,7 @@ impl Bench {
     /// Runs a tool command; fails with the exit status and stderr tail.
     fn exec(
         &mut self,
-        tool: &Tool,
+        tool: &Contender,
         op: Op,
         args: &[OsString],
         stdin: Option<&Path>,
@@ -296,7 +391,7 @@ impl Bench {
         let spec = run::Spec {
             program: bin,
             args: args.to_vec(),
-            env: tool.env(&self.dirs),
+            env: tool.program.env(&self.dirs),
             stdin_file: stdin.map(Path::to_path_buf),
             stderr_log: log.clone(),
             timeout: self.timeout,
@@ -313,7 +408,7 @@ impl Bench {
                     .collect::<Vec<_>>()
                     .join(" ")
             );
-            if self.reported.insert((tool.kind, op)) {
+            if self.reported.insert((tool.program, op)) {
                 eprintln!(
                     "[bench]   FAILED: `{line}`: {}; stderr tail:",
                     outcome.describe()
@@ -328,7 +423,14 @@ impl Bench {
         Ok(measured)
     }
 
-    fn record_failure(&mut self, set: SetKind, op: Op, tool: &Tool, rep: usize, error: String) {
+    fn record_failure(
+        &mut self,
+        set: SetKind,
+        op: Op,
+        tool: &Contender,
+        rep: usize,
+        error: String,
+    ) {
         eprintln!("[bench]   {:<6} {:<29} failed", tool.name(), op.label());
         self.samples.push(Sample {
             set: set.name(),
@@ -346,5 +448,67 @@ impl Bench {
             recv_bytes: None,
             error: Some(error),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(args: &[OsString]) -> Vec<String> {
+        args.iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn rustic_gets_its_own_arguments_and_variables() {
+        let src = Path::new("/data/tree");
+        let target = Path::new("/restore/x");
+        assert_eq!(
+            words(&Program::Rustic.backup_args(src, true)),
+            ["backup", "--force", "-", "--stdin-filename", "dump.sql"]
+        );
+        assert_eq!(
+            words(&Program::Restic.backup_args(src, true)),
+            ["backup", "--stdin", "--stdin-filename", "dump.sql"]
+        );
+        assert_eq!(
+            words(&Program::Rustic.backup_args(src, false)),
+            ["backup", "/data/tree"]
+        );
+        assert_eq!(
+            words(&Program::Rustic.restore_args(target)),
+            ["restore", "latest", "/restore/x"]
+        );
+        assert_eq!(
+            words(&Program::Cairn.restore_args(target)),
+            ["restore", "latest", "--target", "/restore/x"]
+        );
+
+        let dirs = Dirs::new(Path::new("/base"), super::super::Scale::Smoke);
+        let env = Program::Rustic.env(&dirs);
+        let get = |k: &str| {
+            env.iter()
+                .find(|(key, _)| *key == k)
+                .map(|(_, v)| v.to_string_lossy().into_owned())
+        };
+        assert_eq!(
+            get("RUSTIC_REPOSITORY").as_deref(),
+            Some("/base/repo/rustic")
+        );
+        assert!(get("RUSTIC_PASSWORD").is_some());
+        assert_eq!(
+            get("RUSTIC_CACHE_DIR").as_deref(),
+            Some("/base/cache/rustic/tool")
+        );
+        assert_eq!(
+            get("XDG_CONFIG_HOME").as_deref(),
+            Some("/base/cache/rustic/config")
+        );
+        assert!(Program::Restic
+            .env(&dirs)
+            .iter()
+            .all(|(k, _)| !k.starts_with("RUSTIC_")));
     }
 }
