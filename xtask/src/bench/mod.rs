@@ -9,7 +9,8 @@
 //! `target/bench/results*.json` and `.csv`, progress to stderr.
 //!
 //! `--rest-load` (`rest_load`), `--backends` (`backends`), `--mount`
-//! (`mount`) and `--databases` (`databases`) run other benchmarks instead, sharing the data, tools and server launchers
+//! (`mount`), `--databases` (`databases`) and `--scale` (`scale`) run
+//! other benchmarks instead, sharing the data, tools and server launchers
 //! (`servers`).
 //!
 //! A failing command never stops the run: its row is recorded as failed,
@@ -27,8 +28,10 @@ mod mutate;
 mod report;
 mod rest_load;
 mod run;
+mod scale;
 mod sequence;
 mod servers;
+mod synthetic;
 
 use std::collections::HashSet;
 use std::fs::{self, File};
@@ -95,6 +98,8 @@ pub struct Options {
     pub backends: bool,
     /// Measure what daily database dumps add (`databases`) instead.
     pub databases: bool,
+    /// Measure time and memory as repositories grow (`scale`) instead.
+    pub scaling: bool,
 }
 
 impl Default for Options {
@@ -112,6 +117,7 @@ impl Default for Options {
             mount: false,
             backends: false,
             databases: false,
+            scaling: false,
         }
     }
 }
@@ -202,13 +208,19 @@ fn default_base() -> PathBuf {
 }
 
 pub fn run(opts: Options) -> Result<()> {
-    if [opts.rest_load, opts.mount, opts.backends, opts.databases]
+    if [
+        opts.rest_load,
+        opts.mount,
+        opts.backends,
+        opts.databases,
+        opts.scaling,
+    ]
         .into_iter()
         .filter(|&m| m)
         .count()
         > 1
     {
-        bail!("--rest-load, --mount, --backends and --databases are separate benchmarks; give one at a time");
+        bail!("--rest-load, --mount, --backends, --databases and --scale are separate benchmarks; give one at a time");
     }
     if opts.rest_load {
         return rest_load::run(&opts);
@@ -221,6 +233,9 @@ pub fn run(opts: Options) -> Result<()> {
     }
     if opts.databases {
         return databases::run(&opts);
+    }
+    if opts.scaling {
+        return scale::run(&opts);
     }
     let started_at = unix_now();
     let started = Instant::now();

@@ -135,7 +135,7 @@ pub fn summarize(samples: &[Sample], shows_size: impl Fn(&str) -> bool) -> Vec<R
 
 // ------------------------------------------------------------- table
 
-fn secs(s: f64) -> String {
+pub fn secs(s: f64) -> String {
     if s < 10.0 {
         format!("{s:.2} s")
     } else {
