@@ -91,8 +91,14 @@ struct Shared {
 
 struct Checkpoint {
     pending: Vec<IndexPack>,
+    /// Blobs listed in `pending`.
+    pending_blobs: usize,
     since: Instant,
 }
+
+/// An index file is written once it lists this many blobs (as restic's
+/// 50,000), so that loading one never needs much memory besides the index.
+const INDEX_FILE_BLOBS: usize = 1 << 16;
 
 pub struct BlobSaver {
     shared: Arc<Shared>,
@@ -185,11 +191,14 @@ impl Shared {
         }
         let due = {
             let mut cp = self.checkpoint.lock().unwrap();
+            cp.pending_blobs += p.entries.len();
             cp.pending.push(IndexPack::live(p.id, p.entries));
             if cp.pending.len() >= self.opts.checkpoint_packs
+                || cp.pending_blobs >= INDEX_FILE_BLOBS
                 || cp.since.elapsed() >= self.opts.checkpoint_interval
             {
                 cp.since = Instant::now();
+                cp.pending_blobs = 0;
                 Some(std::mem::take(&mut cp.pending))
             } else {
                 None
@@ -235,6 +244,7 @@ impl BlobSaver {
             index_files: AtomicU64::new(0),
             checkpoint: Mutex::new(Checkpoint {
                 pending: Vec::new(),
+                pending_blobs: 0,
                 since: Instant::now(),
             }),
         });

@@ -20,7 +20,8 @@ use cairn_repository::format::BlobKind;
 use cairn_repository::{OpenOptions, Repository};
 
 const BLOBS_PER_PACK: u64 = 10_000;
-const PACKS_PER_INDEX: usize = 50;
+/// As cairn writes them: about 65,536 blobs to an index file.
+const PACKS_PER_INDEX: usize = 6;
 
 /// Adds `blobs` data blobs (numbered from `seed`'s stream) to the
 /// repository at `repo`, which `cairn init` created with `password`.

@@ -10,6 +10,7 @@ use crate::{Error, Result};
 use cairn_repository::format::tree::{Node, NodeKind, Tree};
 use cairn_repository::format::{BlobKind, Id};
 use cairn_repository::BlobSaver;
+use super::oneshot;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use ignore::gitignore::Gitignore;
 use std::os::unix::ffi::OsStrExt;
@@ -31,15 +32,15 @@ pub(super) fn clean_targets(targets: &[PathBuf]) -> Vec<PathBuf> {
 /// A node in a directory listing, possibly still waiting for its content.
 enum Child {
     Ready(Node),
-    File(Node, Receiver<Option<FileOut>>),
-    Dir(Node, Receiver<Id>),
+    File(Node, oneshot::Receiver<Option<FileOut>>),
+    Dir(Node, oneshot::Receiver<Id>),
 }
 
 struct DirJob {
     children: Vec<Child>,
     /// The directory's tree in the parent snapshot, for the statistics.
     old: Option<Id>,
-    reply: Sender<Id>,
+    reply: oneshot::Sender<Id>,
 }
 
 pub(super) struct Walker<'a> {
@@ -95,7 +96,7 @@ impl<'a> Walker<'a> {
         let kept = clean_targets(targets);
         let (file_tx, file_rx) = bounded::<FileJob>(256);
         let (dir_tx, dir_rx) = bounded::<DirJob>(1024);
-        let (root_tx, root_rx) = bounded::<Id>(1);
+        let (root_tx, root_rx) = oneshot::channel::<Id>();
         std::thread::scope(|s| -> Result<()> {
             for i in 0..self.opts.readers.max(1) {
                 let rx = file_rx.clone();
@@ -228,7 +229,7 @@ impl<'a> Walker<'a> {
     }
 
     fn dir_job(&self, node: Node, children: Vec<Child>, old: Option<Id>, out: &Out) -> Child {
-        let (tx, rx) = bounded(1);
+        let (tx, rx) = oneshot::channel();
         let _ = out.dirs.send(DirJob {
             children,
             old,
@@ -300,7 +301,7 @@ impl<'a> Walker<'a> {
                     use super::FileChange::{Modified, New};
                     sink(path, if modified { Modified } else { New });
                 }
-                let (tx, rx) = bounded(1);
+                let (tx, rx) = oneshot::channel();
                 if out
                     .files
                     .send(FileJob {
@@ -449,7 +450,7 @@ impl<'a> Walker<'a> {
                         },
                         1,
                     );
-                    let _ = job.reply.send(id);
+                    job.reply.send(id);
                 }
                 Err(e) => {
                     let mut f = self.fatal.lock().unwrap();
