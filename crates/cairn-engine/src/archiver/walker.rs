@@ -7,7 +7,7 @@ use super::fsnode::{kind_of, node_from_metadata, NameCache};
 use super::parent::ParentTrees;
 use super::{add, BackupOptions, BackupProgress, Counters};
 use crate::{Error, Result};
-use cairn_repository::format::tree::{Node, NodeKind, Tree};
+use cairn_repository::format::tree::{Node, NodeKind, Tree, TreeWriter};
 use cairn_repository::format::{BlobKind, Id};
 use cairn_repository::BlobSaver;
 use super::oneshot;
@@ -29,6 +29,10 @@ pub(super) fn clean_targets(targets: &[PathBuf]) -> Vec<PathBuf> {
     kept
 }
 
+/// Directories of at most this many entries are stat'ed in one go (see
+/// `walk_dir`).
+const STAT_AT_ONCE: usize = 4096;
+
 /// A node in a directory listing, possibly still waiting for its content.
 enum Child {
     Ready(Node),
@@ -36,8 +40,31 @@ enum Child {
     Dir(Node, oneshot::Receiver<Id>),
 }
 
+/// A directory's entries in chunks: the finisher frees each chunk as it
+/// writes it into the tree's bytes, so a large directory is not held as
+/// entries and as bytes at once.
+#[derive(Default)]
+struct Children {
+    chunks: Vec<Vec<Child>>,
+}
+
+impl Children {
+    const CHUNK: usize = 4096;
+
+    fn push(&mut self, c: Child) {
+        match self.chunks.last_mut() {
+            Some(chunk) if chunk.len() < Self::CHUNK => chunk.push(c),
+            _ => {
+                let mut chunk = Vec::with_capacity(Self::CHUNK);
+                chunk.push(c);
+                self.chunks.push(chunk);
+            }
+        }
+    }
+}
+
 struct DirJob {
-    children: Vec<Child>,
+    children: Children,
     /// The directory's tree in the parent snapshot, for the statistics.
     old: Option<Id>,
     reply: oneshot::Sender<Id>,
@@ -175,8 +202,8 @@ impl<'a> Walker<'a> {
         old_tree: Option<&Tree>,
         gi: &mut Vec<Gitignore>,
         out: &Out,
-    ) -> Vec<Child> {
-        let mut children = Vec::new();
+    ) -> Children {
+        let mut children = Children::default();
         let depth = prefix.components().count();
         let mut i = 0;
         while i < targets.len() {
@@ -228,7 +255,7 @@ impl<'a> Walker<'a> {
         children
     }
 
-    fn dir_job(&self, node: Node, children: Vec<Child>, old: Option<Id>, out: &Out) -> Child {
+    fn dir_job(&self, node: Node, children: Children, old: Option<Id>, out: &Out) -> Child {
         let (tx, rx) = oneshot::channel();
         let _ = out.dirs.send(DirJob {
             children,
@@ -324,7 +351,7 @@ impl<'a> Walker<'a> {
                     .and_then(|o| o.subtree);
                 let mountpoint = f.one_file_system && parent_dev.is_some_and(|d| d != meta.dev());
                 let children = if mountpoint {
-                    Vec::new()
+                    Children::default()
                 } else if parent_dev.is_none() {
                     // A backup target: the ignore files above it apply too.
                     let (above, problems) = f.gitignores_above(path);
@@ -352,26 +379,31 @@ impl<'a> Walker<'a> {
         dev: u64,
         gi: &mut Vec<Gitignore>,
         out: &Out,
-    ) -> Vec<Child> {
+    ) -> Children {
         let old_tree = self.parent.load(old_sub, dir);
-        // lstat through the directory's descriptor (fstatat): no path lookup from the root per entry.
-        let mut names: Vec<(std::ffi::OsString, Option<std::fs::Metadata>)> =
-            match std::fs::read_dir(dir) {
-                Ok(rd) => {
-                    let mut v = Vec::new();
-                    for e in rd {
-                        match e {
-                            Ok(e) => v.push((e.file_name(), e.metadata().ok())),
-                            Err(e) => self.report(dir, &e.to_string()),
-                        }
+        // lstat through the directory's descriptor (fstatat): no path lookup
+        // from the root per entry. A small directory is stat'ed at once, so
+        // its descriptor is closed before the walk goes deeper; a large one
+        // keeps its entries (about 100 bytes each, not the 250 of their
+        // metadata) and its descriptor, and stats each entry in turn, so a
+        // directory of a million entries stays small.
+        let mut names: Vec<(std::ffi::OsString, std::fs::DirEntry)> = match std::fs::read_dir(dir)
+        {
+            Ok(rd) => {
+                let mut v = Vec::new();
+                for e in rd {
+                    match e {
+                        Ok(e) => v.push((e.file_name(), e)),
+                        Err(e) => self.report(dir, &e.to_string()),
                     }
-                    v
                 }
-                Err(e) => {
-                    self.report(dir, &e.to_string());
-                    return Vec::new();
-                }
-            };
+                v
+            }
+            Err(e) => {
+                self.report(dir, &e.to_string());
+                return Children::default();
+            }
+        };
         names.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
         let (matchers, problems) = self.opts.filters.gitignore_for(dir);
         for (file, p) in problems {
@@ -379,11 +411,21 @@ impl<'a> Walker<'a> {
         }
         let pushed = matchers.len();
         gi.extend(matchers);
-        let mut children = Vec::with_capacity(names.len());
+        let mut children = Children::default();
         // Both lists are sorted by name: one pass over the old nodes.
         let old_nodes = old_tree.as_ref().map_or(&[][..], |t| &t.nodes[..]);
         let mut cursor = 0;
-        for (name, meta) in names {
+        let listing: Box<dyn Iterator<Item = (std::ffi::OsString, Option<std::fs::Metadata>)>> =
+            if names.len() <= STAT_AT_ONCE {
+                let stated: Vec<_> = names
+                    .into_iter()
+                    .map(|(n, e)| (n, e.metadata().ok()))
+                    .collect();
+                Box::new(stated.into_iter())
+            } else {
+                Box::new(names.into_iter().map(|(n, e)| (n, e.metadata().ok())))
+            };
+        for (name, meta) in listing {
             if self.stopped() {
                 break;
             }
@@ -417,29 +459,34 @@ impl<'a> Walker<'a> {
     /// Assemble and save directory trees, in the order the walker finished them.
     fn finisher(&self, rx: Receiver<DirJob>) {
         for job in rx {
-            let mut nodes = Vec::with_capacity(job.children.len());
-            for c in job.children {
-                match c {
-                    Child::Ready(n) => nodes.push(n),
-                    Child::File(mut n, rx) => {
-                        if let Ok(Some(out)) = rx.recv() {
-                            n.size = out.size;
-                            n.content = out.content;
-                            nodes.push(n);
-                        }
-                    }
-                    Child::Dir(mut n, rx) => {
-                        if let Ok(id) = rx.recv() {
+            // Written chunk by chunk, each freed once written.
+            let mut tree = TreeWriter::new();
+            for chunk in job.children.chunks {
+                for c in chunk {
+                    let node = match c {
+                        Child::Ready(n) => Some(n),
+                        Child::File(mut n, rx) => match rx.recv() {
+                            Ok(Some(out)) => {
+                                n.size = out.size;
+                                n.content = out.content;
+                                Some(n)
+                            }
+                            _ => None,
+                        },
+                        Child::Dir(mut n, rx) => rx.recv().ok().map(|id| {
                             n.subtree = Some(id);
-                            nodes.push(n);
-                        }
+                            n
+                        }),
+                    };
+                    if let Some(n) = node {
+                        tree.push(&n);
                     }
                 }
             }
             if self.stopped() {
                 continue; // dropping the reply unblocks the parent
             }
-            match self.saver.save(BlobKind::Tree, Tree { nodes }.to_bytes()) {
+            match self.saver.save(BlobKind::Tree, tree.finish()) {
                 Ok((id, _)) => {
                     let c = &self.counters;
                     add(
