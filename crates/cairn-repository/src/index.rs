@@ -4,8 +4,8 @@
 //! Entries live in one vector sorted by id (binary search); blobs added
 //! during a run go to a small hash map first and are merged into the vector
 //! by [`Index::compact`], which the saver calls at each index checkpoint and
-//! [`Index`] itself once the map holds an eighth of the vector, so the map
-//! never grows large. Pack ids are stored once, referenced by number.
+//! [`Index`] itself when the map would grow past an eighth of the vector,
+//! so the map never grows large. Pack ids are stored once, referenced by number.
 //!
 //! Memory is one copy of the entries at any time: loading reserves an upper
 //! bound it does not touch (untouched pages cost nothing) and gives back
@@ -35,10 +35,11 @@ struct Entry {
 
 const _: () = assert!(size_of::<Entry>() == 48);
 
-/// The hash map of fresh entries is merged into the sorted vector once it
-/// holds this many, or an eighth of the vector if that is more: the map
-/// (about 3 times an entry's size per entry) stays small next to the
-/// vector, and each entry is moved a bounded number of times on average.
+/// The hash map of fresh entries is merged into the sorted vector when it
+/// is full and holds at least this many, or a sixteenth of the vector if
+/// that is more: the map (about twice an entry's size per entry) stays
+/// small next to the vector, and each entry is moved a bounded number of
+/// times on average.
 const COMPACT_AT: usize = 1 << 16;
 
 impl Entry {
@@ -231,12 +232,16 @@ impl Index {
                     }
                 }
                 None => {
+                    // Merged rather than grown, once large enough: the map
+                    // never doubles past an eighth of the vector.
+                    if self.fresh.len() == self.fresh.capacity()
+                        && self.fresh.len() >= COMPACT_AT.max(self.sorted.len() / 16)
+                    {
+                        self.compact();
+                    }
                     self.fresh.insert(e.id, new);
                 }
             }
-        }
-        if self.fresh.len() >= COMPACT_AT.max(self.sorted.len() / 8) {
-            self.compact();
         }
     }
 
@@ -258,8 +263,8 @@ impl Index {
         if self.fresh.is_empty() {
             return;
         }
+        // The map keeps its capacity for the next entries.
         let mut fresh: Vec<Entry> = self.fresh.drain().map(|(_, e)| e).collect();
-        self.fresh = HashMap::new();
         fresh.sort_unstable_by_key(|e| e.id);
         let old_len = self.sorted.len();
         self.sorted.reserve_exact(fresh.len());
@@ -539,8 +544,8 @@ mod tests {
                 .collect();
             ix.add_pack(pack, &entries);
             assert!(
-                ix.fresh.len() < COMPACT_AT.max(ix.sorted.len() / 8),
-                "the map is merged once it is large"
+                ix.fresh.capacity() <= 2 * COMPACT_AT.max(ix.sorted.len() / 8),
+                "the map is merged rather than grown once it is large"
             );
         }
         assert!(ix.sorted.windows(2).all(|w| w[0].id < w[1].id));
