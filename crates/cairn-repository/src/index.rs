@@ -4,7 +4,7 @@
 //! Entries live in one vector sorted by id (binary search); blobs added
 //! during a run go to a small hash map first and are merged into the vector
 //! by [`Index::compact`], which the saver calls at each index checkpoint and
-//! [`Index`] itself when the map would grow past an eighth of the vector,
+//! [`Index`] itself when the map would grow past a sixteenth of the vector,
 //! so the map never grows large. Pack ids are stored once, referenced by number.
 //!
 //! Memory is one copy of the entries at any time: loading reserves an upper
@@ -36,11 +36,11 @@ struct Entry {
 const _: () = assert!(size_of::<Entry>() == 48);
 
 /// The hash map of fresh entries is merged into the sorted vector when it
-/// is full and holds at least this many, or a sixteenth of the vector if
-/// that is more: the map (about twice an entry's size per entry) stays
-/// small next to the vector, and each entry is moved a bounded number of
-/// times on average.
-const COMPACT_AT: usize = 1 << 16;
+/// is full and holds at least this many, or a 32nd of the vector if that
+/// is more: the map (about twice an entry's size per entry) stays within
+/// a sixteenth of the vector's size, and each entry is moved a bounded
+/// number of times on average.
+const COMPACT_AT: usize = 1 << 14;
 
 impl Entry {
     /// `e` in the pack numbered `pack`.
@@ -233,9 +233,9 @@ impl Index {
                 }
                 None => {
                     // Merged rather than grown, once large enough: the map
-                    // never doubles past an eighth of the vector.
+                    // never doubles past a sixteenth of the vector.
                     if self.fresh.len() == self.fresh.capacity()
-                        && self.fresh.len() >= COMPACT_AT.max(self.sorted.len() / 16)
+                        && self.fresh.len() >= COMPACT_AT.max(self.sorted.len() / 32)
                     {
                         self.compact();
                     }
@@ -544,7 +544,7 @@ mod tests {
                 .collect();
             ix.add_pack(pack, &entries);
             assert!(
-                ix.fresh.capacity() <= 2 * COMPACT_AT.max(ix.sorted.len() / 8),
+                ix.fresh.capacity() <= 2 * COMPACT_AT.max(ix.sorted.len() / 16),
                 "the map is merged rather than grown once it is large"
             );
         }

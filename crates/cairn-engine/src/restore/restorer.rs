@@ -597,7 +597,27 @@ impl Shared<'_> {
             finish_files,
             as_root: self.as_root,
         };
-        for_each_parallel(&packs, self.threads, |(pack, w)| {
+        // A pack of many small blobs (a few thousand files in one pack) is
+        // cut into pieces, so that every worker has some of it: one worker
+        // per pack left the others idle on a tree of small files.
+        let mut pieces: Vec<(&Id, &[Want])> = Vec::with_capacity(packs.len());
+        for (pack, w) in &packs {
+            let mut rest = &w[..];
+            while rest.len() > PIECE_WANTS {
+                // Cut between two blobs, not inside one blob's run of wants.
+                let mut cut = PIECE_WANTS;
+                while cut < rest.len() && rest[cut].offset == rest[cut - 1].offset {
+                    cut += 1;
+                }
+                let (head, tail) = rest.split_at(cut);
+                pieces.push((pack, head));
+                rest = tail;
+            }
+            if !rest.is_empty() {
+                pieces.push((pack, rest));
+            }
+        }
+        for_each_parallel(&pieces, self.threads, |(pack, w)| {
             if !report.has_fatal() {
                 ctx.write_pack(pack, w)
             }
@@ -674,6 +694,10 @@ impl Shared<'_> {
 
 /// Call `f` on every item from `threads` threads, half of them working
 /// forwards from the start and half backwards from the end.
+/// Wants of one pack handled by one worker at a time, at most (see
+/// `run_batch`).
+const PIECE_WANTS: usize = 256;
+
 fn for_each_parallel<T: Sync>(items: &[T], threads: usize, f: impl Fn(&T) + Sync) {
     if threads <= 1 || items.len() <= 1 {
         items.iter().for_each(f);
