@@ -539,6 +539,7 @@ impl<'s, 'a> Restorer<'s, 'a> {
             state: Mutex::new(FileState::New),
             failed: AtomicBool::new(false),
             meta_done: AtomicBool::new(false),
+            mode_set: AtomicBool::new(false),
         });
         self.batch.weight += 1 + node.content.len();
     }
@@ -627,7 +628,7 @@ impl Shared<'_> {
         // Files that needed no data.
         for_each_parallel(&files, self.threads, |job| {
             if job.wants == 0 && job.ok() {
-                if let Some(f) = write::open_job(job, report) {
+                if let Some(f) = write::open_job(job, report, false) {
                     p.files_done.fetch_add(1, Ordering::Relaxed);
                     if finish_files {
                         write::finish_file(&f, job, self.as_root, report);
