@@ -302,6 +302,11 @@ impl<'s, 'a> Restorer<'s, 'a> {
     /// What to do with the entry `node` at `target`, by `--overwrite`.
     fn decide(&self, target: &Path, node: &Node) -> Decision {
         use std::os::unix::fs::MetadataExt;
+        // Whatever is there is replaced: no need to look (a file system
+        // call per entry saved; creating replaces, see `meta`).
+        if self.sh.opts.overwrite == Overwrite::Always {
+            return Decision::Restore;
+        }
         let Ok(m) = std::fs::symlink_metadata(target) else {
             return Decision::Restore;
         };
