@@ -35,7 +35,7 @@ commands:
 
   bench [--quick | --smoke] [--reps N] [--only SET[,SET..]] [--dir DIR]
         [--peers TOOL[,TOOL..]] [--cairn-bin PATH] [--debug] [--strict]
-        [--clean] [--rest-load | --mount | --backends | --databases]
+        [--clean] [--rest-load | --mount | --backends | --databases | --scale]
       Benchmark cairn against its peers. Sets: tree, big, many, stdin.
       --quick        smaller data, a few minutes
       --smoke        tiny data, 1 repetition (what `test` runs)
@@ -74,6 +74,16 @@ commands:
                      restic on the same dumps; data in
                      target/bench/databases (or --dir); writes
                      target/bench/databases*.{md,json}
+      --scale        instead: time and peak memory as repositories grow:
+                     10^5 and 10^6 files of 300 random bytes (--quick
+                     10^4/10^5, --smoke 10^3/10^4), 10^6 in one directory,
+                     and a synthetic repository whose index holds 10^7
+                     blobs (cairn only); backup, unchanged re-backup, ls,
+                     restore, check and a tiny backup (the index load), for
+                     cairn, restic and rustic (when installed); cairn's
+                     index bytes per blob, the memory goal (20 MB + 64 B
+                     per blob) and time growth; reps default 1; writes
+                     target/bench/scale*.{md,json}
 
   torture [--quick] [--seed N] [--cairn-bin PATH] [--dir DIR]
       Crash and damage figures: backups, forget --prune and key passwd
@@ -268,6 +278,7 @@ fn parse_bench(args: Vec<String>) -> Result<bench::Options> {
             "--mount" => opts.mount = true,
             "--backends" => opts.backends = true,
             "--databases" => opts.databases = true,
+            "--scale" => opts.scaling = true,
             "-h" | "--help" => {
                 print!("{USAGE}");
                 std::process::exit(0);

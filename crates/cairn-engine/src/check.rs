@@ -139,17 +139,27 @@ pub fn check(
     // Packs: stored vs indexed.
     let stored = repo.stored_packs()?;
     r.packs = stored.len();
-    let mut by_pack: HashMap<Id, Vec<BlobLocation>> = HashMap::new();
-    {
-        let index = repo.index();
-        r.blobs = index.len();
-        for loc in index.iter() {
-            by_pack.entry(loc.pack).or_default().push(loc);
-        }
-    }
+    // The index's blobs by pack, in 4 bytes per blob: no second copy of it.
+    let groups = repo.index_mut().group_by_pack();
+    let indexed_packs: Vec<Id> = repo.index().packs().to_vec();
+    r.blobs = repo.index().len();
     let mut missing_packs = HashSet::new();
     let mut marked_gone = 0;
-    for (pack_id, blobs) in &by_pack {
+    for pack_id in &indexed_packs {
+        let (count, end) = {
+            let index = repo.index();
+            let count = index.pack_blob_count(&groups, pack_id);
+            if count == 0 {
+                continue;
+            }
+            let end = index
+                .pack_blobs(&groups, pack_id)
+                .iter()
+                .map(|b| b.offset as u64 + b.length as u64)
+                .max()
+                .unwrap_or(0);
+            (count, end)
+        };
         match stored.get(pack_id) {
             // A marked pack deleted by prune whose index rewrite was interrupted: nothing lost.
             None if repo.index().marked(pack_id).is_some() => {
@@ -159,14 +169,9 @@ pub fn check(
             None => {
                 missing_packs.insert(*pack_id);
                 r.suggest_repair_index = true;
-                r.errors.push(format!("pack {pack_id}: listed in the index ({} blobs) but missing from the repository", blobs.len()));
+                r.errors.push(format!("pack {pack_id}: listed in the index ({count} blobs) but missing from the repository"));
             }
             Some(&size) => {
-                let end = blobs
-                    .iter()
-                    .map(|b| b.offset as u64 + b.length as u64)
-                    .max()
-                    .unwrap_or(0);
                 if end + 4 > size {
                     r.broken_packs.push(*pack_id);
                     r.errors.push(format!("pack {pack_id}: {size} bytes, but the index places blobs up to byte {end} (truncated?)"));
@@ -178,7 +183,13 @@ pub fn check(
         r.suggest_prune = true;
         r.notes.push(format!("{marked_gone} packs marked for deletion are already deleted (the next prune cleans up the index)"));
     }
-    let orphans = stored.keys().filter(|id| !by_pack.contains_key(id)).count();
+    let orphans = {
+        let index = repo.index();
+        stored
+            .keys()
+            .filter(|id| index.pack_blob_count(&groups, id) == 0)
+            .count()
+    };
     if orphans > 0 {
         r.suggest_prune = true;
         r.notes.push(format!("{orphans} packs are not in any index (left by an interrupted backup; the next backup reuses them, prune removes them)"));
@@ -210,8 +221,8 @@ pub fn check(
     std::thread::scope(|s| -> Result<()> {
         let reader = s.spawn(|| {
             parallel_map(&packs, threads, |(id, size)| {
-                let expected = by_pack.get(id).map(|v| v.as_slice()).unwrap_or(&[]);
-                if let Err(msg) = read_pack(repo, id, *size, expected) {
+                let expected = repo.index().pack_blobs(&groups, id);
+                if let Err(msg) = read_pack(repo, id, *size, &expected) {
                     data_errors.lock().unwrap().push((*id, msg));
                 }
                 progress.packs_done.fetch_add(1, Ordering::Relaxed);

@@ -74,7 +74,108 @@ struct Frame {
     path: PathBuf,
     /// The directory node, for `leave_dir`; `None` for the tree the walk started at.
     node: Option<Node>,
-    nodes: std::vec::IntoIter<Node>,
+    nodes: Nodes,
+}
+
+/// Trees larger than this are walked from their bytes, a node at a time.
+const LAZY_BYTES: usize = 256 << 10;
+
+/// A tree's nodes in name order: all parsed at once, or, for a large tree,
+/// parsed one at a time from its bytes, so a directory of a million
+/// entries is held once (as its bytes), not also as a million nodes.
+enum Nodes {
+    Parsed(std::vec::IntoIter<Node>),
+    Lazy(LazyNodes),
+}
+
+impl Nodes {
+    fn next(&mut self) -> Result<Option<Node>> {
+        match self {
+            Nodes::Parsed(it) => Ok(it.next()),
+            Nodes::Lazy(lazy) => lazy
+                .next()
+                .map_err(|why| Error::corrupt(format!("tree {}", lazy.id.short()), why)),
+        }
+    }
+}
+
+/// A cursor over the `nodes` array of a tree's JSON as cairn writes it
+/// (`{"nodes":[...]}`, see `TreeWriter`).
+struct LazyNodes {
+    id: Id,
+    bytes: Vec<u8>,
+    pos: usize,
+    /// After a comma: a node must follow.
+    want_node: bool,
+    done: bool,
+}
+
+impl LazyNodes {
+    const PREFIX: &'static [u8] = br#"{"nodes":["#;
+
+    fn new(id: Id, bytes: Vec<u8>) -> Option<LazyNodes> {
+        bytes.starts_with(Self::PREFIX).then(|| LazyNodes {
+            id,
+            pos: Self::PREFIX.len(),
+            bytes,
+            want_node: false,
+            done: false,
+        })
+    }
+
+    fn skip_space(&mut self) {
+        while self
+            .bytes
+            .get(self.pos)
+            .is_some_and(|b| b.is_ascii_whitespace())
+        {
+            self.pos += 1;
+        }
+    }
+
+    fn next(&mut self) -> std::result::Result<Option<Node>, String> {
+        if self.done {
+            return Ok(None);
+        }
+        self.skip_space();
+        match self.bytes.get(self.pos) {
+            None => Err("truncated".into()),
+            Some(b']') if !self.want_node => {
+                self.pos += 1;
+                self.skip_space();
+                if self.bytes.get(self.pos) != Some(&b'}') {
+                    return Err("expected `}` after the nodes".into());
+                }
+                self.pos += 1;
+                self.skip_space();
+                if self.pos != self.bytes.len() {
+                    return Err("trailing bytes after the tree".into());
+                }
+                self.done = true;
+                Ok(None)
+            }
+            Some(_) => {
+                let mut stream =
+                    serde_json::Deserializer::from_slice(&self.bytes[self.pos..]).into_iter::<Node>();
+                let node = match stream.next() {
+                    Some(Ok(n)) => n,
+                    Some(Err(e)) => return Err(e.to_string()),
+                    None => return Err("truncated".into()),
+                };
+                self.pos += stream.byte_offset();
+                self.skip_space();
+                match self.bytes.get(self.pos) {
+                    Some(b',') => {
+                        self.pos += 1;
+                        self.want_node = true;
+                    }
+                    Some(b']') => self.want_node = false,
+                    _ => return Err("expected `,` or `]` after a node".into()),
+                }
+                Ok(Some(node))
+            }
+        }
+    }
 }
 
 /// Load a tree and order its nodes by name (trees are stored sorted; this
@@ -94,19 +195,55 @@ fn load_sorted(repo: &Repository, id: &Id) -> Result<Vec<Node>> {
     Ok(nodes)
 }
 
+/// A tree's nodes for walking, in name order: a large tree as written by
+/// cairn is checked whole first (it parses, names strictly increase), then
+/// parsed again a node at a time; anything else goes through
+/// [`load_sorted`].
+fn load_nodes(repo: &Repository, id: &Id) -> Result<Nodes> {
+    let bytes = repo.read_blob(id)?;
+    if bytes.len() > LAZY_BYTES {
+        if let Some(mut check) = LazyNodes::new(*id, bytes) {
+            let mut last: Option<Vec<u8>> = None;
+            let mut sorted = true;
+            loop {
+                match check.next() {
+                    Ok(Some(n)) => {
+                        if last.as_deref().is_some_and(|l| l >= n.name.as_bytes()) {
+                            sorted = false;
+                            break;
+                        }
+                        last = Some(n.name.as_bytes().to_vec());
+                    }
+                    Ok(None) => break,
+                    Err(why) => {
+                        return Err(Error::corrupt(format!("tree {}", id.short()), why));
+                    }
+                }
+            }
+            if sorted {
+                let bytes = std::mem::take(&mut check.bytes);
+                return Ok(Nodes::Lazy(
+                    LazyNodes::new(*id, bytes).expect("checked above"),
+                ));
+            }
+        }
+    }
+    Ok(Nodes::Parsed(load_sorted(repo, id)?.into_iter()))
+}
+
 /// Walk the tree `tree` whose own snapshot path is `base` (`/` for a
 /// snapshot's root tree): every node below it is visited with the path
 /// `base/…/name`. The tree itself has no node and is not visited.
 pub fn walk(repo: &Repository, tree: Id, base: &Path, visitor: &mut dyn Visitor) -> Result<()> {
     // The starting tree is not skippable: its failure is the walk's.
-    let nodes = load_sorted(repo, &tree)?;
+    let nodes = load_nodes(repo, &tree)?;
     let mut stack = vec![Frame {
         path: base.to_path_buf(),
         node: None,
-        nodes: nodes.into_iter(),
+        nodes,
     }];
     while let Some(top) = stack.last_mut() {
-        let Some(node) = top.nodes.next() else {
+        let Some(node) = top.nodes.next()? else {
             let done = stack.pop().expect("non-empty stack");
             if let Some(dir) = done.node {
                 visitor.leave_dir(&done.path, &dir)?;
@@ -127,7 +264,7 @@ pub fn walk(repo: &Repository, tree: Id, base: &Path, visitor: &mut dyn Visitor)
             continue;
         }
         let nodes = match &node.subtree {
-            Some(id) => match load_sorted(repo, id) {
+            Some(id) => match load_nodes(repo, id) {
                 Ok(n) => n,
                 Err(e) => {
                     // Its contents are skipped, but it was entered: leave it too.
@@ -137,12 +274,12 @@ pub fn walk(repo: &Repository, tree: Id, base: &Path, visitor: &mut dyn Visitor)
                 }
             },
             // A directory without a subtree is empty.
-            None => Vec::new(),
+            None => Nodes::Parsed(Vec::new().into_iter()),
         };
         stack.push(Frame {
             path,
             node: Some(node),
-            nodes: nodes.into_iter(),
+            nodes,
         });
     }
     Ok(())
@@ -410,6 +547,47 @@ mod tests {
                 .size,
             3
         );
+    }
+
+    #[test]
+    fn large_trees_walk_a_node_at_a_time_in_name_order() {
+        let repo = repo();
+        let s = saver(&repo);
+        // Large enough for the lazy path (each node is ~200 bytes).
+        let names: Vec<String> = (0..3000).map(|i| format!("f{i:05}")).collect();
+        let nodes: Vec<Node> = names.iter().map(|n| file(&s, n, b"", 1)).collect();
+        assert!(Tree { nodes: nodes.clone() }.to_bytes().len() > LAZY_BYTES);
+        let sorted = tree(&s, nodes.clone());
+        // Stored out of order (as another program might): still walked in order.
+        let mut reversed = nodes.clone();
+        reversed.reverse();
+        let unsorted = s
+            .save(BlobKind::Tree, Tree { nodes: reversed }.to_bytes())
+            .unwrap()
+            .0;
+        // Cut short: corrupt, and nothing of it is visited.
+        let mut cut = Tree { nodes }.to_bytes();
+        cut.truncate(cut.len() - 300);
+        let broken = s.save(BlobKind::Tree, cut).unwrap().0;
+        s.finish().unwrap();
+        for root in [sorted, unsorted] {
+            let mut seen = vec![];
+            walk(&repo, root, Path::new("/"), &mut |p: &Path, _: &Node| {
+                seen.push(p.to_string_lossy().into_owned());
+                Ok(Visit::Continue)
+            })
+            .unwrap();
+            let want: Vec<String> = names.iter().map(|n| format!("/{n}")).collect();
+            assert_eq!(seen, want);
+        }
+        let mut visited = 0;
+        let e = walk(&repo, broken, Path::new("/"), &mut |_: &Path, _: &Node| {
+            visited += 1;
+            Ok(Visit::Continue)
+        })
+        .unwrap_err();
+        assert_eq!(visited, 0);
+        assert!(e.message.contains("tree"), "{}", e.message);
     }
 
     #[test]

@@ -19,6 +19,43 @@ impl Tree {
     }
 }
 
+/// Builds a tree's bytes one node at a time: the same bytes as
+/// [`Tree::to_bytes`] of the same nodes, without holding them all (a
+/// directory of a million entries is then held once, as its bytes).
+pub struct TreeWriter {
+    buf: Vec<u8>,
+    nodes: usize,
+}
+
+impl Default for TreeWriter {
+    fn default() -> Self {
+        TreeWriter {
+            buf: br#"{"nodes":["#.to_vec(),
+            nodes: 0,
+        }
+    }
+}
+
+impl TreeWriter {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn push(&mut self, node: &Node) {
+        if self.nodes > 0 {
+            self.buf.push(b',');
+        }
+        serde_json::to_writer(&mut self.buf, node).expect("node serializes");
+        self.nodes += 1;
+    }
+
+    pub fn finish(mut self) -> Vec<u8> {
+        self.buf.extend_from_slice(b"]}");
+        self.buf.shrink_to_fit();
+        self.buf
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NodeKind {
@@ -216,5 +253,21 @@ mod tests {
         assert!(String::from_utf8_lossy(&b).contains("\"b64\""));
         assert_eq!(Tree::from_bytes(&b).unwrap(), t);
         assert!(Tree::from_bytes(b"{\"nodes\": [1]}").is_err());
+    }
+
+    #[test]
+    fn the_writer_gives_the_bytes_of_the_whole_tree() {
+        let mut n = Node::new(ByteString(vec![0x66, 0xff, 0x6f]), NodeKind::File);
+        n.content = vec![Id::sha256(b"x")];
+        n.user = "root".into();
+        let mut d = Node::new("d\"ir", NodeKind::Dir);
+        d.subtree = Some(Id::sha256(b"t"));
+        for nodes in [vec![], vec![n.clone()], vec![n, d]] {
+            let mut w = TreeWriter::new();
+            for node in &nodes {
+                w.push(node);
+            }
+            assert_eq!(w.finish(), Tree { nodes }.to_bytes());
+        }
     }
 }

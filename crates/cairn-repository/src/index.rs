@@ -3,8 +3,13 @@
 //!
 //! Entries live in one vector sorted by id (binary search); blobs added
 //! during a run go to a small hash map first and are merged into the vector
-//! by [`Index::compact`], which the saver calls at each index checkpoint, so
-//! the map never grows large. Pack ids are stored once, referenced by number.
+//! by [`Index::compact`], which the saver calls at each index checkpoint and
+//! [`Index`] itself when the map would grow past a sixteenth of the vector,
+//! so the map never grows large. Pack ids are stored once, referenced by number.
+//!
+//! Memory is one copy of the entries at any time: loading reserves an upper
+//! bound it does not touch (untouched pages cost nothing) and gives back
+//! what it did not use; compaction merges in place from the back.
 //!
 //! Packs that prune marked for deletion stay readable ([`Index::get`]) but
 //! do not count for deduplication ([`Index::contains`]): a new snapshot must
@@ -29,6 +34,13 @@ struct Entry {
 }
 
 const _: () = assert!(size_of::<Entry>() == 48);
+
+/// The hash map of fresh entries is merged into the sorted vector when it
+/// is full and holds at least this many, or a 32nd of the vector if that
+/// is more: the map (about twice an entry's size per entry) stays within
+/// a sixteenth of the vector's size, and each entry is moved a bounded
+/// number of times on average.
+const COMPACT_AT: usize = 1 << 14;
 
 impl Entry {
     /// `e` in the pack numbered `pack`.
@@ -57,6 +69,15 @@ pub struct BlobLocation {
     pub offset: u32,
     pub length: u32,
     pub raw_length: u32,
+}
+
+/// The index's blobs grouped by pack: see [`Index::group_by_pack`].
+pub struct PackGroups {
+    /// Positions in the sorted vector, pack by pack.
+    order: Vec<u32>,
+    /// Per pack number, where its positions start in `order` (one more
+    /// entry than packs).
+    starts: Vec<u32>,
 }
 
 #[derive(Default)]
@@ -115,6 +136,14 @@ impl Index {
             .extend(p.blobs.iter().map(|e| Entry::new(n, e)));
     }
 
+    /// Expect about `entries` more entries from [`Index::load_index_pack`]:
+    /// reserved once, so loading never copies the vector while it grows.
+    /// An over-estimate costs address space only (the pages are never
+    /// touched; [`Index::finish_loading`] returns them).
+    pub fn reserve_loading(&mut self, entries: usize) {
+        self.loading.reserve(entries);
+    }
+
     /// Make the entries of [`Index::load_index_pack`] visible. Of several
     /// locations of one blob, one in a live pack wins.
     pub fn finish_loading(&mut self) {
@@ -160,6 +189,7 @@ impl Index {
             i = j;
         }
         loading.truncate(out);
+        loading.shrink_to_fit();
         self.sorted = loading;
     }
 
@@ -202,6 +232,13 @@ impl Index {
                     }
                 }
                 None => {
+                    // Merged rather than grown, once large enough: the map
+                    // never doubles past a sixteenth of the vector.
+                    if self.fresh.len() == self.fresh.capacity()
+                        && self.fresh.len() >= COMPACT_AT.max(self.sorted.len() / 32)
+                    {
+                        self.compact();
+                    }
                     self.fresh.insert(e.id, new);
                 }
             }
@@ -219,33 +256,31 @@ impl Index {
             .and_then(|&n| self.marked[n as usize])
     }
 
-    /// Merge recently added blobs into the sorted vector.
+    /// Merge recently added blobs into the sorted vector, in place: the
+    /// vector grows by the fresh entries and the two sorted runs are merged
+    /// from the back, so no second copy of the vector is ever made.
     pub fn compact(&mut self) {
         if self.fresh.is_empty() {
             return;
         }
+        // The map keeps its capacity for the next entries.
         let mut fresh: Vec<Entry> = self.fresh.drain().map(|(_, e)| e).collect();
-        self.fresh.shrink_to_fit();
         fresh.sort_unstable_by_key(|e| e.id);
-        if self.sorted.is_empty() {
-            self.sorted = fresh;
-            return;
-        }
-        let old = std::mem::take(&mut self.sorted);
-        let mut merged = Vec::with_capacity(old.len() + fresh.len());
-        let (mut i, mut j) = (0, 0);
-        while i < old.len() && j < fresh.len() {
-            if old[i].id <= fresh[j].id {
-                merged.push(old[i]);
-                i += 1;
+        let old_len = self.sorted.len();
+        self.sorted.reserve_exact(fresh.len());
+        // Placeholders, all overwritten by the merge below.
+        self.sorted.resize(old_len + fresh.len(), fresh[0]);
+        let (mut i, mut j, mut w) = (old_len, fresh.len(), old_len + fresh.len());
+        while j > 0 {
+            w -= 1;
+            if i > 0 && self.sorted[i - 1].id > fresh[j - 1].id {
+                self.sorted[w] = self.sorted[i - 1];
+                i -= 1;
             } else {
-                merged.push(fresh[j]);
-                j += 1;
+                self.sorted[w] = fresh[j - 1];
+                j -= 1;
             }
         }
-        merged.extend_from_slice(&old[i..]);
-        merged.extend_from_slice(&fresh[j..]);
-        self.sorted = merged;
     }
 
     fn find_sorted(&self, id: &Id) -> Option<&Entry> {
@@ -299,6 +334,49 @@ impl Index {
 
     pub fn packs(&self) -> &[Id] {
         &self.packs
+    }
+
+    /// Every blob's position grouped by pack, in 4 bytes per blob (a
+    /// counting sort of the sorted vector by pack number), for walking the
+    /// index pack by pack without a second copy of it. Merges fresh entries
+    /// first.
+    pub fn group_by_pack(&mut self) -> PackGroups {
+        self.compact();
+        let mut starts = vec![0u32; self.packs.len() + 1];
+        for e in &self.sorted {
+            starts[(e.pack & !TREE_BIT) as usize + 1] += 1;
+        }
+        for i in 1..starts.len() {
+            starts[i] += starts[i - 1];
+        }
+        let mut next = starts.clone();
+        let mut order = vec![0u32; self.sorted.len()];
+        for (pos, e) in self.sorted.iter().enumerate() {
+            let slot = &mut next[(e.pack & !TREE_BIT) as usize];
+            order[*slot as usize] = pos as u32;
+            *slot += 1;
+        }
+        PackGroups { order, starts }
+    }
+
+    /// The blobs of `pack`, from groups made by [`Index::group_by_pack`] of
+    /// this index unchanged since.
+    pub fn pack_blobs(&self, groups: &PackGroups, pack: &Id) -> Vec<BlobLocation> {
+        let Some(&n) = self.pack_numbers.get(pack) else {
+            return Vec::new();
+        };
+        let (a, b) = (groups.starts[n as usize], groups.starts[n as usize + 1]);
+        groups.order[a as usize..b as usize]
+            .iter()
+            .map(|&pos| self.location(&self.sorted[pos as usize]))
+            .collect()
+    }
+
+    /// How many blobs the index places in `pack`.
+    pub fn pack_blob_count(&self, groups: &PackGroups, pack: &Id) -> usize {
+        self.pack_numbers.get(pack).map_or(0, |&n| {
+            (groups.starts[n as usize + 1] - groups.starts[n as usize]) as usize
+        })
     }
 
     /// Every pack with its deletion mark.
@@ -453,5 +531,32 @@ mod tests {
             c,
             "first live location kept"
         );
+    }
+
+    #[test]
+    fn large_additions_compact_in_place_and_stay_findable() {
+        let mut ix = Index::new();
+        let n = (COMPACT_AT as u32) * 3 + 123;
+        for chunk in 0..(n / 1000 + 1) {
+            let pack = Id::sha256(&chunk.to_le_bytes());
+            let entries: Vec<PackEntry> = (chunk * 1000..((chunk + 1) * 1000).min(n))
+                .map(|i| entry(i, BlobKind::Data))
+                .collect();
+            ix.add_pack(pack, &entries);
+            assert!(
+                ix.fresh.capacity() <= 2 * COMPACT_AT.max(ix.sorted.len() / 16),
+                "the map is merged rather than grown once it is large"
+            );
+        }
+        assert!(ix.sorted.windows(2).all(|w| w[0].id < w[1].id));
+        assert_eq!(ix.len(), n as usize);
+        ix.compact();
+        assert!(ix.fresh.is_empty());
+        assert!(ix.sorted.windows(2).all(|w| w[0].id < w[1].id));
+        for i in (0..n).step_by(97) {
+            let loc = ix.get(&Id::sha256(&i.to_le_bytes())).expect("every blob is found");
+            assert_eq!(loc.pack, Id::sha256(&(i / 1000).to_le_bytes()));
+            assert_eq!(loc.raw_length, i);
+        }
     }
 }

@@ -17,7 +17,7 @@ mod repo;
 mod saver;
 
 pub use error::{Error, Kind, Result};
-pub use index::{BlobLocation, Index};
+pub use index::{BlobLocation, Index, PackGroups};
 pub use parallel::parallel_map;
 pub use repo::{ConfigRepair, OpenOptions, Repository, SnapshotFilter, SnapshotsAndErrors};
 pub use saver::{BlobSaver, SaverOptions, SaverStats};

@@ -91,8 +91,18 @@ struct Shared {
 
 struct Checkpoint {
     pending: Vec<IndexPack>,
+    /// Blobs listed in `pending`.
+    pending_blobs: usize,
     since: Instant,
 }
+
+/// Tree packs are built in memory (see `seal_and_pack`): this bounds what
+/// one holds.
+const TREE_PACK_SIZE: usize = 4 << 20;
+
+/// An index file is written once it lists this many blobs (as restic's
+/// 50,000), so that loading one never needs much memory besides the index.
+const INDEX_FILE_BLOBS: usize = 1 << 16;
 
 pub struct BlobSaver {
     shared: Arc<Shared>,
@@ -125,6 +135,15 @@ impl Shared {
         }
     }
 
+    /// The size at which a pack of `kind` is finished: tree packs, held in
+    /// memory while they fill, at most [`TREE_PACK_SIZE`].
+    fn pack_size(&self, kind: BlobKind) -> usize {
+        match kind {
+            BlobKind::Data => self.opts.pack_size,
+            BlobKind::Tree => self.opts.pack_size.min(TREE_PACK_SIZE),
+        }
+    }
+
     /// Seal one blob and add it to the open pack of its kind; returns the
     /// pack when it is full.
     fn seal_and_pack(&self, kind: BlobKind, id: Id, data: &[u8]) -> Result<Option<FinishedPack>> {
@@ -141,13 +160,13 @@ impl Shared {
                 // data packs stream.
                 *slot = Some(OpenPack::new(
                     self.repo.backend().as_ref(),
-                    self.opts.pack_size + (1 << 20),
+                    self.pack_size(kind),
                     kind == BlobKind::Data,
                 )?);
             }
             let pack = slot.as_mut().expect("just created");
             pack.add(kind, id, &sealed, data.len() as u32)?;
-            if pack.size() >= self.opts.pack_size {
+            if pack.size() >= self.pack_size(kind) {
                 slot.take()
             } else {
                 None
@@ -185,11 +204,14 @@ impl Shared {
         }
         let due = {
             let mut cp = self.checkpoint.lock().unwrap();
+            cp.pending_blobs += p.entries.len();
             cp.pending.push(IndexPack::live(p.id, p.entries));
             if cp.pending.len() >= self.opts.checkpoint_packs
+                || cp.pending_blobs >= INDEX_FILE_BLOBS
                 || cp.since.elapsed() >= self.opts.checkpoint_interval
             {
                 cp.since = Instant::now();
+                cp.pending_blobs = 0;
                 Some(std::mem::take(&mut cp.pending))
             } else {
                 None
@@ -235,6 +257,7 @@ impl BlobSaver {
             index_files: AtomicU64::new(0),
             checkpoint: Mutex::new(Checkpoint {
                 pending: Vec::new(),
+                pending_blobs: 0,
                 since: Instant::now(),
             }),
         });

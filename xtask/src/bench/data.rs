@@ -134,9 +134,9 @@ pub fn prepare(set: SetKind, scale: Scale, data_root: &Path) -> Result<Prepared>
 }
 
 /// A unit of generation work; it gets a reusable scratch buffer.
-type Job = Box<dyn Fn(&mut Vec<u8>) -> Result<()> + Send + Sync>;
+pub(super) type Job = Box<dyn Fn(&mut Vec<u8>) -> Result<()> + Send + Sync>;
 
-fn run_jobs(jobs: Vec<Job>) -> Result<()> {
+pub(super) fn run_jobs(jobs: Vec<Job>) -> Result<()> {
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2);

@@ -11,7 +11,8 @@
 //! and `.csv`, progress to stderr.
 //!
 //! `--rest-load` (`rest_load`), `--backends` (`backends`), `--mount`
-//! (`mount`) and `--databases` (`databases`) run other benchmarks instead, sharing the data, tools and server launchers
+//! (`mount`), `--databases` (`databases`) and `--scale` (`scale`) run
+//! other benchmarks instead, sharing the data, tools and server launchers
 //! (`servers`).
 //!
 //! A failing command never stops the run: its row is recorded as failed,
@@ -29,8 +30,10 @@ mod mutate;
 mod report;
 mod rest_load;
 mod run;
+mod scale;
 mod sequence;
 mod servers;
+mod synthetic;
 
 use std::collections::HashSet;
 use std::fs::{self, File};
@@ -99,6 +102,8 @@ pub struct Options {
     pub databases: bool,
     /// The tools cairn is compared with in the main bench (`--peers`).
     pub peers: Vec<Peer>,
+    /// Measure time and memory as repositories grow (`scale`) instead.
+    pub scaling: bool,
 }
 
 impl Default for Options {
@@ -117,6 +122,7 @@ impl Default for Options {
             backends: false,
             databases: false,
             peers: vec![Peer::Restic],
+            scaling: false,
         }
     }
 }
@@ -228,18 +234,24 @@ fn default_base() -> PathBuf {
 }
 
 pub fn run(opts: Options) -> Result<()> {
-    if [opts.rest_load, opts.mount, opts.backends, opts.databases]
+    if [
+        opts.rest_load,
+        opts.mount,
+        opts.backends,
+        opts.databases,
+        opts.scaling,
+    ]
         .into_iter()
         .filter(|&m| m)
         .count()
         > 1
     {
-        bail!("--rest-load, --mount, --backends and --databases are separate benchmarks; give one at a time");
+        bail!("--rest-load, --mount, --backends, --databases and --scale are separate benchmarks; give one at a time");
     }
-    if (opts.rest_load || opts.mount || opts.backends || opts.databases)
+    if (opts.rest_load || opts.mount || opts.backends || opts.databases || opts.scaling)
         && opts.peers != [Peer::Restic]
     {
-        bail!("--peers applies to the main bench only; --rest-load, --mount, --backends and --databases run their own tools");
+        bail!("--peers applies to the main bench only; --rest-load, --mount, --backends, --databases and --scale run their own tools (--scale adds rustic when it is installed)");
     }
     if opts.peers.is_empty() {
         bail!("--peers needs at least one peer (known: restic, rustic)");
@@ -255,6 +267,9 @@ pub fn run(opts: Options) -> Result<()> {
     }
     if opts.databases {
         return databases::run(&opts);
+    }
+    if opts.scaling {
+        return scale::run(&opts);
     }
     let started_at = unix_now();
     let started = Instant::now();

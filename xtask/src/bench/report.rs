@@ -250,7 +250,7 @@ pub fn summarize_peers(
 
 // ------------------------------------------------------------- table
 
-fn secs(s: f64) -> String {
+pub fn secs(s: f64) -> String {
     if s < 10.0 {
         format!("{s:.2} s")
     } else {

@@ -5,7 +5,8 @@ use crate::{Error, Result};
 use cairn_repository::format::tree::{Node, NodeKind, Tree};
 use cairn_repository::format::{BlobKind, Id};
 use cairn_repository::BlobSaver;
-use crossbeam_channel::{Receiver, Sender};
+use super::oneshot;
+use crossbeam_channel::Receiver;
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
@@ -15,7 +16,7 @@ use std::sync::Mutex;
 pub(super) struct FileJob {
     pub path: PathBuf,
     pub size_hint: u64,
-    pub reply: Sender<Option<FileOut>>,
+    pub reply: oneshot::Sender<Option<FileOut>>,
 }
 
 pub(crate) struct FileOut {
@@ -100,7 +101,7 @@ pub(super) fn reader_loop(
 ) {
     for job in rx {
         if cancel.load(Ordering::Relaxed) || fatal.lock().unwrap().is_some() {
-            let _ = job.reply.send(None);
+            job.reply.send(None);
             continue;
         }
         if let Ok(mut cur) = progress.current.try_lock() {
@@ -121,21 +122,21 @@ pub(super) fn reader_loop(
         match result {
             Ok(out) => {
                 add(&progress.files_done, 1);
-                let _ = job.reply.send(Some(out));
+                job.reply.send(Some(out));
             }
             Err(ReadError::Source(e)) => {
                 add(&progress.errors, 1);
                 if let Some(sink) = on_error {
                     sink(&job.path, &e.to_string());
                 }
-                let _ = job.reply.send(None);
+                job.reply.send(None);
             }
             Err(ReadError::Repo(e)) => {
                 let mut f = fatal.lock().unwrap();
                 if f.is_none() {
                     *f = Some(e);
                 }
-                let _ = job.reply.send(None);
+                job.reply.send(None);
             }
         }
     }

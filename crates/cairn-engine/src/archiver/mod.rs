@@ -29,6 +29,7 @@
 pub(crate) mod files;
 pub mod filter;
 mod fsnode;
+mod oneshot;
 mod parent;
 mod scan;
 mod source;

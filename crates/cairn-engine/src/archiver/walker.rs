@@ -7,9 +7,10 @@ use super::fsnode::{kind_of, node_from_metadata, NameCache};
 use super::parent::ParentTrees;
 use super::{add, BackupOptions, BackupProgress, Counters};
 use crate::{Error, Result};
-use cairn_repository::format::tree::{Node, NodeKind, Tree};
+use cairn_repository::format::tree::{Node, NodeKind, Tree, TreeWriter};
 use cairn_repository::format::{BlobKind, Id};
 use cairn_repository::BlobSaver;
+use super::oneshot;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use ignore::gitignore::Gitignore;
 use std::os::unix::ffi::OsStrExt;
@@ -28,18 +29,51 @@ pub(super) fn clean_targets(targets: &[PathBuf]) -> Vec<PathBuf> {
     kept
 }
 
+/// Directories of at most this many entries are stat'ed in one go (see
+/// `walk_dir`).
+const STAT_AT_ONCE: usize = 4096;
+
 /// A node in a directory listing, possibly still waiting for its content.
 enum Child {
     Ready(Node),
-    File(Node, Receiver<Option<FileOut>>),
-    Dir(Node, Receiver<Id>),
+    File(Node, oneshot::Receiver<Option<FileOut>>),
+    Dir(Node, oneshot::Receiver<Id>),
+}
+
+/// A directory's entries in chunks: the finisher frees each chunk as it
+/// writes it into the tree's bytes, so a large directory is not held as
+/// entries and as bytes at once.
+#[derive(Default)]
+struct Children {
+    chunks: Vec<Vec<Child>>,
+}
+
+impl Children {
+    const CHUNK: usize = 4096;
+
+    /// Adds an entry. Its user and group names are dropped here and set
+    /// again from the name cache when the tree is written: two small
+    /// allocations fewer per waiting entry.
+    fn push(&mut self, mut c: Child) {
+        let (Child::Ready(n) | Child::File(n, _) | Child::Dir(n, _)) = &mut c;
+        n.user = String::new();
+        n.group = String::new();
+        match self.chunks.last_mut() {
+            Some(chunk) if chunk.len() < Self::CHUNK => chunk.push(c),
+            _ => {
+                let mut chunk = Vec::with_capacity(Self::CHUNK);
+                chunk.push(c);
+                self.chunks.push(chunk);
+            }
+        }
+    }
 }
 
 struct DirJob {
-    children: Vec<Child>,
+    children: Children,
     /// The directory's tree in the parent snapshot, for the statistics.
     old: Option<Id>,
-    reply: Sender<Id>,
+    reply: oneshot::Sender<Id>,
 }
 
 pub(super) struct Walker<'a> {
@@ -95,7 +129,7 @@ impl<'a> Walker<'a> {
         let kept = clean_targets(targets);
         let (file_tx, file_rx) = bounded::<FileJob>(256);
         let (dir_tx, dir_rx) = bounded::<DirJob>(1024);
-        let (root_tx, root_rx) = bounded::<Id>(1);
+        let (root_tx, root_rx) = oneshot::channel::<Id>();
         std::thread::scope(|s| -> Result<()> {
             for i in 0..self.opts.readers.max(1) {
                 let rx = file_rx.clone();
@@ -174,8 +208,8 @@ impl<'a> Walker<'a> {
         old_tree: Option<&Tree>,
         gi: &mut Vec<Gitignore>,
         out: &Out,
-    ) -> Vec<Child> {
-        let mut children = Vec::new();
+    ) -> Children {
+        let mut children = Children::default();
         let depth = prefix.components().count();
         let mut i = 0;
         while i < targets.len() {
@@ -227,8 +261,8 @@ impl<'a> Walker<'a> {
         children
     }
 
-    fn dir_job(&self, node: Node, children: Vec<Child>, old: Option<Id>, out: &Out) -> Child {
-        let (tx, rx) = bounded(1);
+    fn dir_job(&self, node: Node, children: Children, old: Option<Id>, out: &Out) -> Child {
+        let (tx, rx) = oneshot::channel();
         let _ = out.dirs.send(DirJob {
             children,
             old,
@@ -300,7 +334,7 @@ impl<'a> Walker<'a> {
                     use super::FileChange::{Modified, New};
                     sink(path, if modified { Modified } else { New });
                 }
-                let (tx, rx) = bounded(1);
+                let (tx, rx) = oneshot::channel();
                 if out
                     .files
                     .send(FileJob {
@@ -323,7 +357,7 @@ impl<'a> Walker<'a> {
                     .and_then(|o| o.subtree);
                 let mountpoint = f.one_file_system && parent_dev.is_some_and(|d| d != meta.dev());
                 let children = if mountpoint {
-                    Vec::new()
+                    Children::default()
                 } else if parent_dev.is_none() {
                     // A backup target: the ignore files above it apply too.
                     let (above, problems) = f.gitignores_above(path);
@@ -351,26 +385,31 @@ impl<'a> Walker<'a> {
         dev: u64,
         gi: &mut Vec<Gitignore>,
         out: &Out,
-    ) -> Vec<Child> {
+    ) -> Children {
         let old_tree = self.parent.load(old_sub, dir);
-        // lstat through the directory's descriptor (fstatat): no path lookup from the root per entry.
-        let mut names: Vec<(std::ffi::OsString, Option<std::fs::Metadata>)> =
-            match std::fs::read_dir(dir) {
-                Ok(rd) => {
-                    let mut v = Vec::new();
-                    for e in rd {
-                        match e {
-                            Ok(e) => v.push((e.file_name(), e.metadata().ok())),
-                            Err(e) => self.report(dir, &e.to_string()),
-                        }
+        // lstat through the directory's descriptor (fstatat): no path lookup
+        // from the root per entry. A small directory is stat'ed at once, so
+        // its descriptor is closed before the walk goes deeper; a large one
+        // keeps its entries (about 100 bytes each, not the 250 of their
+        // metadata) and its descriptor, and stats each entry in turn, so a
+        // directory of a million entries stays small.
+        let mut names: Vec<(std::ffi::OsString, std::fs::DirEntry)> = match std::fs::read_dir(dir)
+        {
+            Ok(rd) => {
+                let mut v = Vec::new();
+                for e in rd {
+                    match e {
+                        Ok(e) => v.push((e.file_name(), e)),
+                        Err(e) => self.report(dir, &e.to_string()),
                     }
-                    v
                 }
-                Err(e) => {
-                    self.report(dir, &e.to_string());
-                    return Vec::new();
-                }
-            };
+                v
+            }
+            Err(e) => {
+                self.report(dir, &e.to_string());
+                return Children::default();
+            }
+        };
         names.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
         let (matchers, problems) = self.opts.filters.gitignore_for(dir);
         for (file, p) in problems {
@@ -378,11 +417,21 @@ impl<'a> Walker<'a> {
         }
         let pushed = matchers.len();
         gi.extend(matchers);
-        let mut children = Vec::with_capacity(names.len());
+        let mut children = Children::default();
         // Both lists are sorted by name: one pass over the old nodes.
         let old_nodes = old_tree.as_ref().map_or(&[][..], |t| &t.nodes[..]);
         let mut cursor = 0;
-        for (name, meta) in names {
+        let listing: Box<dyn Iterator<Item = (std::ffi::OsString, Option<std::fs::Metadata>)>> =
+            if names.len() <= STAT_AT_ONCE {
+                let stated: Vec<_> = names
+                    .into_iter()
+                    .map(|(n, e)| (n, e.metadata().ok()))
+                    .collect();
+                Box::new(stated.into_iter())
+            } else {
+                Box::new(names.into_iter().map(|(n, e)| (n, e.metadata().ok())))
+            };
+        for (name, meta) in listing {
             if self.stopped() {
                 break;
             }
@@ -416,29 +465,40 @@ impl<'a> Walker<'a> {
     /// Assemble and save directory trees, in the order the walker finished them.
     fn finisher(&self, rx: Receiver<DirJob>) {
         for job in rx {
-            let mut nodes = Vec::with_capacity(job.children.len());
-            for c in job.children {
-                match c {
-                    Child::Ready(n) => nodes.push(n),
-                    Child::File(mut n, rx) => {
-                        if let Ok(Some(out)) = rx.recv() {
-                            n.size = out.size;
-                            n.content = out.content;
-                            nodes.push(n);
-                        }
-                    }
-                    Child::Dir(mut n, rx) => {
-                        if let Ok(id) = rx.recv() {
+            // Written chunk by chunk, each freed once written.
+            let mut tree = TreeWriter::new();
+            let large = job.children.chunks.len() > 1;
+            for chunk in job.children.chunks {
+                for c in chunk {
+                    let node = match c {
+                        Child::Ready(n) => Some(n),
+                        Child::File(mut n, rx) => match rx.recv() {
+                            Ok(Some(out)) => {
+                                n.size = out.size;
+                                n.content = out.content;
+                                Some(n)
+                            }
+                            _ => None,
+                        },
+                        Child::Dir(mut n, rx) => rx.recv().ok().map(|id| {
                             n.subtree = Some(id);
-                            nodes.push(n);
-                        }
+                            n
+                        }),
+                    };
+                    if let Some(mut n) = node {
+                        n.user = self.names.user(n.uid);
+                        n.group = self.names.group(n.gid);
+                        tree.push(&n);
                     }
+                }
+                if large {
+                    release_freed_memory();
                 }
             }
             if self.stopped() {
                 continue; // dropping the reply unblocks the parent
             }
-            match self.saver.save(BlobKind::Tree, Tree { nodes }.to_bytes()) {
+            match self.saver.save(BlobKind::Tree, tree.finish()) {
                 Ok((id, _)) => {
                     let c = &self.counters;
                     add(
@@ -449,7 +509,7 @@ impl<'a> Walker<'a> {
                         },
                         1,
                     );
-                    let _ = job.reply.send(id);
+                    job.reply.send(id);
                 }
                 Err(e) => {
                     let mut f = self.fatal.lock().unwrap();
@@ -459,5 +519,18 @@ impl<'a> Walker<'a> {
                 }
             }
         }
+    }
+}
+
+/// Gives the pages of memory freed by the entries of a large directory back
+/// to the system while its tree is written: many small allocations are
+/// freed in the order they were made, and the C library would otherwise
+/// keep their pages as the tree's bytes grow.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory of the allocator's own
+    // arenas to the system; it takes no pointers.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }

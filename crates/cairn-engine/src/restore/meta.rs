@@ -50,13 +50,14 @@ fn replacing<T>(path: &Path, mut create: impl FnMut() -> io::Result<T>) -> io::R
 }
 
 /// Create a new regular file of `size` bytes (a hole until written), open
-/// for writing. Something already at `path` is replaced.
-pub(crate) fn create_file(path: &Path, size: u64) -> io::Result<File> {
+/// for writing, with permission bits `mode` (under the umask). Something
+/// already at `path` is replaced.
+pub(crate) fn create_file(path: &Path, size: u64, mode: u32) -> io::Result<File> {
     let f = replacing(path, || {
         OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(0o600)
+            .mode(mode)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(path)
     })?;
@@ -64,6 +65,32 @@ pub(crate) fn create_file(path: &Path, size: u64) -> io::Result<File> {
         f.set_len(size)?;
     }
     Ok(f)
+}
+
+/// The permission bits to create `node`'s file with, and whether the file
+/// then has its final mode already (so finishing it needs no chmod): for
+/// plain permissions that let the owner read and write, which the umask
+/// leaves whole. Anything else is created 0600 and set when finished.
+pub(crate) fn create_mode(node: &Node) -> (u32, bool) {
+    let want = node.mode & 0o7777;
+    if want & 0o7000 != 0 || want & 0o600 != 0o600 {
+        return (0o600, false);
+    }
+    match umask() {
+        Some(u) if want & u == 0 => (want, true),
+        _ => (0o600, false),
+    }
+}
+
+/// The process's umask, read once from /proc (reading it with umask(2)
+/// would change it for a moment under other threads).
+fn umask() -> Option<u32> {
+    static UMASK: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
+    *UMASK.get_or_init(|| {
+        let status = fs::read_to_string("/proc/self/status").ok()?;
+        let line = status.lines().find(|l| l.starts_with("Umask:"))?;
+        u32::from_str_radix(line["Umask:".len()..].trim(), 8).ok()
+    })
 }
 
 /// Open a file this restore created, for writing more of its blobs.
@@ -174,13 +201,14 @@ pub(crate) struct MetaProblems {
 /// atime and mtime. The order matters: chown clears set-uid bits, and only
 /// the last step may leave the times alone.
 pub(crate) fn apply(path: &Path, node: &Node, as_root: bool) -> MetaProblems {
-    apply_with(node, as_root, &PathTarget(path))
+    apply_with(node, as_root, true, &PathTarget(path))
 }
 
 /// [`apply`] through an open regular file: no path lookups, so a data
 /// worker can finish a file the moment its last blob is written.
-pub(crate) fn apply_to_file(file: &File, node: &Node, as_root: bool) -> MetaProblems {
-    apply_with(node, as_root, &FileTarget(file))
+/// `mode_set`: the file was created with its final mode (see [`create_mode`]).
+pub(crate) fn apply_to_file(file: &File, node: &Node, as_root: bool, mode_set: bool) -> MetaProblems {
+    apply_with(node, as_root, !mode_set, &FileTarget(file))
 }
 
 /// Where metadata goes: a path (not followed if a symlink) or an open file.
@@ -227,7 +255,7 @@ impl Target for FileTarget<'_> {
     }
 }
 
-fn apply_with(node: &Node, as_root: bool, target: &dyn Target) -> MetaProblems {
+fn apply_with(node: &Node, as_root: bool, chmod: bool, target: &dyn Target) -> MetaProblems {
     let mut p = MetaProblems::default();
     if as_root {
         if let Err(e) = target.chown(node.uid, node.gid) {
@@ -235,7 +263,9 @@ fn apply_with(node: &Node, as_root: bool, target: &dyn Target) -> MetaProblems {
                 .push(format!("setting owner {}:{}: {e}", node.uid, node.gid));
         }
     }
-    if node.kind != NodeKind::Symlink {
+    // After chown, which may clear set-id bits (files with those are
+    // always chmod'ed: see `create_mode`).
+    if chmod && node.kind != NodeKind::Symlink {
         if let Err(e) = target.chmod(node.mode & 0o7777) {
             p.errors
                 .push(format!("setting mode {:o}: {e}", node.mode & 0o7777));

@@ -251,6 +251,8 @@ pub(crate) struct FileJob {
     pub failed: AtomicBool,
     /// Its metadata was applied by the data worker that finished it.
     pub meta_done: AtomicBool,
+    /// It was created with its final permission bits.
+    pub mode_set: AtomicBool,
 }
 
 impl FileJob {

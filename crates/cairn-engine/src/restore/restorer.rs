@@ -302,6 +302,11 @@ impl<'s, 'a> Restorer<'s, 'a> {
     /// What to do with the entry `node` at `target`, by `--overwrite`.
     fn decide(&self, target: &Path, node: &Node) -> Decision {
         use std::os::unix::fs::MetadataExt;
+        // Whatever is there is replaced: no need to look (a file system
+        // call per entry saved; creating replaces, see `meta`).
+        if self.sh.opts.overwrite == Overwrite::Always {
+            return Decision::Restore;
+        }
         let Ok(m) = std::fs::symlink_metadata(target) else {
             return Decision::Restore;
         };
@@ -539,6 +544,7 @@ impl<'s, 'a> Restorer<'s, 'a> {
             state: Mutex::new(FileState::New),
             failed: AtomicBool::new(false),
             meta_done: AtomicBool::new(false),
+            mode_set: AtomicBool::new(false),
         });
         self.batch.weight += 1 + node.content.len();
     }
@@ -597,7 +603,27 @@ impl Shared<'_> {
             finish_files,
             as_root: self.as_root,
         };
-        for_each_parallel(&packs, self.threads, |(pack, w)| {
+        // A pack of many small blobs (a few thousand files in one pack) is
+        // cut into pieces, so that every worker has some of it: one worker
+        // per pack left the others idle on a tree of small files.
+        let mut pieces: Vec<(&Id, &[Want])> = Vec::with_capacity(packs.len());
+        for (pack, w) in &packs {
+            let mut rest = &w[..];
+            while rest.len() > PIECE_WANTS {
+                // Cut between two blobs, not inside one blob's run of wants.
+                let mut cut = PIECE_WANTS;
+                while cut < rest.len() && rest[cut].offset == rest[cut - 1].offset {
+                    cut += 1;
+                }
+                let (head, tail) = rest.split_at(cut);
+                pieces.push((pack, head));
+                rest = tail;
+            }
+            if !rest.is_empty() {
+                pieces.push((pack, rest));
+            }
+        }
+        for_each_parallel(&pieces, self.threads, |(pack, w)| {
             if !report.has_fatal() {
                 ctx.write_pack(pack, w)
             }
@@ -607,7 +633,7 @@ impl Shared<'_> {
         // Files that needed no data.
         for_each_parallel(&files, self.threads, |job| {
             if job.wants == 0 && job.ok() {
-                if let Some(f) = write::open_job(job, report) {
+                if let Some(f) = write::open_job(job, report, false) {
                     p.files_done.fetch_add(1, Ordering::Relaxed);
                     if finish_files {
                         write::finish_file(&f, job, self.as_root, report);
@@ -674,6 +700,10 @@ impl Shared<'_> {
 
 /// Call `f` on every item from `threads` threads, half of them working
 /// forwards from the start and half backwards from the end.
+/// Wants of one pack handled by one worker at a time, at most (see
+/// `run_batch`).
+const PIECE_WANTS: usize = 256;
+
 fn for_each_parallel<T: Sync>(items: &[T], threads: usize, f: impl Fn(&T) + Sync) {
     if threads <= 1 || items.len() <= 1 {
         items.iter().for_each(f);

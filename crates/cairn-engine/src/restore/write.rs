@@ -139,7 +139,8 @@ impl Ctx<'_> {
     fn write_one(&self, w: &Want, data: &[u8], zero: bool, open: &mut OpenFiles) {
         let job = &self.files[w.file as usize];
         if !job.failed.load(Ordering::Relaxed) && !zero {
-            if let Some(f) = open.get(w.file, job, self.report) {
+            let whole = w.file_offset == 0 && u64::from(w.raw_length) == job.size;
+            if let Some(f) = open.get(w.file, job, self.report, whole) {
                 if let Err(e) = f.write_all_at(data, w.file_offset) {
                     open.files.remove(&w.file);
                     self.report.io_error(&job.path, "writing", e);
@@ -148,7 +149,7 @@ impl Ctx<'_> {
             }
         } else if !job.failed.load(Ordering::Relaxed) {
             // A hole; the file must still exist.
-            open.get(w.file, job, self.report);
+            open.get(w.file, job, self.report, false);
         }
         self.done(w, open);
     }
@@ -184,7 +185,8 @@ impl Ctx<'_> {
 
 /// Apply a complete file's metadata through its open descriptor.
 pub(crate) fn finish_file(f: &File, job: &FileJob, as_root: bool, report: &Report<'_>) {
-    let problems = meta::apply_to_file(f, &job.node, as_root);
+    let mode_set = job.mode_set.load(Ordering::Relaxed);
+    let problems = meta::apply_to_file(f, &job.node, as_root, mode_set);
     for e in problems.errors {
         report.error(&job.path, e);
     }
@@ -209,9 +211,10 @@ struct OpenFiles {
 }
 
 impl OpenFiles {
-    fn get(&mut self, idx: u32, job: &FileJob, report: &Report<'_>) -> Option<&File> {
+    /// `whole`: the write about to be made fills the file.
+    fn get(&mut self, idx: u32, job: &FileJob, report: &Report<'_>, whole: bool) -> Option<&File> {
         if !self.files.contains_key(&idx) {
-            let f = open_job(job, report)?;
+            let f = open_job(job, report, whole)?;
             if self.files.len() >= MAX_OPEN_PER_WORKER {
                 self.files.clear();
             }
@@ -221,13 +224,17 @@ impl OpenFiles {
     }
 }
 
-/// Open a batch file for writing, creating it (at its final size) the
-/// first time any worker needs it.
-pub(crate) fn open_job(job: &FileJob, report: &Report<'_>) -> Option<File> {
+/// Open a batch file for writing, creating it (at its final size, unless
+/// `whole`: the first write fills it) the first time any worker needs it.
+pub(crate) fn open_job(job: &FileJob, report: &Report<'_>, whole: bool) -> Option<File> {
     let mut state = job.state.lock().unwrap();
     let r = match *state {
         FileState::Failed => return None,
-        FileState::New => meta::create_file(&job.path, job.size),
+        FileState::New => {
+            let (mode, set) = meta::create_mode(&job.node);
+            job.mode_set.store(set, Ordering::Relaxed);
+            meta::create_file(&job.path, if whole { 0 } else { job.size }, mode)
+        }
         FileState::Created => meta::open_file(&job.path),
     };
     match r {

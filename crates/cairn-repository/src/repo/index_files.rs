@@ -7,6 +7,10 @@
 //! blob, one in a live pack wins.
 
 use super::{Repository, LOAD_THREADS};
+
+/// Sealed index bytes loaded at once (at least one file): what loading
+/// holds besides the index itself is a small multiple of this.
+const LOAD_BATCH_BYTES: u64 = 4 << 20;
 use crate::error::{Error, Kind, Result};
 use crate::index::Index;
 use crate::parallel::parallel_map;
@@ -71,14 +75,38 @@ impl Repository {
         lenient: bool,
         keep: &dyn Fn(&Id) -> bool,
     ) -> Result<Vec<(Id, Error)>> {
-        let ids = self.index_file_ids()?;
+        let files: Vec<(Id, u64)> = self
+            .backend
+            .list(FileKind::Index)?
+            .iter()
+            .filter_map(|f| Id::from_hex(&f.name).map(|id| (id, f.size)))
+            .collect();
         let mut index = Index::new();
+        // An entry takes at least its 32-byte random id in a file (ids do
+        // not compress), so this bounds the entries from above.
+        let sealed_bytes: u64 = files.iter().map(|f| f.1).sum();
+        index.reserve_loading((sealed_bytes / 32) as usize);
         let mut bad = Vec::new();
         // Packs of tree blobs only: every command reads them again, so a
         // cache among the backend's wrappers keeps them.
         let mut tree_packs = Vec::new();
-        // Load in batches so that only a bounded number of decoded files is held at once.
-        for batch in ids.chunks(64) {
+        // Load in batches of about LOAD_BATCH_BYTES (and LOAD_THREADS
+        // files at most), so that only a few decoded files are held at once.
+        let mut batches: Vec<Vec<Id>> = Vec::new();
+        let mut batch_bytes = 0;
+        for (id, size) in &files {
+            match batches.last_mut() {
+                Some(b) if b.len() < LOAD_THREADS && batch_bytes + size <= LOAD_BATCH_BYTES => {
+                    b.push(*id);
+                    batch_bytes += size;
+                }
+                _ => {
+                    batches.push(vec![*id]);
+                    batch_bytes = *size;
+                }
+            }
+        }
+        for batch in &batches {
             let loaded = parallel_map(batch, LOAD_THREADS, |id| {
                 let r = self.load_index_file(id);
                 match r {
