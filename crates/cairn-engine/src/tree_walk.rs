@@ -155,8 +155,8 @@ impl LazyNodes {
                 Ok(None)
             }
             Some(_) => {
-                let mut stream =
-                    serde_json::Deserializer::from_slice(&self.bytes[self.pos..]).into_iter::<Node>();
+                let mut stream = serde_json::Deserializer::from_slice(&self.bytes[self.pos..])
+                    .into_iter::<Node>();
                 let node = match stream.next() {
                     Some(Ok(n)) => n,
                     Some(Err(e)) => return Err(e.to_string()),
@@ -556,7 +556,14 @@ mod tests {
         // Large enough for the lazy path (each node is ~200 bytes).
         let names: Vec<String> = (0..3000).map(|i| format!("f{i:05}")).collect();
         let nodes: Vec<Node> = names.iter().map(|n| file(&s, n, b"", 1)).collect();
-        assert!(Tree { nodes: nodes.clone() }.to_bytes().len() > LAZY_BYTES);
+        assert!(
+            Tree {
+                nodes: nodes.clone()
+            }
+            .to_bytes()
+            .len()
+                > LAZY_BYTES
+        );
         let sorted = tree(&s, nodes.clone());
         // Stored out of order (as another program might): still walked in order.
         let mut reversed = nodes.clone();

@@ -554,7 +554,9 @@ mod tests {
         assert!(ix.fresh.is_empty());
         assert!(ix.sorted.windows(2).all(|w| w[0].id < w[1].id));
         for i in (0..n).step_by(97) {
-            let loc = ix.get(&Id::sha256(&i.to_le_bytes())).expect("every blob is found");
+            let loc = ix
+                .get(&Id::sha256(&i.to_le_bytes()))
+                .expect("every blob is found");
             assert_eq!(loc.pack, Id::sha256(&(i / 1000).to_le_bytes()));
             assert_eq!(loc.raw_length, i);
         }

@@ -241,9 +241,9 @@ pub fn run(opts: Options) -> Result<()> {
         opts.databases,
         opts.scaling,
     ]
-        .into_iter()
-        .filter(|&m| m)
-        .count()
+    .into_iter()
+    .filter(|&m| m)
+    .count()
         > 1
     {
         bail!("--rest-load, --mount, --backends, --databases and --scale are separate benchmarks; give one at a time");

@@ -37,7 +37,7 @@ use crate::sys;
 const PASSWORD: &str = "cairn-bench-password";
 const FILE_BYTES: usize = 300;
 const PER_DIR: u64 = 1000;
-const SEED: u64 = 0x7363_616c_65;
+const SEED: u64 = 0x0073_6361_6c65;
 /// The memory goal: 20 MB plus 64 bytes per blob.
 const GOAL_BASE: u64 = 20_000_000;
 const GOAL_PER_BLOB: u64 = 64;
@@ -463,7 +463,11 @@ impl Bench {
                 }
                 Err(e) => {
                     let msg = format!("{e:#}");
-                    eprintln!("[scale]   {:<7} {:<26} FAILED: {msg}", tool.name(), op.label());
+                    eprintln!(
+                        "[scale]   {:<7} {:<26} FAILED: {msg}",
+                        tool.name(),
+                        op.label()
+                    );
                     if op == Op::Backup {
                         blocked = Some(format!("the first backup failed: {msg}"));
                     }
@@ -619,11 +623,7 @@ impl Bench {
             None => "failed".to_string(),
         };
         for set in sets {
-            let blobs = self
-                .blobs
-                .iter()
-                .find(|(s, _)| *s == set.name)
-                .map(|x| x.1);
+            let blobs = self.blobs.iter().find(|(s, _)| *s == set.name).map(|x| x.1);
             for &op in set.ops() {
                 let c = self.median(&set.name, op, "cairn");
                 let _ = write!(t, "| {} | {} | {} |", set.name, op.label(), cell(c));

@@ -1,11 +1,11 @@
 //! Reading file contents: chunk, hash, hand new chunks to the saver.
 
+use super::oneshot;
 use super::{add, BackupProgress, Counters, ErrorSink};
 use crate::{Error, Result};
 use cairn_repository::format::tree::{Node, NodeKind, Tree};
 use cairn_repository::format::{BlobKind, Id};
 use cairn_repository::BlobSaver;
-use super::oneshot;
 use crossbeam_channel::Receiver;
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;

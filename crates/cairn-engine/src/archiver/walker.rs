@@ -4,13 +4,13 @@
 use super::files::{reader_loop, FileJob, FileOut};
 use super::filter::git_ignored;
 use super::fsnode::{kind_of, node_from_metadata, NameCache};
+use super::oneshot;
 use super::parent::ParentTrees;
 use super::{add, BackupOptions, BackupProgress, Counters};
 use crate::{Error, Result};
 use cairn_repository::format::tree::{Node, NodeKind, Tree, TreeWriter};
 use cairn_repository::format::{BlobKind, Id};
 use cairn_repository::BlobSaver;
-use super::oneshot;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use ignore::gitignore::Gitignore;
 use std::os::unix::ffi::OsStrExt;
@@ -393,8 +393,7 @@ impl<'a> Walker<'a> {
         // keeps its entries (about 100 bytes each, not the 250 of their
         // metadata) and its descriptor, and stats each entry in turn, so a
         // directory of a million entries stays small.
-        let mut names: Vec<(std::ffi::OsString, std::fs::DirEntry)> = match std::fs::read_dir(dir)
-        {
+        let mut names: Vec<(std::ffi::OsString, std::fs::DirEntry)> = match std::fs::read_dir(dir) {
             Ok(rd) => {
                 let mut v = Vec::new();
                 for e in rd {

@@ -207,7 +207,12 @@ pub(crate) fn apply(path: &Path, node: &Node, as_root: bool) -> MetaProblems {
 /// [`apply`] through an open regular file: no path lookups, so a data
 /// worker can finish a file the moment its last blob is written.
 /// `mode_set`: the file was created with its final mode (see [`create_mode`]).
-pub(crate) fn apply_to_file(file: &File, node: &Node, as_root: bool, mode_set: bool) -> MetaProblems {
+pub(crate) fn apply_to_file(
+    file: &File,
+    node: &Node,
+    as_root: bool,
+    mode_set: bool,
+) -> MetaProblems {
     apply_with(node, as_root, !mode_set, &FileTarget(file))
 }
 

@@ -428,7 +428,7 @@ fn verify_detects_a_changed_file() {
         state: Mutex::new(FileState::Created),
         failed: AtomicBool::new(false),
         meta_done: AtomicBool::new(false),
-            mode_set: AtomicBool::new(false),
+        mode_set: AtomicBool::new(false),
     };
     assert!(verify::verify_file(&repo, &job(&node), &report));
 
