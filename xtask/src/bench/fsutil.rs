@@ -78,6 +78,25 @@ pub fn content_digests(dir: &Path) -> Result<Vec<[u8; 32]>> {
     Ok(out)
 }
 
+/// A restore is right: `restored` holds as many files and bytes as
+/// `source`, with the same contents (wherever below it they sit).
+pub fn check_restored(source: &Path, restored: &Path) -> Result<()> {
+    let (want, got) = (usage(source)?, usage(restored)?);
+    if (want.files, want.bytes) != (got.files, got.bytes) {
+        anyhow::bail!(
+            "restore is incomplete: {} files, {} bytes restored; the source has {} files, {} bytes",
+            got.files,
+            got.bytes,
+            want.files,
+            want.bytes
+        );
+    }
+    if content_digests(source)? != content_digests(restored)? {
+        anyhow::bail!("restore is wrong: files of the right sizes with other contents");
+    }
+    Ok(())
+}
+
 /// Reads every regular file below `dir` (or `dir` itself if it is a file)
 /// once, so later runs find it in the page cache. Returns bytes read.
 pub fn read_all(dir: &Path) -> Result<u64> {

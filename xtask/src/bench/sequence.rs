@@ -339,22 +339,9 @@ impl Bench {
                 let measured = self.exec(tool, op, &args, None)?;
                 // A wrong restore gets no number: compare counts and bytes,
                 // then every file's contents.
-                let (want, got) = (fsutil::usage(source)?, fsutil::usage(&target)?);
-                let same = (want.files, want.bytes) == (got.files, got.bytes)
-                    && fsutil::content_digests(source)? == fsutil::content_digests(&target)?;
+                let checked = fsutil::check_restored(source, &target);
                 fsutil::remove(&target)?;
-                if (want.files, want.bytes) != (got.files, got.bytes) {
-                    bail!(
-                        "restore is incomplete: {} files, {} bytes restored; the source has {} files, {} bytes",
-                        got.files,
-                        got.bytes,
-                        want.files,
-                        want.bytes
-                    );
-                }
-                if !same {
-                    bail!("restore is wrong: files of the right sizes with other contents");
-                }
+                checked?;
                 measured
             }
             Op::Check => self.exec(tool, op, &["check".into(), "--read-data".into()], None)?,
