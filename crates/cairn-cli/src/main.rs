@@ -90,23 +90,6 @@ fn tune_allocator() {
 #[cfg(not(target_env = "gnu"))]
 fn tune_allocator() {}
 
-/// Allocator settings for `mount`, a long-lived process that keeps up to
-/// `--cache-size` of blobs and frees others in between: blob buffers are
-/// mmapped, so a freed one goes back to the system at once instead of
-/// leaving a hole between cached blobs that the heap cannot return (peak
-/// RSS was the cache plus a third again).
-#[cfg(target_env = "gnu")]
-fn tune_allocator_for_mount() {
-    // SAFETY: as in tune_allocator; called after parsing, before the mount starts any thread.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 << 10);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 20);
-    }
-}
-
-#[cfg(not(target_env = "gnu"))]
-fn tune_allocator_for_mount() {}
-
 fn main() {
     tune_allocator();
     // Writing to a closed pipe (`cairn ls | head`) ends quietly.
@@ -138,9 +121,6 @@ fn main() {
         }
         Err(profile::ParseFailure::Clap { error, .. }) => error.exit(),
     };
-    if matches!(args.command, cli::Command::Mount(_)) {
-        tune_allocator_for_mount();
-    }
     let json = args.global.json;
     let code = match commands::run(args) {
         Ok(code) => code,

@@ -175,18 +175,23 @@ impl Cipher {
         decode(&self.open_encoded(sealed)?, max_len)
     }
 
-    /// Open a sealed object in place (its bytes are decrypted where they
-    /// are; afterwards they are no longer the sealed object), decode it
-    /// into a per-thread buffer if compressed, and hand the plaintext to
-    /// `f`: no allocation or copy per object, for callers that only look at
-    /// the bytes (verification, writing into a file). `f` must not itself
-    /// call `open_in_place`.
-    pub fn open_in_place<R>(
-        &self,
-        sealed: &mut [u8],
-        max_len: usize,
-        f: impl FnOnce(&[u8]) -> R,
-    ) -> Result<R, FormatError> {
+    /// [`Self::open`] of a sealed object the caller gives up: it is
+    /// decrypted where it is, so a stored (uncompressed) payload costs no
+    /// allocation and a compressed one only its decoded buffer.
+    pub fn open_owned(&self, mut sealed: Vec<u8>, max_len: usize) -> Result<Vec<u8>, FormatError> {
+        let payload = self.decrypt_in_place(&mut sealed)?;
+        if payload[0] != ENC_RAW {
+            return decode(payload, max_len);
+        }
+        raw_fits(payload, max_len)?;
+        sealed.truncate(sealed.len() - TAG_LEN);
+        sealed.drain(..NONCE_LEN + 1);
+        Ok(sealed)
+    }
+
+    /// Decrypt a sealed object where it is and return its payload
+    /// (encoding byte first, at least one byte).
+    fn decrypt_in_place<'a>(&self, sealed: &'a mut [u8]) -> Result<&'a mut [u8], FormatError> {
         if sealed.len() < NONCE_LEN + TAG_LEN + 1 {
             return Err(FormatError::corrupt(
                 "sealed object",
@@ -204,13 +209,24 @@ impl Cipher {
                 chacha20poly1305::Tag::from_slice(tag),
             )
             .map_err(|_| FormatError::Decrypt)?;
+        Ok(payload)
+    }
+
+    /// Open a sealed object in place (its bytes are decrypted where they
+    /// are; afterwards they are no longer the sealed object), decode it
+    /// into a per-thread buffer if compressed, and hand the plaintext to
+    /// `f`: no allocation or copy per object, for callers that only look at
+    /// the bytes (verification, writing into a file). `f` must not itself
+    /// call `open_in_place`.
+    pub fn open_in_place<R>(
+        &self,
+        sealed: &mut [u8],
+        max_len: usize,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R, FormatError> {
+        let payload = self.decrypt_in_place(sealed)?;
         if payload[0] == ENC_RAW {
-            if payload.len() - 1 > max_len {
-                return Err(FormatError::corrupt(
-                    "sealed object",
-                    "payload larger than expected",
-                ));
-            }
+            raw_fits(payload, max_len)?;
             return Ok(f(&payload[1..]));
         }
         PLAIN_SCRATCH.with(|cell| {
@@ -294,6 +310,17 @@ fn worth_compressing(data: &[u8]) -> bool {
     entropy < 7.9
 }
 
+/// A stored (uncompressed) payload, encoding byte first, is at most `max_len` bytes.
+fn raw_fits(payload: &[u8], max_len: usize) -> Result<(), FormatError> {
+    if payload.len() - 1 > max_len {
+        return Err(FormatError::corrupt(
+            "sealed object",
+            "payload larger than expected",
+        ));
+    }
+    Ok(())
+}
+
 /// Undo [`encode`]. `max_len` bounds the decoded size (hostile input).
 pub fn decode(encoded: &[u8], max_len: usize) -> Result<Vec<u8>, FormatError> {
     let mut out = Vec::new();
@@ -306,12 +333,7 @@ fn decode_into(encoded: &[u8], max_len: usize, out: &mut Vec<u8>) -> Result<(), 
     out.clear();
     match encoded.first() {
         Some(&ENC_RAW) => {
-            if encoded.len() - 1 > max_len {
-                return Err(FormatError::corrupt(
-                    "sealed object",
-                    "payload larger than expected",
-                ));
-            }
+            raw_fits(encoded, max_len)?;
             out.extend_from_slice(&encoded[1..]);
             Ok(())
         }
@@ -542,6 +564,14 @@ mod tests {
             assert!(c
                 .open_in_place(&mut sealed.clone()[..20], data.len(), |_| ())
                 .is_err());
+            // The owned variant: same plaintext, same checks.
+            assert_eq!(&c.open_owned(sealed.clone(), data.len()).unwrap(), data);
+            assert!(c.open_owned(sealed.clone(), data.len() - 1).is_err());
+            assert!(matches!(
+                c.open_owned(bad, data.len()),
+                Err(FormatError::Decrypt)
+            ));
+            assert!(c.open_owned(sealed[..20].to_vec(), data.len()).is_err());
         }
     }
 }

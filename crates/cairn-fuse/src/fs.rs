@@ -617,9 +617,17 @@ impl Inner {
             Some(Handle::File(s)) => Some(s.clone()),
             _ => None,
         };
-        match content.read(&self.repo, &self.blobs, offset, size as u64) {
-            Ok(data) => reply.data(&data),
-            Err(err) => return reply.error(self.log(&e, "reading", &err)),
+        let mut reply = Some(reply);
+        let sent = content.read(&self.repo, &self.blobs, offset, size as u64, |data| {
+            if let Some(r) = reply.take() {
+                r.data(data);
+            }
+        });
+        if let Err(err) = sent {
+            if let Some(r) = reply.take() {
+                r.error(self.log(&e, "reading", &err));
+            }
+            return;
         }
         // Sequential reading: fetch the next blobs before they are asked for.
         let Some(state) = state else { return };

@@ -63,7 +63,7 @@ impl Default for MountOptions {
         MountOptions {
             filter: SnapshotFilter::default(),
             time_template: timefmt::DEFAULT_TEMPLATE.to_string(),
-            cache_size: 256 << 20,
+            cache_size: 128 << 20,
             workers: 8,
             allow_other: false,
         }

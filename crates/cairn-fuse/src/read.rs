@@ -69,17 +69,20 @@ impl Content {
         first..(last + 1).min(self.ends.len()).max(first)
     }
 
-    /// The bytes at `offset..offset+len` (fewer at the end of the file).
-    pub fn read(
+    /// Hand the bytes at `offset..offset+len` (fewer at the end of the
+    /// file) to `f`: straight from the cached blob when one blob holds
+    /// them all (a sequential reader's usual case), else gathered.
+    pub fn read<R>(
         &self,
         repo: &Repository,
         cache: &BlobCache,
         offset: u64,
         len: u64,
-    ) -> Result<Vec<u8>> {
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R> {
         let end = offset.saturating_add(len).min(self.size);
         if offset >= end {
-            return Ok(Vec::new());
+            return Ok(f(&[]));
         }
         if end > self.stored_len() {
             return Err(Error::corrupt(
@@ -91,15 +94,22 @@ impl Content {
                 ),
             ));
         }
-        let mut out = Vec::with_capacity((end - offset) as usize);
-        for i in self.blobs(offset, end) {
-            let blob = cache.get(repo, &self.locations[i])?;
+        let blobs = self.blobs(offset, end);
+        let piece = |i: usize| -> Range<usize> {
             let start = self.start(i);
-            let from = (offset.max(start) - start) as usize;
-            let to = (end.min(self.ends[i]) - start) as usize;
-            out.extend_from_slice(&blob[from..to]);
+            (offset.max(start) - start) as usize..(end.min(self.ends[i]) - start) as usize
+        };
+        if blobs.len() == 1 {
+            let i = blobs.start;
+            let blob = cache.get(repo, &self.locations[i])?;
+            return Ok(f(&blob[piece(i)]));
         }
-        Ok(out)
+        let mut out = Vec::with_capacity((end - offset) as usize);
+        for i in blobs {
+            let blob = cache.get(repo, &self.locations[i])?;
+            out.extend_from_slice(&blob[piece(i)]);
+        }
+        Ok(f(&out))
     }
 }
 

@@ -28,7 +28,7 @@ pub struct MountArgs {
     #[arg(long, default_value = cairn_fuse::timefmt::DEFAULT_TEMPLATE)]
     pub time_template: String,
     /// Memory for cached file contents, in MiB (re-reads and read-ahead)
-    #[arg(long, default_value_t = 256, value_name = "MiB")]
+    #[arg(long, default_value_t = 128, value_name = "MiB")]
     pub cache_size: u64,
     /// Let other users see the mount (root's default for others in /etc/fuse.conf: user_allow_other); it also unmounts by itself if cairn is killed
     #[arg(long)]
