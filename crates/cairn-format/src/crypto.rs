@@ -7,8 +7,8 @@
 //! all sealed this way.
 
 use crate::{FormatError, Id};
-use chacha20poly1305::aead::{Aead, AeadInPlace, KeyInit};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use chacha20poly1305::aead::{Aead, AeadInOut, KeyInit};
+use chacha20poly1305::{Tag, XChaCha20Poly1305, XNonce};
 use rand::RngCore;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
@@ -119,7 +119,7 @@ impl Cipher {
     pub fn seal_encoded_with_nonce(&self, encoded: &[u8], nonce: &[u8; NONCE_LEN]) -> Vec<u8> {
         let ct = self
             .0
-            .encrypt(XNonce::from_slice(nonce), encoded)
+            .encrypt(&XNonce::from(*nonce), encoded)
             .expect("XChaCha20-Poly1305 encryption cannot fail for in-memory buffers");
         let mut out = Vec::with_capacity(NONCE_LEN + ct.len());
         out.extend_from_slice(nonce);
@@ -146,7 +146,7 @@ impl Cipher {
             out.extend_from_slice(body);
             let tag = self
                 .0
-                .encrypt_in_place_detached(XNonce::from_slice(&nonce), b"", &mut out[NONCE_LEN..])
+                .encrypt_inout_detached(&XNonce::from(nonce), b"", (&mut out[NONCE_LEN..]).into())
                 .expect("XChaCha20-Poly1305 encryption cannot fail for in-memory buffers");
             out.extend_from_slice(&tag);
             if scratch.capacity() > 2 << 20 {
@@ -165,9 +165,8 @@ impl Cipher {
             ));
         }
         let (nonce, ct) = sealed.split_at(NONCE_LEN);
-        self.0
-            .decrypt(XNonce::from_slice(nonce), ct)
-            .map_err(|_| FormatError::Decrypt)
+        let nonce = XNonce::try_from(nonce).expect("NONCE_LEN bytes");
+        self.0.decrypt(&nonce, ct).map_err(|_| FormatError::Decrypt)
     }
 
     /// Open and decode a sealed object whose plaintext is at most `max_len` bytes.
@@ -201,13 +200,10 @@ impl Cipher {
         let (nonce, rest) = sealed.split_at_mut(NONCE_LEN);
         let tag_at = rest.len() - TAG_LEN;
         let (payload, tag) = rest.split_at_mut(tag_at);
+        let nonce = XNonce::try_from(&*nonce).expect("NONCE_LEN bytes");
+        let tag = Tag::try_from(&*tag).expect("TAG_LEN bytes");
         self.0
-            .decrypt_in_place_detached(
-                XNonce::from_slice(nonce),
-                b"",
-                payload,
-                chacha20poly1305::Tag::from_slice(tag),
-            )
+            .decrypt_inout_detached(&nonce, b"", payload.into(), &tag)
             .map_err(|_| FormatError::Decrypt)?;
         Ok(payload)
     }
