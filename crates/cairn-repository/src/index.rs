@@ -80,9 +80,24 @@ pub struct PackGroups {
     starts: Vec<u32>,
 }
 
+/// An id's first 8 bytes as an integer: the same order as the bytes
+/// (big-endian), and compared before the whole id.
+fn prefix(id: &[u8; 32]) -> u64 {
+    u64::from_be_bytes(id[..8].try_into().expect("8 bytes"))
+}
+
 #[derive(Default)]
 pub struct Index {
     sorted: Vec<Entry>,
+    /// Where the entries whose ids start with each `radix_bits`-bit value
+    /// begin in `sorted` (one more position than values), so a lookup
+    /// searches a few entries instead of the whole vector: a binary
+    /// search's ~20 cache misses per lookup were a tenth of an unchanged
+    /// re-backup. Rebuilt whenever `sorted` changes (about 2 bytes per
+    /// blob); used only while `radix_for` equals `sorted.len()`.
+    radix: Vec<u32>,
+    radix_bits: u32,
+    radix_for: usize,
     fresh: HashMap<Id, Entry>,
     /// Entries of index files being loaded, unsorted and with duplicates,
     /// until [`Index::finish_loading`]: loading a large index through the
@@ -191,6 +206,31 @@ impl Index {
         loading.truncate(out);
         loading.shrink_to_fit();
         self.sorted = loading;
+        self.build_radix();
+    }
+
+    /// Rebuild `radix` for the current `sorted` (see the field).
+    fn build_radix(&mut self) {
+        let n = self.sorted.len();
+        self.radix_for = n;
+        self.radix.clear();
+        if n < 64 {
+            self.radix_bits = 0;
+            self.radix.shrink_to_fit();
+            return;
+        }
+        // 2 to 4 entries per value on average.
+        let bits = (usize::BITS - 1 - n.leading_zeros() - 1).min(26);
+        self.radix_bits = bits;
+        self.radix.reserve_exact((1usize << bits) + 1);
+        let mut i = 0;
+        for value in 0..1u64 << bits {
+            while i < n && prefix(&self.sorted[i].id) >> (64 - bits) < value {
+                i += 1;
+            }
+            self.radix.push(i as u32);
+        }
+        self.radix.push(n as u32);
     }
 
     /// The number of a pack, numbering it if new. A pack listed as live
@@ -281,18 +321,23 @@ impl Index {
                 j -= 1;
             }
         }
+        self.build_radix();
     }
 
     fn find_sorted(&self, id: &Id) -> Option<&Entry> {
-        // Compare the first 8 bytes as an integer (the same order as the
-        // bytes, big-endian) and only equal prefixes byte by byte: ids are
-        // uniformly random, so a search almost never calls memcmp.
-        let prefix = |b: &[u8; 32]| u64::from_be_bytes(b[..8].try_into().expect("8 bytes"));
         let key = prefix(&id.0);
-        self.sorted
+        let s = &self.sorted;
+        let (lo, hi) = if self.radix_bits > 0 && self.radix_for == s.len() {
+            let value = (key >> (64 - self.radix_bits)) as usize;
+            (self.radix[value] as usize, self.radix[value + 1] as usize)
+        } else {
+            (0, s.len())
+        };
+        // Ids are uniformly random, so equal prefixes (and memcmp) are rare.
+        s[lo..hi]
             .binary_search_by(|e| prefix(&e.id).cmp(&key).then_with(|| e.id.cmp(&id.0)))
             .ok()
-            .map(|i| &self.sorted[i])
+            .map(|i| &s[lo + i])
     }
 
     fn location(&self, e: &Entry) -> BlobLocation {
@@ -439,6 +484,62 @@ mod tests {
         }
         assert_eq!(ix.iter().count(), 150);
         assert_eq!(ix.pack_count(), 2);
+    }
+
+    /// Lookups find every id and no other, with uniform ids and with ids
+    /// crowded into a few prefixes (one radix bucket holding hundreds):
+    /// ids sharing their first 8 bytes, ids at the ends of the range, and
+    /// a run of consecutive prefixes; before and after more are added.
+    #[test]
+    fn lookups_find_exactly_the_stored_ids_however_they_are_spread() {
+        let crafted = |first: u64, rest: u32| {
+            let mut b = [0u8; 32];
+            b[..8].copy_from_slice(&first.to_be_bytes());
+            b[28..].copy_from_slice(&rest.to_be_bytes());
+            Id(b)
+        };
+        let mut ids: Vec<Id> = (0..20_000u32)
+            .map(|i| Id::sha256(&i.to_le_bytes()))
+            .collect();
+        ids.extend((0..300).map(|r| crafted(0x5555_0000_0000_0000, r)));
+        ids.extend((0..300).map(|r| crafted(0, r)));
+        ids.extend((0..300).map(|r| crafted(u64::MAX, r)));
+        ids.extend((0..300u64).map(|r| crafted(0x9000_0000_0000_0000 + r, 7)));
+        let entries: Vec<PackEntry> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| PackEntry {
+                kind: BlobKind::Data,
+                id: *id,
+                offset: 0,
+                length: 1,
+                raw_length: i as u32,
+            })
+            .collect();
+        let mut ix = Index::new();
+        ix.add_pack(Id::sha256(b"p"), &entries[..15_000]);
+        ix.compact();
+        for (i, id) in ids[..15_000].iter().enumerate() {
+            assert_eq!(ix.get(id).map(|l| l.raw_length), Some(i as u32), "{id}");
+        }
+        // More, before and after they are merged into the sorted entries.
+        ix.add_pack(Id::sha256(b"q"), &entries[15_000..]);
+        for round in 0..2 {
+            for (i, id) in ids.iter().enumerate() {
+                assert_eq!(ix.get(id).map(|l| l.raw_length), Some(i as u32), "{id}");
+            }
+            if round == 0 {
+                ix.compact();
+            }
+        }
+        let absent = (20_000..40_000u32)
+            .map(|i| Id::sha256(&i.to_le_bytes()))
+            .chain((300..600).map(|r| crafted(0x5555_0000_0000_0000, r)))
+            .chain((300..600).map(|r| crafted(u64::MAX, r)))
+            .chain([crafted(0x9000_0000_0000_0000 + 300, 7), crafted(1, 0)]);
+        for id in absent {
+            assert!(ix.get(&id).is_none(), "{id} was never stored");
+        }
     }
 
     #[test]
