@@ -24,13 +24,18 @@ impl Repository {
         self.key.blob_id(data)
     }
 
-    /// Decrypt a blob read from its pack, and check it is the blob asked for.
     /// Open a blob read from `loc`: it must decrypt, have the indexed
     /// length and hash to its id.
     pub fn open_blob(&self, loc: &BlobLocation, sealed: &[u8]) -> Result<Vec<u8>> {
+        self.open_blob_owned(loc, sealed.to_vec())
+    }
+
+    /// [`Self::open_blob`] of a buffer the caller gives up: decrypted where
+    /// it is (see [`cairn_format::crypto::Cipher::open_owned`]).
+    fn open_blob_owned(&self, loc: &BlobLocation, sealed: Vec<u8>) -> Result<Vec<u8>> {
         let plain = self
             .cipher
-            .open(sealed, (loc.raw_length as usize).min(MAX_BLOB_LEN))
+            .open_owned(sealed, (loc.raw_length as usize).min(MAX_BLOB_LEN))
             .map_err(|e| Error::format(blob_what(loc), e))?;
         self.check_plain(loc, &plain)
             .map_err(|why| Error::corrupt(blob_what(loc), why))?;
@@ -85,13 +90,7 @@ impl Repository {
             loc.offset as u64,
             Some(loc.length as u64),
         )?;
-        let plain = self
-            .cipher
-            .open_owned(sealed, (loc.raw_length as usize).min(MAX_BLOB_LEN))
-            .map_err(|e| Error::format(blob_what(loc), e))?;
-        self.check_plain(loc, &plain)
-            .map_err(|why| Error::corrupt(blob_what(loc), why))?;
-        Ok(plain)
+        self.open_blob_owned(loc, sealed)
     }
 
     pub fn read_blob(&self, id: &Id) -> Result<Vec<u8>> {
